@@ -1,0 +1,44 @@
+"""Every exception type bt raises, in one place.
+
+Each layer raises its own type so callers can tell a malformed file from a
+misbehaving peer from a failing disk, and catch narrowly.
+"""
+
+from __future__ import annotations
+
+
+class BtError(Exception):
+    """Base of every error bt raises on purpose."""
+
+
+class BencodeError(BtError, ValueError):
+    """Bytes that are not strict bencode; ``offset`` is where decoding stopped."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(f"{message} at offset {offset}")
+        self.reason = message
+        self.offset = offset
+
+
+class MetainfoError(BtError, ValueError):
+    """A .torrent that decodes but does not describe a valid torrent."""
+
+
+class RemoteProtocolError(BtError):
+    """A peer broke the wire protocol; closes that peer only."""
+
+
+class TrackerError(BtError):
+    """A tracker could not be reached, or answered with an error or garbage."""
+
+
+class StorageError(BtError):
+    """Reading or writing torrent data failed (disk full, permissions, ...)."""
+
+
+class PieceHashError(BtError):
+    """A piece's data did not match its hash in the metainfo."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"piece {index} failed its hash check")
+        self.index = index
