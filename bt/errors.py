@@ -42,3 +42,7 @@ class PieceHashError(BtError):
     def __init__(self, index: int) -> None:
         super().__init__(f"piece {index} failed its hash check")
         self.index = index
+
+
+class BitfieldError(BtError, ValueError):
+    """Bitfield bytes of the wrong length or with spare bits set."""
