@@ -96,9 +96,7 @@ class _Decoder:
         start = colon + 1
         end = start + int(data[pos:colon])
         if end > self.size:
-            raise BencodeError(
-                f"string length {end - start} runs past the end of data", pos
-            )
+            raise BencodeError(f"string length {end - start} runs past the end of data", pos)
         return data[start:end], end
 
     def _all_digits(self, start: int, end: int) -> bool:
@@ -118,7 +116,8 @@ class _Decoder:
             raise BencodeError(f"invalid integer {body!r}", pos)
         if digits[0] == 0x30 and (len(digits) > 1 or negative):
             raise BencodeError(
-                "negative zero in integer" if negative and len(digits) == 1
+                "negative zero in integer"
+                if negative and len(digits) == 1
                 else "leading zero in integer",
                 pos,
             )
