@@ -1,0 +1,397 @@
+"""Sans-I/O state of one peer connection (BEP 3), in the spirit of h11.
+
+``PeerConnection`` turns received bytes into events and messages to send into
+bytes; it never touches a socket or a clock, so the wire rules are tested and
+fuzzed directly. Every wire check (frame size, payload length, piece ranges,
+bitfield placement) happens here, once; what an event *means* is the torrent's
+business. A violation raises ``RemoteProtocolError`` and the connection stays
+dead: every later ``receive_data`` raises again.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol, TypeAlias
+
+from bt.bitfield import Bitfield
+from bt.errors import BitfieldError, RemoteProtocolError
+from bt.peer.messages import (
+    BLOCK_SIZE,
+    HANDSHAKE_LENGTH,
+    BitfieldMessage,
+    Cancel,
+    Choke,
+    Handshake,
+    Have,
+    Interested,
+    KeepAlive,
+    Message,
+    MessageId,
+    NotInterested,
+    Piece,
+    Port,
+    Request,
+    Unchoke,
+    Unknown,
+    check_handshake_prefix,
+    encode,
+    encode_handshake,
+    parse_from,
+    parse_handshake,
+)
+
+__all__ = [
+    "MIN_MAX_MESSAGE_LENGTH",
+    "Event",
+    "Geometry",
+    "HandshakeReceived",
+    "PeerBitfield",
+    "PeerConnection",
+    "TorrentGeometry",
+]
+
+#: The frame-length cap never drops below this, so extension messages (BEP 10
+#: metadata pieces, ...) and a full 16 KiB PIECE always fit.
+MIN_MAX_MESSAGE_LENGTH: Final = 65536 + 9
+
+_LENGTH: Final = struct.Struct(">I")
+_KEEP_ALIVE: Final = KeepAlive()
+
+
+class Geometry(Protocol):
+    """What a connection needs to know about a torrent to range-check messages."""
+
+    @property
+    def num_pieces(self) -> int: ...
+
+    def piece_size(self, index: int) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TorrentGeometry:
+    """Piece sizes of a torrent: every piece is ``piece_length`` except a shorter last one."""
+
+    num_pieces: int
+    piece_length: int
+    total_length: int
+    _last_piece_length: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.piece_length <= 0 or self.total_length <= 0:
+            raise ValueError(
+                f"piece length {self.piece_length} and total length {self.total_length}"
+                " must be positive"
+            )
+        expected = -(-self.total_length // self.piece_length)
+        if self.num_pieces != expected:
+            raise ValueError(
+                f"{self.total_length} bytes in pieces of {self.piece_length} make"
+                f" {expected} pieces, not {self.num_pieces}"
+            )
+        last = self.total_length - self.piece_length * (self.num_pieces - 1)
+        object.__setattr__(self, "_last_piece_length", last)
+
+    def piece_size(self, index: int) -> int:
+        if 0 <= index < self.num_pieces - 1:
+            return self.piece_length
+        if index == self.num_pieces - 1:
+            return self._last_piece_length
+        raise IndexError(f"piece index {index} out of range for {self.num_pieces} pieces")
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeReceived:
+    """The peer's handshake arrived; incoming connections learn the info-hash here."""
+
+    info_hash: bytes
+    peer_id: bytes
+    reserved: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PeerBitfield:
+    """The peer's BITFIELD, already checked against the torrent's piece count."""
+
+    bitfield: Bitfield
+
+
+Event: TypeAlias = (
+    HandshakeReceived
+    | PeerBitfield
+    | KeepAlive
+    | Choke
+    | Unchoke
+    | Interested
+    | NotInterested
+    | Have
+    | Request
+    | Piece
+    | Cancel
+    | Port
+    | Unknown
+)
+
+
+def _max_message_length(geometry: Geometry | None) -> int:
+    if geometry is None:
+        return MIN_MAX_MESSAGE_LENGTH
+    return max(MIN_MAX_MESSAGE_LENGTH, 9 + BLOCK_SIZE, 1 + ((geometry.num_pieces + 7) >> 3))
+
+
+class PeerConnection:
+    """Wire state of one peer: handshake, framing, range checks and the four flags."""
+
+    __slots__ = (
+        "_bitfield_allowed",
+        "_buffer",
+        "_failure",
+        "_num_pieces",
+        "am_choking",
+        "am_interested",
+        "geometry",
+        "info_hash",
+        "max_message_length",
+        "our_peer_id",
+        "our_reserved",
+        "peer_choking",
+        "peer_handshake",
+        "peer_interested",
+    )
+
+    def __init__(
+        self,
+        our_peer_id: bytes,
+        info_hash: bytes | None = None,
+        geometry: Geometry | None = None,
+        *,
+        reserved: bytes = bytes(8),
+    ) -> None:
+        if len(our_peer_id) != 20:
+            raise ValueError(f"peer id must be 20 bytes, got {len(our_peer_id)}")
+        if info_hash is not None and len(info_hash) != 20:
+            raise ValueError(f"info-hash must be 20 bytes, got {len(info_hash)}")
+        if len(reserved) != 8:
+            raise ValueError(f"reserved must be 8 bytes, got {len(reserved)}")
+        self.our_peer_id = our_peer_id
+        self.our_reserved = reserved
+        #: Known up front for outgoing connections, from the handshake for incoming ones.
+        self.info_hash = info_hash
+        self.geometry = geometry
+        self._num_pieces = geometry.num_pieces if geometry is not None else 0
+        self.max_message_length = _max_message_length(geometry)
+        self.peer_handshake: HandshakeReceived | None = None
+        self.am_choking = True
+        self.am_interested = False
+        self.peer_choking = True
+        self.peer_interested = False
+        self._buffer = bytearray()
+        self._bitfield_allowed = True
+        self._failure: RemoteProtocolError | None = None
+
+    # -- setup -----------------------------------------------------------
+
+    def bind(self, info_hash: bytes, geometry: Geometry) -> None:
+        """Attach the torrent an incoming handshake named; then call ``receive_data(b"")``."""
+        if self.geometry is not None:
+            raise ValueError("connection is already bound to a torrent")
+        if self.info_hash is not None and info_hash != self.info_hash:
+            raise ValueError(
+                f"binding info-hash {info_hash.hex()}, but the connection is for"
+                f" {self.info_hash.hex()}"
+            )
+        self.info_hash = info_hash
+        self.geometry = geometry
+        self._num_pieces = geometry.num_pieces
+        self.max_message_length = _max_message_length(geometry)
+
+    def handshake_bytes(self) -> bytes:
+        """Our 68-byte handshake; needs the info-hash (bind first when incoming)."""
+        if self.info_hash is None:
+            raise ValueError("info-hash unknown: bind() before sending the handshake")
+        return encode_handshake(Handshake(self.info_hash, self.our_peer_id, self.our_reserved))
+
+    @property
+    def failed(self) -> bool:
+        return self._failure is not None
+
+    # -- sending ---------------------------------------------------------
+
+    def send(self, msg: Message) -> bytes:
+        """Encode ``msg`` and record what it says about our side.
+
+        For PIECE the hot path should write ``[encode_piece_header(...), block]``
+        instead: sending a block changes no state.
+        """
+        data = encode(msg)
+        flag = _OUR_FLAGS.get(type(msg))
+        if flag is not None:
+            setattr(self, flag[0], flag[1])
+        return data
+
+    # -- receiving -------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Buffer ``data`` and return the events of every complete unit in the buffer.
+
+        Pauses right after ``HandshakeReceived`` while no geometry is bound. On a
+        violation the events parsed earlier in the same call are dropped with the peer.
+        """
+        if self._failure is not None:
+            raise RemoteProtocolError(f"connection already failed: {self._failure}")
+        self._buffer += data
+        try:
+            return self._parse()
+        except RemoteProtocolError as exc:
+            self._failure = exc
+            self._buffer.clear()
+            raise
+
+    def _parse(self) -> list[Event]:
+        buf = self._buffer
+        events: list[Event] = []
+        pos = 0
+        if self.peer_handshake is None:
+            if len(buf) < HANDSHAKE_LENGTH:
+                check_handshake_prefix(buf)
+                return events
+            events.append(self._handshake(parse_handshake(bytes(buf[:HANDSHAKE_LENGTH]))))
+            pos = HANDSHAKE_LENGTH
+        if self.geometry is None:
+            if pos:
+                del buf[:pos]
+            return events
+
+        end = len(buf)
+        max_length = self.max_message_length
+        handlers = _HANDLERS
+        unpack_length = _LENGTH.unpack_from
+        while end - pos >= 4:
+            (length,) = unpack_length(buf, pos)
+            if not length:
+                events.append(_KEEP_ALIVE)
+                pos += 4
+                continue
+            if length > max_length:
+                raise RemoteProtocolError(
+                    f"message length {length} exceeds the maximum of {max_length} bytes"
+                )
+            body = pos + 4
+            if end - body < length:
+                break
+            message_id = buf[body]
+            msg: Any = parse_from(buf, body + 1, message_id, length - 1)
+            handler = handlers.get(message_id)
+            if handler is not None:
+                msg = handler(self, msg)
+                self._bitfield_allowed = False
+            events.append(msg)
+            pos = body + length
+        if pos:
+            del buf[:pos]
+        return events
+
+    def _handshake(self, handshake: Handshake) -> HandshakeReceived:
+        if self.info_hash is None:
+            self.info_hash = handshake.info_hash
+        elif handshake.info_hash != self.info_hash:
+            raise RemoteProtocolError(
+                f"handshake for info-hash {handshake.info_hash.hex()},"
+                f" expected {self.info_hash.hex()}"
+            )
+        event = HandshakeReceived(handshake.info_hash, handshake.peer_id, handshake.reserved)
+        self.peer_handshake = event
+        return event
+
+    # -- per-message checks (dispatched from _HANDLERS) -------------------
+
+    def _on_choke(self, msg: Choke) -> Choke:
+        self.peer_choking = True
+        return msg
+
+    def _on_unchoke(self, msg: Unchoke) -> Unchoke:
+        self.peer_choking = False
+        return msg
+
+    def _on_interested(self, msg: Interested) -> Interested:
+        self.peer_interested = True
+        return msg
+
+    def _on_not_interested(self, msg: NotInterested) -> NotInterested:
+        self.peer_interested = False
+        return msg
+
+    def _check_index(self, name: str, index: int) -> None:
+        if index >= self._num_pieces:
+            raise RemoteProtocolError(
+                f"{name} message for piece {index}, but the torrent has {self._num_pieces} pieces"
+            )
+
+    def _on_have(self, msg: Have) -> Have:
+        self._check_index("have", msg.index)
+        return msg
+
+    def _on_bitfield(self, msg: BitfieldMessage) -> PeerBitfield:
+        if not self._bitfield_allowed:
+            raise RemoteProtocolError(
+                "bitfield message after other messages; it may only come first"
+            )
+        try:
+            return PeerBitfield(Bitfield.from_bytes(msg.payload, self._num_pieces))
+        except BitfieldError as exc:
+            raise RemoteProtocolError(f"bad bitfield message: {exc}") from exc
+
+    def _check_block(self, name: str, index: int, begin: int, length: int) -> None:
+        self._check_index(name, index)
+        if not 0 < length <= BLOCK_SIZE:
+            raise RemoteProtocolError(f"{name} message for {length} bytes, outside 1..{BLOCK_SIZE}")
+        size = self.geometry.piece_size(index)  # type: ignore[union-attr]  # bound
+        if begin + length > size:
+            raise RemoteProtocolError(
+                f"{name} message for bytes {begin}..{begin + length} of piece {index},"
+                f" which has {size} bytes"
+            )
+
+    def _on_request(self, msg: Request) -> Request:
+        self._check_block("request", msg.index, msg.begin, msg.length)
+        return msg
+
+    def _on_cancel(self, msg: Cancel) -> Cancel:
+        self._check_block("cancel", msg.index, msg.begin, msg.length)
+        return msg
+
+    def _on_piece(self, msg: Piece) -> Piece:
+        self._check_index("piece", msg.index)
+        size = self.geometry.piece_size(msg.index)  # type: ignore[union-attr]  # bound
+        end = msg.begin + len(msg.block)
+        if end > size:
+            raise RemoteProtocolError(
+                f"piece message for bytes {msg.begin}..{end} of piece {msg.index},"
+                f" which has {size} bytes"
+            )
+        return msg
+
+
+#: Range checks and flag updates per received BEP 3 message id. Each of these
+#: closes the window in which a BITFIELD may arrive; keep-alives, PORT and unknown
+#: ids (extension handshakes, which some clients send before their bitfield) do not.
+_HANDLERS: Final[dict[int, Callable[[PeerConnection, Any], Event]]] = {
+    MessageId.CHOKE: PeerConnection._on_choke,
+    MessageId.UNCHOKE: PeerConnection._on_unchoke,
+    MessageId.INTERESTED: PeerConnection._on_interested,
+    MessageId.NOT_INTERESTED: PeerConnection._on_not_interested,
+    MessageId.HAVE: PeerConnection._on_have,
+    MessageId.BITFIELD: PeerConnection._on_bitfield,
+    MessageId.REQUEST: PeerConnection._on_request,
+    MessageId.PIECE: PeerConnection._on_piece,
+    MessageId.CANCEL: PeerConnection._on_cancel,
+}
+
+#: Our-side flag each sent message sets.
+_OUR_FLAGS: Final[dict[type, tuple[str, bool]]] = {
+    Choke: ("am_choking", True),
+    Unchoke: ("am_choking", False),
+    Interested: ("am_interested", True),
+    NotInterested: ("am_interested", False),
+}

@@ -1,0 +1,321 @@
+"""BEP 3 peer wire messages: one frozen value per message, and their codec.
+
+Parsing checks payload *lengths* only, from the single table ``_PAYLOADS``.
+Range checks (piece index, block bounds) need the torrent's geometry and live in
+``connection.py``; meaning lives in the torrent. Unknown message ids parse to
+``Unknown`` rather than failing, because BEP 3 peers must ignore them so that
+extensions cannot break us.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Final, TypeAlias
+
+from bt.errors import RemoteProtocolError
+
+__all__ = [
+    "BLOCK_SIZE",
+    "HANDSHAKE_LENGTH",
+    "PROTOCOL",
+    "BitfieldMessage",
+    "Cancel",
+    "Choke",
+    "Handshake",
+    "Have",
+    "Interested",
+    "KeepAlive",
+    "Message",
+    "MessageId",
+    "NotInterested",
+    "Piece",
+    "Port",
+    "Request",
+    "Unchoke",
+    "Unknown",
+    "check_handshake_prefix",
+    "encode",
+    "encode_handshake",
+    "encode_piece_header",
+    "parse",
+    "parse_from",
+    "parse_handshake",
+]
+
+#: Bytes per block: the unit of REQUEST and PIECE that every client uses.
+BLOCK_SIZE: Final = 16384
+PROTOCOL: Final = b"BitTorrent protocol"
+#: pstrlen (1) + pstr (19) + reserved (8) + info-hash (20) + peer id (20).
+HANDSHAKE_LENGTH: Final = 68
+
+_HANDSHAKE_PREFIX: Final = bytes([len(PROTOCOL)]) + PROTOCOL
+_NO_RESERVED: Final = bytes(8)
+
+ReadableBuffer: TypeAlias = bytes | bytearray | memoryview
+
+
+class MessageId(IntEnum):
+    CHOKE = 0
+    UNCHOKE = 1
+    INTERESTED = 2
+    NOT_INTERESTED = 3
+    HAVE = 4
+    BITFIELD = 5
+    REQUEST = 6
+    PIECE = 7
+    CANCEL = 8
+    PORT = 9  # BEP 5: the peer's DHT port
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAlive:
+    """A zero-length message: proof of life, no id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Choke:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Unchoke:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Interested:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class NotInterested:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Have:
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class BitfieldMessage:
+    """The raw wire bitfield; a connection turns it into a ``Bitfield`` once it knows the length."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    index: int
+    begin: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    index: int
+    begin: int
+    block: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    index: int
+    begin: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A message id we do not implement (an extension); kept so it can be logged or ignored."""
+
+    message_id: int
+    payload: bytes
+
+
+Message: TypeAlias = (
+    KeepAlive
+    | Choke
+    | Unchoke
+    | Interested
+    | NotInterested
+    | Have
+    | BitfieldMessage
+    | Request
+    | Piece
+    | Cancel
+    | Port
+    | Unknown
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """The unframed first 68 bytes each side sends."""
+
+    info_hash: bytes
+    peer_id: bytes
+    reserved: bytes = _NO_RESERVED
+
+    def __post_init__(self) -> None:
+        for name, size in (("info_hash", 20), ("peer_id", 20), ("reserved", 8)):
+            value = getattr(self, name)
+            if len(value) != size:
+                raise ValueError(f"handshake {name} must be {size} bytes, got {len(value)}")
+
+
+# -- encoding ---------------------------------------------------------------
+
+_U32: Final = struct.Struct(">I")
+_U32X2: Final = struct.Struct(">II")
+_U32X3: Final = struct.Struct(">III")
+_U16: Final = struct.Struct(">H")
+_HAVE_FRAME: Final = struct.Struct(">IBI")
+_TRIPLE_FRAME: Final = struct.Struct(">IBIII")
+_PIECE_HEADER: Final = struct.Struct(">IBII")
+_PORT_FRAME: Final = struct.Struct(">IBH")
+_ID_FRAME: Final = struct.Struct(">IB")
+
+
+def _constant(message_id: int) -> Callable[[Any], bytes]:
+    frame = _ID_FRAME.pack(1, message_id)
+    return lambda _msg: frame
+
+
+def encode_piece_header(index: int, begin: int, block_length: int) -> bytes:
+    """Frame header of a PIECE message, so a sender can write ``[header, block]``
+    without concatenating (copying) the 16 KiB block."""
+    return _PIECE_HEADER.pack(9 + block_length, MessageId.PIECE, index, begin)
+
+
+_ENCODERS: Final[dict[type, Callable[[Any], bytes]]] = {
+    KeepAlive: lambda _msg: b"\x00\x00\x00\x00",
+    Choke: _constant(MessageId.CHOKE),
+    Unchoke: _constant(MessageId.UNCHOKE),
+    Interested: _constant(MessageId.INTERESTED),
+    NotInterested: _constant(MessageId.NOT_INTERESTED),
+    Have: lambda m: _HAVE_FRAME.pack(5, MessageId.HAVE, m.index),
+    BitfieldMessage: lambda m: _ID_FRAME.pack(1 + len(m.payload), MessageId.BITFIELD) + m.payload,
+    Request: lambda m: _TRIPLE_FRAME.pack(13, MessageId.REQUEST, m.index, m.begin, m.length),
+    Piece: lambda m: encode_piece_header(m.index, m.begin, len(m.block)) + m.block,
+    Cancel: lambda m: _TRIPLE_FRAME.pack(13, MessageId.CANCEL, m.index, m.begin, m.length),
+    Port: lambda m: _PORT_FRAME.pack(3, MessageId.PORT, m.port),
+    Unknown: lambda m: _ID_FRAME.pack(1 + len(m.payload), m.message_id) + m.payload,
+}
+
+
+def encode(msg: Message) -> bytes:
+    """Length-prefixed wire form of ``msg``."""
+    try:
+        encoder = _ENCODERS[type(msg)]
+    except KeyError:
+        raise TypeError(f"not a peer wire message: {msg!r}") from None
+    return encoder(msg)
+
+
+def encode_handshake(handshake: Handshake) -> bytes:
+    return b"".join((_HANDSHAKE_PREFIX, handshake.reserved, handshake.info_hash, handshake.peer_id))
+
+
+# -- parsing ----------------------------------------------------------------
+
+
+def _copy(buffer: ReadableBuffer, start: int, stop: int) -> bytes:
+    """One copy of ``buffer[start:stop]`` as bytes; slicing a bytearray then calling
+    ``bytes`` would copy twice. Views are released at once so the caller's
+    bytearray can be resized afterwards (also on PyPy)."""
+    with memoryview(buffer) as view, view[start:stop] as part:
+        return part.tobytes()
+
+
+def _parse_piece(buffer: ReadableBuffer, offset: int, size: int) -> Piece:
+    index, begin = _U32X2.unpack_from(buffer, offset)
+    return Piece(index, begin, _copy(buffer, offset + 8, offset + size))
+
+
+_Builder: TypeAlias = Callable[[ReadableBuffer, int, int], Message]
+
+# Field-less messages are immutable, so one instance each serves every parse.
+_CHOKE: Final = Choke()
+_UNCHOKE: Final = Unchoke()
+_INTERESTED: Final = Interested()
+_NOT_INTERESTED: Final = NotInterested()
+
+#: The one table of payload lengths: id -> (name, payload bytes, exact?, builder).
+#: When ``exact`` is false the length is a minimum.
+_PAYLOADS: Final[dict[int, tuple[str, int, bool, _Builder]]] = {
+    MessageId.CHOKE: ("choke", 0, True, lambda b, o, n: _CHOKE),
+    MessageId.UNCHOKE: ("unchoke", 0, True, lambda b, o, n: _UNCHOKE),
+    MessageId.INTERESTED: ("interested", 0, True, lambda b, o, n: _INTERESTED),
+    MessageId.NOT_INTERESTED: ("not-interested", 0, True, lambda b, o, n: _NOT_INTERESTED),
+    MessageId.HAVE: ("have", 4, True, lambda b, o, n: Have(*_U32.unpack_from(b, o))),
+    MessageId.BITFIELD: ("bitfield", 0, False, lambda b, o, n: BitfieldMessage(_copy(b, o, o + n))),
+    MessageId.REQUEST: ("request", 12, True, lambda b, o, n: Request(*_U32X3.unpack_from(b, o))),
+    MessageId.PIECE: ("piece", 8, False, _parse_piece),
+    MessageId.CANCEL: ("cancel", 12, True, lambda b, o, n: Cancel(*_U32X3.unpack_from(b, o))),
+    MessageId.PORT: ("port", 2, True, lambda b, o, n: Port(*_U16.unpack_from(b, o))),
+}
+
+
+def parse_from(buffer: ReadableBuffer, offset: int, message_id: int, size: int) -> Message:
+    """Parse the ``size``-byte payload at ``buffer[offset:]`` of message ``message_id``.
+
+    Reads in place so a framing buffer never has its payloads sliced out first;
+    the caller guarantees ``offset + size <= len(buffer)``.
+    """
+    spec = _PAYLOADS.get(message_id)
+    if spec is None:
+        return Unknown(message_id, _copy(buffer, offset, offset + size))
+    name, expected, exact, build = spec
+    if size != expected if exact else size < expected:
+        qualifier = "" if exact else "at least "
+        raise RemoteProtocolError(
+            f"{name} message with a {size}-byte payload, expected {qualifier}{expected} bytes"
+        )
+    return build(buffer, offset, size)
+
+
+def parse(message_id: int, payload: ReadableBuffer) -> Message:
+    """Parse one message body (the bytes after the length prefix and id)."""
+    return parse_from(payload, 0, message_id, len(payload))
+
+
+def check_handshake_prefix(data: ReadableBuffer) -> None:
+    """Raise as soon as the first bytes cannot begin a handshake.
+
+    Lets a connection drop a non-BitTorrent client (an HTTP request, say) on its
+    first byte instead of waiting for 68.
+    """
+    received = len(data)
+    if not received:
+        return
+    if data[0] != len(PROTOCOL):
+        raise RemoteProtocolError(
+            f"handshake protocol name length {data[0]}, expected {len(PROTOCOL)}"
+            f" (received {bytes(data[:20])!r})"
+        )
+    end = min(received, len(_HANDSHAKE_PREFIX))
+    if data[1:end] != PROTOCOL[: end - 1]:
+        raise RemoteProtocolError(
+            f"handshake protocol name {bytes(data[1:end])!r}, expected {PROTOCOL!r}"
+        )
+
+
+def parse_handshake(data: ReadableBuffer) -> Handshake:
+    """Parse exactly 68 handshake bytes."""
+    if len(data) != HANDSHAKE_LENGTH:
+        raise RemoteProtocolError(
+            f"handshake of {len(data)} bytes, expected {HANDSHAKE_LENGTH} bytes"
+        )
+    check_handshake_prefix(data)
+    return Handshake(
+        info_hash=bytes(data[28:48]), peer_id=bytes(data[48:68]), reserved=bytes(data[20:28])
+    )
