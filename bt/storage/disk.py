@@ -1,0 +1,287 @@
+"""The disk queue: blocking storage and hashing moved off the reactor thread.
+
+Hashing a piece and writing it are one thread job, so a piece is written only
+after its hash passed and a failed piece never touches the disk. The queue owns
+a dedicated thread pool (not the reactor's, which also resolves host names) and
+reports back-pressure to registered producers (peers) so that a slow disk
+pauses the network instead of growing memory without bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from bt.errors import PieceHashError, StorageError
+from bt.interfaces import IStorage
+
+__all__ = ["DiskQueue", "Hash", "PressureListener"]
+
+log = Logger()
+
+_T = TypeVar("_T")
+
+#: hash_piece reads this much at a time, so rechecking big pieces stays small in memory.
+_RECHECK_CHUNK = 1 << 20
+
+
+class Hash(Protocol):
+    """An incremental hash (``hashlib`` objects fit); pluggable for BitTorrent v2 later."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
+class PressureListener(Protocol):
+    """What the queue pauses when it is full: an ``IPushProducer`` such as a peer."""
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
+
+
+class DiskQueue:
+    """Runs storage jobs in a ``bt-disk`` thread pool and returns Deferreds.
+
+    Lifecycle: construct (no side effects), ``start()``, then ``stop()`` which
+    refuses new work, waits for the jobs already queued, and stops the pool.
+    Work offered before ``start`` or after ``stop`` began fails with
+    StorageError: a job submitted to a stopped pool would never fire.
+    Invalid arguments (a piece or range that does not exist) raise ValueError
+    at once: they are the caller's bug, not a disk condition.
+
+    Back-pressure counts jobs: above ``high_water`` pending jobs every pressure
+    listener is paused; at ``low_water`` or below they are resumed. The storage
+    is the caller's: the queue never closes it.
+    """
+
+    def __init__(
+        self,
+        storage: IStorage,
+        piece_hashes: Sequence[bytes],
+        piece_size: Callable[[int], int],
+        *,
+        threads: int = 2,
+        reactor: Any = None,
+        hasher: Callable[[], Hash] = hashlib.sha1,
+        high_water: int = 32,
+        low_water: int | None = None,
+    ) -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        if low_water is None:
+            low_water = high_water // 2
+        if not 0 <= low_water < high_water:
+            raise ValueError(f"need 0 <= low_water < high_water, got {low_water}, {high_water}")
+        self._storage = storage
+        self._piece_hashes = piece_hashes
+        self._piece_size = piece_size
+        self._reactor = reactor
+        self._hasher = hasher
+        self._high_water = high_water
+        self._low_water = low_water
+        self._pool = ThreadPool(minthreads=1, maxthreads=threads, name="bt-disk")
+        self._state = "new"
+        self._pending = 0
+        self._paused = False
+        self._listeners: list[PressureListener] = []
+        self._stopped: list[Deferred[None]] = []
+        self._shutdown_trigger: Any = None
+
+    # -- lifecycle --------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread pool; stop() runs at reactor shutdown if nobody called it."""
+        if self._state != "new":
+            raise StorageError(f"disk queue cannot start: it is {self._state}")
+        if self._reactor is None:
+            from twisted.internet import reactor
+
+            self._reactor = reactor
+        self._pool.start()
+        self._state = "running"
+        # Pool threads are not daemons: a forgotten stop() would hang interpreter exit.
+        # "during" runs after every service's stopService (the "before" phase) is done.
+        self._shutdown_trigger = self._reactor.addSystemEventTrigger(
+            "during", "shutdown", self._stop_at_shutdown
+        )
+
+    def stop(self) -> Deferred[None]:
+        """Refuse new work, let queued jobs finish, then stop the pool. Idempotent."""
+        if self._state == "new":
+            self._state = "stopped"
+        if self._state == "stopped":
+            return defer.succeed(None)
+        done: Deferred[None] = Deferred()
+        self._stopped.append(done)
+        if self._state == "running":
+            self._state = "stopping"
+            if self._shutdown_trigger is not None:
+                self._reactor.removeSystemEventTrigger(self._shutdown_trigger)
+                self._shutdown_trigger = None
+            if self._pending == 0:
+                self._stop_pool()
+        return done
+
+    def _stop_at_shutdown(self) -> None:
+        """The safety net, as for the reactor's own pool: a blocking stop that runs queued jobs."""
+        self._shutdown_trigger = None
+        if self._state != "stopped":
+            self._stop_pool()
+
+    def _stop_pool(self) -> None:
+        # Normally every job has fired, so the workers are idle and the join is immediate.
+        self._state = "stopped"
+        self._pool.stop()
+        waiters, self._stopped = self._stopped, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    @property
+    def pending(self) -> int:
+        """Jobs submitted and not yet finished."""
+        return self._pending
+
+    # -- jobs -------------------------------------------------------------
+
+    def verify_and_write(self, index: int, blocks: Sequence[bytes]) -> Deferred[None]:
+        """Hash piece ``index`` from its ``blocks`` and write it only if the hash matches.
+
+        Fails with PieceHashError(index), writing nothing, when it does not.
+        The blocks are written as given (one vectored write per file span), so
+        the caller must not change them until the Deferred fires.
+        """
+        expected = self._expected_hash(index)
+        size = sum(memoryview(block).nbytes for block in blocks)
+        if size != self._piece_size(index):
+            raise ValueError(
+                f"piece {index}: blocks hold {size} bytes, piece has {self._piece_size(index)}"
+            )
+        return self._submit(self._verify_and_write, index, list(blocks), expected)
+
+    def read(self, index: int, begin: int, length: int) -> Deferred[bytes]:
+        """Bytes to serve to a peer; StorageError if they are not all on disk."""
+        self._check_range(index, begin, length)
+        return self._submit(self._read, index, begin, length)
+
+    def hash_piece(self, index: int) -> Deferred[bool]:
+        """Whether piece ``index`` on disk matches its hash (missing data: False)."""
+        expected = self._expected_hash(index)
+        return self._submit(self._hash_piece, index, self._piece_size(index), expected)
+
+    def sync(self) -> Deferred[None]:
+        """Make written pieces durable; do it before saving resume state that claims them."""
+        return self._submit(self._storage.sync)
+
+    # -- back-pressure ----------------------------------------------------
+
+    @property
+    def under_pressure(self) -> bool:
+        return self._paused
+
+    def add_pressure_listener(self, listener: PressureListener) -> None:
+        """Pause ``listener`` while the queue is full; paused at once if it is full now."""
+        self._listeners.append(listener)
+        if self._paused:
+            self._notify(listener, "pauseProducing")
+
+    def remove_pressure_listener(self, listener: PressureListener) -> None:
+        """Forget ``listener`` (e.g. a peer that disconnected); it is not resumed."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _notify(self, listener: PressureListener, method: str) -> None:
+        try:
+            getattr(listener, method)()
+        except Exception:
+            # One broken peer must not fail the disk job whose completion triggered this.
+            log.failure(
+                "pressure listener {listener!r}.{method} failed", listener=listener, method=method
+            )
+
+    def _update_pressure(self) -> None:
+        if not self._paused and self._pending > self._high_water:
+            self._paused = True
+            for listener in list(self._listeners):
+                self._notify(listener, "pauseProducing")
+        elif self._paused and self._pending <= self._low_water:
+            self._paused = False
+            for listener in list(self._listeners):
+                self._notify(listener, "resumeProducing")
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _submit(self, job: Callable[..., _T], *args: object) -> Deferred[_T]:
+        if self._state != "running":
+            return defer.fail(StorageError(f"disk queue is {self._state}, not accepting work"))
+        self._pending += 1
+        self._update_pressure()
+        inner = deferToThreadPool(self._reactor, self._pool, job, *args)
+        inner.addBoth(self._job_done)
+        # A separate Deferred for the caller: cancelling it must not make the
+        # queue believe a job finished while its thread still runs.
+        outer: Deferred[_T] = Deferred()
+        inner.chainDeferred(outer)
+        # Only after the caller's callbacks ran, so stop() fires after all of them.
+        inner.addBoth(self._maybe_idle)
+        return outer
+
+    def _job_done(self, result: _T) -> _T:
+        self._pending -= 1
+        self._update_pressure()
+        return result
+
+    def _maybe_idle(self, _: object) -> None:
+        if self._pending == 0 and self._state == "stopping":
+            self._stop_pool()
+
+    def _expected_hash(self, index: int) -> bytes:
+        if not 0 <= index < len(self._piece_hashes):
+            raise ValueError(f"piece {index} outside 0..{len(self._piece_hashes) - 1}")
+        return self._piece_hashes[index]
+
+    def _check_range(self, index: int, begin: int, length: int) -> None:
+        self._expected_hash(index)
+        size = self._piece_size(index)
+        if begin < 0 or length <= 0 or begin + length > size:
+            raise ValueError(f"range {begin}+{length} outside piece {index} of {size} bytes")
+
+    # -- in the pool thread -----------------------------------------------
+
+    def _verify_and_write(self, index: int, blocks: list[bytes], expected: bytes) -> None:
+        digest = self._hasher()
+        for block in blocks:
+            digest.update(block)
+        if digest.digest() != expected:
+            raise PieceHashError(index)
+        self._storage.write(index, 0, blocks)
+
+    def _read(self, index: int, begin: int, length: int) -> bytes:
+        data = self._storage.read(index, begin, length)
+        if len(data) != length:
+            raise StorageError(
+                f"piece {index}: {length} bytes at {begin} wanted, only {len(data)} on disk"
+            )
+        return data
+
+    def _hash_piece(self, index: int, size: int, expected: bytes) -> bool:
+        digest = self._hasher()
+        for begin in range(0, size, _RECHECK_CHUNK):
+            length = min(_RECHECK_CHUNK, size - begin)
+            data = self._storage.read(index, begin, length)
+            if len(data) != length:
+                return False
+            digest.update(data)
+        return digest.digest() == expected

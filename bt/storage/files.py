@@ -1,0 +1,396 @@
+"""IStorage over real files: blocking positional reads and writes.
+
+Every method blocks and is meant to run in the disk thread pool. ``os.pread``
+and ``os.pwrite`` take an explicit offset, so threads share file descriptors
+with no seek and no lock; only the cache of open descriptors is locked.
+
+Files are created lazily on first write, sparse (no preallocation), with their
+parent folders. Padding files (BEP 47) never touch the disk. A path that
+resolves outside the download folder (through a symlink) is refused.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from bt.errors import StorageError
+from bt.interfaces import IStorage
+from bt.storage.layout import FileSpan, Layout
+
+__all__ = ["FileStorage", "StorageFile", "as_views", "take"]
+
+log = Logger()
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+#: Read-only media or files: still readable (seeding), a write reopens and fails loudly.
+_READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def _iov_max() -> int:
+    try:
+        value = os.sysconf("SC_IOV_MAX")
+    except (ValueError, OSError):
+        return 1024
+    return value if value > 0 else 1024
+
+
+_IOV_MAX = _iov_max()
+
+
+class StorageFile(Protocol):
+    """What storage needs of a file entry (``bt.metainfo.FileEntry`` fits)."""
+
+    @property
+    def path(self) -> tuple[str, ...]: ...
+
+    @property
+    def length(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def padding(self) -> bool: ...
+
+
+def as_views(data: object) -> list[memoryview]:
+    """``data`` (bytes-like, or a sequence of them) as flat byte views, no copies."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        items: Sequence[object] = (data,)
+    elif isinstance(data, Sequence):
+        items = data
+    else:
+        raise TypeError(f"expected bytes-like or a sequence of them, got {type(data).__name__}")
+    views = []
+    for item in items:
+        view = memoryview(item).cast("B")  # type: ignore[arg-type]
+        if view.nbytes:
+            views.append(view)
+    return views
+
+
+def take(views: list[memoryview], count: int) -> tuple[list[memoryview], list[memoryview]]:
+    """Split ``views`` after ``count`` bytes: (the first ``count`` bytes, the rest)."""
+    head: list[memoryview] = []
+    position = 0
+    while count and position < len(views):
+        view = views[position]
+        if view.nbytes <= count:
+            head.append(view)
+            count -= view.nbytes
+            position += 1
+        else:
+            head.append(view[:count])
+            return head, [view[count:], *views[position + 1 :]]
+    return head, views[position:]
+
+
+def _pwrite_all(fd: int, views: list[memoryview], offset: int) -> None:
+    """One vectored write per batch of IOV_MAX buffers, resumed after a short write."""
+    while views:
+        batch = views[:_IOV_MAX]
+        if hasattr(os, "pwritev"):
+            written = os.pwritev(fd, batch, offset)
+        else:  # pragma: no cover - platforms without pwritev
+            written = os.pwrite(fd, b"".join(batch), offset)
+        if written <= 0:
+            raise OSError(errno.EIO, "write made no progress")
+        offset += written
+        _, views = take(views, written)
+
+
+def _pread_all(fd: int, length: int, offset: int) -> bytes:
+    """Up to ``length`` bytes; shorter only at end of file."""
+    data = os.pread(fd, length, offset)
+    if len(data) == length or not data:
+        return data
+    chunks = [data]
+    got = len(data)
+    while got < length:
+        chunk = os.pread(fd, length - got, offset + got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+@dataclass(slots=True)
+class _Handle:
+    """An open descriptor shared by threads; closed only when no thread holds it."""
+
+    file_index: int
+    fd: int
+    writable: bool
+    users: int = 0
+    dirty: bool = False
+    evicted: bool = False
+
+
+@implementer(IStorage)
+class FileStorage:
+    """A torrent's files under ``root``, addressed by piece.
+
+    Reads of data that is not there yet come back short (see ``IStorage.read``):
+    "missing" is an expected state of a download, distinct from a failing disk,
+    which raises StorageError naming the file and the OS cause.
+
+    At most ``max_open`` descriptors stay open (least recently used evicted), so
+    a torrent of thousands of files does not exhaust the process's limit.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        files: Sequence[StorageFile],
+        layout: Layout,
+        *,
+        max_open: int = 64,
+    ) -> None:
+        if max_open < 1:
+            raise ValueError(f"max_open must be at least 1, got {max_open}")
+        entries = tuple(files)
+        if tuple(f.length for f in entries) != layout.file_lengths:
+            raise ValueError("files do not match the layout's file lengths")
+        for index, entry in enumerate(entries):
+            if not entry.padding and not entry.path:
+                raise ValueError(f"file {index} has an empty path")
+        self._root = os.path.abspath(os.fspath(root))
+        self._layout = layout
+        self._paths = tuple(os.path.join(self._root, *entry.path) for entry in entries)
+        self._lengths = layout.file_lengths
+        self._padding = tuple(bool(entry.padding) for entry in entries)
+        self._max_open = max_open
+        self._lock = threading.Lock()
+        self._handles: OrderedDict[int, _Handle] = OrderedDict()
+        self._dirty_closed: set[int] = set()
+        self._closed = False
+
+    @property
+    def root(self) -> str:
+        return self._root
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    def path_of(self, file_index: int) -> str:
+        return self._paths[file_index]
+
+    # -- IStorage ---------------------------------------------------------
+
+    def read(self, index: int, begin: int, length: int) -> bytes:
+        parts: list[bytes] = []
+        for span in self._layout.piece_spans(index, begin, length):
+            if self._padding[span.file_index]:
+                parts.append(bytes(span.length))
+                continue
+            data = self._read_span(span)
+            parts.append(data)
+            if len(data) < span.length:
+                break  # missing data: return the contiguous prefix only
+        return b"".join(parts)
+
+    def write(self, index: int, begin: int, data: object) -> None:
+        views = as_views(data)
+        total = sum(view.nbytes for view in views)
+        for span in self._layout.piece_spans(index, begin, total):
+            chunk, views = take(views, span.length)
+            if not self._padding[span.file_index]:
+                self._write_span(span, chunk)
+
+    def sync(self) -> None:
+        with self._lock:
+            self._check_open()
+            closed = sorted(self._dirty_closed)
+            self._dirty_closed.clear()
+            held = [(i, h) for i, h in self._handles.items() if h.dirty]
+            for _, handle in held:
+                handle.dirty = False  # cleared first: a write racing with us sets it again
+                handle.users += 1
+        synced = False
+        try:
+            for file_index, handle in held:
+                self._fsync(file_index, handle.fd)
+            for file_index in closed:
+                # fsync on any descriptor flushes the file's dirty pages (Linux, BSD).
+                try:
+                    fd = os.open(self._paths[file_index], os.O_RDONLY | _O_CLOEXEC)
+                except OSError as error:
+                    raise self._error("sync", file_index, error) from error
+                try:
+                    self._fsync(file_index, fd)
+                finally:
+                    os.close(fd)
+            synced = True
+        finally:
+            if not synced:  # a later sync() must try these again
+                with self._lock:
+                    self._dirty_closed.update(closed)
+                    for file_index, handle in held:
+                        handle.dirty = True
+                        if handle.evicted:
+                            self._dirty_closed.add(file_index)
+            for _, handle in held:
+                self._release(handle)
+
+    def existing_lengths(self) -> list[int]:
+        lengths: list[int] = []
+        for file_index, path in enumerate(self._paths):
+            if self._padding[file_index]:
+                lengths.append(self._lengths[file_index])
+                continue
+            try:
+                lengths.append(os.stat(path).st_size)
+            except FileNotFoundError:
+                lengths.append(0)
+            except OSError as error:
+                raise self._error("stat", file_index, error) from error
+        return lengths
+
+    def close(self) -> None:
+        errors: list[StorageError] = []
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            while self._handles:
+                file_index, handle = self._handles.popitem(last=False)
+                handle.evicted = True
+                if handle.users == 0:
+                    try:
+                        os.close(handle.fd)
+                    except OSError as error:
+                        errors.append(self._error("close", file_index, error))
+        if errors:
+            raise errors[0]
+
+    # -- internals --------------------------------------------------------
+
+    def _read_span(self, span: FileSpan) -> bytes:
+        handle = self._acquire(span.file_index, write=False)
+        if handle is None:
+            return b""
+        try:
+            return _pread_all(handle.fd, span.length, span.file_offset)
+        except OSError as error:
+            raise self._error("read", span.file_index, error) from error
+        finally:
+            self._release(handle)
+
+    def _write_span(self, span: FileSpan, views: list[memoryview]) -> None:
+        handle = self._acquire(span.file_index, write=True)
+        assert handle is not None
+        try:
+            _pwrite_all(handle.fd, views, span.file_offset)
+        except OSError as error:
+            raise self._error("write", span.file_index, error) from error
+        finally:
+            self._release(handle, wrote=True)
+
+    def _acquire(self, file_index: int, *, write: bool) -> _Handle | None:
+        """A held descriptor for the file, or None when reading a file that does not exist."""
+        with self._lock:
+            self._check_open()
+            handle = self._handles.get(file_index)
+            if handle is not None and not handle.writable and write:
+                self._evict(file_index)  # opened read-only; reopen for writing
+                handle = None
+            if handle is None:
+                handle = self._open(file_index, write=write)
+                if handle is None:
+                    return None
+                self._handles[file_index] = handle
+            else:
+                self._handles.move_to_end(file_index)
+            handle.users += 1
+            # Marked before the write so that an eviction meanwhile remembers the file.
+            handle.dirty = handle.dirty or write
+            while len(self._handles) > self._max_open:
+                self._evict(next(iter(self._handles)))
+            return handle
+
+    def _release(self, handle: _Handle, *, wrote: bool = False) -> None:
+        with self._lock:
+            handle.users -= 1
+            if wrote:
+                # Again after the write: a sync() racing with it may have cleared the flag.
+                handle.dirty = True
+                if handle.evicted:
+                    self._dirty_closed.add(handle.file_index)
+            if handle.evicted and handle.users == 0:
+                self._close_quietly(handle)
+
+    def _evict(self, file_index: int) -> None:
+        """Drop from the cache (lock held); the last thread using it closes it."""
+        handle = self._handles.pop(file_index)
+        handle.evicted = True
+        if handle.dirty:
+            self._dirty_closed.add(file_index)
+        if handle.users == 0:
+            self._close_quietly(handle)
+
+    def _close_quietly(self, handle: _Handle) -> None:
+        try:
+            os.close(handle.fd)
+        except OSError as error:
+            # Not the caller's failure; dirty files are fsynced by sync(), which reports.
+            log.error("closing fd {fd} failed: {error}", fd=handle.fd, error=error)
+
+    def _open(self, file_index: int, *, write: bool) -> _Handle | None:
+        """Open with the lock held; refuses paths that resolve outside root."""
+        path = self._paths[file_index]
+        self._check_inside_root(file_index)
+        try:
+            if write:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                self._check_inside_root(file_index)  # the folders we just made are real now
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o644)
+                return _Handle(file_index, fd, writable=True)
+            try:
+                return _Handle(file_index, os.open(path, os.O_RDWR | _O_CLOEXEC), writable=True)
+            except FileNotFoundError:
+                return None
+            except OSError as error:
+                if error.errno not in _READ_ONLY_ERRNOS:
+                    raise
+                return _Handle(file_index, os.open(path, os.O_RDONLY | _O_CLOEXEC), writable=False)
+        except OSError as error:
+            raise self._error("open", file_index, error) from error
+
+    def _check_inside_root(self, file_index: int) -> None:
+        """A symlink under root may point anywhere: resolve it and refuse escapes."""
+        root = os.path.realpath(self._root)
+        real = os.path.realpath(self._paths[file_index])
+        if real != root and os.path.commonpath([root, real]) == root:
+            return
+        raise StorageError(f"{self._paths[file_index]}: resolves to {real}, outside {root}")
+
+    def _fsync(self, file_index: int, fd: int) -> None:
+        try:
+            os.fsync(fd)
+        except OSError as error:
+            raise self._error("sync", file_index, error) from error
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"storage under {self._root} is closed")
+
+    def _error(self, action: str, file_index: int, error: OSError) -> StorageError:
+        cause = os.strerror(error.errno) if error.errno else str(error)
+        code = errno.errorcode.get(error.errno or 0, "")
+        detail = f"{cause} ({code})" if code else cause
+        return StorageError(f"cannot {action} {self._paths[file_index]}: {detail}")
+
+    def __repr__(self) -> str:
+        return f"FileStorage({self._root!r}, files={len(self._paths)})"
