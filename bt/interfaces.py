@@ -43,6 +43,12 @@ class IStorage(Interface):
         vectored write per file span with no copy. Padding files are skipped.
         """
 
+    def prepare() -> None:
+        """Create what exists whatever the data: zero-length files (and their folders).
+
+        Called once when the torrent starts; other files appear on first write.
+        """
+
     def sync() -> None:
         """Make everything written so far durable (fsync): call before saving resume state."""
 

@@ -181,6 +181,10 @@ class DiskQueue:
         expected = self._expected_hash(index)
         return self._submit(self._hash_piece, index, self._piece_size(index), expected)
 
+    def prepare(self) -> Deferred[None]:
+        """Create zero-length files and the like (``IStorage.prepare``) off the reactor."""
+        return self._submit(self._storage.prepare)
+
     def sync(self) -> Deferred[None]:
         """Make written pieces durable; do it before saving resume state that claims them."""
         return self._submit(self._storage.sync)

@@ -209,6 +209,13 @@ class FileStorage:
             if not self._padding[span.file_index]:
                 self._write_span(span, chunk)
 
+    def prepare(self) -> None:
+        for file_index, length in enumerate(self._lengths):
+            if length == 0 and not self._padding[file_index]:
+                handle = self._acquire(file_index, write=True)
+                if handle is not None:
+                    self._release(handle)
+
     def sync(self) -> None:
         with self._lock:
             self._check_open()

@@ -76,6 +76,9 @@ class MemoryStorage:
                     position += view.nbytes
                 self.writes += 1
 
+    def prepare(self) -> None:
+        pass  # memory has nothing to create up front
+
     def sync(self) -> None:
         with self._lock:
             self._check_open()
