@@ -1,14 +1,33 @@
-"""Session: the daemon's root service, holding every torrent of the process."""
+"""Session: the daemon's root service, holding every torrent of the process.
+
+It owns what torrents share: our peer id, the listening port, the tracker
+HTTP client, and the order of shutdown (peers, then trackers, then disks).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
+from bt import __version__
+from bt.errors import TrackerError
 from bt.metainfo import Metainfo
+from bt.peer.protocol import IncomingPeerFactory
+from bt.storage.disk import DiskQueue
+from bt.storage.files import FileStorage
+from bt.storage.layout import Layout
+from bt.torrent import Torrent, TorrentConfig
+from bt.tracker.announcer import Tracker
+from bt.tracker.http import HTTPTracker, make_http_client
 
 
 @dataclass(frozen=True)
@@ -18,6 +37,14 @@ class SessionConfig:
     download_dir: Path
     state_dir: Path
     listen: str = "tcp:6881"
+    torrent: TorrentConfig = field(default_factory=TorrentConfig)
+
+
+def make_peer_id(rng: random.Random) -> bytes:
+    """Azureus-style peer id: ``-BTvvvv-`` and 12 random printable bytes."""
+    digits = "".join(f"{int(p):x}" for p in __version__.split(".")[:3]).ljust(4, "0")[:4]
+    alphabet = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return f"-BT{digits}-".encode() + bytes(rng.choice(alphabet) for _ in range(12))
 
 
 class Session(MultiService):
@@ -25,21 +52,104 @@ class Session(MultiService):
 
     log = Logger()
 
-    def __init__(self, config: SessionConfig) -> None:
+    def __init__(
+        self, config: SessionConfig, reactor: Any = None, rng: random.Random | None = None
+    ) -> None:
         super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
         self.config = config
-        self.metainfos: dict[bytes, Metainfo] = {}
+        self.reactor = reactor
+        self.rng = rng or random.Random()
+        self.peer_id = make_peer_id(self.rng)
+        self.torrents: dict[bytes, Torrent] = {}
+        self.http_client, self._http_pool = make_http_client(reactor)
+        self._listening: IListeningPort | None = None
 
-    def add_torrent(self, metainfo: Metainfo) -> None:
-        self.metainfos[metainfo.info_hash] = metainfo
+    @property
+    def port(self) -> int:
+        """The port peers reach us on (known once the listener is up)."""
+        if self._listening is not None:
+            return self._listening.getHost().port
+        return 6881
 
-    def startService(self) -> None:
-        super().startService()
-        for metainfo in self.metainfos.values():
-            self.log.info(
-                "torrent {name} ({info_hash}): {pieces} pieces, {size} bytes",
-                name=metainfo.name,
-                info_hash=metainfo.info_hash.hex(),
-                pieces=metainfo.num_pieces,
-                size=metainfo.total_length,
+    def add_torrent(self, metainfo: Metainfo) -> Torrent:
+        """Add a torrent; it starts now if the session runs, else with the session."""
+        if metainfo.info_hash in self.torrents:
+            return self.torrents[metainfo.info_hash]
+        layout = Layout.from_files(metainfo.files, metainfo.piece_length)
+        storage = FileStorage(self.config.download_dir, metainfo.files, layout)
+        disk = DiskQueue(
+            storage,
+            metainfo.piece_hashes,
+            metainfo.piece_size,
+            threads=self.config.torrent.disk_threads,
+            reactor=self.reactor,
+            high_water=self.config.torrent.disk_high_water,
+        )
+        torrent = Torrent(
+            metainfo,
+            disk,
+            peer_id=self.peer_id,
+            port=self.port,
+            reactor=self.reactor,
+            rng=random.Random(self.rng.getrandbits(64)),
+            trackers=self._trackers_for(metainfo),
+            config=self.config.torrent,
+        )
+        torrent.storage = storage  # type: ignore[attr-defined]
+        self.torrents[metainfo.info_hash] = torrent
+        torrent.setServiceParent(self)
+        return torrent
+
+    def _trackers_for(self, metainfo: Metainfo) -> list[Tracker]:
+        """One tracker per tier, the first HTTP(S) one (UDP and tiers: tracker issue)."""
+        trackers: list[Tracker] = []
+        for tier in metainfo.trackers:
+            for url in tier:
+                if not url.startswith(("http://", "https://")):
+                    continue
+                try:
+                    trackers.append(HTTPTracker(url, self.http_client, self.reactor))
+                except TrackerError as exc:
+                    self.log.warn(
+                        "{name}: skipping tracker: {error}", name=metainfo.name, error=exc
+                    )
+                    continue
+                break
+        if not trackers:
+            self.log.warn(
+                "{name}: no usable HTTP tracker; waiting for incoming peers", name=metainfo.name
             )
+        return trackers
+
+    def torrent_for(self, info_hash: bytes) -> Torrent | None:
+        torrent = self.torrents.get(info_hash)
+        return torrent if torrent is not None and torrent.running else None
+
+    def privilegedStartService(self) -> None:
+        endpoint = serverFromString(self.reactor, self.config.listen)
+        factory = IncomingPeerFactory(self.peer_id, self, self.reactor)
+        outcome: list[Any] = []
+        endpoint.listen(factory).addBoth(outcome.append)
+        if not outcome:
+            raise RuntimeError(f"--listen {self.config.listen}: did not start listening")
+        if isinstance(outcome[0], Failure):
+            outcome[0].raiseException()
+        self._listening = outcome[0]
+        for torrent in self.torrents.values():
+            torrent.port = self.port
+        self.log.info("listening for peers on port {port}", port=self.port)
+        super().privilegedStartService()
+
+    def stopService(self) -> defer.Deferred[None]:
+        # Children stop concurrently in MultiService; each torrent orders its own parts.
+        stopped = defer.maybeDeferred(super().stopService)
+        if self._listening is not None:
+            listening, self._listening = self._listening, None
+            stopped.addBoth(lambda _: listening.stopListening())
+        stopped.addBoth(lambda _: self._http_pool.closeCachedConnections())
+        stopped.addCallback(lambda _: None)
+        return stopped

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 
 import pytest
-
-
-def integration_required() -> bool:
-    """CI sets BT_REQUIRE_INTEGRATION=1: a missing tool there is a failure, not a skip."""
-    return os.environ.get("BT_REQUIRE_INTEGRATION") == "1"
 
 
 def _reactor_state() -> tuple[set[object], set[object], set[object]]:

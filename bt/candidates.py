@@ -1,0 +1,84 @@
+"""Candidate peers: addresses we know but are not connected to, and when to try them.
+
+Pure policy (no Twisted): the torrent asks for addresses to dial and reports
+what happened; failures back off exponentially and banned addresses are never
+offered again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Address = tuple[str, int]
+
+#: Seconds before retrying an address after its first failure; doubles per failure.
+RETRY_BASE = 10.0
+RETRY_CAP = 600.0
+#: After this many failures in a row an address is forgotten.
+MAX_FAILURES = 6
+
+
+@dataclass(slots=True)
+class _Candidate:
+    failures: int = 0
+    retry_at: float = 0.0
+    busy: bool = False  # connecting or connected
+
+
+class CandidatePool:
+    """Known peer addresses with their retry schedule; at most ``limit`` remembered."""
+
+    def __init__(self, limit: int = 2000) -> None:
+        self.limit = limit
+        self._known: dict[Address, _Candidate] = {}
+        self._banned: set[Address] = set()
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def add(self, address: Address) -> bool:
+        """Remember ``address``; False if it is banned, known already, or the pool is full."""
+        if address in self._banned or address in self._known or len(self._known) >= self.limit:
+            return False
+        self._known[address] = _Candidate()
+        return True
+
+    def take(self, now: float, count: int) -> list[Address]:
+        """Up to ``count`` addresses due for a connection attempt, now marked busy."""
+        chosen: list[Address] = []
+        if count <= 0:
+            return chosen
+        for address, candidate in self._known.items():
+            if not candidate.busy and candidate.retry_at <= now:
+                candidate.busy = True
+                chosen.append(address)
+                if len(chosen) >= count:
+                    break
+        return chosen
+
+    def connected(self, address: Address) -> None:
+        """A handshake completed: the address is good; reset its failures."""
+        candidate = self._known.get(address)
+        if candidate is not None:
+            candidate.failures = 0
+            candidate.busy = True
+
+    def failed(self, address: Address, now: float) -> None:
+        """A connection attempt failed, or a connection ended: retry later, with backoff."""
+        candidate = self._known.get(address)
+        if candidate is None:
+            return
+        candidate.busy = False
+        candidate.failures += 1
+        if candidate.failures >= MAX_FAILURES:
+            del self._known[address]
+            return
+        delay = min(RETRY_CAP, RETRY_BASE * 2 ** (candidate.failures - 1))
+        candidate.retry_at = now + delay
+
+    def ban(self, address: Address) -> None:
+        self._banned.add(address)
+        self._known.pop(address, None)
+
+    def is_banned(self, address: Address) -> bool:
+        return address in self._banned

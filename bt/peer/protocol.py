@@ -1,0 +1,287 @@
+"""Twisted glue for one peer: bytes in and out, the handshake deadline, flow control.
+
+``PeerProtocol`` wraps a sans-I/O :class:`~bt.peer.connection.PeerConnection`.
+It knows nothing of pieces or picking: once the handshake names a torrent,
+the protocol asks its factory for a *delegate* (the torrent's side of this
+peer) and forwards every event to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from typing import Protocol as TypingProtocol
+
+from twisted.internet import interfaces
+from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from bt.errors import RemoteProtocolError
+from bt.peer.connection import Geometry, HandshakeReceived, PeerBitfield, PeerConnection
+from bt.peer.messages import (
+    Cancel,
+    Choke,
+    Have,
+    Interested,
+    KeepAlive,
+    Message,
+    NotInterested,
+    Piece,
+    Port,
+    Request,
+    Unchoke,
+    Unknown,
+    encode_piece_header,
+)
+
+__all__ = [
+    "HANDSHAKE_TIMEOUT",
+    "IncomingPeerFactory",
+    "PeerDelegate",
+    "PeerProtocol",
+    "TorrentPeerFactory",
+]
+
+#: Seconds a peer has to complete its handshake before we hang up.
+HANDSHAKE_TIMEOUT = 20.0
+
+
+class PeerDelegate(TypingProtocol):
+    """The torrent's side of one peer: what the events mean."""
+
+    def on_choke(self, msg: Choke) -> None: ...
+    def on_unchoke(self, msg: Unchoke) -> None: ...
+    def on_interested(self, msg: Interested) -> None: ...
+    def on_not_interested(self, msg: NotInterested) -> None: ...
+    def on_have(self, msg: Have) -> None: ...
+    def on_bitfield(self, msg: PeerBitfield) -> None: ...
+    def on_request(self, msg: Request) -> None: ...
+    def on_piece(self, msg: Piece) -> None: ...
+    def on_cancel(self, msg: Cancel) -> None: ...
+    def on_connection_lost(self, reason: str) -> None: ...
+
+
+class PeerAttacher(TypingProtocol):
+    """Whoever decides which torrent a completed handshake belongs to."""
+
+    def attach(self, protocol: PeerProtocol, handshake: HandshakeReceived) -> PeerDelegate: ...
+
+
+_IGNORED = (KeepAlive, Port, Unknown)
+
+
+@implementer(interfaces.IPushProducer)
+class PeerProtocol(Protocol):
+    """One TCP connection to a peer."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        connection: PeerConnection,
+        attacher: PeerAttacher,
+        clock: interfaces.IReactorTime,
+        *,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    ) -> None:
+        self.connection = connection
+        self.attacher = attacher
+        self.clock = clock
+        self.handshake_timeout = handshake_timeout
+        self.delegate: PeerDelegate | None = None
+        self.peer_id: bytes | None = None
+        self.address: str = "?"
+        self.last_received = 0.0
+        self.close_reason: str | None = None
+        self._dispatch: dict[type, Callable[[Any], None]] = {}
+        self._handshake_call: Any = None
+        self._closing = False
+
+    # -- Twisted protocol ------------------------------------------------
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.address = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        if interfaces.ITCPTransport.providedBy(self.transport):
+            self.transport.setTcpNoDelay(True)
+        self.last_received = self.clock.seconds()
+        self._handshake_call = self.clock.callLater(self.handshake_timeout, self._handshake_late)
+        if self.connection.info_hash is not None and self.connection.geometry is not None:
+            self.transport.write(self.connection.handshake_bytes())
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self.last_received = self.clock.seconds()
+        try:
+            events = self.connection.receive_data(data)
+            dispatch = self._dispatch
+            for event in events:
+                handler = dispatch.get(type(event))
+                if handler is not None:
+                    handler(event)
+                elif isinstance(event, HandshakeReceived):
+                    paused = self.connection.geometry is None
+                    self._handshake_received(event)
+                    if self._closing:
+                        return
+                    if paused:
+                        # An incoming handshake paused parsing until the torrent was bound.
+                        self.dataReceived(b"")
+                        return
+                    dispatch = self._dispatch
+                elif not isinstance(event, _IGNORED):
+                    raise RemoteProtocolError(f"unexpected event {event!r}")
+                if self._closing:
+                    return
+        except RemoteProtocolError as exc:
+            self.drop(f"protocol error: {exc}")
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._cancel_handshake_timer()
+        self._closing = True
+        delegate, self.delegate = self.delegate, None
+        self._dispatch = {}
+        if delegate is not None:
+            delegate.on_connection_lost(self.close_reason or reason.getErrorMessage())
+
+    # -- handshake -------------------------------------------------------
+
+    def _handshake_received(self, event: HandshakeReceived) -> None:
+        self._cancel_handshake_timer()
+        self.peer_id = event.peer_id
+        if event.peer_id == self.connection.our_peer_id:
+            self.drop("connected to ourselves")
+            return
+        try:
+            delegate = self.attacher.attach(self, event)
+        except RemoteProtocolError as exc:
+            self.drop(str(exc))
+            return
+        self.delegate = delegate
+        self._dispatch = {
+            Choke: delegate.on_choke,
+            Unchoke: delegate.on_unchoke,
+            Interested: delegate.on_interested,
+            NotInterested: delegate.on_not_interested,
+            Have: delegate.on_have,
+            PeerBitfield: delegate.on_bitfield,
+            Request: delegate.on_request,
+            Piece: delegate.on_piece,
+            Cancel: delegate.on_cancel,
+        }
+
+    def bind(self, info_hash: bytes, geometry: Geometry) -> None:
+        """For incoming peers: name the torrent and answer with our handshake."""
+        self.connection.bind(info_hash, geometry)
+        self.transport.write(self.connection.handshake_bytes())
+
+    def _handshake_late(self) -> None:
+        self._handshake_call = None
+        self.drop(f"no handshake within {self.handshake_timeout:g} s")
+
+    def _cancel_handshake_timer(self) -> None:
+        if self._handshake_call is not None and self._handshake_call.active():
+            self._handshake_call.cancel()
+        self._handshake_call = None
+
+    # -- sending ---------------------------------------------------------
+
+    def send(self, msg: Message) -> None:
+        if not self._closing:
+            self.transport.write(self.connection.send(msg))
+
+    def send_all(self, messages: Sequence[Message]) -> None:
+        """Several messages in one write (a batch of requests, say)."""
+        if not self._closing and messages:
+            send = self.connection.send
+            self.transport.writeSequence([send(m) for m in messages])
+
+    def send_block(self, index: int, begin: int, block: bytes) -> None:
+        """A PIECE message without copying the block into a new buffer."""
+        if not self._closing:
+            self.transport.writeSequence([encode_piece_header(index, begin, len(block)), block])
+
+    def drop(self, reason: str) -> None:
+        """Close this peer only, logging why."""
+        if self._closing:
+            return
+        self._closing = True
+        self.close_reason = reason
+        self.log.info("dropping peer {address}: {reason}", address=self.address, reason=reason)
+        self._cancel_handshake_timer()
+        self.transport.loseConnection()
+
+    # -- IPushProducer: the disk queue pauses reading when it is full ------
+
+    def pauseProducing(self) -> None:
+        if not self._closing:
+            self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        if not self._closing:
+            self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self.drop("stopped")
+
+
+class TorrentPeerFactory(ClientFactory):
+    """Makes outgoing connections for one torrent."""
+
+    protocol = PeerProtocol
+    noisy = False
+
+    def __init__(
+        self,
+        our_peer_id: bytes,
+        info_hash: bytes,
+        geometry: Geometry,
+        attacher: PeerAttacher,
+        clock: interfaces.IReactorTime,
+    ) -> None:
+        self.our_peer_id = our_peer_id
+        self.info_hash = info_hash
+        self.geometry = geometry
+        self.attacher = attacher
+        self.clock = clock
+
+    def buildProtocol(self, addr: Any) -> PeerProtocol:
+        connection = PeerConnection(self.our_peer_id, self.info_hash, self.geometry)
+        protocol = PeerProtocol(connection, self.attacher, self.clock)
+        protocol.factory = self
+        return protocol
+
+
+class TorrentLookup(TypingProtocol):
+    """Finds the torrent (as an attacher with its geometry) an incoming handshake names."""
+
+    def torrent_for(self, info_hash: bytes) -> Any: ...
+
+
+class IncomingPeerFactory(Factory):
+    """Accepts incoming peers for every torrent of a session, dispatching by info-hash."""
+
+    protocol = PeerProtocol
+    noisy = False
+
+    def __init__(
+        self, our_peer_id: bytes, lookup: TorrentLookup, clock: interfaces.IReactorTime
+    ) -> None:
+        self.our_peer_id = our_peer_id
+        self.lookup = lookup
+        self.clock = clock
+
+    def buildProtocol(self, addr: Any) -> PeerProtocol:
+        protocol = PeerProtocol(PeerConnection(self.our_peer_id), self, self.clock)
+        protocol.factory = self
+        return protocol
+
+    def attach(self, protocol: PeerProtocol, handshake: HandshakeReceived) -> PeerDelegate:
+        torrent = self.lookup.torrent_for(handshake.info_hash)
+        if torrent is None:
+            raise RemoteProtocolError(f"unknown info-hash {handshake.info_hash.hex()}")
+        protocol.bind(handshake.info_hash, torrent.geometry)
+        return torrent.attach(protocol, handshake)

@@ -1,0 +1,52 @@
+"""Human-readable progress lines for the log: percent, rate, peers, ETA."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class _Progress(Protocol):
+    name: str
+
+    @property
+    def bytes_left(self) -> int: ...
+
+
+def format_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def eta(left: int, rate: float) -> float | None:
+    return left / rate if rate > 1 else None
+
+
+def describe_progress(torrent: object) -> str:
+    """One line: ``name: 42.0% (n/m pieces), 1.2 MiB/s down, 3 peers, ETA 1m20s``."""
+    metainfo = torrent.metainfo  # type: ignore[attr-defined]
+    picker = torrent.picker  # type: ignore[attr-defined]
+    rate = torrent.download_rate.rate  # type: ignore[attr-defined]
+    left = torrent.bytes_left  # type: ignore[attr-defined]
+    done = metainfo.total_length - left
+    percent = 100.0 * done / metainfo.total_length
+    return (
+        f"{metainfo.name}: {percent:.1f}% ({picker.have_count}/{metainfo.num_pieces} pieces), "
+        f"{format_bytes(rate)}/s down, {len(torrent.links)} peers, "  # type: ignore[attr-defined]
+        f"ETA {format_duration(eta(left, rate))}"
+    )

@@ -1,0 +1,443 @@
+"""Torrent: one torrent's swarm, picker, disk queue and trackers, and the completion chain.
+
+The completion chain is one Deferred per piece: the last block arrives ->
+``disk.verify_and_write`` (hash, then write, in the disk threads) ->
+``picker.have`` -> HAVE to every peer that lacks the piece. Its errback
+resets the piece and blames the peers that sent it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer, task
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from bt.bitfield import Bitfield
+from bt.candidates import Address, CandidatePool
+from bt.errors import PieceHashError, RemoteProtocolError, StorageError
+from bt.metainfo import Metainfo
+from bt.peer.connection import HandshakeReceived, TorrentGeometry
+from bt.peer.link import PeerLink
+from bt.peer.messages import BitfieldMessage, Cancel, Have, NotInterested, Piece, Request
+from bt.peer.protocol import PeerProtocol, TorrentPeerFactory
+from bt.policy.picker import PiecePicker
+from bt.progress import describe_progress
+from bt.rate import RateMeter
+from bt.storage.disk import DiskQueue
+from bt.tracker.announce import AnnounceRequest
+from bt.tracker.announcer import Announcer, Tracker
+
+__all__ = ["Torrent", "TorrentConfig"]
+
+
+@dataclass(frozen=True)
+class TorrentConfig:
+    """Per-torrent knobs; the defaults are what a user gets without options."""
+
+    max_peers: int = 50
+    connect_timeout: float = 15.0
+    progress_interval: float = 5.0
+    #: Failed pieces a peer may be the only source of before it is banned.
+    ban_strikes: int = 2
+    disk_threads: int = 2
+    #: Pieces the disk queue may hold before peers are paused.
+    disk_high_water: int = 64
+
+
+class Torrent(Service):
+    """Downloads (and, later, seeds) one torrent; a child service of the Session."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        metainfo: Metainfo,
+        disk: DiskQueue,
+        *,
+        peer_id: bytes,
+        port: int,
+        reactor: Any,
+        rng: random.Random,
+        trackers: Sequence[Tracker] = (),
+        config: TorrentConfig = TorrentConfig(),
+    ) -> None:
+        self.metainfo = metainfo
+        self.name = metainfo.name
+        self.disk = disk
+        self.peer_id = peer_id
+        self.port = port
+        self.reactor = reactor
+        self.rng = rng
+        self.config = config
+        self.geometry = TorrentGeometry(
+            metainfo.num_pieces, metainfo.piece_length, metainfo.total_length
+        )
+        self.picker = PiecePicker(
+            metainfo.num_pieces, metainfo.piece_length, metainfo.total_length, rng
+        )
+        self.candidates = CandidatePool()
+        self.links: dict[PeerLink, None] = {}
+        self._connecting: set[Address] = set()
+        self._blocks: dict[int, list[bytes | None]] = {}
+        self._verifying: set[int] = set()
+        #: Failed pieces with several sources: which peer sent which block's digest.
+        self._suspects: dict[int, dict[int, tuple[Address, bytes]]] = {}
+        self._strikes: dict[Address, int] = {}
+        self.download_rate = RateMeter(reactor.seconds())
+        self.uploaded = 0
+        self.hash_failures = 0
+        self._completion_waiters: list[Deferred[None]] = []
+        self._announce_key = f"{rng.getrandbits(32):08x}"
+        self.announcers = [
+            Announcer(tracker, reactor, rng, self._announce_request, self.add_candidates)
+            for tracker in trackers
+        ]
+        self._tick_loop: task.LoopingCall | None = None
+        self._last_progress = 0.0
+        self._factory = TorrentPeerFactory(
+            peer_id, metainfo.info_hash, self.geometry, self, reactor
+        )
+
+    # -- public state -------------------------------------------------------
+
+    @property
+    def info_hash(self) -> bytes:
+        return self.metainfo.info_hash
+
+    @property
+    def bytes_left(self) -> int:
+        """Bytes of wanted pieces we do not have (the tracker's ``left``)."""
+        picker = self.picker
+        left = picker.missing_count * self.metainfo.piece_length
+        last = self.metainfo.num_pieces - 1
+        if not picker.has(last) and picker.piece_priority(last):
+            left -= self.metainfo.piece_length - self.metainfo.piece_size(last)
+        return max(0, left)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.picker.is_finished
+
+    def when_finished(self) -> Deferred[None]:
+        """A Deferred that fires once every wanted piece is verified and written."""
+        if self.is_finished:
+            return defer.succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._completion_waiters.append(waiter)
+        return waiter
+
+    # -- service lifecycle ----------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self.disk.start()
+        self.disk.prepare().addErrback(self._disk_failed)
+        self._tick_loop = task.LoopingCall(self._tick)
+        self._tick_loop.clock = self.reactor
+        self._tick_loop.start(1.0, now=False).addErrback(self._log_failure, "tick")
+        for announcer in self.announcers:
+            announcer.start()
+        self.log.info(
+            "{name}: {pieces} pieces of {piece_length} bytes, {size} bytes in {files} files",
+            name=self.name,
+            pieces=self.metainfo.num_pieces,
+            piece_length=self.metainfo.piece_length,
+            size=self.metainfo.total_length,
+            files=len(self.metainfo.files),
+        )
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        if self._tick_loop is not None and self._tick_loop.running:
+            self._tick_loop.stop()
+        for link in list(self.links):
+            link.protocol.drop("torrent stopping")
+        stops = [announcer.stop() for announcer in self.announcers]
+        done = defer.DeferredList(stops, consumeErrors=True)
+        done.addCallback(lambda _: self.disk.stop())
+        done.addCallback(lambda _: None)
+        return done
+
+    # -- peers: candidates and connections -----------------------------------
+
+    def add_candidates(self, peers: Sequence[tuple[str, int]]) -> None:
+        """Addresses from a tracker (or, later, PEX/DHT); connect to some at once."""
+        added = sum(self.candidates.add((host, port)) for host, port in peers)
+        if added:
+            self.log.debug("{name}: {added} new peer addresses", name=self.name, added=added)
+        self._connect_more()
+
+    def _connect_more(self) -> None:
+        if not self.running or self.is_finished:
+            return
+        room = self.config.max_peers - len(self.links) - len(self._connecting)
+        for address in self.candidates.take(self.reactor.seconds(), room):
+            self._connect(address)
+
+    def _connect(self, address: Address) -> None:
+        self._connecting.add(address)
+        host, port = address
+        factory = _OneConnection(self, address)
+        self.reactor.connectTCP(host, port, factory, timeout=self.config.connect_timeout)
+
+    def connection_failed(self, address: Address, reason: str) -> None:
+        self._connecting.discard(address)
+        self.candidates.failed(address, self.reactor.seconds())
+        self.log.debug(
+            "{name}: cannot connect to {address}: {reason}",
+            name=self.name,
+            address=address,
+            reason=reason,
+        )
+
+    def attach(self, protocol: PeerProtocol, handshake: HandshakeReceived) -> PeerLink:
+        """A handshake completed: the peer joins the swarm."""
+        address: Address = getattr(protocol, "candidate", None) or _peer_address(protocol)
+        self._connecting.discard(address)
+        if self.candidates.is_banned(address):
+            raise RemoteProtocolError("peer is banned for sending bad data")
+        if len(self.links) >= self.config.max_peers:
+            raise RemoteProtocolError("too many peers")
+        link = PeerLink(self, protocol, address, self.reactor.seconds())
+        self.links[link] = None
+        self.candidates.connected(address)
+        have = self.picker.have_bitfield()
+        if not have.is_empty():
+            protocol.send(BitfieldMessage(have.to_bytes()))
+        self.disk.add_pressure_listener(protocol)
+        self.log.debug("{name}: connected to {address}", name=self.name, address=address)
+        return link
+
+    def link_lost(self, link: PeerLink, reason: str) -> None:
+        self.links.pop(link, None)
+        self.disk.remove_pressure_listener(link.protocol)
+        bitfield = link.bitfield if link.bitfield_counted else Bitfield(self.metainfo.num_pieces)
+        if link.bitfield_counted:
+            self.picker.peer_gone(link, bitfield)
+        else:
+            self.picker.peer_requests_abandoned(link)
+        if not self.candidates.is_banned(link.address):
+            self.candidates.failed(link.address, self.reactor.seconds())
+        self.log.debug(
+            "{name}: peer {address} gone: {reason}",
+            name=self.name,
+            address=link.address,
+            reason=reason,
+        )
+        self._refill_others()
+        self._connect_more()
+
+    def is_interesting(self, bitfield: Bitfield) -> bool:
+        """Does a peer with ``bitfield`` have a piece we want and lack?"""
+        if self.picker.is_finished or bitfield.is_empty():
+            return False
+        mine = self.picker.have_bitfield()
+        theirs = int.from_bytes(bitfield.to_bytes(), "big")
+        missing = ~int.from_bytes(mine.to_bytes(), "big")
+        if not theirs & missing:
+            return False
+        # Skipped pieces are rare; check them only when the cheap test passes.
+        return any(self.picker.piece_priority(i) for i in _bits(theirs & missing, bitfield.length))
+
+    # -- blocks and the completion chain --------------------------------------
+
+    def request_received(self, link: PeerLink, msg: Request) -> None:
+        # Serving comes with seeding; until then we choke everyone and drop requests.
+        pass
+
+    def block_arrived(self, link: PeerLink, msg: Piece) -> None:
+        index, begin, block = msg.index, msg.begin, msg.block
+        result = self.picker.block_received(link, index, begin, len(block))
+        if not result.wanted:
+            return  # unrequested, cancelled or duplicate data: dropped, not an error
+        self.download_rate.add(len(block))
+        blocks = self._blocks.get(index)
+        if blocks is None:
+            blocks = self._blocks[index] = [None] * self.picker.block_count(index)
+        blocks[begin // self.picker.block_size] = block
+        for other in result.cancel:
+            if isinstance(other, PeerLink) and not other.closed:
+                other.protocol.send(Cancel(index, begin, len(block)))
+        if result.piece_complete:
+            self._verify(index, link)
+
+    def _verify(self, index: int, link: PeerLink) -> None:
+        blocks = self._blocks.pop(index)
+        self._verifying.add(index)
+        sources = {n: src for n, src in self._block_sources(index).items()}
+        d = self.disk.verify_and_write(index, blocks)  # type: ignore[arg-type]
+        d.addCallbacks(
+            self._piece_written,
+            self._piece_failed,
+            callbackArgs=(index, blocks),
+            errbackArgs=(index, blocks, sources),
+        )
+        d.addErrback(self._log_failure, f"piece {index}")
+
+    def _block_sources(self, index: int) -> dict[int, Address]:
+        download = self.picker._downloads.get(index)
+        if download is None:
+            return {}
+        return {n: peer.address for n, peer in download.received_from.items()}
+
+    def _piece_written(self, _: None, index: int, blocks: list[bytes]) -> None:
+        self._verifying.discard(index)
+        self.picker.have(index)
+        self._clear_suspicion(index, blocks)
+        for link in list(self.links):
+            if index not in link.bitfield:
+                link.protocol.send(Have(index))
+            elif link.connection.am_interested and not self.is_interesting(link.bitfield):
+                link.protocol.send(NotInterested())
+        if self.picker.is_finished:
+            self._finished()
+
+    def _piece_failed(
+        self, failure: Failure, index: int, blocks: list[bytes], sources: dict[int, Address]
+    ) -> None:
+        self._verifying.discard(index)
+        if failure.check(PieceHashError) is None:
+            if failure.check(StorageError) is not None:
+                self.picker.piece_failed(index)
+                self.log.error("{name}: {error}", name=self.name, error=failure.value)
+                return
+            failure.raiseException()
+        self.hash_failures += 1
+        self.picker.piece_failed(index)
+        senders = set(sources.values())
+        self.log.warn(
+            "{name}: piece {index} failed its hash check (sent by {senders})",
+            name=self.name,
+            index=index,
+            senders=sorted(senders),
+        )
+        if len(senders) == 1:
+            (address,) = senders
+            self._strike(address, f"sent piece {index} alone and it failed its hash")
+        else:
+            # Remember who sent what; once the piece verifies, the liars are known.
+            self._suspects[index] = {
+                n: (address, hashlib.sha1(blocks[n]).digest()) for n, address in sources.items()
+            }
+        self._refill_others()
+
+    def _clear_suspicion(self, index: int, blocks: list[bytes]) -> None:
+        suspects = self._suspects.pop(index, None)
+        if not suspects:
+            return
+        for n, (address, digest) in suspects.items():
+            if hashlib.sha1(blocks[n]).digest() != digest:
+                self._ban(address, f"sent a bad block of piece {index}")
+
+    def _strike(self, address: Address, why: str) -> None:
+        strikes = self._strikes.get(address, 0) + 1
+        self._strikes[address] = strikes
+        if strikes >= self.config.ban_strikes:
+            self._ban(address, f"{why} ({strikes} bad pieces)")
+
+    def _ban(self, address: Address, why: str) -> None:
+        if self.candidates.is_banned(address):
+            return
+        self.candidates.ban(address)
+        self.log.warn(
+            "{name}: banned peer {host}:{port}: {why}",
+            name=self.name,
+            host=address[0],
+            port=address[1],
+            why=why,
+        )
+        for link in list(self.links):
+            if link.address == address:
+                link.protocol.drop(f"banned: {why}")
+
+    def _finished(self) -> None:
+        self.log.info(
+            "{name}: download complete, {size} bytes verified",
+            name=self.name,
+            size=self.metainfo.total_length,
+        )
+        for announcer in self.announcers:
+            announcer.completed()
+        waiters, self._completion_waiters = self._completion_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def _refill_others(self) -> None:
+        for other in list(self.links):
+            other.fill_pipeline()
+
+    # -- timers and trackers ----------------------------------------------------
+
+    def _tick(self) -> None:
+        now = self.reactor.seconds()
+        self.download_rate.tick(now)
+        for link in list(self.links):
+            link.tick(now)
+        self._connect_more()
+        if not self.is_finished and len(self.links) < self.config.max_peers // 2:
+            for announcer in self.announcers:
+                announcer.need_peers()
+        if now - self._last_progress >= self.config.progress_interval and not self.is_finished:
+            self._last_progress = now
+            self.log.info("{line}", line=describe_progress(self))
+
+    def _announce_request(self, event: str | None) -> AnnounceRequest:
+        return AnnounceRequest(
+            info_hash=self.info_hash,
+            peer_id=self.peer_id,
+            port=self.port,
+            uploaded=self.uploaded,
+            downloaded=self.download_rate.total,
+            left=self.bytes_left,
+            event=event,
+            key=self._announce_key,
+            numwant=50 if not self.is_finished else 0,
+        )
+
+    def _disk_failed(self, failure: Failure) -> None:
+        failure.trap(StorageError)
+        self.log.error("{name}: {error}", name=self.name, error=failure.value)
+
+    def _log_failure(self, failure: Failure, what: str) -> None:
+        self.log.failure("{name}: unexpected error in {what}", failure, name=self.name, what=what)
+
+
+def _peer_address(protocol: PeerProtocol) -> Address:
+    peer = protocol.transport.getPeer()
+    return (str(getattr(peer, "host", "?")), int(getattr(peer, "port", 0)))
+
+
+def _bits(value: int, length: int) -> Iterator[int]:
+    """Indexes of set bits of a big-endian bitfield integer of ``length`` bits."""
+    width = (length + 7) // 8 * 8
+    while value:
+        top = value.bit_length() - 1
+        yield width - 1 - top
+        value ^= 1 << top
+
+
+class _OneConnection(TorrentPeerFactory):
+    """A factory for one outgoing attempt, so failures name the candidate."""
+
+    def __init__(self, torrent: Torrent, address: Address) -> None:
+        super().__init__(
+            torrent.peer_id, torrent.info_hash, torrent.geometry, torrent, torrent.reactor
+        )
+        self.torrent = torrent
+        self.address = address
+
+    def buildProtocol(self, addr: Any) -> PeerProtocol:
+        protocol = super().buildProtocol(addr)
+        protocol.candidate = self.address  # type: ignore[attr-defined]
+        return protocol
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        self.torrent.connection_failed(self.address, reason.getErrorMessage())

@@ -1,0 +1,38 @@
+"""Fixtures for real peers on loopback; each one is bounded in time and cleaned up."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from swarm import OpenTracker, integration_required
+
+pytestmark = pytest.mark.integration
+
+
+def need(tool_available: bool, why: str) -> None:
+    """Skip with a reason locally; fail in CI, where every integration test must run."""
+    if tool_available:
+        return
+    if integration_required():
+        pytest.fail(f"{why} (BT_REQUIRE_INTEGRATION=1 forbids skipping)")
+    pytest.skip(why)
+
+
+@pytest.fixture
+def opentracker() -> Iterator[OpenTracker]:
+    need(shutil.which("opentracker") is not None, "opentracker is not installed")
+    tracker = OpenTracker()
+    yield tracker
+    tracker.stop()
+
+
+@pytest.fixture
+def libtorrent() -> object:
+    try:
+        import libtorrent as lt
+    except ImportError:
+        lt = None
+    need(lt is not None, "the libtorrent wheel is not installed")
+    return lt

@@ -1,0 +1,57 @@
+"""Candidate addresses: offered once at a time, retried with backoff, bans are final."""
+
+from __future__ import annotations
+
+from bt.candidates import MAX_FAILURES, RETRY_BASE, CandidatePool
+
+
+def test_take_offers_each_address_once_until_it_fails() -> None:
+    pool = CandidatePool()
+    assert pool.add(("127.0.0.1", 1))
+    assert not pool.add(("127.0.0.1", 1))
+    assert pool.take(0.0, 5) == [("127.0.0.1", 1)]
+    assert pool.take(0.0, 5) == []
+
+
+def test_failures_back_off_exponentially_then_forget() -> None:
+    pool = CandidatePool()
+    address = ("127.0.0.1", 2)
+    pool.add(address)
+    now = 0.0
+    for failure in range(1, MAX_FAILURES):
+        assert pool.take(now, 1) == [address]
+        pool.failed(address, now)
+        delay = RETRY_BASE * 2 ** (failure - 1)
+        assert pool.take(now + delay - 0.1, 1) == []
+        now += delay
+    assert pool.take(now, 1) == [address]
+    pool.failed(address, now)
+    assert len(pool) == 0
+
+
+def test_a_good_connection_resets_the_failure_count() -> None:
+    pool = CandidatePool()
+    address = ("127.0.0.1", 3)
+    pool.add(address)
+    pool.take(0.0, 1)
+    pool.failed(address, 0.0)
+    pool.take(RETRY_BASE, 1)
+    pool.connected(address)
+    pool.failed(address, 100.0)
+    assert pool.take(100.0 + RETRY_BASE, 1) == [address]
+
+
+def test_banned_addresses_are_never_offered_again() -> None:
+    pool = CandidatePool()
+    address = ("127.0.0.1", 4)
+    pool.add(address)
+    pool.ban(address)
+    assert pool.is_banned(address)
+    assert not pool.add(address)
+    assert pool.take(0.0, 10) == []
+
+
+def test_pool_is_bounded() -> None:
+    pool = CandidatePool(limit=2)
+    assert pool.add(("a", 1)) and pool.add(("b", 1))
+    assert not pool.add(("c", 1))
