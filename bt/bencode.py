@@ -123,10 +123,37 @@ class _Decoder:
             )
         return int(body), end + 1
 
+    def item(self, pos: int, depth: int) -> tuple[Any, int]:
+        """One list item or dict value: strings and integers inline, the rest by ``value``.
+
+        Most of a metainfo is short strings and integers; parsing them here
+        without a method call per value is what makes decoding fast. Anything
+        unusual falls back to the general path, which raises the precise error.
+        """
+        data = self.data
+        if pos < self.size:
+            lead = data[pos]
+            if 0x31 <= lead <= 0x39 or (lead == 0x30 and data[pos + 1 : pos + 2] == b":"):
+                colon = data.find(b":", pos, pos + _MAX_LENGTH_DIGITS + 1)
+                if colon > 0:
+                    digits = data[pos:colon]
+                    if digits.isdigit():
+                        end = colon + 1 + int(digits)
+                        if end <= self.size:
+                            return data[colon + 1 : end], end
+            elif lead == 0x69:  # i
+                end = data.find(b"e", pos + 1, pos + _MAX_INT_DIGITS + 3)
+                if end > 0:
+                    body = data[pos + 1 : end]
+                    if body.isdigit() and (body[0] != 0x30 or end - pos == 2):
+                        return int(body), end + 1
+        return self.value(pos, depth, None)
+
     def list(self, pos: int, depth: int) -> tuple[list[Any], int]:
         if depth > MAX_DEPTH:
             raise BencodeError(f"nesting deeper than {MAX_DEPTH}", pos)
         data = self.data
+        item = self.item
         items: list[Any] = []
         pos += 1
         while True:
@@ -134,8 +161,8 @@ class _Decoder:
                 raise BencodeError("unterminated list", pos)
             if data[pos] == 0x65:  # e
                 return items, pos + 1
-            item, pos = self.value(pos, depth, None)
-            items.append(item)
+            value, pos = item(pos, depth)
+            items.append(value)
 
     def dict(
         self, pos: int, depth: int, spans: dict[bytes, tuple[int, int]] | None
@@ -143,11 +170,13 @@ class _Decoder:
         if depth > MAX_DEPTH:
             raise BencodeError(f"nesting deeper than {MAX_DEPTH}", pos)
         data = self.data
+        size = self.size
+        item = self.item
         result: dict[bytes, Any] = {}
         previous: bytes | None = None
         pos += 1
         while True:
-            if pos >= self.size:
+            if pos >= size:
                 raise BencodeError("unterminated dict", pos)
             lead = data[pos]
             if lead == 0x65:  # e
@@ -156,14 +185,13 @@ class _Decoder:
                 raise BencodeError("dict key is not a string", pos)
             key_pos = pos
             key, pos = self.string(pos)
-            if previous is not None:
+            if previous is not None and key <= previous:
                 if key == previous:
                     raise BencodeError(f"duplicate dict key {key!r}", key_pos)
-                if key < previous:
-                    raise BencodeError(f"dict key {key!r} out of sorted order", key_pos)
+                raise BencodeError(f"dict key {key!r} out of sorted order", key_pos)
             previous = key
             start = pos
-            result[key], pos = self.value(pos, depth, None)
+            result[key], pos = item(pos, depth)
             if spans is not None:
                 spans[key] = (start, pos)
 
@@ -181,25 +209,42 @@ def encode(value: Any) -> bytes:
 def _encode(value: Any, out: list[bytes], depth: int) -> None:
     if depth > MAX_DEPTH:
         raise ValueError(f"nesting deeper than {MAX_DEPTH}")
-    if isinstance(value, bytes | bytearray | memoryview):
+    kind = type(value)
+    # Exact-type checks first: they are the common case and much cheaper than isinstance.
+    if kind is bytes:
+        out.append(b"%d:%b" % (len(value), value))
+    elif kind is int:
+        out.append(b"i%de" % value)
+    elif kind is list or kind is tuple:
+        out.append(b"l")
+        for item in value:
+            _encode(item, out, depth + 1)
+        out.append(b"e")
+    elif kind is dict:
+        _encode_dict(value, out, depth)
+    elif isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
-        out.append(b"%d:" % len(raw))
-        out.append(raw)
+        out.append(b"%d:%b" % (len(raw), raw))
     elif isinstance(value, str):
         raw = value.encode("utf-8")
-        out.append(b"%d:" % len(raw))
-        out.append(raw)
+        out.append(b"%d:%b" % (len(raw), raw))
     elif isinstance(value, bool):
         raise TypeError("bencode has no booleans; encode 0 or 1 explicitly")
     elif isinstance(value, int):
         out.append(b"i%de" % value)
     elif isinstance(value, list | tuple):
-        out.append(b"l")
-        for item in value:
-            _encode(item, out, depth + 1)
-        out.append(b"e")
+        _encode(list(value), out, depth)
     elif isinstance(value, dict):
-        keyed: dict[bytes, Any] = {}
+        _encode_dict(value, out, depth)
+    else:
+        raise TypeError(f"cannot bencode {type(value).__name__}")
+
+
+def _encode_dict(value: dict[Any, Any], out: list[bytes], depth: int) -> None:
+    if all(type(key) is bytes for key in value):
+        keyed: dict[bytes, Any] = value
+    else:
+        keyed = {}
         for key, item in value.items():
             raw_key = key.encode("utf-8") if isinstance(key, str) else key
             if not isinstance(raw_key, bytes):
@@ -207,11 +252,8 @@ def _encode(value: Any, out: list[bytes], depth: int) -> None:
             if raw_key in keyed:
                 raise ValueError(f"dict key {raw_key!r} given twice")
             keyed[raw_key] = item
-        out.append(b"d")
-        for raw_key in sorted(keyed):
-            out.append(b"%d:" % len(raw_key))
-            out.append(raw_key)
-            _encode(keyed[raw_key], out, depth + 1)
-        out.append(b"e")
-    else:
-        raise TypeError(f"cannot bencode {type(value).__name__}")
+    out.append(b"d")
+    for raw_key in sorted(keyed):
+        out.append(b"%d:%b" % (len(raw_key), raw_key))
+        _encode(keyed[raw_key], out, depth + 1)
+    out.append(b"e")
