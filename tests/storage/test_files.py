@@ -175,8 +175,19 @@ def test_files_land_at_their_paths_with_folders_created(tmp_path: Path) -> None:
     assert (tmp_path / "t" / "sub" / "b.bin").read_bytes() == data[10:35]
     assert (tmp_path / "t" / "c.bin").read_bytes() == data[35:42]
     assert ((tmp_path / "t" / "a.bin").stat().st_mode & 0o777) == 0o644
-    # A zero-length file holds no bytes of any piece, so nothing writes it.
+    # A zero-length file holds no bytes of any piece, so no write creates it...
     assert not (tmp_path / "t" / "empty").exists()
+
+
+def test_prepare_creates_zero_length_files_but_no_padding(tmp_path: Path) -> None:
+    files = entries(("t/a", 6), ("t/deep/empty", 0), ("t/.pad/10", 10, True), ("t/b", 16))
+    storage = file_storage(tmp_path, files, 16)
+    storage.prepare()
+    storage.close()
+    # ...so prepare() does, with its folders, as other clients do.
+    assert (tmp_path / "t" / "deep" / "empty").read_bytes() == b""
+    assert not (tmp_path / "t" / "a").exists()
+    assert not (tmp_path / "t" / ".pad").exists()
 
 
 def test_files_are_sparse(tmp_path: Path) -> None:

@@ -1,0 +1,318 @@
+"""The torrent engine driven in memory: scripted peers over StringTransport, time by a fake clock.
+
+A fake disk verifies synchronously, so each test reads as a conversation:
+what the peer says, what bt answers, and what the torrent decides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterable, Iterator
+
+import pytest
+from torrents import handmade_info, handmade_torrent, pseudo_random_bytes
+from twisted.internet import defer
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+from bt.bitfield import Bitfield
+from bt.errors import PieceHashError
+from bt.metainfo import Metainfo, parse_metainfo
+from bt.peer.connection import HandshakeReceived, PeerConnection
+from bt.peer.link import SNUB_SECONDS
+from bt.peer.messages import (
+    BitfieldMessage,
+    Choke,
+    Handshake,
+    Have,
+    Interested,
+    Message,
+    Piece,
+    Request,
+    Unchoke,
+    encode,
+    encode_handshake,
+)
+from bt.peer.protocol import HANDSHAKE_TIMEOUT, IncomingPeerFactory, PeerProtocol
+from bt.torrent import Torrent
+
+PIECE = 32 * 1024
+DATA = pseudo_random_bytes(5 * PIECE + 1000, seed=7)  # six pieces, the last one short
+
+
+class FakeDisk:
+    """Verifies with hashlib at once and keeps written pieces in a dict."""
+
+    def __init__(self, metainfo: Metainfo) -> None:
+        self.metainfo = metainfo
+        self.written: dict[int, bytes] = {}
+        self.listeners: list[object] = []
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> defer.Deferred[None]:
+        return defer.succeed(None)
+
+    def prepare(self) -> defer.Deferred[None]:
+        return defer.succeed(None)
+
+    def verify_and_write(self, index: int, blocks: list[bytes]) -> defer.Deferred[None]:
+        data = b"".join(blocks)
+        if hashlib.sha1(data).digest() != self.metainfo.piece_hashes[index]:
+            return defer.fail(PieceHashError(index))
+        self.written[index] = data
+        return defer.succeed(None)
+
+    def add_pressure_listener(self, listener: object) -> None:
+        self.listeners.append(listener)
+
+    def remove_pressure_listener(self, listener: object) -> None:
+        self.listeners.remove(listener)
+
+
+class ScriptedPeer:
+    """The remote side of one connection, speaking through a sans-I/O PeerConnection."""
+
+    def __init__(self, protocol: PeerProtocol, metainfo: Metainfo, peer_id: bytes) -> None:
+        self.protocol = protocol
+        self.metainfo = metainfo
+        self.transport = StringTransport()
+        self.wire = PeerConnection(peer_id, metainfo.info_hash, protocol.connection.geometry)
+        self.peer_id = peer_id
+        protocol.makeConnection(self.transport)
+
+    def say(self, *messages: Message, handshake: bool = False) -> None:
+        data = b""
+        if handshake:
+            data += encode_handshake(Handshake(self.metainfo.info_hash, self.peer_id))
+        data += b"".join(encode(m) for m in messages)
+        self.protocol.dataReceived(data)
+
+    def heard(self) -> list[object]:
+        data = self.transport.value()
+        self.transport.clear()
+        return self.wire.receive_data(data)
+
+    def requests(self, events: Iterable[object]) -> list[Request]:
+        return [e for e in events if isinstance(e, Request)]
+
+    def serve(self, corrupt: bool = False, rounds: int = 100) -> int:
+        """Answer every request with the real data (or flipped bytes); returns blocks sent."""
+        sent = 0
+        for _ in range(rounds):
+            requests = self.requests(self.heard())
+            if not requests or self.transport.disconnecting:
+                break
+            for r in requests:
+                start = r.index * PIECE + r.begin
+                block = DATA[start : start + r.length]
+                if corrupt:
+                    block = bytes(b ^ 0xFF for b in block)
+                self.say(Piece(r.index, r.begin, block))
+                sent += 1
+        return sent
+
+
+@pytest.fixture
+def metainfo() -> Metainfo:
+    info = handmade_info([(["data.bin"], len(DATA))], name="t", piece_length=PIECE, data=DATA)
+    return parse_metainfo(handmade_torrent(info))
+
+
+@pytest.fixture
+def clock() -> MemoryReactorClock:
+    return MemoryReactorClock()
+
+
+@pytest.fixture
+def torrent(metainfo: Metainfo, clock: MemoryReactorClock) -> Iterator[Torrent]:
+    torrent = Torrent(
+        metainfo,
+        FakeDisk(metainfo),  # type: ignore[arg-type]
+        peer_id=b"-BT0100-ourselves!!!",
+        port=6881,
+        reactor=clock,
+        rng=random.Random(1),
+    )
+    torrent.startService()
+    yield torrent
+    torrent.stopService()
+
+
+def connect(torrent: Torrent, peer_id: bytes, port: int) -> ScriptedPeer:
+    protocol = torrent._factory.buildProtocol(None)
+    protocol.candidate = ("10.0.0.1", port)  # type: ignore[attr-defined]
+    return ScriptedPeer(protocol, torrent.metainfo, peer_id)
+
+
+def seeder(
+    torrent: Torrent, peer_id: bytes = b"-LT2000-seeder000001", port: int = 1
+) -> ScriptedPeer:
+    peer = connect(torrent, peer_id, port)
+    full = Bitfield.full(torrent.metainfo.num_pieces)
+    peer.say(BitfieldMessage(full.to_bytes()), Unchoke(), handshake=True)
+    return peer
+
+
+def test_we_send_our_handshake_first_and_interest_after_a_useful_bitfield(
+    torrent: Torrent,
+) -> None:
+    peer = connect(torrent, b"-LT2000-seeder000001", 1)
+    events = peer.heard()
+    assert isinstance(events[0], HandshakeReceived)
+    assert events[0].peer_id == torrent.peer_id
+    full = Bitfield.full(torrent.metainfo.num_pieces)
+    peer.say(BitfieldMessage(full.to_bytes()), handshake=True)
+    assert Interested() in peer.heard()
+    peer.say(Unchoke())
+    assert peer.requests(peer.heard()), "unchoke must start the request pipeline"
+
+
+def test_downloads_every_piece_and_fires_when_finished(torrent: Torrent) -> None:
+    finished = torrent.when_finished()
+    peer = seeder(torrent)
+    peer.serve()
+    assert finished.called
+    assert torrent.is_finished and torrent.bytes_left == 0
+    written = torrent.disk.written  # type: ignore[attr-defined]
+    assert b"".join(written[i] for i in range(torrent.metainfo.num_pieces)) == DATA
+    assert not [e for e in peer.heard() if isinstance(e, Have)], "a seeder needs no HAVE"
+
+
+def test_completed_pieces_are_announced_to_peers_that_lack_them(torrent: Torrent) -> None:
+    leecher = connect(torrent, b"-LT2000-leecher00001", 2)
+    leecher.say(handshake=True)
+    leecher.heard()
+    peer = seeder(torrent)
+    peer.serve()
+    haves = {e.index for e in leecher.heard() if isinstance(e, Have)}
+    assert haves == set(range(torrent.metainfo.num_pieces))
+
+
+def test_choke_returns_outstanding_requests_to_the_pool(torrent: Torrent) -> None:
+    peer = seeder(torrent)
+    assert peer.requests(peer.heard())
+    (link,) = torrent.links
+    assert torrent.picker.outstanding_count(link) > 0
+    peer.say(Choke())
+    assert torrent.picker.outstanding_count(link) == 0
+
+
+def test_a_lone_sender_of_bad_pieces_is_banned(torrent: Torrent) -> None:
+    peer = seeder(torrent)
+    peer.serve(corrupt=True)
+    assert torrent.hash_failures >= 2
+    assert peer.transport.disconnecting
+    assert torrent.candidates.is_banned(("10.0.0.1", 1))
+    peer.protocol.connectionLost()
+    assert not torrent.links
+    assert torrent.picker.have_count == 0
+
+
+def test_bad_piece_is_fetched_again_from_an_honest_peer(torrent: Torrent) -> None:
+    liar = seeder(torrent, b"-XX0000-liar00000001", 1)
+    liar.serve(corrupt=True, rounds=1)
+    honest = seeder(torrent, b"-LT2000-honest000001", 2)
+    honest.serve()
+    assert torrent.is_finished
+    written = torrent.disk.written  # type: ignore[attr-defined]
+    assert b"".join(written[i] for i in range(torrent.metainfo.num_pieces)) == DATA
+
+
+def test_unrequested_blocks_are_ignored(torrent: Torrent) -> None:
+    peer = seeder(torrent)
+    peer.heard()
+    peer.say(Piece(0, 100, DATA[100:200]))  # never requested: not on a block boundary
+    assert not peer.transport.disconnecting
+    assert torrent.download_rate.total == 0
+
+
+def test_a_silent_peer_is_snubbed_and_its_requests_go_elsewhere(
+    torrent: Torrent, clock: MemoryReactorClock
+) -> None:
+    slow = seeder(torrent, b"-LT2000-slowpoke0001", 1)
+    assert slow.requests(slow.heard())
+    (link,) = torrent.links
+    clock.advance(SNUB_SECONDS + 2)
+    for _ in range(3):
+        clock.advance(1)
+    assert link.snubbed
+    assert torrent.picker.outstanding_count(link) <= 1, "a snubbed peer gets one request"
+    fast = seeder(torrent, b"-LT2000-fastpeer0001", 2)
+    fast.serve()
+    assert torrent.is_finished
+
+
+def test_connecting_to_ourselves_is_dropped(torrent: Torrent) -> None:
+    peer = connect(torrent, torrent.peer_id, 3)
+    peer.say(handshake=True)
+    assert peer.transport.disconnecting
+    assert not torrent.links
+
+
+def test_handshake_for_another_torrent_is_dropped(torrent: Torrent) -> None:
+    protocol = torrent._factory.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(encode_handshake(Handshake(b"\x01" * 20, b"-XX0000-other0000001")))
+    assert transport.disconnecting
+    assert "handshake for info-hash 0101" in (protocol.close_reason or "")
+
+
+def test_a_peer_that_never_handshakes_is_dropped(
+    torrent: Torrent, clock: MemoryReactorClock
+) -> None:
+    protocol = torrent._factory.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    clock.advance(HANDSHAKE_TIMEOUT + 1)
+    assert transport.disconnecting
+    assert protocol.close_reason == f"no handshake within {HANDSHAKE_TIMEOUT:g} s"
+
+
+def test_garbage_closes_only_that_peer(torrent: Torrent) -> None:
+    good = seeder(torrent, b"-LT2000-goodpeer0001", 1)
+    bad = seeder(torrent, b"-XX0000-badpeer00001", 2)
+    bad.protocol.dataReceived(b"\x00\x00\x00\x05\x04\x00\x00\x10\x00")  # HAVE out of range
+    assert bad.transport.disconnecting
+    assert not good.transport.disconnecting
+    bad.protocol.connectionLost()
+    assert len(torrent.links) == 1
+
+
+class _Lookup:
+    def __init__(self, torrent: Torrent | None) -> None:
+        self.torrent = torrent
+
+    def torrent_for(self, info_hash: bytes) -> Torrent | None:
+        if self.torrent is not None and info_hash == self.torrent.info_hash:
+            return self.torrent
+        return None
+
+
+def test_incoming_peer_is_dispatched_by_info_hash(
+    torrent: Torrent, clock: MemoryReactorClock
+) -> None:
+    factory = IncomingPeerFactory(torrent.peer_id, _Lookup(torrent), clock)
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    assert transport.value() == b"", "an incoming peer speaks first"
+    hello = encode_handshake(Handshake(torrent.info_hash, b"-LT2000-incoming0001"))
+    protocol.dataReceived(hello + encode(Interested()))
+    assert transport.value().startswith(
+        encode_handshake(Handshake(torrent.info_hash, torrent.peer_id))
+    )
+    assert len(torrent.links) == 1
+    assert protocol.connection.peer_interested
+
+
+def test_incoming_peer_for_an_unknown_torrent_is_refused(clock: MemoryReactorClock) -> None:
+    factory = IncomingPeerFactory(b"-BT0100-ourselves!!!", _Lookup(None), clock)
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(encode_handshake(Handshake(b"\x02" * 20, b"-LT2000-incoming0001")))
+    assert transport.disconnecting
+    assert protocol.close_reason == f"unknown info-hash {'02' * 20}"
