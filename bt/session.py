@@ -92,6 +92,7 @@ class Session(MultiService):
         torrent = Torrent(
             metainfo,
             disk,
+            storage=storage,
             peer_id=self.peer_id,
             port=self.port,
             reactor=self.reactor,
@@ -99,7 +100,6 @@ class Session(MultiService):
             trackers=self._trackers_for(metainfo),
             config=self.config.torrent,
         )
-        torrent.storage = storage  # type: ignore[attr-defined]
         self.torrents[metainfo.info_hash] = torrent
         torrent.setServiceParent(self)
         return torrent
@@ -145,11 +145,14 @@ class Session(MultiService):
         super().privilegedStartService()
 
     def stopService(self) -> defer.Deferred[None]:
-        # Children stop concurrently in MultiService; each torrent orders its own parts.
-        stopped = defer.maybeDeferred(super().stopService)
+        """Stop accepting peers, then stop every torrent, then close tracker connections."""
+        stopped: defer.Deferred[Any] = defer.succeed(None)
         if self._listening is not None:
             listening, self._listening = self._listening, None
-            stopped.addBoth(lambda _: listening.stopListening())
-        stopped.addBoth(lambda _: self._http_pool.closeCachedConnections())
+            stopped.addCallback(lambda _: listening.stopListening())
+        # MultiService stops children concurrently; each torrent orders its own parts.
+        stopped.addCallback(lambda _: MultiService.stopService(self))
+        stopped.addErrback(lambda failure: self.log.failure("stopping torrents failed", failure))
+        stopped.addCallback(lambda _: self._http_pool.closeCachedConnections())
         stopped.addCallback(lambda _: None)
         return stopped

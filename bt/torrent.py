@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from bt.bitfield import Bitfield
 from bt.candidates import Address, CandidatePool
 from bt.errors import PieceHashError, RemoteProtocolError, StorageError
+from bt.interfaces import IStorage
 from bt.metainfo import Metainfo
 from bt.peer.connection import HandshakeReceived, TorrentGeometry
 from bt.peer.link import PeerLink
@@ -62,6 +63,7 @@ class Torrent(Service):
         metainfo: Metainfo,
         disk: DiskQueue,
         *,
+        storage: IStorage | None = None,
         peer_id: bytes,
         port: int,
         reactor: Any,
@@ -72,6 +74,8 @@ class Torrent(Service):
         self.metainfo = metainfo
         self.name = metainfo.name
         self.disk = disk
+        #: Closed after the disk queue stops (the queue never closes what it was given).
+        self.storage = storage
         self.peer_id = peer_id
         self.port = port
         self.reactor = reactor
@@ -155,6 +159,7 @@ class Torrent(Service):
         )
 
     def stopService(self) -> Deferred[None]:
+        """Drop peers, tell trackers we left, flush and close the files."""
         super().stopService()
         if self._tick_loop is not None and self._tick_loop.running:
             self._tick_loop.stop()
@@ -162,9 +167,15 @@ class Torrent(Service):
             link.protocol.drop("torrent stopping")
         stops = [announcer.stop() for announcer in self.announcers]
         done = defer.DeferredList(stops, consumeErrors=True)
+        done.addCallback(lambda _: self.disk.sync())
+        done.addErrback(self._disk_failed)
         done.addCallback(lambda _: self.disk.stop())
-        done.addCallback(lambda _: None)
+        done.addCallback(self._close_storage)
         return done
+
+    def _close_storage(self, _: object) -> None:
+        if self.storage is not None:
+            self.storage.close()
 
     # -- peers: candidates and connections -----------------------------------
 

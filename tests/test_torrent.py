@@ -57,6 +57,9 @@ class FakeDisk:
     def prepare(self) -> defer.Deferred[None]:
         return defer.succeed(None)
 
+    def sync(self) -> defer.Deferred[None]:
+        return defer.succeed(None)
+
     def verify_and_write(self, index: int, blocks: list[bytes]) -> defer.Deferred[None]:
         data = b"".join(blocks)
         if hashlib.sha1(data).digest() != self.metainfo.piece_hashes[index]:
@@ -137,7 +140,8 @@ def torrent(metainfo: Metainfo, clock: MemoryReactorClock) -> Iterator[Torrent]:
     )
     torrent.startService()
     yield torrent
-    torrent.stopService()
+    stopped = torrent.stopService()
+    assert stopped.called and stopped.result is None
 
 
 def connect(torrent: Torrent, peer_id: bytes, port: int) -> ScriptedPeer:

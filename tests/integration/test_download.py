@@ -7,6 +7,7 @@ would, and checks the files it leaves are byte-identical to the originals.
 from __future__ import annotations
 
 import filecmp
+import signal
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,10 @@ def run_download(tmp_path: Path, torrent: Path, expected: Path, name: str) -> Bt
         daemon.wait_for_log("download complete", DOWNLOAD_TIMEOUT)
         assert_same_tree(expected, daemon.download_dir / name)
     finally:
-        daemon.stop()
+        status = daemon.stop()
+    # twistd re-raises SIGTERM after a clean stop; anything else is a crash.
+    assert status == -signal.SIGTERM, daemon.log()[-3000:]
+    assert "Traceback" not in daemon.log() and "Unhandled" not in daemon.log()
     return daemon
 
 
