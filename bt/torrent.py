@@ -33,6 +33,8 @@ from bt.policy.picker import PiecePicker
 from bt.progress import describe_progress
 from bt.rate import RateMeter
 from bt.storage.disk import DiskQueue
+from bt.storage.layout import Layout
+from bt.storage.recheck import pieces_with_data, recheck
 from bt.tracker.announce import AnnounceRequest
 from bt.tracker.announcer import Announcer, Tracker
 
@@ -81,6 +83,8 @@ class Torrent(Service):
         self.reactor = reactor
         self.rng = rng
         self.config = config
+        self.state = "stopped"
+        self.layout = Layout.from_files(metainfo.files, metainfo.piece_length)
         self.geometry = TorrentGeometry(
             metainfo.num_pieces, metainfo.piece_length, metainfo.total_length
         )
@@ -142,13 +146,8 @@ class Torrent(Service):
 
     def startService(self) -> None:
         super().startService()
+        self.state = "checking"
         self.disk.start()
-        self.disk.prepare().addErrback(self._disk_failed)
-        self._tick_loop = task.LoopingCall(self._tick)
-        self._tick_loop.clock = self.reactor
-        self._tick_loop.start(1.0, now=False).addErrback(self._log_failure, "tick")
-        for announcer in self.announcers:
-            announcer.start()
         self.log.info(
             "{name}: {pieces} pieces of {piece_length} bytes, {size} bytes in {files} files",
             name=self.name,
@@ -157,10 +156,58 @@ class Torrent(Service):
             size=self.metainfo.total_length,
             files=len(self.metainfo.files),
         )
+        checked = self.disk.prepare()
+        checked.addCallback(lambda _: self.disk.existing_lengths())
+        checked.addCallback(self._check_existing)
+        checked.addCallbacks(self._begin, self._disk_failed)
+        checked.addErrback(self._log_failure, "start")
+
+    def _check_existing(self, lengths: list[int]) -> Deferred[list[int]]:
+        """Hash what is already on disk so a seed seeds and a partial download resumes."""
+        padding = [f.padding for f in self.metainfo.files]
+        candidates = pieces_with_data(self.layout, lengths, padding)
+        if not candidates:
+            return defer.succeed([])
+        self.log.info(
+            "{name}: checking {count} pieces of existing data",
+            name=self.name,
+            count=len(candidates),
+        )
+        step = max(1, len(candidates) // 10)
+
+        def progress(done: int, total: int) -> None:
+            if done % step == 0 and done < total:
+                self.log.info(
+                    "{name}: checked {done}/{total} pieces", name=self.name, done=done, total=total
+                )
+
+        return recheck(self.disk.hash_piece, candidates, on_progress=progress)
+
+    def _begin(self, valid: list[int]) -> None:
+        if not self.running:
+            return
+        for index in valid:
+            self.picker.have(index)
+        if valid:
+            self.log.info(
+                "{name}: {valid} of {total} pieces already on disk",
+                name=self.name,
+                valid=len(valid),
+                total=self.metainfo.num_pieces,
+            )
+        self.state = "seeding" if self.is_finished else "downloading"
+        self._tick_loop = task.LoopingCall(self._tick)
+        self._tick_loop.clock = self.reactor
+        self._tick_loop.start(1.0, now=False).addErrback(self._log_failure, "tick")
+        for announcer in self.announcers:
+            announcer.start()
+        if self.is_finished:
+            self._fire_completion_waiters()
 
     def stopService(self) -> Deferred[None]:
         """Drop peers, tell trackers we left, flush and close the files."""
         super().stopService()
+        self.state = "stopped"
         if self._tick_loop is not None and self._tick_loop.running:
             self._tick_loop.stop()
         for link in list(self.links):
@@ -375,8 +422,12 @@ class Torrent(Service):
             name=self.name,
             size=self.metainfo.total_length,
         )
+        self.state = "seeding"
         for announcer in self.announcers:
             announcer.completed()
+        self._fire_completion_waiters()
+
+    def _fire_completion_waiters(self) -> None:
         waiters, self._completion_waiters = self._completion_waiters, []
         for waiter in waiters:
             waiter.callback(None)
@@ -415,6 +466,7 @@ class Torrent(Service):
 
     def _disk_failed(self, failure: Failure) -> None:
         failure.trap(StorageError)
+        self.state = "error"
         self.log.error("{name}: {error}", name=self.name, error=failure.value)
 
     def _log_failure(self, failure: Failure, what: str) -> None:

@@ -181,6 +181,10 @@ class DiskQueue:
         expected = self._expected_hash(index)
         return self._submit(self._hash_piece, index, self._piece_size(index), expected)
 
+    def existing_lengths(self) -> Deferred[list[int]]:
+        """Per file, the bytes on disk now (``IStorage.existing_lengths``), off the reactor."""
+        return self._submit(self._storage.existing_lengths)
+
     def prepare(self) -> Deferred[None]:
         """Create zero-length files and the like (``IStorage.prepare``) off the reactor."""
         return self._submit(self._storage.prepare)
