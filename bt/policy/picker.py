@@ -1,0 +1,680 @@
+"""Which blocks to request next: partial pieces first, random first pieces, rarest-first, endgame.
+
+The picker is a pure policy object (layer 0). torrent.py tells it what happens
+(peer bitfields and HAVEs, blocks arriving, requests given up, pieces verified or
+failed) and asks it for the next blocks to request from one peer. It tracks only
+block *states*; the bytes of received blocks live in torrent.py.
+
+Order of a pick, for one peer:
+
+1. free blocks of pieces already started (finishing pieces early frees memory
+   and gives us something to upload);
+2. while we have fewer than ``random_first`` pieces, random pieces: a complete
+   piece soon beats a rare piece that only one slow peer can give us;
+3. rarest-first: the rarest piece the peer has, ties broken at random;
+4. endgame: once every missing block is requested, blocks already requested
+   from other peers, at most ``endgame_requests_per_block`` peers per block.
+   ``block_received`` then names the peers to CANCEL.
+
+Cost. Availability is kept like libtorrent's sorted piece list: ``_order`` holds
+every wanted piece we lack and have not started, sorted by how many non-seed
+peers have it, with one contiguous bucket per availability. A HAVE or a lost
+peer moves a piece to the next bucket with one swap, so a pick scans from the
+rarest bucket and stops as soon as it has enough blocks; with a seed that is one
+or two pieces whatever the torrent's size. Seeds are one counter, not a pass
+over every piece. Ties are random because the list starts as a shuffle and each
+peer bitfield is applied in a shuffled order. A peer whose pieces are sparse
+among rarer ones would make the scan long, so after a budget the pick walks that
+peer's own bitfield instead (same order, fewer Python-level steps). Started
+pieces leave ``_order`` for ``_downloads``, so scans never step over pieces in
+flight; their per-block state is dropped when the piece is had or returns
+untouched to the pool.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from array import array
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Final
+
+from bt.bitfield import Bitfield
+from bt.peer.messages import BLOCK_SIZE
+
+__all__ = [
+    "PRIORITY_MAX",
+    "PRIORITY_NORMAL",
+    "PRIORITY_SKIP",
+    "BlockRequest",
+    "BlockResult",
+    "PiecePicker",
+]
+
+#: Piece priorities use libtorrent's 0..7 range. 0 means "never download"; every
+#: other value is currently treated alike. Levels will become the major key of
+#: ``_order`` (priority, then availability) without changing this API.
+PRIORITY_SKIP: Final = 0
+PRIORITY_NORMAL: Final = 4
+PRIORITY_MAX: Final = 7
+
+#: Random-first mode samples this many pieces per pick before falling back to rarest-first.
+_RANDOM_PROBES: Final = 16
+#: A rarest-first scan of ``_order`` looks at no more than this many pieces, or 1/16
+#: of the list, before switching to the peer's own bitfield.
+_MIN_SCAN_BUDGET: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRequest:
+    """One block: the arguments of a REQUEST, CANCEL or PIECE message."""
+
+    index: int
+    begin: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    """What a received block means.
+
+    ``wanted`` is False for a block this peer had no outstanding request for
+    (never requested, cancelled, given up, already received, wrong length): the
+    caller drops the data. ``piece_complete`` says every block of the piece is
+    now in; the caller verifies it and calls ``have`` or ``piece_failed``.
+    ``cancel`` names the other peers the same block was requested from (endgame):
+    send each of them a CANCEL for ``block``.
+    """
+
+    wanted: bool
+    block: BlockRequest | None = None
+    piece_complete: bool = False
+    cancel: tuple[Hashable, ...] = ()
+
+
+_UNWANTED: Final = BlockResult(wanted=False)
+
+
+class _PieceDownload:
+    """Block states of one started piece: free, requested from some peers, or received."""
+
+    __slots__ = ("free", "received_from", "requested_by")
+
+    def __init__(self, blocks: int) -> None:
+        #: Peers each block is requested from; () when none (free or received).
+        self.requested_by: list[tuple[Hashable, ...]] = [()] * blocks
+        #: Block number -> the peer that sent it, for blame on a hash failure.
+        self.received_from: dict[int, Hashable] = {}
+        #: Blocks neither requested nor received.
+        self.free = blocks
+
+    def is_pristine(self) -> bool:
+        return not self.received_from and self.free == len(self.requested_by)
+
+
+class PiecePicker:
+    """Block states and piece availability of one torrent; decides what to request.
+
+    Peers are any hashable keys (the caller's connection objects or ids). The
+    caller owns peer bitfields and passes them in; they must match what it
+    reported through ``add_peer_bitfield`` and ``add_peer_have``.
+    """
+
+    def __init__(
+        self,
+        num_pieces: int,
+        piece_length: int,
+        total_length: int,
+        rng: random.Random,
+        *,
+        block_size: int = BLOCK_SIZE,
+        random_first: int = 4,
+        endgame_requests_per_block: int = 2,
+    ) -> None:
+        if piece_length <= 0 or total_length <= 0:
+            raise ValueError(
+                f"piece length {piece_length} and total length {total_length} must be positive"
+            )
+        if num_pieces != -(-total_length // piece_length):
+            raise ValueError(
+                f"{total_length} bytes in pieces of {piece_length} make"
+                f" {-(-total_length // piece_length)} pieces, not {num_pieces}"
+            )
+        if block_size <= 0 or random_first < 0 or endgame_requests_per_block < 1:
+            raise ValueError(
+                f"block size {block_size} and endgame requests per block"
+                f" {endgame_requests_per_block} must be positive, random first"
+                f" {random_first} not negative"
+            )
+        self.num_pieces = num_pieces
+        self.piece_length = piece_length
+        self.total_length = total_length
+        self.block_size = block_size
+        self.random_first = random_first
+        self.endgame_requests_per_block = endgame_requests_per_block
+        #: Pieces ``pick`` has looked at, ever: a diagnostic of pick cost that
+        #: does not depend on the machine (tests and docs/performance.rst).
+        self.pieces_examined = 0
+        self._last_piece_size = total_length - piece_length * (num_pieces - 1)
+        self._rng = rng
+        self._have = Bitfield(num_pieces)
+        self._priority = bytearray([PRIORITY_NORMAL]) * num_pieces
+        #: Per piece: how many registered non-seed peers have it.
+        self._count = array("i", [0]) * num_pieces
+        self._seeds = 0
+        #: Peers whose pieces are counted -> whether they are counted as a seed.
+        self._peers: dict[Hashable, bool] = {}
+        order = list(range(num_pieces))
+        rng.shuffle(order)
+        #: Wanted pieces we lack, by ``_count``; bucket b is
+        #: ``_order[_bucket_start[b]:_bucket_start[b + 1]]``, the last entry a sentinel.
+        self._order = array("i", order)
+        #: Piece -> its position in ``_order``, -1 when had, skipped or started.
+        self._position = array("i", [0]) * num_pieces
+        for position, index in enumerate(order):
+            self._position[index] = position
+        self._bucket_start = [0, num_pieces]
+        #: Pieces with a priority above skip that we do not have.
+        self._wanted_missing = num_pieces
+        self._downloads: dict[int, _PieceDownload] = {}
+        #: Started pieces with free blocks (an ordered set).
+        self._with_free: dict[int, None] = {}
+        #: Peer -> its outstanding (index, block number) requests, in request order.
+        self._requests: dict[Hashable, dict[tuple[int, int], None]] = {}
+
+    # -- geometry -------------------------------------------------------------
+
+    def piece_size(self, index: int) -> int:
+        self._check(index)
+        return self._last_piece_size if index == self.num_pieces - 1 else self.piece_length
+
+    def block_count(self, index: int) -> int:
+        return -(-self.piece_size(index) // self.block_size)
+
+    def _block(self, index: int, block: int) -> BlockRequest:
+        begin = block * self.block_size
+        return BlockRequest(index, begin, min(self.block_size, self.piece_size(index) - begin))
+
+    # -- our pieces -----------------------------------------------------------
+
+    def has(self, index: int) -> bool:
+        return index in self._have
+
+    @property
+    def have_count(self) -> int:
+        return self._have.count()
+
+    @property
+    def missing_count(self) -> int:
+        """Wanted pieces (priority above skip) we do not have."""
+        return self._wanted_missing
+
+    @property
+    def is_complete(self) -> bool:
+        """We have every piece: a seed."""
+        return self._have.is_complete()
+
+    @property
+    def is_finished(self) -> bool:
+        """We have every wanted piece (all of them unless some are skipped)."""
+        return not self._wanted_missing
+
+    def have_bitfield(self) -> Bitfield:
+        """A copy of our pieces, for a BITFIELD message or resume state."""
+        return self._have.copy()
+
+    def have(self, index: int) -> None:
+        """``index`` is verified and written: never pick it again; forget its blocks."""
+        self._check(index)
+        if index in self._have:
+            return
+        self._have.add(index)
+        if self._priority[index] != PRIORITY_SKIP:
+            self._wanted_missing -= 1
+        if self._position[index] >= 0:
+            self._unlist(index)
+        self._discard_download(index)
+
+    def piece_failed(self, index: int) -> frozenset[Hashable]:
+        """``index`` failed its hash: every block is missing again.
+
+        Returns the peers that sent its blocks, for the caller to blame.
+        """
+        self._check(index)
+        if index in self._have:
+            raise ValueError(f"piece {index} failed but we have it")
+        download = self._discard_download(index)
+        if download is None:
+            return frozenset()
+        if self._priority[index] != PRIORITY_SKIP:
+            self._list(index)
+        return frozenset(download.received_from.values())
+
+    def set_piece_priority(self, index: int, priority: int) -> None:
+        """``PRIORITY_SKIP`` (0) pieces are never picked; requests in flight stay valid."""
+        self._check(index)
+        if not PRIORITY_SKIP <= priority <= PRIORITY_MAX:
+            raise ValueError(f"priority {priority} outside {PRIORITY_SKIP}..{PRIORITY_MAX}")
+        was_wanted = self._priority[index] != PRIORITY_SKIP
+        wanted = priority != PRIORITY_SKIP
+        self._priority[index] = priority
+        if index in self._have or wanted == was_wanted:
+            return
+        self._wanted_missing += 1 if wanted else -1
+        if index in self._downloads:
+            return  # a started piece stays started; see _unrequest and piece_failed
+        if wanted:
+            self._list(index)
+        else:
+            self._unlist(index)
+
+    def piece_priority(self, index: int) -> int:
+        self._check(index)
+        return self._priority[index]
+
+    # -- availability ---------------------------------------------------------
+
+    def availability(self, index: int) -> int:
+        """How many registered peers have ``index``."""
+        self._check(index)
+        return self._count[index] + self._seeds
+
+    def add_peer_bitfield(self, peer: Hashable, bitfield: Bitfield) -> None:
+        """The peer's first word on its pieces (BITFIELD, HAVE_ALL or HAVE_NONE)."""
+        self._check_bitfield(bitfield)
+        if peer in self._peers:
+            raise ValueError(f"pieces of peer {peer!r} are already counted")
+        if bitfield.is_complete():
+            self._peers[peer] = True
+            self._seeds += 1
+            return
+        self._peers[peer] = False
+        indexes = list(bitfield)
+        self._rng.shuffle(indexes)  # the order pieces enter a bucket is their tie order
+        for index in indexes:
+            self._raise(index)
+
+    def add_peer_have(self, peer: Hashable, index: int) -> None:
+        """The peer announced ``index``; call only when its bit was not already set."""
+        self._check(index)
+        if not self._peers.setdefault(peer, False):
+            self._raise(index)
+
+    def peer_gone(self, peer: Hashable, bitfield: Bitfield) -> list[BlockRequest]:
+        """The peer disconnected: uncount its pieces (``bitfield`` as last known) and
+        return its outstanding requests to the pool (they are returned too)."""
+        self._check_bitfield(bitfield)
+        abandoned = self.peer_requests_abandoned(peer)
+        is_seed = self._peers.pop(peer, None)
+        if is_seed:
+            self._seeds -= 1
+        elif is_seed is not None:
+            indexes = list(bitfield)
+            self._rng.shuffle(indexes)
+            for index in indexes:
+                self._lower(index)
+        return abandoned
+
+    # -- requests -------------------------------------------------------------
+
+    def pick(self, peer: Hashable, peer_bitfield: Bitfield, count: int) -> list[BlockRequest]:
+        """Up to ``count`` blocks to request from ``peer``, now marked requested from it.
+
+        Only pieces the peer has, we lack and want; never a block already
+        requested from this peer. Blocks of one piece come in order.
+        """
+        self._check_bitfield(peer_bitfield)
+        picked: list[BlockRequest] = []
+        if count <= 0 or not self._wanted_missing:
+            return picked
+        self._pick_started(peer, peer_bitfield, count, picked)
+        if len(picked) < count and self._have.count() < self.random_first:
+            self._pick_random(peer, peer_bitfield, count, picked)
+        if len(picked) < count:
+            self._pick_rarest(peer, peer_bitfield, count, picked)
+        if len(picked) < count and self.in_endgame:
+            self._pick_endgame(peer, peer_bitfield, count, picked)
+        return picked
+
+    @property
+    def in_endgame(self) -> bool:
+        """Every block of every wanted missing piece is requested or received."""
+        if self._order or not self._wanted_missing:
+            return False  # some wanted piece is not even started, or none is missing
+        priority = self._priority
+        return not any(
+            download.free and priority[index] for index, download in self._downloads.items()
+        )
+
+    def block_received(self, peer: Hashable, index: int, begin: int, length: int) -> BlockResult:
+        """A PIECE message arrived; see ``BlockResult`` for what to do with it."""
+        download = self._downloads.get(index)
+        if download is None or begin % self.block_size:
+            return _UNWANTED
+        block = begin // self.block_size
+        if block >= len(download.requested_by):
+            return _UNWANTED
+        request = self._block(index, block)
+        requesters = download.requested_by[block]
+        if peer not in requesters or length != request.length:
+            return _UNWANTED
+        download.requested_by[block] = ()
+        download.received_from[block] = peer
+        for requester in requesters:
+            self._forget_request(requester, (index, block))
+        return BlockResult(
+            wanted=True,
+            block=request,
+            piece_complete=len(download.received_from) == len(download.requested_by),
+            cancel=tuple(p for p in requesters if p != peer),
+        )
+
+    def request_abandoned(self, peer: Hashable, index: int, begin: int) -> bool:
+        """One request will not be answered (timeout, REJECT): its block goes back to
+        the pool. False if the peer had no such request."""
+        if begin % self.block_size:
+            return False
+        key = (index, begin // self.block_size)
+        if key not in self._requests.get(peer, {}):
+            return False
+        self._forget_request(peer, key)
+        self._unrequest(peer, *key)
+        return True
+
+    def peer_requests_abandoned(self, peer: Hashable) -> list[BlockRequest]:
+        """None of the peer's requests will be answered (choke, disconnect, snub):
+        all go back to the pool. Returns them, in request order."""
+        requests = self._requests.pop(peer, None)
+        if not requests:
+            return []
+        abandoned = []
+        for index, block in requests:
+            abandoned.append(self._block(index, block))
+            self._unrequest(peer, index, block)
+        return abandoned
+
+    def outstanding_requests(self, peer: Hashable) -> list[BlockRequest]:
+        """Blocks requested from the peer and not yet received, in request order."""
+        return [self._block(index, block) for index, block in self._requests.get(peer, {})]
+
+    def outstanding_count(self, peer: Hashable) -> int:
+        """How many blocks are requested from the peer and not yet received (O(1))."""
+        requests = self._requests.get(peer)
+        return len(requests) if requests else 0
+
+    def block_sources(self, index: int) -> dict[int, Hashable]:
+        """Block number -> the peer that sent it, for a piece being downloaded."""
+        download = self._downloads.get(index)
+        return dict(download.received_from) if download is not None else {}
+
+    # -- picking steps --------------------------------------------------------
+
+    def _pick_started(
+        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[BlockRequest]
+    ) -> None:
+        priority = self._priority
+        self.pieces_examined += len(self._with_free)
+        started = [i for i in self._with_free if priority[i] and i in peer_bitfield]
+        started.sort(key=self._count.__getitem__)  # rarest first
+        for index in started:
+            if self._take_free(peer, index, self._downloads[index], count, picked):
+                return
+
+    def _pick_random(
+        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[BlockRequest]
+    ) -> None:
+        order = self._order
+        for _ in range(_RANDOM_PROBES):
+            if not order:
+                return
+            index = order[self._rng.randrange(len(order))]
+            self.pieces_examined += 1
+            if index in peer_bitfield:
+                if self._take_free(peer, index, self._start(index), count, picked):
+                    return
+
+    def _pick_rarest(
+        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[BlockRequest]
+    ) -> None:
+        # Starting a piece reorders ``_order``: choose every piece first, start them after.
+        order = self._order
+        needed = count - len(picked)
+        chosen = []
+        # A non-seed peer's pieces are all counted, so they are never in bucket 0.
+        is_seed = self._peers.get(peer) or peer_bitfield.is_complete()
+        first = 0 if is_seed else self._bucket_start[1]
+        stop = min(len(order), first + max(_MIN_SCAN_BUDGET, len(order) >> 4))
+        position = first
+        while needed > 0 and position < stop:
+            index = order[position]
+            position += 1
+            if index in peer_bitfield:
+                chosen.append(index)
+                needed -= self.block_count(index)
+        self.pieces_examined += position - first
+        if needed > 0 and position < len(order):
+            chosen += self._rarest_of_peer_pieces(peer_bitfield, needed, position)
+        for index in chosen:
+            self._take_free(peer, index, self._start(index), count, picked)
+
+    def _rarest_of_peer_pieces(
+        self, peer_bitfield: Bitfield, needed: int, from_position: int
+    ) -> list[int]:
+        """Rarest-first over the peer's bitfield, for a sparse peer: the scan's order
+        from ``from_position`` on, enough pieces for ``needed`` blocks."""
+        position = self._position
+        self.pieces_examined += peer_bitfield.count()
+        candidates = [i for i in peer_bitfield if position[i] >= from_position]
+        chosen = []
+        # Every piece gives at least one block, so this many pieces are enough.
+        for index in heapq.nsmallest(needed, candidates, key=position.__getitem__):
+            chosen.append(index)
+            needed -= self.block_count(index)
+            if needed <= 0:
+                break
+        return chosen
+
+    def _pick_endgame(
+        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[BlockRequest]
+    ) -> None:
+        """Duplicate requests, least-requested blocks first, then rarest pieces."""
+        limit = self.endgame_requests_per_block
+        priority = self._priority
+        availability = self._count
+        candidates = []
+        for index, download in self._downloads.items():
+            self.pieces_examined += 1
+            if not priority[index] or index not in peer_bitfield:
+                continue
+            for block, requesters in enumerate(download.requested_by):
+                if requesters and len(requesters) < limit and peer not in requesters:
+                    candidates.append((len(requesters), availability[index], index, block))
+        if not candidates:
+            return
+        candidates.sort()
+        requests = self._requests.setdefault(peer, {})
+        for _, _, index, block in candidates[: count - len(picked)]:
+            self._downloads[index].requested_by[block] += (peer,)
+            requests[(index, block)] = None
+            picked.append(self._block(index, block))
+
+    def _take_free(
+        self,
+        peer: Hashable,
+        index: int,
+        download: _PieceDownload,
+        count: int,
+        picked: list[BlockRequest],
+    ) -> bool:
+        """Request free blocks of one piece from ``peer``; True when ``picked`` is full."""
+        requests = self._requests.setdefault(peer, {})
+        requested_by = download.requested_by
+        received = download.received_from
+        for block, requesters in enumerate(requested_by):
+            if requesters or block in received:
+                continue
+            requested_by[block] = (peer,)
+            download.free -= 1
+            requests[(index, block)] = None
+            picked.append(self._block(index, block))
+            if len(picked) >= count or not download.free:
+                break
+        if not download.free:
+            self._with_free.pop(index, None)
+        return len(picked) >= count
+
+    # -- block bookkeeping ----------------------------------------------------
+
+    def _start(self, index: int) -> _PieceDownload:
+        """First pick of a listed piece: it leaves ``_order`` and gets block state."""
+        self._unlist(index)
+        download = self._downloads[index] = _PieceDownload(self.block_count(index))
+        self._with_free[index] = None
+        return download
+
+    def _forget_request(self, peer: Hashable, key: tuple[int, int]) -> None:
+        requests = self._requests[peer]
+        del requests[key]
+        if not requests:
+            del self._requests[peer]
+
+    def _unrequest(self, peer: Hashable, index: int, block: int) -> None:
+        """``peer`` no longer has ``block`` requested; free it if nobody else does."""
+        download = self._downloads[index]
+        requesters = tuple(p for p in download.requested_by[block] if p != peer)
+        download.requested_by[block] = requesters
+        if requesters:
+            return
+        download.free += 1
+        if download.is_pristine():  # untouched again: back among the unstarted pieces
+            del self._downloads[index]
+            self._with_free.pop(index, None)
+            if self._priority[index] != PRIORITY_SKIP:
+                self._list(index)
+        else:
+            self._with_free[index] = None
+
+    def _discard_download(self, index: int) -> _PieceDownload | None:
+        download = self._downloads.pop(index, None)
+        if download is None:
+            return None
+        self._with_free.pop(index, None)
+        for block, requesters in enumerate(download.requested_by):
+            for requester in requesters:
+                self._forget_request(requester, (index, block))
+        return download
+
+    # -- availability buckets -------------------------------------------------
+
+    def _swap(self, a: int, b: int) -> None:
+        order = self._order
+        order[a], order[b] = order[b], order[a]
+        self._position[order[a]] = a
+        self._position[order[b]] = b
+
+    def _raise(self, index: int) -> None:
+        """One more peer has ``index``: it becomes the first of the next bucket."""
+        count = self._count[index]
+        self._count[index] = count + 1
+        position = self._position[index]
+        if position < 0:
+            return
+        starts = self._bucket_start
+        if count + 2 == len(starts):
+            starts.append(starts[-1])  # open an empty top bucket
+        last = starts[count + 1] - 1
+        self._swap(position, last)
+        starts[count + 1] = last
+
+    def _lower(self, index: int) -> None:
+        """One fewer peer has ``index``: it becomes the last of the previous bucket."""
+        count = self._count[index]
+        if not count:
+            raise ValueError(f"piece {index} lost a peer but none was counted")
+        self._count[index] = count - 1
+        position = self._position[index]
+        if position < 0:
+            return
+        starts = self._bucket_start
+        first = starts[count]
+        self._swap(position, first)
+        starts[count] = first + 1
+
+    def _unlist(self, index: int) -> None:
+        """Move ``index`` up through every higher bucket to the end, then drop it."""
+        starts = self._bucket_start
+        position = self._position[index]
+        for bucket in range(self._count[index], len(starts) - 1):
+            last = starts[bucket + 1] - 1
+            self._swap(position, last)
+            starts[bucket + 1] = position = last
+        self._order.pop()
+        self._position[index] = -1
+
+    def _list(self, index: int) -> None:
+        """Append ``index`` to the top bucket, then move it down to its own."""
+        starts = self._bucket_start
+        count = self._count[index]
+        while len(starts) < count + 2:
+            starts.append(starts[-1])
+        self._order.append(index)
+        position = self._position[index] = len(self._order) - 1
+        starts[-1] = len(self._order)
+        for bucket in range(len(starts) - 2, count, -1):
+            first = starts[bucket]
+            self._swap(position, first)
+            starts[bucket] = first + 1
+            position = first
+
+    # -- checks ---------------------------------------------------------------
+
+    def _check(self, index: int) -> None:
+        if not 0 <= index < self.num_pieces:
+            raise IndexError(f"piece index {index} out of range for {self.num_pieces} pieces")
+
+    def _check_bitfield(self, bitfield: Bitfield) -> None:
+        if bitfield.length != self.num_pieces:
+            raise ValueError(
+                f"bitfield of {bitfield.length} pieces for a torrent of {self.num_pieces}"
+            )
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if internal state is inconsistent. O(pieces): for tests."""
+        n = self.num_pieces
+        wanted = {i for i in range(n) if self._priority[i] and i not in self._have}
+        assert self._wanted_missing == len(wanted), "wanted missing count"
+        unstarted = wanted - self._downloads.keys()
+        assert sorted(self._order) == sorted(unstarted), "order holds the unstarted wanted"
+        for index in range(n):
+            position = self._position[index]
+            assert self._count[index] >= 0
+            if index in unstarted:
+                assert self._order[position] == index, f"position of {index}"
+            else:
+                assert position == -1, f"{index} is listed but had, skipped or started"
+        starts = self._bucket_start
+        assert starts[0] == 0 and starts[-1] == len(self._order), "bucket ends"
+        for bucket in range(len(starts) - 1):
+            assert starts[bucket] <= starts[bucket + 1], "buckets in order"
+            for position in range(starts[bucket], starts[bucket + 1]):
+                assert self._count[self._order[position]] == bucket, "piece in its bucket"
+        assert self._seeds == sum(self._peers.values())
+        requested: dict[Hashable, set[tuple[int, int]]] = {}
+        for index, download in self._downloads.items():
+            assert index not in self._have, f"download state for had piece {index}"
+            assert len(download.requested_by) == self.block_count(index)
+            assert not download.is_pristine(), f"untouched piece {index} keeps block state"
+            free = 0
+            for block, requesters in enumerate(download.requested_by):
+                assert len(set(requesters)) == len(requesters) <= self.endgame_requests_per_block
+                if block in download.received_from:
+                    assert not requesters, "received block still requested"
+                elif not requesters:
+                    free += 1
+                for requester in requesters:
+                    requested.setdefault(requester, set()).add((index, block))
+            assert download.free == free, f"free count of piece {index}"
+            assert (index in self._with_free) == (free > 0), f"with_free of piece {index}"
+        assert all(index in self._downloads for index in self._with_free)
+        assert {p: set(r) for p, r in self._requests.items()} == requested, "request index"
