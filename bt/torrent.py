@@ -8,7 +8,6 @@ resets the piece and blames the peers that sent it.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from bt.peer.connection import HandshakeReceived, TorrentGeometry
 from bt.peer.link import PeerLink
 from bt.peer.messages import BitfieldMessage, Cancel, Have, NotInterested, Piece, Request
 from bt.peer.protocol import PeerProtocol, TorrentPeerFactory
+from bt.peer.upload import UploadQueue
+from bt.policy.blame import Blame
 from bt.policy.picker import PiecePicker
 from bt.progress import describe_progress
 from bt.rate import RateMeter
@@ -96,11 +97,9 @@ class Torrent(Service):
         self._connecting: set[Address] = set()
         self._blocks: dict[int, list[bytes | None]] = {}
         self._verifying: set[int] = set()
-        #: Failed pieces with several sources: which peer sent which block's digest.
-        self._suspects: dict[int, dict[int, tuple[Address, bytes]]] = {}
-        self._strikes: dict[Address, int] = {}
+        self.blame = Blame(config.ban_strikes)
         self.download_rate = RateMeter(reactor.seconds())
-        self.uploaded = 0
+        self.upload_rate = RateMeter(reactor.seconds())
         self.hash_failures = 0
         self._completion_waiters: list[Deferred[None]] = []
         self._announce_key = f"{rng.getrandbits(32):08x}"
@@ -265,6 +264,14 @@ class Torrent(Service):
         if len(self.links) >= self.config.max_peers:
             raise RemoteProtocolError("too many peers")
         link = PeerLink(self, protocol, address, self.reactor.seconds())
+        link.upload_queue = UploadQueue(
+            self.disk.read,
+            protocol.send_block,
+            throttle=lambda amount: 0.0,
+            call_later=self.reactor.callLater,
+            on_sent=lambda amount: self._count_upload(link, amount),
+        )
+        protocol.transport.registerProducer(link.upload_queue, True)
         self.links[link] = None
         self.candidates.connected(address)
         have = self.picker.have_bitfield()
@@ -308,8 +315,16 @@ class Torrent(Service):
     # -- blocks and the completion chain --------------------------------------
 
     def request_received(self, link: PeerLink, msg: Request) -> None:
-        # Serving comes with seeding; until then we choke everyone and drop requests.
-        pass
+        """Queue a block to serve; ranges were checked by the connection already."""
+        if link.connection.am_choking or link.upload_queue is None:
+            return  # BEP 3: requests from a choked peer are dropped
+        if not self.picker.has(msg.index):
+            return  # we never announced it; a confused peer, not a harmful one
+        link.upload_queue.add(msg.index, msg.begin, msg.length)
+
+    def _count_upload(self, link: PeerLink, amount: int) -> None:
+        link.upload_meter.add(amount)
+        self.upload_rate.add(amount)
 
     def block_arrived(self, link: PeerLink, msg: Piece) -> None:
         index, begin, block = msg.index, msg.begin, msg.block
@@ -349,7 +364,8 @@ class Torrent(Service):
     def _piece_written(self, _: None, index: int, blocks: list[bytes]) -> None:
         self._verifying.discard(index)
         self.picker.have(index)
-        self._clear_suspicion(index, blocks)
+        for liar in self.blame.piece_verified(index, blocks):
+            self._ban(liar, f"sent a bad block of piece {index}")  # type: ignore[arg-type]
         for link in list(self.links):
             if index not in link.bitfield:
                 link.protocol.send(Have(index))
@@ -362,44 +378,22 @@ class Torrent(Service):
         self, failure: Failure, index: int, blocks: list[bytes], sources: dict[int, Address]
     ) -> None:
         self._verifying.discard(index)
-        if failure.check(PieceHashError) is None:
-            if failure.check(StorageError) is not None:
-                self.picker.piece_failed(index)
-                self.log.error("{name}: {error}", name=self.name, error=failure.value)
-                return
-            failure.raiseException()
-        self.hash_failures += 1
         self.picker.piece_failed(index)
-        senders = set(sources.values())
+        if failure.check(StorageError) is not None:
+            self._disk_failed(failure)
+            return
+        failure.trap(PieceHashError)
+        self.hash_failures += 1
         self.log.warn(
             "{name}: piece {index} failed its hash check (sent by {senders})",
             name=self.name,
             index=index,
-            senders=sorted(senders),
+            senders=sorted(set(sources.values())),
         )
-        if len(senders) == 1:
-            (address,) = senders
-            self._strike(address, f"sent piece {index} alone and it failed its hash")
-        else:
-            # Remember who sent what; once the piece verifies, the liars are known.
-            self._suspects[index] = {
-                n: (address, hashlib.sha1(blocks[n]).digest()) for n, address in sources.items()
-            }
+        for address in self.blame.piece_failed(index, sources, blocks):
+            strikes = self.blame.strikes(address)
+            self._ban(address, f"sent {strikes} pieces alone that failed their hash")  # type: ignore[arg-type]
         self._refill_others()
-
-    def _clear_suspicion(self, index: int, blocks: list[bytes]) -> None:
-        suspects = self._suspects.pop(index, None)
-        if not suspects:
-            return
-        for n, (address, digest) in suspects.items():
-            if hashlib.sha1(blocks[n]).digest() != digest:
-                self._ban(address, f"sent a bad block of piece {index}")
-
-    def _strike(self, address: Address, why: str) -> None:
-        strikes = self._strikes.get(address, 0) + 1
-        self._strikes[address] = strikes
-        if strikes >= self.config.ban_strikes:
-            self._ban(address, f"{why} ({strikes} bad pieces)")
 
     def _ban(self, address: Address, why: str) -> None:
         if self.candidates.is_banned(address):
@@ -441,6 +435,7 @@ class Torrent(Service):
     def _tick(self) -> None:
         now = self.reactor.seconds()
         self.download_rate.tick(now)
+        self.upload_rate.tick(now)
         for link in list(self.links):
             link.tick(now)
         self._connect_more()
@@ -456,7 +451,7 @@ class Torrent(Service):
             info_hash=self.info_hash,
             peer_id=self.peer_id,
             port=self.port,
-            uploaded=self.uploaded,
+            uploaded=self.upload_rate.total,
             downloaded=self.download_rate.total,
             left=self.bytes_left,
             event=event,

@@ -60,6 +60,9 @@ class FakeDisk:
     def sync(self) -> defer.Deferred[None]:
         return defer.succeed(None)
 
+    def read(self, index: int, begin: int, length: int) -> defer.Deferred[bytes]:
+        return defer.succeed(self.written[index][begin : begin + length])
+
     def existing_lengths(self) -> defer.Deferred[list[int]]:
         return defer.succeed([0] * len(self.metainfo.files))
 

@@ -27,6 +27,9 @@ from bt.peer.messages import (
 from bt.rate import RateMeter
 
 if TYPE_CHECKING:
+    from bt.peer.upload import UploadQueue
+
+if TYPE_CHECKING:
     from bt.peer.protocol import PeerProtocol
     from bt.policy.picker import PiecePicker
 
@@ -60,12 +63,16 @@ class PeerLink:
         self.address = address
         self.bitfield = Bitfield(swarm.picker.num_pieces)
         self.bitfield_counted = False
-        self.download = RateMeter(now)
-        self.upload = RateMeter(now)
+        self.download_meter = RateMeter(now)
+        self.upload_meter = RateMeter(now)
         self.pipeline = MIN_PIPELINE
         self.last_block_at = now
         self.snubbed = False
         self.closed = False
+        self.connected_at = now
+        self.unchoked_since: float | None = None
+        #: Serves this peer's requests; set by the torrent when the peer joins.
+        self.upload_queue: UploadQueue | None = None
 
     def __repr__(self) -> str:
         return f"<PeerLink {self.address[0]}:{self.address[1]}>"
@@ -118,14 +125,29 @@ class PeerLink:
         self.swarm.request_received(self, msg)
 
     def on_piece(self, msg: Piece) -> None:
-        self.download.add(len(msg.block))
+        self.download_meter.add(len(msg.block))
         self.last_block_at = self.protocol.last_received
         self.snubbed = False
         self.swarm.block_arrived(self, msg)
         self.fill_pipeline()
 
     def on_cancel(self, msg: Cancel) -> None:
-        pass  # we serve nothing yet; the seeding issue honours cancels
+        if self.upload_queue is not None:
+            self.upload_queue.cancel(msg.index, msg.begin, msg.length)
+
+    # -- choking (decided by the torrent's choker) ----------------------------
+
+    def unchoke(self, now: float) -> None:
+        if self.connection.am_choking:
+            self.protocol.send(Unchoke())
+            self.unchoked_since = now
+
+    def choke(self) -> None:
+        if not self.connection.am_choking:
+            self.protocol.send(Choke())
+            self.unchoked_since = None
+            if self.upload_queue is not None:
+                self.upload_queue.clear()  # BEP 3: a choke discards the peer's requests
 
     def on_connection_lost(self, reason: str) -> None:
         self.closed = True
@@ -158,8 +180,8 @@ class PeerLink:
 
     def tick(self, now: float) -> None:
         """Once a second: rates, pipeline depth, snubbing."""
-        rate = self.download.tick(now)
-        self.upload.tick(now)
+        rate = self.download_meter.tick(now)
+        self.upload_meter.tick(now)
         self.pipeline = max(
             MIN_PIPELINE, min(MAX_PIPELINE, int(rate * REQUEST_QUEUE_SECONDS / BLOCK_SIZE))
         )

@@ -212,6 +212,8 @@ class PeerProtocol(Protocol):
         self.close_reason = reason
         self.log.info("dropping peer {address}: {reason}", address=self.address, reason=reason)
         self._cancel_handshake_timer()
+        if getattr(self.transport, "producer", None) is not None:
+            self.transport.unregisterProducer()  # before loseConnection, per Twisted
         self.transport.loseConnection()
 
     # -- IPushProducer: the disk queue pauses reading when it is full ------

@@ -1,0 +1,154 @@
+"""Serving one peer's requests: a bounded queue, disk reads off the reactor, real flow control.
+
+An :class:`UploadQueue` is the push producer registered with the peer's
+transport: when the socket's buffer fills, Twisted pauses it and no more blocks
+are read from disk for that peer, so a slow peer never makes bt hold unbounded
+data in memory. At most ``max_reads`` blocks per peer are being read at once.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from bt.errors import RemoteProtocolError, StorageError
+
+#: Requests a peer may have queued with us; more is a protocol abuse (libtorrent: 500).
+MAX_QUEUED_REQUESTS = 500
+
+Block = tuple[int, int, int]  # index, begin, length
+
+
+@implementer(IPushProducer)
+class UploadQueue:
+    """Requests from one peer, served in order while the transport wants data.
+
+    ``throttle(amount)`` is the rate limit: it returns 0.0 and charges ``amount``
+    bytes when they may go now, or the seconds to wait before asking again.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        read: Callable[[int, int, int], Deferred[bytes]],
+        send_block: Callable[[int, int, bytes], None],
+        *,
+        throttle: Callable[[int], float] = lambda amount: 0.0,
+        call_later: Callable[..., Any] | None = None,
+        on_sent: Callable[[int], None] = lambda amount: None,
+        max_queued: int = MAX_QUEUED_REQUESTS,
+        max_reads: int = 4,
+    ) -> None:
+        self._read = read
+        self._send_block = send_block
+        self._throttle = throttle
+        self._call_later = call_later
+        self._on_sent = on_sent
+        self.max_queued = max_queued
+        self.max_reads = max_reads
+        self._queue: deque[Block] = deque()
+        self._reading: dict[Block, bool] = {}  # block -> still wanted (False once cancelled)
+        self._paused = False
+        self._stopped = False
+        self._wakeup: Any = None
+
+    def __len__(self) -> int:
+        return len(self._queue) + sum(self._reading.values())
+
+    # -- requests ---------------------------------------------------------------
+
+    def add(self, index: int, begin: int, length: int) -> None:
+        """Queue a request; more than ``max_queued`` outstanding is an abuse."""
+        if len(self) >= self.max_queued:
+            raise RemoteProtocolError(f"more than {self.max_queued} requests queued")
+        block = (index, begin, length)
+        if block in self._reading or block in self._queue:
+            return  # a duplicate request is served once
+        self._queue.append(block)
+        self._serve()
+
+    def cancel(self, index: int, begin: int, length: int) -> None:
+        block = (index, begin, length)
+        if block in self._reading:
+            self._reading[block] = False
+            return
+        try:
+            self._queue.remove(block)
+        except ValueError:
+            pass  # already sent or never asked: a cancel may cross the block in flight
+
+    def clear(self) -> None:
+        """We choked the peer: BEP 3 discards its pending requests."""
+        self._queue.clear()
+        for block in self._reading:
+            self._reading[block] = False
+
+    # -- IPushProducer ------------------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._serve()
+
+    def stopProducing(self) -> None:
+        self._stopped = True
+        self.clear()
+        if self._wakeup is not None and self._wakeup.active():
+            self._wakeup.cancel()
+        self._wakeup = None
+
+    # -- serving --------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        while (
+            self._queue
+            and not self._paused
+            and not self._stopped
+            and len(self._reading) < self.max_reads
+        ):
+            index, begin, length = self._queue[0]
+            wait = self._throttle(length)
+            if wait > 0:
+                self._sleep(wait)
+                return
+            block = self._queue.popleft()
+            self._reading[block] = True
+            reading = self._read(index, begin, length)
+            reading.addCallbacks(self._read_done, self._read_failed, (block,), None, (block,))
+
+    def _sleep(self, seconds: float) -> None:
+        if self._call_later is None or (self._wakeup is not None and self._wakeup.active()):
+            return
+        self._wakeup = self._call_later(seconds, self._wake)
+
+    def _wake(self) -> None:
+        self._wakeup = None
+        self._serve()
+
+    def _read_done(self, data: bytes, block: Block) -> None:
+        wanted = self._reading.pop(block, False)
+        if wanted and not self._stopped:
+            self._send_block(block[0], block[1], data)
+            self._on_sent(len(data))
+        self._serve()
+
+    def _read_failed(self, failure: Failure, block: Block) -> None:
+        self._reading.pop(block, None)
+        failure.trap(StorageError)
+        self.log.warn(
+            "cannot serve piece {index} at {begin}: {error}",
+            index=block[0],
+            begin=block[1],
+            error=failure.value,
+        )
+        self._serve()
