@@ -30,6 +30,7 @@ from bt.peer.messages import BitfieldMessage, Cancel, Have, NotInterested, Piece
 from bt.peer.protocol import PeerProtocol, TorrentPeerFactory
 from bt.peer.upload import UploadQueue
 from bt.policy.blame import Blame
+from bt.policy.choker import Choker, PeerSnapshot
 from bt.policy.picker import PiecePicker
 from bt.progress import describe_progress
 from bt.rate import RateMeter
@@ -40,6 +41,9 @@ from bt.tracker.announce import AnnounceRequest
 from bt.tracker.announcer import Announcer, Tracker
 
 __all__ = ["Torrent", "TorrentConfig"]
+
+#: Seconds (ticks) between choking rounds, as in BEP 3 and every reference client.
+CHOKE_INTERVAL = 10
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class TorrentConfig:
     disk_threads: int = 2
     #: Pieces the disk queue may hold before peers are paused.
     disk_high_water: int = 64
+    #: Regular unchoke slots (plus one optimistic); -1 means unlimited.
+    upload_slots: int = 4
 
 
 class Torrent(Service):
@@ -98,6 +104,8 @@ class Torrent(Service):
         self._blocks: dict[int, list[bytes | None]] = {}
         self._verifying: set[int] = set()
         self.blame = Blame(config.ban_strikes)
+        self.choker = Choker(rng, regular_slots=config.upload_slots)
+        self._ticks = 0
         self.download_rate = RateMeter(reactor.seconds())
         self.upload_rate = RateMeter(reactor.seconds())
         self.hash_failures = 0
@@ -283,6 +291,7 @@ class Torrent(Service):
 
     def link_lost(self, link: PeerLink, reason: str) -> None:
         self.links.pop(link, None)
+        self.choker.peer_gone(link)
         self.disk.remove_pressure_listener(link.protocol)
         bitfield = link.bitfield if link.bitfield_counted else Bitfield(self.metainfo.num_pieces)
         if link.bitfield_counted:
@@ -321,6 +330,34 @@ class Torrent(Service):
         if not self.picker.has(msg.index):
             return  # we never announced it; a confused peer, not a harmful one
         link.upload_queue.add(msg.index, msg.begin, msg.length)
+
+    def interest_changed(self, link: PeerLink) -> None:
+        """A peer became (not) interested: fill a free upload slot now, not in 10 s."""
+        if link.connection.peer_interested and link.connection.am_choking:
+            unchoked = sum(1 for other in self.links if not other.connection.am_choking)
+            if unchoked < self.choker.regular_slots + self.choker.optimistic_slots:
+                self._choke_round(self.reactor.seconds())
+
+    def _choke_round(self, now: float) -> None:
+        snapshots = [
+            PeerSnapshot(
+                key=link,
+                interested=link.connection.peer_interested,
+                connected_at=link.connected_at,
+                download_rate=link.download_meter.rate,
+                upload_rate=link.upload_meter.rate,
+                snubbed=link.snubbed,
+                unchoked_since=link.unchoked_since,
+                choked_at=link.choked_at,
+            )
+            for link in self.links
+        ]
+        unchoke = self.choker.decide(snapshots, seeding=self.is_finished, now=now)
+        for link in list(self.links):
+            if link in unchoke:
+                link.unchoke(now)
+            else:
+                link.choke(now)
 
     def _count_upload(self, link: PeerLink, amount: int) -> None:
         link.upload_meter.add(amount)
@@ -438,6 +475,9 @@ class Torrent(Service):
         self.upload_rate.tick(now)
         for link in list(self.links):
             link.tick(now)
+        self._ticks += 1
+        if self._ticks % CHOKE_INTERVAL == 0:
+            self._choke_round(now)
         self._connect_more()
         if not self.is_finished and len(self.links) < self.config.max_peers // 2:
             for announcer in self.announcers:

@@ -22,6 +22,7 @@ from bt.peer.connection import HandshakeReceived, PeerConnection
 from bt.peer.link import SNUB_SECONDS
 from bt.peer.messages import (
     BitfieldMessage,
+    Cancel,
     Choke,
     Handshake,
     Have,
@@ -43,10 +44,15 @@ DATA = pseudo_random_bytes(5 * PIECE + 1000, seed=7)  # six pieces, the last one
 class FakeDisk:
     """Verifies with hashlib at once and keeps written pieces in a dict."""
 
-    def __init__(self, metainfo: Metainfo) -> None:
+    def __init__(self, metainfo: Metainfo, *, complete: bool = False) -> None:
         self.metainfo = metainfo
         self.written: dict[int, bytes] = {}
         self.listeners: list[object] = []
+        #: When set, reads wait here until the test fires them.
+        self.held_reads: list[tuple[defer.Deferred[bytes], bytes]] | None = None
+        if complete:
+            for index in range(metainfo.num_pieces):
+                self.written[index] = DATA[index * PIECE : (index + 1) * PIECE]
 
     def start(self) -> None:
         pass
@@ -61,10 +67,21 @@ class FakeDisk:
         return defer.succeed(None)
 
     def read(self, index: int, begin: int, length: int) -> defer.Deferred[bytes]:
-        return defer.succeed(self.written[index][begin : begin + length])
+        data = self.written[index][begin : begin + length]
+        if self.held_reads is None:
+            return defer.succeed(data)
+        held: defer.Deferred[bytes] = defer.Deferred()
+        self.held_reads.append((held, data))
+        return held
 
     def existing_lengths(self) -> defer.Deferred[list[int]]:
+        if self.written:
+            return defer.succeed([f.length for f in self.metainfo.files])
         return defer.succeed([0] * len(self.metainfo.files))
+
+    def hash_piece(self, index: int) -> defer.Deferred[bool]:
+        data = self.written.get(index, b"")
+        return defer.succeed(hashlib.sha1(data).digest() == self.metainfo.piece_hashes[index])
 
     def verify_and_write(self, index: int, blocks: list[bytes]) -> defer.Deferred[None]:
         data = b"".join(blocks)
@@ -148,6 +165,29 @@ def torrent(metainfo: Metainfo, clock: MemoryReactorClock) -> Iterator[Torrent]:
     yield torrent
     stopped = torrent.stopService()
     assert stopped.called and stopped.result is None
+
+
+@pytest.fixture
+def seed(metainfo: Metainfo, clock: MemoryReactorClock) -> Iterator[Torrent]:
+    """A torrent started on complete data: it checks the data, then seeds."""
+    torrent = Torrent(
+        metainfo,
+        FakeDisk(metainfo, complete=True),  # type: ignore[arg-type]
+        peer_id=b"-BT0100-seedingpeer!",
+        port=6881,
+        reactor=clock,
+        rng=random.Random(2),
+    )
+    torrent.startService()
+    assert torrent.is_finished and torrent.state == "seeding"
+    yield torrent
+    torrent.stopService()
+
+
+def leecher(torrent: Torrent, number: int = 1) -> ScriptedPeer:
+    peer = connect(torrent, b"-LT2000-leecher%05d" % number, 100 + number)
+    peer.say(Interested(), handshake=True)
+    return peer
 
 
 def connect(torrent: Torrent, peer_id: bytes, port: int) -> ScriptedPeer:
@@ -326,3 +366,80 @@ def test_incoming_peer_for_an_unknown_torrent_is_refused(clock: MemoryReactorClo
     protocol.dataReceived(encode_handshake(Handshake(b"\x02" * 20, b"-LT2000-incoming0001")))
     assert transport.disconnecting
     assert protocol.close_reason == f"unknown info-hash {'02' * 20}"
+
+
+# -- seeding ---------------------------------------------------------------------
+
+
+def test_seed_sends_its_bitfield_and_unchokes_an_interested_peer_at_once(seed: Torrent) -> None:
+    peer = leecher(seed)
+    events = peer.heard()
+    bitfields = [e for e in events if type(e).__name__ == "PeerBitfield"]
+    assert bitfields and bitfields[0].bitfield.is_complete()
+    assert Unchoke() in events
+
+
+def test_seed_serves_requested_blocks(seed: Torrent) -> None:
+    peer = leecher(seed)
+    peer.heard()
+    peer.say(Request(5, 0, 1000), Request(0, 16384, 16384))
+    pieces = [e for e in peer.heard() if isinstance(e, Piece)]
+    assert [(p.index, p.begin, p.block) for p in pieces] == [
+        (5, 0, DATA[5 * PIECE :]),
+        (0, 16384, DATA[16384:32768]),
+    ]
+    assert seed.upload_rate.total == 1000 + 16384
+
+
+def test_requests_from_a_choked_peer_are_dropped(seed: Torrent) -> None:
+    peer = connect(seed, b"-LT2000-uninterested", 7)
+    peer.say(Request(0, 0, 16384), handshake=True)
+    assert not [e for e in peer.heard() if isinstance(e, Piece)]
+
+
+def test_cancel_before_the_read_finishes_sends_nothing(seed: Torrent) -> None:
+    disk = seed.disk
+    disk.held_reads = []  # type: ignore[attr-defined]
+    peer = leecher(seed)
+    peer.heard()
+    peer.say(Request(1, 0, 16384))
+    peer.say(Cancel(1, 0, 16384))
+    for held, data in disk.held_reads:  # type: ignore[attr-defined]
+        held.callback(data)
+    assert not [e for e in peer.heard() if isinstance(e, Piece)]
+
+
+@pytest.mark.parametrize(
+    ("request_", "reason"),
+    [
+        (Request(6, 0, 16384), "request message for piece 6, but the torrent has 6 pieces"),
+        (Request(0, 0, 32768), "request"),
+        (Request(5, 0, 2000), "request"),
+    ],
+)
+def test_bad_requests_drop_the_peer(seed: Torrent, request_: Request, reason: str) -> None:
+    peer = leecher(seed)
+    peer.heard()
+    peer.say(request_)
+    assert peer.transport.disconnecting
+    assert reason in (peer.protocol.close_reason or "")
+
+
+def test_too_many_queued_requests_drop_the_peer(seed: Torrent) -> None:
+    disk = seed.disk
+    disk.held_reads = []  # type: ignore[attr-defined]
+    peer = leecher(seed)
+    peer.heard()
+    peer.say(*[Request(0, begin, 32) for begin in range(0, 32 * 600, 32)])
+    assert peer.transport.disconnecting
+    assert "requests queued" in (peer.protocol.close_reason or "")
+
+
+def test_choker_round_unchokes_at_most_the_slots(seed: Torrent, clock: MemoryReactorClock) -> None:
+    peers = [leecher(seed, n) for n in range(8)]
+    clock.advance(1)
+    for _ in range(10):
+        clock.advance(1)
+    unchoked = [link for link in seed.links if not link.connection.am_choking]
+    assert len(unchoked) == seed.choker.regular_slots + seed.choker.optimistic_slots
+    assert all(not p.transport.disconnecting for p in peers)

@@ -50,6 +50,7 @@ class Swarm(Protocol):
     def block_arrived(self, link: PeerLink, msg: Piece) -> None: ...
     def link_lost(self, link: PeerLink, reason: str) -> None: ...
     def request_received(self, link: PeerLink, msg: Request) -> None: ...
+    def interest_changed(self, link: PeerLink) -> None: ...
 
 
 class PeerLink:
@@ -71,6 +72,7 @@ class PeerLink:
         self.closed = False
         self.connected_at = now
         self.unchoked_since: float | None = None
+        self.choked_at: float | None = None
         #: Serves this peer's requests; set by the torrent when the peer joins.
         self.upload_queue: UploadQueue | None = None
 
@@ -92,10 +94,10 @@ class PeerLink:
         self.fill_pipeline()
 
     def on_interested(self, msg: Interested) -> None:
-        pass  # uploading is decided by the choker (seeding issue)
+        self.swarm.interest_changed(self)
 
     def on_not_interested(self, msg: NotInterested) -> None:
-        pass
+        self.swarm.interest_changed(self)
 
     def on_have(self, msg: Have) -> None:
         index = msg.index
@@ -142,10 +144,11 @@ class PeerLink:
             self.protocol.send(Unchoke())
             self.unchoked_since = now
 
-    def choke(self) -> None:
+    def choke(self, now: float) -> None:
         if not self.connection.am_choking:
             self.protocol.send(Choke())
             self.unchoked_since = None
+            self.choked_at = now
             if self.upload_queue is not None:
                 self.upload_queue.clear()  # BEP 3: a choke discards the peer's requests
 
