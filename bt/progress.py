@@ -38,15 +38,24 @@ def eta(left: int, rate: float) -> float | None:
 
 
 def describe_progress(torrent: object) -> str:
-    """One line: ``name: 42.0% (n/m pieces), 1.2 MiB/s down, 3 peers, ETA 1m20s``."""
+    """One line: ``name: 42.0% (n/m pieces), 1.2 MiB/s down, 0 B/s up, 3 peers, ETA 1m20s``."""
     metainfo = torrent.metainfo  # type: ignore[attr-defined]
     picker = torrent.picker  # type: ignore[attr-defined]
-    rate = torrent.download_rate.rate  # type: ignore[attr-defined]
+    down = torrent.download_rate  # type: ignore[attr-defined]
+    up = torrent.upload_rate  # type: ignore[attr-defined]
     left = torrent.bytes_left  # type: ignore[attr-defined]
+    peers = len(torrent.links)  # type: ignore[attr-defined]
     done = metainfo.total_length - left
     percent = 100.0 * done / metainfo.total_length
-    return (
-        f"{metainfo.name}: {percent:.1f}% ({picker.have_count}/{metainfo.num_pieces} pieces), "
-        f"{format_bytes(rate)}/s down, {len(torrent.links)} peers, "  # type: ignore[attr-defined]
-        f"ETA {format_duration(eta(left, rate))}"
-    )
+    head = f"{metainfo.name}: {percent:.1f}% ({picker.have_count}/{metainfo.num_pieces} pieces)"
+    rates = f"{format_bytes(down.rate)}/s down, {format_bytes(up.rate)}/s up, {peers} peers"
+    if left:
+        return f"{head}, {rates}, ETA {format_duration(eta(left, down.rate))}"
+    return f"{head}, seeding, {rates}, uploaded {format_bytes(up.total)}"
+
+
+def describe_totals(torrent: object) -> str:
+    """Byte counts for the log when a torrent stops; exact, for scripts and tests."""
+    down = torrent.download_rate.total  # type: ignore[attr-defined]
+    up = torrent.upload_rate.total  # type: ignore[attr-defined]
+    return f"{torrent.metainfo.name}: uploaded {up} bytes, downloaded {down} bytes"  # type: ignore[attr-defined]

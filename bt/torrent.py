@@ -32,7 +32,7 @@ from bt.peer.upload import UploadQueue
 from bt.policy.blame import Blame
 from bt.policy.choker import Choker, PeerSnapshot
 from bt.policy.picker import PiecePicker
-from bt.progress import describe_progress
+from bt.progress import describe_progress, describe_totals
 from bt.rate import RateMeter
 from bt.storage.disk import DiskQueue
 from bt.storage.layout import Layout
@@ -53,6 +53,7 @@ class TorrentConfig:
     max_peers: int = 50
     connect_timeout: float = 15.0
     progress_interval: float = 5.0
+    seed_progress_interval: float = 60.0
     #: Failed pieces a peer may be the only source of before it is banned.
     ban_strikes: int = 2
     disk_threads: int = 2
@@ -214,6 +215,8 @@ class Torrent(Service):
     def stopService(self) -> Deferred[None]:
         """Drop peers, tell trackers we left, flush and close the files."""
         super().stopService()
+        if self.state != "stopped":
+            self.log.info("{line}", line=describe_totals(self))
         self.state = "stopped"
         if self._tick_loop is not None and self._tick_loop.running:
             self._tick_loop.stop()
@@ -482,7 +485,12 @@ class Torrent(Service):
         if not self.is_finished and len(self.links) < self.config.max_peers // 2:
             for announcer in self.announcers:
                 announcer.need_peers()
-        if now - self._last_progress >= self.config.progress_interval and not self.is_finished:
+        interval = (
+            self.config.seed_progress_interval
+            if self.is_finished
+            else self.config.progress_interval
+        )
+        if now - self._last_progress >= interval:
             self._last_progress = now
             self.log.info("{line}", line=describe_progress(self))
 
