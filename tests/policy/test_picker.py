@@ -445,6 +445,7 @@ def test_a_choked_or_departed_peer_returns_all_its_requests() -> None:
     picker.add_peer_bitfield("b", bits(4, {0, 1}))
     requested = picker.pick("a", Bitfield.full(4), 3)
     assert picker.outstanding_requests("a") == requested
+    assert picker.outstanding_count("a") == 3
     assert picker.peer_requests_abandoned("a") == requested
     assert picker.outstanding_requests("a") == []
 
@@ -475,7 +476,9 @@ def test_a_failed_piece_is_missing_again_and_its_senders_are_named() -> None:
     receive(picker, "a", picker.pick("a", Bitfield.full(1), 1))
     assert receive(picker, "b", picker.pick("b", Bitfield.full(1), 1)) == [0]
 
+    assert picker.block_sources(0) == {0: "a", 1: "b"}
     assert picker.piece_failed(0) == {"a", "b"}
+    assert picker.block_sources(0) == {}
 
     assert not picker.has(0) and picker.missing_count == 1
     assert picker.pick("a", Bitfield.full(1), 5) == [
@@ -654,6 +657,10 @@ class PickerMachine(RuleBasedStateMachine):
         self.picker.check_invariants()
         for peer in PEERS:
             assert set(self.picker.outstanding_requests(peer)) == self.outstanding[peer]
+            assert self.picker.outstanding_count(peer) == len(self.outstanding[peer])
+        for index, received in self.received.items():
+            expected_sources = {block.begin // BLOCK: peer for block, peer in received.items()}
+            assert self.picker.block_sources(index) == expected_sources
         for index in range(self.n):
             expected = sum(index in bitfield for bitfield in self.bitfields.values())
             assert self.picker.availability(index) == expected
