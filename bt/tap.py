@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from twisted.application import service
@@ -15,6 +16,7 @@ from twisted.python import usage
 
 from bt.errors import MetainfoError
 from bt.metainfo import Metainfo, load_metainfo
+from bt.units import parse_duration, parse_rate
 
 
 def default_state_dir() -> Path:
@@ -46,6 +48,15 @@ class Options(usage.Options):
             "Folder for resume state and the control token "
             "(default: $XDG_STATE_HOME/bt or ~/.local/state/bt).",
         ],
+        ["upload-limit", None, "0", "Global upload limit in bytes/s, e.g. 500K or 2M; 0: none."],
+        ["download-limit", None, "0", "Global download limit in bytes/s; 0: none."],
+        ["torrent-upload-limit", None, "0", "Upload limit of each torrent in bytes/s; 0: none."],
+        ["torrent-download-limit", None, "0", "Download limit of each torrent; 0: none."],
+        ["max-connections", None, "500", "Peer connections of the whole process at most."],
+        ["max-peers", None, "50", "Peers of one torrent at most."],
+        ["upload-slots", None, "4", "Peers unchoked per torrent (plus one optimistic); -1: all."],
+        ["seed-ratio", None, None, "Stop seeding once uploaded/size reaches this, e.g. 2.0."],
+        ["seed-time", None, None, "Stop seeding after this long, e.g. 90m, 12h or 2d."],
     ]
 
     def __init__(self) -> None:
@@ -67,11 +78,52 @@ class Options(usage.Options):
             _fail(f"--download-dir {download_dir}: not a folder")
         self["download-dir"] = download_dir
         self["state-dir"] = Path(self["state-dir"]) if self["state-dir"] else default_state_dir()
+        self._convert("upload-limit", parse_rate)
+        self._convert("download-limit", parse_rate)
+        self._convert("torrent-upload-limit", parse_rate)
+        self._convert("torrent-download-limit", parse_rate)
+        self._convert("max-connections", _positive_int)
+        self._convert("max-peers", _positive_int)
+        self._convert("upload-slots", _slots)
+        if self["seed-ratio"] is not None:
+            self._convert("seed-ratio", _ratio)
+        if self["seed-time"] is not None:
+            self._convert("seed-time", parse_duration)
         for path in self["torrents"]:
             try:
                 self.metainfos.append((Path(path), load_metainfo(path)))
             except MetainfoError as exc:
                 _fail(str(exc))
+
+    def _convert(self, name: str, converter: Callable[[str], object]) -> None:
+        try:
+            self[name] = converter(str(self[name]))
+        except ValueError as exc:
+            raise usage.UsageError(f"--{name}: {exc}") from None
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _slots(text: str) -> int:
+    if text.strip() == "-1":
+        return -1
+    if not text.isdigit():
+        raise ValueError(f"{text!r} is not a number of slots (or -1 for all)")
+    return int(text)
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a ratio such as 1.5") from None
+    if not value > 0:
+        raise ValueError(f"{text!r} is not a positive ratio")
+    return value
 
 
 def _fail(message: str) -> None:
@@ -87,11 +139,23 @@ def _fail(message: str) -> None:
 def makeService(options: Options) -> service.IService:
     """Build the daemon's service tree from parsed options."""
     from bt.session import Session, SessionConfig
+    from bt.torrent import TorrentConfig
 
     config = SessionConfig(
         download_dir=options["download-dir"],
         state_dir=options["state-dir"],
         listen=options["listen"],
+        upload_limit=options["upload-limit"],
+        download_limit=options["download-limit"],
+        max_connections=options["max-connections"],
+        torrent=TorrentConfig(
+            max_peers=options["max-peers"],
+            upload_slots=options["upload-slots"],
+            upload_limit=options["torrent-upload-limit"],
+            download_limit=options["torrent-download-limit"],
+            seed_ratio=options["seed-ratio"],
+            seed_time=options["seed-time"],
+        ),
     )
     session = Session(config)
     for _path, metainfo in options.metainfos:
