@@ -22,10 +22,12 @@ from bt import __version__
 from bt.errors import TrackerError
 from bt.metainfo import Metainfo
 from bt.peer.protocol import IncomingPeerFactory
+from bt.policy.ratelimit import TokenBucket
+from bt.policy.slots import ConnectionSlots
 from bt.storage.disk import DiskQueue
 from bt.storage.files import FileStorage
 from bt.storage.layout import Layout
-from bt.torrent import Torrent, TorrentConfig
+from bt.torrent import SharedLimits, Torrent, TorrentConfig
 from bt.tracker.announcer import Tracker
 from bt.tracker.http import HTTPTracker, make_http_client
 
@@ -38,6 +40,10 @@ class SessionConfig:
     state_dir: Path
     listen: str = "tcp:6881"
     torrent: TorrentConfig = field(default_factory=TorrentConfig)
+    #: Global rate limits in bytes/s (None: unlimited) and connection ceiling.
+    upload_limit: float | None = None
+    download_limit: float | None = None
+    max_connections: int | None = 500
 
 
 def make_peer_id(rng: random.Random) -> bytes:
@@ -66,6 +72,12 @@ class Session(MultiService):
         self.peer_id = make_peer_id(self.rng)
         self.torrents: dict[bytes, Torrent] = {}
         self.http_client, self._http_pool = make_http_client(reactor)
+        now = reactor.seconds()
+        self.limits = SharedLimits(
+            TokenBucket(config.upload_limit, now),
+            TokenBucket(config.download_limit, now),
+            ConnectionSlots(config.max_connections),
+        )
         self._listening: IListeningPort | None = None
 
     @property
@@ -99,6 +111,7 @@ class Session(MultiService):
             rng=random.Random(self.rng.getrandbits(64)),
             trackers=self._trackers_for(metainfo),
             config=self.config.torrent,
+            limits=self.limits,
         )
         self.torrents[metainfo.info_hash] = torrent
         torrent.setServiceParent(self)
@@ -131,7 +144,7 @@ class Session(MultiService):
 
     def privilegedStartService(self) -> None:
         endpoint = serverFromString(self.reactor, self.config.listen)
-        factory = IncomingPeerFactory(self.peer_id, self, self.reactor)
+        factory = IncomingPeerFactory(self.peer_id, self, self.reactor, self.limits.connections)
         outcome: list[Any] = []
         endpoint.listen(factory).addBoth(outcome.append)
         if not outcome:

@@ -32,6 +32,8 @@ from bt.peer.upload import UploadQueue
 from bt.policy.blame import Blame
 from bt.policy.choker import Choker, PeerSnapshot
 from bt.policy.picker import PiecePicker
+from bt.policy.ratelimit import RateLimit, TokenBucket
+from bt.policy.slots import ConnectionSlots
 from bt.progress import describe_progress, describe_totals
 from bt.rate import RateMeter
 from bt.storage.disk import DiskQueue
@@ -40,7 +42,7 @@ from bt.storage.recheck import pieces_with_data, recheck
 from bt.tracker.announce import AnnounceRequest
 from bt.tracker.announcer import Announcer, Tracker
 
-__all__ = ["Torrent", "TorrentConfig"]
+__all__ = ["SharedLimits", "Torrent", "TorrentConfig"]
 
 #: Seconds (ticks) between choking rounds, as in BEP 3 and every reference client.
 CHOKE_INTERVAL = 10
@@ -61,6 +63,25 @@ class TorrentConfig:
     disk_high_water: int = 64
     #: Regular unchoke slots (plus one optimistic); -1 means unlimited.
     upload_slots: int = 4
+    #: This torrent's own rate limits in bytes/s (None: unlimited).
+    upload_limit: float | None = None
+    download_limit: float | None = None
+    #: Stop seeding once uploaded/size reaches this ratio, or after this many seconds.
+    seed_ratio: float | None = None
+    seed_time: float | None = None
+
+
+@dataclass
+class SharedLimits:
+    """What every torrent of a session draws from: global rate buckets and connection slots."""
+
+    upload: TokenBucket
+    download: TokenBucket
+    connections: ConnectionSlots
+
+    @classmethod
+    def unlimited(cls, now: float) -> SharedLimits:
+        return cls(TokenBucket(None, now), TokenBucket(None, now), ConnectionSlots(None))
 
 
 class Torrent(Service):
@@ -80,6 +101,7 @@ class Torrent(Service):
         rng: random.Random,
         trackers: Sequence[Tracker] = (),
         config: TorrentConfig = TorrentConfig(),
+        limits: SharedLimits | None = None,
     ) -> None:
         self.metainfo = metainfo
         self.name = metainfo.name
@@ -104,6 +126,13 @@ class Torrent(Service):
         self._connecting: set[Address] = set()
         self._blocks: dict[int, list[bytes | None]] = {}
         self._verifying: set[int] = set()
+        now = reactor.seconds()
+        self.limits = limits or SharedLimits.unlimited(now)
+        self.upload_bucket = TokenBucket(config.upload_limit, now)
+        self.download_bucket = TokenBucket(config.download_limit, now)
+        self.upload_limit = RateLimit(self.upload_bucket, self.limits.upload)
+        self.download_limit = RateLimit(self.download_bucket, self.limits.download)
+        self.seeding_since: float | None = None
         self.blame = Blame(config.ban_strikes)
         self.choker = Choker(rng, regular_slots=config.upload_slots)
         self._ticks = 0
@@ -203,7 +232,9 @@ class Torrent(Service):
                 valid=len(valid),
                 total=self.metainfo.num_pieces,
             )
-        self.state = "seeding" if self.is_finished else "downloading"
+        self.state = "downloading"
+        if self.is_finished:
+            self._start_seeding()
         self._tick_loop = task.LoopingCall(self._tick)
         self._tick_loop.clock = self.reactor
         self._tick_loop.start(1.0, now=False).addErrback(self._log_failure, "tick")
@@ -244,10 +275,16 @@ class Torrent(Service):
         self._connect_more()
 
     def _connect_more(self) -> None:
-        if not self.running or self.is_finished:
+        if self.state not in ("downloading", "seeding") or self.is_finished:
             return
         room = self.config.max_peers - len(self.links) - len(self._connecting)
+        free = self.limits.connections.free
+        if free is not None:
+            room = min(room, free)
         for address in self.candidates.take(self.reactor.seconds(), room):
+            if not self.limits.connections.acquire():
+                self.candidates.failed(address, self.reactor.seconds())
+                break
             self._connect(address)
 
     def _connect(self, address: Address) -> None:
@@ -256,7 +293,15 @@ class Torrent(Service):
         factory = _OneConnection(self, address)
         self.reactor.connectTCP(host, port, factory, timeout=self.config.connect_timeout)
 
+    def outgoing_closed(self, address: Address) -> None:
+        """An outgoing connection ended; if it never joined (bad handshake), retry later."""
+        self.limits.connections.release()
+        if address in self._connecting:
+            self._connecting.discard(address)
+            self.candidates.failed(address, self.reactor.seconds())
+
     def connection_failed(self, address: Address, reason: str) -> None:
+        self.limits.connections.release()
         self._connecting.discard(address)
         self.candidates.failed(address, self.reactor.seconds())
         self.log.debug(
@@ -270,6 +315,8 @@ class Torrent(Service):
         """A handshake completed: the peer joins the swarm."""
         address: Address = getattr(protocol, "candidate", None) or _peer_address(protocol)
         self._connecting.discard(address)
+        if self.state not in ("downloading", "seeding"):
+            raise RemoteProtocolError(f"torrent is {self.state}")
         if self.candidates.is_banned(address):
             raise RemoteProtocolError("peer is banned for sending bad data")
         if len(self.links) >= self.config.max_peers:
@@ -278,11 +325,13 @@ class Torrent(Service):
         link.upload_queue = UploadQueue(
             self.disk.read,
             protocol.send_block,
-            throttle=lambda amount: 0.0,
+            throttle=self._upload_throttle,
             call_later=self.reactor.callLater,
             on_sent=lambda amount: self._count_upload(link, amount),
         )
         protocol.transport.registerProducer(link.upload_queue, True)
+        if not self.download_limit.unlimited:
+            protocol.read_throttle = self._download_throttle
         self.links[link] = None
         self.candidates.connected(address)
         have = self.picker.have_bitfield()
@@ -361,6 +410,15 @@ class Torrent(Service):
                 link.unchoke(now)
             else:
                 link.choke(now)
+
+    def _upload_throttle(self, amount: int) -> float:
+        return self.upload_limit.try_consume(amount, self.reactor.seconds())
+
+    def _download_throttle(self, amount: int) -> float:
+        now = self.reactor.seconds()
+        if amount:
+            self.download_limit.consume(amount, now)
+        return self.download_limit.debt_delay(now)
 
     def _count_upload(self, link: PeerLink, amount: int) -> None:
         link.upload_meter.add(amount)
@@ -456,10 +514,35 @@ class Torrent(Service):
             name=self.name,
             size=self.metainfo.total_length,
         )
-        self.state = "seeding"
+        self._start_seeding()
         for announcer in self.announcers:
             announcer.completed()
         self._fire_completion_waiters()
+
+    def _start_seeding(self) -> None:
+        self.state = "seeding"
+        self.seeding_since = self.reactor.seconds()
+        for link in list(self.links):
+            if link.bitfield.is_complete():
+                link.protocol.drop("both sides are seeds")
+
+    def _seed_goal_reached(self, now: float) -> str | None:
+        ratio, seconds = self.config.seed_ratio, self.config.seed_time
+        if ratio is not None and self.upload_rate.total >= ratio * self.metainfo.total_length:
+            return f"seed ratio {ratio:g} reached"
+        if seconds is not None and self.seeding_since is not None:
+            if now - self.seeding_since >= seconds:
+                return f"seeded for {seconds:g} s"
+        return None
+
+    def _finish_seeding(self, why: str) -> None:
+        """The seeding goal is met: leave the swarm politely and stay idle."""
+        self.state = "finished"
+        self.log.info("{name}: {why}; stopped seeding", name=self.name, why=why)
+        for link in list(self.links):
+            link.protocol.drop("finished seeding")
+        for announcer in self.announcers:
+            announcer.stop().addErrback(self._log_failure, "announce stopped")
 
     def _fire_completion_waiters(self) -> None:
         waiters, self._completion_waiters = self._completion_waiters, []
@@ -481,6 +564,11 @@ class Torrent(Service):
         self._ticks += 1
         if self._ticks % CHOKE_INTERVAL == 0:
             self._choke_round(now)
+        if self.state == "seeding":
+            why = self._seed_goal_reached(now)
+            if why is not None:
+                self._finish_seeding(why)
+                return
         self._connect_more()
         if not self.is_finished and len(self.links) < self.config.max_peers // 2:
             for announcer in self.announcers:
@@ -543,6 +631,7 @@ class _OneConnection(TorrentPeerFactory):
     def buildProtocol(self, addr: Any) -> PeerProtocol:
         protocol = super().buildProtocol(addr)
         protocol.candidate = self.address  # type: ignore[attr-defined]
+        protocol.on_closed = lambda: self.torrent.outgoing_closed(self.address)
         return protocol
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:

@@ -35,7 +35,7 @@ from bt.peer.messages import (
     encode_handshake,
 )
 from bt.peer.protocol import HANDSHAKE_TIMEOUT, IncomingPeerFactory, PeerProtocol
-from bt.torrent import Torrent
+from bt.torrent import Torrent, TorrentConfig
 
 PIECE = 32 * 1024
 DATA = pseudo_random_bytes(5 * PIECE + 1000, seed=7)  # six pieces, the last one short
@@ -167,17 +167,24 @@ def torrent(metainfo: Metainfo, clock: MemoryReactorClock) -> Iterator[Torrent]:
     assert stopped.called and stopped.result is None
 
 
-@pytest.fixture
-def seed(metainfo: Metainfo, clock: MemoryReactorClock) -> Iterator[Torrent]:
-    """A torrent started on complete data: it checks the data, then seeds."""
-    torrent = Torrent(
+def make_seed(
+    metainfo: Metainfo, clock: MemoryReactorClock, config: TorrentConfig | None = None
+) -> Torrent:
+    return Torrent(
         metainfo,
         FakeDisk(metainfo, complete=True),  # type: ignore[arg-type]
         peer_id=b"-BT0100-seedingpeer!",
         port=6881,
         reactor=clock,
         rng=random.Random(2),
+        config=config or TorrentConfig(),
     )
+
+
+@pytest.fixture
+def seed(metainfo: Metainfo, clock: MemoryReactorClock) -> Iterator[Torrent]:
+    """A torrent started on complete data: it checks the data, then seeds."""
+    torrent = make_seed(metainfo, clock)
     torrent.startService()
     assert torrent.is_finished and torrent.state == "seeding"
     yield torrent
@@ -443,3 +450,44 @@ def test_choker_round_unchokes_at_most_the_slots(seed: Torrent, clock: MemoryRea
     unchoked = [link for link in seed.links if not link.connection.am_choking]
     assert len(unchoked) == seed.choker.regular_slots + seed.choker.optimistic_slots
     assert all(not p.transport.disconnecting for p in peers)
+
+
+def test_upload_limit_shapes_serving_within_ten_percent(
+    metainfo: Metainfo, clock: MemoryReactorClock
+) -> None:
+    limit = 64 * 1024
+    torrent = make_seed(metainfo, clock, TorrentConfig(upload_limit=limit))
+    torrent.startService()
+    peer = leecher(torrent)
+    peer.heard()
+    blocks = [Request(i, b, 16384) for i in range(5) for b in (0, 16384)]
+    sent = 0
+    for _second in range(10):
+        peer.say(*blocks)  # keep the queue full; duplicates of queued blocks are served once
+        for _ in range(10):
+            clock.advance(0.1)
+        sent += sum(len(e.block) for e in peer.heard() if isinstance(e, Piece))
+    torrent.stopService()
+    assert abs(sent - 10 * limit) <= 0.1 * 10 * limit, sent
+
+
+def test_seeding_stops_at_the_seed_ratio(metainfo: Metainfo, clock: MemoryReactorClock) -> None:
+    torrent = make_seed(metainfo, clock, TorrentConfig(seed_ratio=0.5))
+    torrent.startService()
+    peer = leecher(torrent)
+    peer.heard()
+    peer.say(*[Request(i, b, 16384) for i in range(3) for b in (0, 16384)])
+    clock.advance(1)
+    assert torrent.state == "finished"
+    assert peer.transport.disconnecting
+    torrent.stopService()
+
+
+def test_seeding_stops_after_the_seed_time(metainfo: Metainfo, clock: MemoryReactorClock) -> None:
+    torrent = make_seed(metainfo, clock, TorrentConfig(seed_time=60))
+    torrent.startService()
+    clock.advance(59)
+    assert torrent.state == "seeding"
+    clock.advance(2)
+    assert torrent.state == "finished"
+    torrent.stopService()

@@ -121,6 +121,9 @@ class PeerLink:
         self.bitfield = msg.bitfield
         self.swarm.picker.add_peer_bitfield(self, self.bitfield)
         self.bitfield_counted = True
+        if self.swarm.picker.is_complete and self.bitfield.is_complete():
+            self.protocol.drop("both sides are seeds")
+            return
         self.update_interest()
 
     def on_request(self, msg: Request) -> None:

@@ -35,6 +35,7 @@ from bt.peer.messages import (
     Unknown,
     encode_piece_header,
 )
+from bt.policy.slots import ConnectionSlots
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
@@ -98,6 +99,13 @@ class PeerProtocol(Protocol):
         self._dispatch: dict[type, Callable[[Any], None]] = {}
         self._handshake_call: Any = None
         self._closing = False
+        #: Why reading is paused ("disk", "rate"); reading resumes when none is left.
+        self._pauses: set[str] = set()
+        #: Download rate limit: charged with each read, returns seconds of debt to wait.
+        self.read_throttle: Callable[[int], float] | None = None
+        self._throttle_call: Any = None
+        #: Called once when the connection is gone (releases a connection slot).
+        self.on_closed: Callable[[], None] | None = None
 
     # -- Twisted protocol ------------------------------------------------
 
@@ -115,6 +123,8 @@ class PeerProtocol(Protocol):
         if self._closing:
             return
         self.last_received = self.clock.seconds()
+        if self.read_throttle is not None and data:
+            self._throttle(self.read_throttle(len(data)))
         try:
             events = self.connection.receive_data(data)
             dispatch = self._dispatch
@@ -141,7 +151,13 @@ class PeerProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_handshake_timer()
+        if self._throttle_call is not None and self._throttle_call.active():
+            self._throttle_call.cancel()
+        self._throttle_call = None
         self._closing = True
+        on_closed, self.on_closed = self.on_closed, None
+        if on_closed is not None:
+            on_closed()
         delegate, self.delegate = self.delegate, None
         self._dispatch = {}
         if delegate is not None:
@@ -216,15 +232,41 @@ class PeerProtocol(Protocol):
             self.transport.unregisterProducer()  # before loseConnection, per Twisted
         self.transport.loseConnection()
 
+    # -- reading pauses: a full disk queue, a download rate limit --------------
+
+    def pause_reading(self, reason: str) -> None:
+        if not self._pauses and not self._closing:
+            self.transport.pauseProducing()
+        self._pauses.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        if reason not in self._pauses:
+            return
+        self._pauses.discard(reason)
+        if not self._pauses and not self._closing:
+            self.transport.resumeProducing()
+
+    def _throttle(self, wait: float) -> None:
+        if wait <= 0 or self._throttle_call is not None:
+            return
+        self.pause_reading("rate")
+        self._throttle_call = self.clock.callLater(wait, self._throttle_over)
+
+    def _throttle_over(self) -> None:
+        self._throttle_call = None
+        wait = self.read_throttle(0) if self.read_throttle is not None else 0.0
+        if wait > 0:
+            self._throttle_call = self.clock.callLater(wait, self._throttle_over)
+        else:
+            self.resume_reading("rate")
+
     # -- IPushProducer: the disk queue pauses reading when it is full ------
 
     def pauseProducing(self) -> None:
-        if not self._closing:
-            self.transport.pauseProducing()
+        self.pause_reading("disk")
 
     def resumeProducing(self) -> None:
-        if not self._closing:
-            self.transport.resumeProducing()
+        self.resume_reading("disk")
 
     def stopProducing(self) -> None:
         self.drop("stopped")
@@ -270,15 +312,23 @@ class IncomingPeerFactory(Factory):
     noisy = False
 
     def __init__(
-        self, our_peer_id: bytes, lookup: TorrentLookup, clock: interfaces.IReactorTime
+        self,
+        our_peer_id: bytes,
+        lookup: TorrentLookup,
+        clock: interfaces.IReactorTime,
+        slots: ConnectionSlots | None = None,
     ) -> None:
         self.our_peer_id = our_peer_id
         self.lookup = lookup
         self.clock = clock
+        self.slots = slots or ConnectionSlots(None)
 
-    def buildProtocol(self, addr: Any) -> PeerProtocol:
+    def buildProtocol(self, addr: Any) -> PeerProtocol | None:
+        if not self.slots.acquire():
+            return None  # over the global connection limit: Twisted closes the socket
         protocol = PeerProtocol(PeerConnection(self.our_peer_id), self, self.clock)
         protocol.factory = self
+        protocol.on_closed = self.slots.release
         return protocol
 
     def attach(self, protocol: PeerProtocol, handshake: HandshakeReceived) -> PeerDelegate:

@@ -171,10 +171,22 @@ def libtorrent_settings(port: int = 0) -> dict[str, object]:
 class LibtorrentPeer:
     """A libtorrent session holding one torrent: a seeder, partial seeder or downloader."""
 
-    def __init__(self, torrent: bytes, save_path: Path, *, upload_only: bool = False) -> None:
+    def __init__(
+        self,
+        torrent: bytes,
+        save_path: Path,
+        *,
+        upload_only: bool = False,
+        upload_rate_limit: int = 0,
+    ) -> None:
         import libtorrent as lt
 
-        self.session = lt.session(libtorrent_settings())
+        self.session = lt.session({**libtorrent_settings(), "upload_rate_limit": upload_rate_limit})
+        if upload_rate_limit:
+            # libtorrent exempts local peers from rate limits; every peer here is local.
+            everyone = lt.ip_filter()
+            everyone.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+            self.session.set_peer_class_filter(everyone)
         params = lt.add_torrent_params()
         params.ti = lt.torrent_info(lt.bdecode(torrent))
         params.save_path = str(save_path)

@@ -102,8 +102,7 @@ def test_bt_leechers_upload_to_each_other(
     torrent = tracked_torrent(tmp_path, opentracker, {"share.bin": size}, "share.bin")
     meta = parse_metainfo(torrent.read_bytes())
     # A slow libtorrent seeder leaves time for the bt leechers to trade pieces.
-    seeder = LibtorrentPeer(torrent.read_bytes(), tmp_path / "seed")
-    seeder.session.apply_settings({"upload_rate_limit": 1024 * 1024})
+    seeder = LibtorrentPeer(torrent.read_bytes(), tmp_path / "seed", upload_rate_limit=1 << 20)
     leechers = []
     try:
         wait_for(lambda: scrape_counts(opentracker, meta.info_hash) >= 1, 30, "lt at the tracker")
