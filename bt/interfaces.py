@@ -58,5 +58,11 @@ class IStorage(Interface):
         Padding files report their full length: they are always complete.
         """
 
+    def file_stamps() -> tuple[tuple[int, int], ...]:
+        """Per file, (size, modification time in ns) now; (0, 0) when missing or padding.
+
+        Resume state is trusted only while these are unchanged since it was saved.
+        """
+
     def close() -> None:
         """Release open files. Idempotent; any later read or write raises StorageError."""

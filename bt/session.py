@@ -44,6 +44,8 @@ class SessionConfig:
     upload_limit: float | None = None
     download_limit: float | None = None
     max_connections: int | None = 500
+    #: Hash all existing data at start even when resume state looks valid.
+    recheck: bool = False
 
 
 def make_peer_id(rng: random.Random) -> bytes:
@@ -112,6 +114,8 @@ class Session(MultiService):
             trackers=self._trackers_for(metainfo),
             config=self.config.torrent,
             limits=self.limits,
+            resume_path=self.config.state_dir / "resume" / f"{metainfo.info_hash.hex()}.resume",
+            recheck=self.config.recheck,
         )
         self.torrents[metainfo.info_hash] = torrent
         torrent.setServiceParent(self)

@@ -33,6 +33,9 @@ class Options(usage.Options):
         "Downloads the given torrents into --download-dir, verifies every piece, and "
         "keeps running to seed. Run 'twistd -n bittorrent ...' to stay in the foreground."
     )
+    optFlags = [
+        ["recheck", None, "Hash all existing data at start, even with valid resume state."],
+    ]
     optParameters = [
         ["download-dir", "d", ".", "Folder the torrent's files are written into."],
         [
@@ -148,6 +151,7 @@ def makeService(options: Options) -> service.IService:
         upload_limit=options["upload-limit"],
         download_limit=options["download-limit"],
         max_connections=options["max-connections"],
+        recheck=bool(options["recheck"]),
         torrent=TorrentConfig(
             max_peers=options["max-peers"],
             upload_slots=options["upload-slots"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from twisted.application.service import Service
@@ -39,6 +40,7 @@ from bt.rate import RateMeter
 from bt.storage.disk import DiskQueue
 from bt.storage.layout import Layout
 from bt.storage.recheck import pieces_with_data, recheck
+from bt.storage.resume import ResumeError, ResumeState, load_resume, save_resume
 from bt.tracker.announce import AnnounceRequest
 from bt.tracker.announcer import Announcer, Tracker
 
@@ -69,6 +71,10 @@ class TorrentConfig:
     #: Stop seeding once uploaded/size reaches this ratio, or after this many seconds.
     seed_ratio: float | None = None
     seed_time: float | None = None
+    #: Seconds between resume-state saves while pieces complete (also saved on stop).
+    resume_interval: float = 5.0
+    #: Seconds after a disk error before the data is checked again and the torrent resumes.
+    error_retry: float = 60.0
 
 
 @dataclass
@@ -102,6 +108,8 @@ class Torrent(Service):
         trackers: Sequence[Tracker] = (),
         config: TorrentConfig = TorrentConfig(),
         limits: SharedLimits | None = None,
+        resume_path: Path | None = None,
+        recheck: bool = False,
     ) -> None:
         self.metainfo = metainfo
         self.name = metainfo.name
@@ -133,6 +141,13 @@ class Torrent(Service):
         self.upload_limit = RateLimit(self.upload_bucket, self.limits.upload)
         self.download_limit = RateLimit(self.download_bucket, self.limits.download)
         self.seeding_since: float | None = None
+        #: Where verified pieces are saved; None keeps nothing (tests, embedding).
+        self.resume_path = resume_path
+        self.force_recheck = recheck
+        self._resume_dirty = False
+        self._resume_saving: Deferred[None] | None = None
+        self._last_resume_save = now
+        self._retry_call: Any = None
         self.blame = Blame(config.ban_strikes)
         self.choker = Choker(rng, regular_slots=config.upload_slots)
         self._ticks = 0
@@ -194,10 +209,80 @@ class Torrent(Service):
             files=len(self.metainfo.files),
         )
         checked = self.disk.prepare()
-        checked.addCallback(lambda _: self.disk.existing_lengths())
-        checked.addCallback(self._check_existing)
+        checked.addCallback(lambda _: self._load_resume())
         checked.addCallbacks(self._begin, self._disk_failed)
         checked.addErrback(self._log_failure, "start")
+
+    def _load_resume(self) -> Deferred[list[int]]:
+        """Valid resume state: its pieces, no hashing. Otherwise check the data on disk."""
+        if self.resume_path is None or self.force_recheck:
+            why = "--recheck asked for it" if self.force_recheck else None
+            return self._check_after(why)
+        stamps = self.disk.file_stamps()
+        saved = self.disk.call(load_resume, self.resume_path)
+        both = defer.gatherResults([saved, stamps], consumeErrors=True)
+        both.addErrback(lambda failure: failure.value.subFailure)  # the StorageError itself
+        both.addCallback(self._use_resume)
+        return both
+
+    def _use_resume(self, result: list[Any]) -> Deferred[list[int]] | list[int]:
+        data, stamps = result
+        if data is None:
+            return self._check_after(None)
+        try:
+            state = ResumeState.decode(data, self.info_hash, self.metainfo.num_pieces)
+        except ResumeError as exc:
+            return self._check_after(f"resume state unusable ({exc})")
+        if state.files != tuple(stamps):
+            return self._check_after("files changed since the resume state was saved")
+        self.upload_rate.total = state.uploaded
+        self.download_rate.total = state.downloaded
+        self.log.info(
+            "{name}: resumed {count} verified pieces from saved state",
+            name=self.name,
+            count=state.have.count(),
+        )
+        return list(state.have)
+
+    def _check_after(self, why: str | None) -> Deferred[list[int]]:
+        if why:
+            self.log.info("{name}: checking existing data: {why}", name=self.name, why=why)
+        lengths = self.disk.existing_lengths()
+        lengths.addCallback(self._check_existing)
+        return lengths
+
+    def save_resume(self) -> Deferred[None]:
+        """fsync the data, then write the pieces it now holds; one save at a time."""
+        if self.resume_path is None or self.state in ("stopped", "checking"):
+            return defer.succeed(None)
+        if self._resume_saving is not None:
+            return self._resume_saving
+        self._resume_dirty = False
+        self._last_resume_save = self.reactor.seconds()
+        have = self.picker.have_bitfield()  # only pieces already written: see _piece_written
+        saving = self.disk.sync()
+        saving.addCallback(lambda _: self.disk.file_stamps())
+        saving.addCallback(
+            lambda stamps: self.disk.call(
+                save_resume,
+                self.resume_path,
+                ResumeState(
+                    self.info_hash,
+                    have,
+                    tuple(stamps),
+                    self.upload_rate.total,
+                    self.download_rate.total,
+                ).encode(),
+            )
+        )
+        saving.addErrback(self._disk_failed)
+
+        def done(result: object) -> None:
+            self._resume_saving = None
+
+        saving.addBoth(done)
+        self._resume_saving = saving
+        return saving
 
     def _check_existing(self, lengths: list[int]) -> Deferred[list[int]]:
         """Hash what is already on disk so a seed seeds and a partial download resumes."""
@@ -238,6 +323,8 @@ class Torrent(Service):
         self._tick_loop = task.LoopingCall(self._tick)
         self._tick_loop.clock = self.reactor
         self._tick_loop.start(1.0, now=False).addErrback(self._log_failure, "tick")
+        if self.resume_path is not None and valid and not self._resume_dirty:
+            self._resume_dirty = True  # a check's result is worth saving too
         for announcer in self.announcers:
             announcer.start()
         if self.is_finished:
@@ -246,15 +333,19 @@ class Torrent(Service):
     def stopService(self) -> Deferred[None]:
         """Drop peers, tell trackers we left, flush and close the files."""
         super().stopService()
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
         if self.state != "stopped":
             self.log.info("{line}", line=describe_totals(self))
-        self.state = "stopped"
         if self._tick_loop is not None and self._tick_loop.running:
             self._tick_loop.stop()
         for link in list(self.links):
             link.protocol.drop("torrent stopping")
+        saved = self.save_resume() if self._resume_dirty else defer.succeed(None)
+        self.state = "stopped"
         stops = [announcer.stop() for announcer in self.announcers]
-        done = defer.DeferredList(stops, consumeErrors=True)
+        done = defer.DeferredList([saved, *stops], consumeErrors=True)
         done.addCallback(lambda _: self.disk.sync())
         done.addErrback(self._disk_failed)
         done.addCallback(lambda _: self.disk.stop())
@@ -462,6 +553,7 @@ class Torrent(Service):
     def _piece_written(self, _: None, index: int, blocks: list[bytes]) -> None:
         self._verifying.discard(index)
         self.picker.have(index)
+        self._resume_dirty = True
         for liar in self.blame.piece_verified(index, blocks):
             self._ban(liar, f"sent a bad block of piece {index}")  # type: ignore[arg-type]
         for link in list(self.links):
@@ -562,6 +654,8 @@ class Torrent(Service):
         for link in list(self.links):
             link.tick(now)
         self._ticks += 1
+        if self._resume_dirty and now - self._last_resume_save >= self.config.resume_interval:
+            self.save_resume()
         if self._ticks % CHOKE_INTERVAL == 0:
             self._choke_round(now)
         if self.state == "seeding":
@@ -596,9 +690,32 @@ class Torrent(Service):
         )
 
     def _disk_failed(self, failure: Failure) -> None:
+        """A disk error stops this torrent (not the others) until a check finds what is valid."""
         failure.trap(StorageError)
-        self.state = "error"
         self.log.error("{name}: {error}", name=self.name, error=failure.value)
+        if self.state in ("error", "stopped"):
+            return
+        self.state = "error"
+        if self._tick_loop is not None and self._tick_loop.running:
+            self._tick_loop.stop()
+        for link in list(self.links):
+            link.protocol.drop("torrent has a disk error")
+        delay = self.config.error_retry
+        self.log.warn(
+            "{name}: paused by the disk error; checking the data again in {delay:g} s",
+            name=self.name,
+            delay=delay,
+        )
+        self._retry_call = self.reactor.callLater(delay, self._retry_after_error)
+
+    def _retry_after_error(self) -> None:
+        self._retry_call = None
+        if self.state != "error":
+            return
+        self.state = "checking"
+        retried = self._check_after("retrying after a disk error")
+        retried.addCallbacks(self._begin, self._disk_failed)
+        retried.addErrback(self._log_failure, "retry")
 
     def _log_failure(self, failure: Failure, what: str) -> None:
         self.log.failure("{name}: unexpected error in {what}", failure, name=self.name, what=what)

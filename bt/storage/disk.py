@@ -181,6 +181,14 @@ class DiskQueue:
         expected = self._expected_hash(index)
         return self._submit(self._hash_piece, index, self._piece_size(index), expected)
 
+    def call(self, job: Callable[..., _T], *args: object) -> Deferred[_T]:
+        """Run any blocking job (resume state I/O, say) in the disk threads."""
+        return self._submit(job, *args)
+
+    def file_stamps(self) -> Deferred[tuple[tuple[int, int], ...]]:
+        """Per file (size, mtime ns), for resume state (``IStorage.file_stamps``)."""
+        return self._submit(self._storage.file_stamps)
+
     def existing_lengths(self) -> Deferred[list[int]]:
         """Per file, the bytes on disk now (``IStorage.existing_lengths``), off the reactor."""
         return self._submit(self._storage.existing_lengths)

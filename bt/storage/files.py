@@ -26,6 +26,7 @@ from zope.interface import implementer
 from bt.errors import StorageError
 from bt.interfaces import IStorage
 from bt.storage.layout import FileSpan, Layout
+from bt.storage.resume import file_stamps
 
 __all__ = ["FileStorage", "StorageFile", "as_views", "take"]
 
@@ -264,6 +265,11 @@ class FileStorage:
             except OSError as error:
                 raise self._error("stat", file_index, error) from error
         return lengths
+
+    def file_stamps(self) -> tuple[tuple[int, int], ...]:
+        return file_stamps(
+            [None if self._padding[i] else path for i, path in enumerate(self._paths)]
+        )
 
     def close(self) -> None:
         errors: list[StorageError] = []

@@ -90,6 +90,14 @@ class MemoryStorage:
                 for i, length in enumerate(self._layout.file_lengths)
             ]
 
+    def file_stamps(self) -> tuple[tuple[int, int], ...]:
+        """Memory has no clock of its own: a counter of writes stands in for mtime."""
+        with self._lock:
+            return tuple(
+                (0, 0) if i in self._padding else (len(self._files[i]), self.writes)
+                for i in range(len(self._files))
+            )
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

@@ -223,6 +223,8 @@ class BtDaemon:
     download_dir: Path
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen | None = None
+    #: Runs in the child before exec (resource limits for disk-fault tests).
+    preexec: Callable[[], None] | None = None
 
     @property
     def logfile(self) -> Path:
@@ -251,9 +253,10 @@ class BtDaemon:
         self.process = subprocess.Popen(
             command,
             cwd=self.workdir,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=self.preexec,
         )
 
     def log(self) -> str:
@@ -272,6 +275,12 @@ class BtDaemon:
             wait_for(seen, timeout, f"{text!r} in bt's log", step=0.2)
         except TimeoutError as exc:
             raise AssertionError(f"{exc}\n--- bt log ---\n{self.log()[-6000:]}") from None
+
+    def kill(self) -> None:
+        """SIGKILL: the crash case; nothing gets a chance to clean up."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
 
     def stop(self) -> int | None:
         if self.process is None:
