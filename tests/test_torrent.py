@@ -16,10 +16,10 @@ from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from bt.bitfield import Bitfield
-from bt.errors import PieceHashError
+from bt.errors import PieceHashError, StorageError
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.peer.connection import HandshakeReceived, PeerConnection
-from bt.peer.link import SNUB_SECONDS
+from bt.peer.link import IDLE_SECONDS, KEEPALIVE_SECONDS, SNUB_SECONDS
 from bt.peer.messages import (
     BitfieldMessage,
     Cancel,
@@ -27,6 +27,7 @@ from bt.peer.messages import (
     Handshake,
     Have,
     Interested,
+    KeepAlive,
     Message,
     Piece,
     Request,
@@ -490,4 +491,57 @@ def test_seeding_stops_after_the_seed_time(metainfo: Metainfo, clock: MemoryReac
     assert torrent.state == "seeding"
     clock.advance(2)
     assert torrent.state == "finished"
+    torrent.stopService()
+
+
+def test_silent_peers_get_keep_alives_and_dead_ones_are_dropped(
+    torrent: Torrent, clock: MemoryReactorClock
+) -> None:
+    peer = connect(torrent, b"-LT2000-quietpeer001", 9)
+    peer.say(handshake=True)  # and then nothing: no pieces, no interest
+    peer.heard()
+    for _ in range(int(KEEPALIVE_SECONDS) + 2):
+        clock.advance(1)
+    assert KeepAlive() in peer.heard()
+    assert not peer.transport.disconnecting
+    for _ in range(int(IDLE_SECONDS - KEEPALIVE_SECONDS)):
+        clock.advance(1)
+    assert peer.transport.disconnecting
+    assert peer.protocol.close_reason == f"nothing received for {IDLE_SECONDS:g} s"
+
+
+def test_a_disk_error_pauses_the_torrent_and_a_recheck_resumes_it(
+    metainfo: Metainfo, clock: MemoryReactorClock
+) -> None:
+    disk = FakeDisk(metainfo)
+    failing = {"left": 1}
+    real_write = disk.verify_and_write
+
+    def write_once_failing(index: int, blocks: list[bytes]) -> defer.Deferred[None]:
+        if failing["left"]:
+            failing["left"] -= 1
+            return defer.fail(StorageError("cannot write data.bin: No space left on device"))
+        return real_write(index, blocks)
+
+    disk.verify_and_write = write_once_failing  # type: ignore[method-assign]
+    torrent = Torrent(
+        metainfo,
+        disk,
+        peer_id=b"-BT0100-ourselves!!!",
+        port=1,
+        reactor=clock,  # type: ignore[arg-type]
+        rng=random.Random(3),
+        config=TorrentConfig(error_retry=30),
+    )
+    torrent.startService()
+    peer = seeder(torrent)
+    peer.serve()
+    assert torrent.state == "error"
+    assert peer.transport.disconnecting
+    assert not disk.written, "no piece may count as had when its write failed"
+    peer.protocol.connectionLost()
+    clock.advance(31)
+    assert torrent.state == "downloading"
+    seeder(torrent, b"-LT2000-seeder000002", 2).serve()
+    assert torrent.is_finished
     torrent.stopService()

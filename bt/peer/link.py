@@ -19,6 +19,7 @@ from bt.peer.messages import (
     Choke,
     Have,
     Interested,
+    KeepAlive,
     NotInterested,
     Piece,
     Request,
@@ -39,6 +40,10 @@ MIN_PIPELINE = 16
 MAX_PIPELINE = 500
 #: A peer that delivers nothing for this long while owing us blocks is snubbed.
 SNUB_SECONDS = 30.0
+#: We send a keep-alive after this much silence (BEP 3: peers drop after ~2 minutes) ...
+KEEPALIVE_SECONDS = 90.0
+#: ... and drop a peer that sent nothing at all, not even a keep-alive, for this long.
+IDLE_SECONDS = 180.0
 
 
 class Swarm(Protocol):
@@ -185,7 +190,12 @@ class PeerLink:
             self.protocol.send(NotInterested())
 
     def tick(self, now: float) -> None:
-        """Once a second: rates, pipeline depth, snubbing."""
+        """Once a second: rates, pipeline depth, snubbing, keep-alives, idle peers."""
+        if now - self.protocol.last_received > IDLE_SECONDS:
+            self.protocol.drop(f"nothing received for {IDLE_SECONDS:g} s")
+            return
+        if now - self.protocol.last_sent > KEEPALIVE_SECONDS:
+            self.protocol.send(KeepAlive())
         rate = self.download_meter.tick(now)
         self.upload_meter.tick(now)
         self.pipeline = max(

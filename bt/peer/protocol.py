@@ -95,6 +95,7 @@ class PeerProtocol(Protocol):
         self.peer_id: bytes | None = None
         self.address: str = "?"
         self.last_received = 0.0
+        self.last_sent = 0.0
         self.close_reason: str | None = None
         self._dispatch: dict[type, Callable[[Any], None]] = {}
         self._handshake_call: Any = None
@@ -114,7 +115,7 @@ class PeerProtocol(Protocol):
         self.address = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         if interfaces.ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
-        self.last_received = self.clock.seconds()
+        self.last_received = self.last_sent = self.clock.seconds()
         self._handshake_call = self.clock.callLater(self.handshake_timeout, self._handshake_late)
         if self.connection.info_hash is not None and self.connection.geometry is not None:
             self.transport.write(self.connection.handshake_bytes())
@@ -207,17 +208,20 @@ class PeerProtocol(Protocol):
 
     def send(self, msg: Message) -> None:
         if not self._closing:
+            self.last_sent = self.clock.seconds()
             self.transport.write(self.connection.send(msg))
 
     def send_all(self, messages: Sequence[Message]) -> None:
         """Several messages in one write (a batch of requests, say)."""
         if not self._closing and messages:
+            self.last_sent = self.clock.seconds()
             send = self.connection.send
             self.transport.writeSequence([send(m) for m in messages])
 
     def send_block(self, index: int, begin: int, block: bytes) -> None:
         """A PIECE message without copying the block into a new buffer."""
         if not self._closing:
+            self.last_sent = self.clock.seconds()
             self.transport.writeSequence([encode_piece_header(index, begin, len(block)), block])
 
     def drop(self, reason: str) -> None:

@@ -104,9 +104,9 @@ def file_stamps(paths: list[str | None]) -> tuple[FileStamp, ...]:
 
 def save_resume(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically and durably (blocking: run it in the disk pool)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(temporary, "wb") as handle:
             handle.write(data)
             handle.flush()
