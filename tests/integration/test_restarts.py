@@ -59,6 +59,21 @@ def valid_pieces(path: Path, meta: Metainfo) -> list[int]:
     return valid
 
 
+def saved_state(bt: BtDaemon, meta: Metainfo) -> ResumeState:
+    """The resume state on disk, checked to claim only pieces whose bytes are really there."""
+    data = resume_file(bt, meta).read_bytes()
+    state = ResumeState.decode(data, meta.info_hash, meta.num_pieces)
+    assert set(state.have) <= set(valid_pieces(bt.download_dir / "data.bin", meta))
+    return state
+
+
+def restart_to_completion(bt: BtDaemon) -> None:
+    bt.logfile.rename(bt.workdir / f"run-{len(list(bt.workdir.glob('run-*')))}.log")
+    bt.start()
+    bt.wait_for_log("data.bin: download complete", TIMEOUT)
+    stop_cleanly(bt)
+
+
 def stop_cleanly(bt: BtDaemon) -> None:
     status = bt.stop()
     assert status == -signal.SIGTERM, bt.log()[-3000:]
@@ -80,11 +95,7 @@ def test_kill_9_halfway_then_restart_completes_without_refetching_much(
         )
         bt.kill()
         assert "download complete" not in bt.log(), "the crash must come mid-download"
-        bt.logfile.rename(bt.workdir / "crashed.log")
-
-        bt.start()
-        bt.wait_for_log("data.bin: download complete", TIMEOUT)
-        stop_cleanly(bt)
+        restart_to_completion(bt)
         assert_same_tree(tmp_path / "seed" / "data.bin", target)
         kept = re.search(r"(\d+) of \d+ pieces already on disk", bt.log())
         assert kept, bt.log()[-2000:]
@@ -101,20 +112,16 @@ def test_sigterm_saves_state_and_the_restart_does_not_rehash(
     try:
         bt = daemon(tmp_path, torrent)
         bt.start()
-        bt.wait_for_log("% (", TIMEOUT)  # a progress line: the download is under way
-        stop_cleanly(bt)
-        state = ResumeState.decode(
-            resume_file(bt, meta).read_bytes(), meta.info_hash, meta.num_pieces
+        wait_for(
+            lambda: len(valid_pieces(bt.download_dir / "data.bin", meta)) >= 8,
+            TIMEOUT,
+            "the download to be under way",
         )
-        assert 0 < state.have.count() < meta.num_pieces
-        original = (tmp_path / "seed" / "data.bin").read_bytes()
-        assert set(state.have) <= set(valid_pieces(bt.download_dir / "data.bin", meta))
-        assert original  # the seed is intact
-
-        bt.logfile.rename(bt.workdir / "first.log")
-        bt.start()
-        bt.wait_for_log("data.bin: download complete", TIMEOUT)
         stop_cleanly(bt)
+        state = saved_state(bt, meta)
+        assert 0 < state.have.count() < meta.num_pieces
+
+        restart_to_completion(bt)
         log = bt.log()
         assert f"resumed {state.have.count()} verified pieces from saved state" in log
         assert "checking" not in log
@@ -135,10 +142,7 @@ def test_a_changed_file_makes_the_resume_state_stale(
         data = bt.download_dir / "data.bin"
         with open(data, "r+b") as handle:  # damage piece 0 behind bt's back
             handle.write(b"\xff" * 100)
-        bt.logfile.rename(bt.workdir / "first.log")
-        bt.start()
-        bt.wait_for_log("data.bin: download complete", TIMEOUT)
-        stop_cleanly(bt)
+        restart_to_completion(bt)
         log = bt.log()
         assert "files changed since the resume state was saved" in log
         assert f"{meta.num_pieces - 1} of {meta.num_pieces} pieces already on disk" in log
@@ -168,9 +172,6 @@ def test_disk_full_stops_the_torrent_without_false_completion(
         assert "download complete" not in bt.log()
         saved = resume_file(bt, meta)
         if saved.exists():  # no file at all when no piece was written before the error
-            state = ResumeState.decode(saved.read_bytes(), meta.info_hash, meta.num_pieces)
-            assert state.have.count() < meta.num_pieces
-            # Nothing is claimed that is not really there.
-            assert set(state.have) <= set(valid_pieces(target, meta))
+            assert saved_state(bt, meta).have.count() < meta.num_pieces
     finally:
         seeder.close()
