@@ -31,6 +31,7 @@ from twisted.web.client import (
     RequestTransmissionFailed,
     ResponseDone,
     ResponseFailed,
+    _HTTP11ClientFactory,
 )
 from twisted.web.iweb import IResponse
 
@@ -81,8 +82,15 @@ def make_http_client(
     not to add its own (unbounded at 20) redirect layer.
     """
     pool = HTTPConnectionPool(reactor, persistent=True)
+    pool._factory = _QuietHTTP11ClientFactory  # type: ignore[attr-defined]
     agent = Agent(reactor, pool=pool, connectTimeout=connect_timeout)
     return HTTPClient(RedirectAgent(agent, redirectLimit=max_redirects)), pool
+
+
+class _QuietHTTP11ClientFactory(_HTTP11ClientFactory):
+    """No "Starting factory" / "Stopping factory" log lines for every announce."""
+
+    noisy = False
 
 
 class HTTPTracker:
