@@ -39,6 +39,7 @@ from bt.progress import describe_progress, describe_totals
 from bt.rate import RateMeter
 from bt.storage.disk import DiskQueue
 from bt.storage.layout import Layout
+from bt.storage.readcache import PieceReadCache
 from bt.storage.recheck import pieces_with_data, recheck
 from bt.storage.resume import ResumeError, ResumeState, load_resume, save_resume
 from bt.tracker.announce import AnnounceRequest
@@ -148,6 +149,7 @@ class Torrent(Service):
         self._resume_saving: Deferred[None] | None = None
         self._last_resume_save = now
         self._retry_call: Any = None
+        self.read_cache = PieceReadCache(disk.read, metainfo.piece_size)
         self.blame = Blame(config.ban_strikes)
         self.choker = Choker(rng, regular_slots=config.upload_slots)
         self._ticks = 0
@@ -414,7 +416,7 @@ class Torrent(Service):
             raise RemoteProtocolError("too many peers")
         link = PeerLink(self, protocol, address, self.reactor.seconds())
         link.upload_queue = UploadQueue(
-            self.disk.read,
+            self.read_cache.read,
             protocol.send_block,
             throttle=self._upload_throttle,
             call_later=self.reactor.callLater,

@@ -59,6 +59,7 @@ class UploadQueue:
         self._paused = False
         self._stopped = False
         self._wakeup: Any = None
+        self._serving = False
 
     def __len__(self) -> int:
         return len(self._queue) + sum(self._reading.values())
@@ -110,6 +111,15 @@ class UploadQueue:
     # -- serving --------------------------------------------------------------------
 
     def _serve(self) -> None:
+        if self._serving:
+            return  # a read answered at once (a cache hit): the loop below goes on
+        self._serving = True
+        try:
+            self._serve_loop()
+        finally:
+            self._serving = False
+
+    def _serve_loop(self) -> None:
         while (
             self._queue
             and not self._paused
