@@ -1,0 +1,496 @@
+"""bt against libtorrent checking data already on disk: rate and CPU, warm and cold cache.
+
+Run: python bench/recheck.py [--size-mib 1024] [--piece-kib 1024] [--no-cold]
+(needs libtorrent; no tracker: the torrent has no announce URL).
+
+One single-file torrent over complete data that both clients read in place.
+
+- bt runs as a user runs it (``twistd -n bittorrent ... --recheck``); the check is
+  timed from its "checking N pieces of existing data" log line to its "N of N pieces
+  already on disk" line (the log is polled every 5 ms), and its CPU is read from
+  /proc/<pid>/stat at those two moments.
+- libtorrent runs in its own process: it adds the torrent (not auto-managed, so the
+  check starts at once instead of at the session's next once-a-second queue tick), lets
+  the initial check finish, then calls ``force_recheck()`` and polls ``status()`` every
+  5 ms until the torrent leaves the checking states; its CPU is its own
+  /proc/self/stat delta. libtorrent's settings are its defaults apart from the loopback
+  confinement (``--lt-hashing-threads`` overrides hashing_threads, 1 by default).
+
+Page cache decides most of a recheck's speed, so each client is measured WARM (the
+data in page cache: two runs, the second kept) and COLD (caches dropped with
+``sync; echo 3 > /proc/sys/vm/drop_caches`` right before the timed check; skipped
+when that write is not allowed). Page-cache residency of the data at the start of each
+timed check is recorded (fincore). A benchmark, not a test: it prints a table and
+writes bench/out/recheck.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+# download.py is a sibling module; importing it puts tests/ and tests/integration/ on
+# sys.path, which swarm and torrents come from.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from download import (
+    GIB,
+    LOG_POLL,
+    MIB,
+    OUT_DIR,
+    Deadline,
+    LogWatcher,
+    ProcSample,
+    loadavg,
+    machine_facts,
+    sample_proc,
+    write_content,
+)
+from swarm import BtDaemon, libtorrent_settings
+from torrents import libtorrent_torrent
+
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+
+
+def drop_caches() -> bool:
+    """Write back dirty pages, then drop the clean page cache; False if not allowed."""
+    os.sync()
+    try:
+        DROP_CACHES.write_text("3\n")
+    except OSError:
+        return False
+    return True
+
+
+def resident_fraction(path: Path) -> float | None:
+    """Share of ``path`` in page cache now (util-linux fincore); None if unavailable."""
+    fincore = shutil.which("fincore")
+    if fincore is None:
+        return None
+    try:
+        out = subprocess.run(
+            [fincore, "--bytes", "--noheadings", "--output", "RES", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.split()
+        return int(out[0]) / max(path.stat().st_size, 1)
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class Check:
+    """One timed check of the whole torrent by one client."""
+
+    client: str
+    cache: str  # "warm" or "cold"
+    run: int
+    size: int
+    seconds: float
+    cpu_s: float
+    cpu_sys_s: float
+    valid_pieces: int
+    total_pieces: int
+    resident_at_start: float | None
+    loadavg_before: str
+    extra: dict[str, Any]
+
+    @property
+    def gib_s(self) -> float:
+        return self.size / GIB / self.seconds
+
+    @property
+    def cpu_per_gib(self) -> float:
+        return self.cpu_s / (self.size / GIB)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "gib_s": round(self.gib_s, 4),
+            "cpu_s_per_gib": round(self.cpu_per_gib, 4),
+        }
+
+    def line(self) -> str:
+        resident = "?" if self.resident_at_start is None else f"{100 * self.resident_at_start:.0f}%"
+        return (
+            f"{self.client} {self.cache} run {self.run}: {self.seconds:.3f} s, "
+            f"{self.gib_s:.3f} GiB/s, CPU {self.cpu_s:.2f} s ({self.cpu_per_gib:.2f} s/GiB), "
+            f"{self.valid_pieces}/{self.total_pieces} pieces, cached at start {resident}, "
+            f"load {self.loadavg_before}"
+        )
+
+
+def run_bt(
+    work: Path, torrent: Path, content: Path, pieces: int, cache: str, run: int, deadline: Deadline
+) -> Check:
+    """``twistd -n bittorrent --recheck`` on the complete data; timed from its log lines."""
+    name = content.name
+    workdir = work / f"bt-{cache}-{run}"
+    workdir.mkdir()
+    daemon = BtDaemon(workdir, torrent, content.parent, ("--recheck",))
+    load = loadavg()
+    dropped = cache == "cold" and drop_caches()
+    if cache == "cold" and not dropped:
+        raise RuntimeError("could not drop the page cache")
+    resident = resident_fraction(content)
+    begin_marker = f"{name}: checking {pieces} pieces of existing data"
+    try:
+        daemon.start()
+        assert daemon.process is not None
+        watcher = LogWatcher(
+            daemon.logfile,
+            daemon.process.pid,
+            {"begin": begin_marker, "done": "pieces already on disk"},
+        )
+        limit = time.monotonic() + deadline.left(600)
+        while "done" not in watcher.seen:
+            if daemon.process.poll() is not None:
+                raise RuntimeError(
+                    f"bt exited with {daemon.process.returncode}:\n{daemon.log()[-4000:]}"
+                )
+            if time.monotonic() > limit:
+                raise TimeoutError(f"bt did not finish its check in time:\n{daemon.log()[-4000:]}")
+            time.sleep(LOG_POLL)
+            watcher.poll()
+        daemon.stop()
+    finally:
+        daemon.stop()
+    log = daemon.log()
+    if "begin" not in watcher.seen:
+        raise RuntimeError(f"bt never logged {begin_marker!r}:\n{log[-4000:]}")
+    begin, done = watcher.seen["begin"], watcher.seen["done"]
+    if done.at == begin.at:
+        raise RuntimeError("bt's check began and ended within one log poll: too small to time")
+    if "Traceback" in log or "Unhandled" in log:
+        print(f"warning: bt logged an error:\n{log[-3000:]}", file=sys.stderr)
+    valid = 0
+    for line in log.splitlines():
+        if f"{name}: " in line and "pieces already on disk" in line:
+            valid = int(line.split(f"{name}: ", 1)[1].split()[0])
+    return Check(
+        client="bt",
+        cache=cache,
+        run=run,
+        size=content.stat().st_size,
+        seconds=done.at - begin.at,
+        cpu_s=done.cpu - begin.cpu,
+        cpu_sys_s=done.cpu_sys - begin.cpu_sys,
+        valid_pieces=valid,
+        total_pieces=pieces,
+        resident_at_start=resident,
+        loadavg_before=load,
+        extra={"exit_status": daemon.process.returncode if daemon.process else None},
+    )
+
+
+def run_libtorrent(
+    work: Path,
+    torrent: Path,
+    content: Path,
+    pieces: int,
+    cache: str,
+    run: int,
+    deadline: Deadline,
+    hashing_threads: int | None,
+) -> Check:
+    """A libtorrent session in its own process: initial check, then a timed force_recheck."""
+    report = work / f"lt-{cache}-{run}.json"
+    budget = deadline.left(600)
+    command = [
+        sys.executable,
+        __file__,
+        "--lt-check",
+        str(torrent),
+        str(content.parent),
+        str(report),
+        f"{budget:.0f}",
+        cache,
+        str(hashing_threads or 0),
+    ]
+    load = loadavg()
+    process = subprocess.Popen(
+        command, env={**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    )
+    try:
+        status = process.wait(budget + 10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    if status != 0 or not report.exists():
+        raise RuntimeError(f"the libtorrent checker failed with status {status}")
+    figures = json.loads(report.read_text())
+    begin, done = ProcSample(**figures["begin"]), ProcSample(**figures["done"])
+    return Check(
+        client="libtorrent",
+        cache=cache,
+        run=run,
+        size=content.stat().st_size,
+        seconds=done.at - begin.at,
+        cpu_s=done.cpu - begin.cpu,
+        cpu_sys_s=done.cpu_sys - begin.cpu_sys,
+        valid_pieces=figures["valid_pieces"],
+        total_pieces=pieces,
+        resident_at_start=figures["resident_at_start"],
+        loadavg_before=load,
+        extra={
+            "initial_check_s": figures["initial_check_s"],
+            "first_piece_s": figures["first_piece_s"],
+            "saw_checked_alert": figures["saw_checked_alert"],
+            "settings": figures["settings"],
+        },
+    )
+
+
+def lt_check(
+    torrent: Path, save: Path, report: Path, budget: float, cache: str, hashing_threads: int
+) -> None:
+    """The libtorrent process: add, wait for the initial check, then time force_recheck."""
+    import libtorrent as lt
+
+    limit = time.monotonic() + budget
+    pid = os.getpid()
+    checking = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
+    settings = libtorrent_settings()
+    settings["alert_mask"] = int(lt.alert.category_t.status_notification)
+    if hashing_threads:
+        settings["hashing_threads"] = hashing_threads
+    session = lt.session(settings)
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(lt.bdecode(torrent.read_bytes()))
+    params.save_path = str(save)
+    # Not auto-managed (and so not added paused): an auto-managed torrent waits for the
+    # session's next once-a-second queue tick before it starts checking, up to a second
+    # of idling that would be timed as part of the check.
+    params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    total = params.ti.num_pieces()
+    content = save / params.ti.name()
+    added = time.monotonic()
+    handle = session.add_torrent(params)
+
+    def wait_checked(handle: lt.torrent_handle, what: str) -> tuple[lt.torrent_status, float]:
+        """Poll until the checking states are left; also when the first piece was seen."""
+        first_piece = 0.0
+        while True:
+            status = handle.status()
+            if not first_piece and status.num_pieces:
+                first_piece = time.monotonic()
+            if status.errc.value():
+                raise RuntimeError(f"libtorrent: {status.errc.message()}")
+            if status.state not in checking:
+                return status, first_piece
+            if time.monotonic() > limit:
+                raise TimeoutError(f"libtorrent did not finish its {what} in time")
+            time.sleep(LOG_POLL)
+
+    status, _ = wait_checked(handle, "initial check")
+    initial = time.monotonic() - added
+    if status.num_pieces != total:
+        raise RuntimeError(f"initial check found {status.num_pieces} of {total} pieces")
+    session.pop_alerts()
+    if cache == "cold" and not drop_caches():
+        raise RuntimeError("could not drop the page cache")
+    resident = resident_fraction(content)
+    begin = sample_proc(pid)
+    handle.force_recheck()
+    status, first_piece = wait_checked(handle, "recheck")
+    done = sample_proc(pid)
+    saw_checked = any(isinstance(a, lt.torrent_checked_alert) for a in session.pop_alerts())
+    used = session.get_settings()
+    session.remove_torrent(handle)
+    del handle, session
+    report.write_text(
+        json.dumps(
+            {
+                "begin": asdict(begin),
+                "done": asdict(done),
+                "valid_pieces": status.num_pieces,
+                "initial_check_s": initial,
+                "first_piece_s": first_piece - begin.at if first_piece else None,
+                "resident_at_start": resident,
+                "saw_checked_alert": saw_checked,
+                "settings": {
+                    key: used[key]
+                    for key in ("hashing_threads", "aio_threads", "checking_mem_usage")
+                },
+            }
+        )
+    )
+
+
+def kept(checks: list[Check], client: str, cache: str) -> Check | None:
+    """The figure reported for a client and cache state: its last run."""
+    matching = [c for c in checks if c.client == client and c.cache == cache]
+    return matching[-1] if matching else None
+
+
+def table(checks: list[Check]) -> str:
+    rows = [("", "bt GiB/s", "lt GiB/s", "bt/lt", "bt CPU s/GiB", "lt CPU s/GiB")]
+    for cache in ("warm", "cold"):
+        bt, lt_check_ = kept(checks, "bt", cache), kept(checks, "libtorrent", cache)
+        if bt is None or lt_check_ is None:
+            rows.append((cache, *(["-"] * 5)))
+            continue
+        rows.append(
+            (
+                cache,
+                f"{bt.gib_s:.3f}",
+                f"{lt_check_.gib_s:.3f}",
+                f"{bt.gib_s / lt_check_.gib_s:.3f}",
+                f"{bt.cpu_per_gib:.3f}",
+                f"{lt_check_.cpu_per_gib:.3f}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size-mib", type=int, default=1024, help="torrent size (default 1024)")
+    parser.add_argument("--piece-kib", type=int, default=1024, help="piece length (default 1024)")
+    parser.add_argument(
+        "--timeout", type=float, default=900, help="budget for the whole run, seconds"
+    )
+    parser.add_argument("--tmp", type=Path, default=Path("/tmp"), help="where the data is written")
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "recheck.json", help="JSON results")
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold-cache runs")
+    parser.add_argument(
+        "--lt-hashing-threads",
+        type=int,
+        default=None,
+        help="libtorrent's hashing_threads (default: libtorrent's own default)",
+    )
+    parser.add_argument("--lt-check", nargs=6, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def bench(args: argparse.Namespace) -> dict[str, Any]:
+    deadline = Deadline(args.timeout)
+    size = args.size_mib * MIB
+    piece = args.piece_kib * 1024
+    pieces = -(-size // piece)
+    free = shutil.disk_usage(args.tmp).free
+    # One copy of the data (both clients read it in place), plus room for everything else.
+    if free < size + GIB:
+        raise SystemExit(
+            f"{args.tmp} has {free / GIB:.1f} GiB free; this run needs {(size + GIB) / GIB:.1f}"
+        )
+    facts = machine_facts()
+    cold = not args.no_cold
+    if cold and not drop_caches():
+        print("cannot write /proc/sys/vm/drop_caches: measuring warm only", flush=True)
+        cold = False
+    checks: list[Check] = []
+    work = Path(tempfile.mkdtemp(prefix="bt-bench-recheck-", dir=args.tmp))
+    try:
+        data = work / "data"
+        data.mkdir()
+        content = data / "bench.bin"
+        begun = time.monotonic()
+        write_content(content, size)
+        print(f"wrote {args.size_mib} MiB in {time.monotonic() - begun:.1f} s", flush=True)
+        begun = time.monotonic()
+        torrent = work / "bench.torrent"
+        torrent.write_bytes(libtorrent_torrent(content, piece))
+        print(f"made the torrent in {time.monotonic() - begun:.1f} s", flush=True)
+        os.sync()  # nothing dirty left to be written back during a timed check
+
+        def record(check: Check) -> None:
+            if check.valid_pieces != pieces:
+                raise RuntimeError(f"{check.line()}: expected {pieces} valid pieces")
+            checks.append(check)
+            print(check.line(), flush=True)
+
+        for run in (1, 2):
+            record(run_bt(work, torrent, content, pieces, "warm", run, deadline))
+        for run in (1, 2):
+            record(
+                run_libtorrent(
+                    work,
+                    torrent,
+                    content,
+                    pieces,
+                    "warm",
+                    run,
+                    deadline,
+                    args.lt_hashing_threads,
+                )
+            )
+        if cold:
+            record(run_bt(work, torrent, content, pieces, "cold", 1, deadline))
+            record(
+                run_libtorrent(
+                    work, torrent, content, pieces, "cold", 1, deadline, args.lt_hashing_threads
+                )
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(
+        f"{args.size_mib} MiB, {args.piece_kib} KiB pieces ({pieces}); "
+        f"{facts['nproc']} x {facts['cpu_model']}; load average at start "
+        f"{facts['loadavg_at_start']}"
+    )
+    if not cold:
+        print("cold: not measured" + (" (--no-cold)" if args.no_cold else " (cannot drop caches)"))
+    print(table(checks))
+    summary: dict[str, Any] = {}
+    for cache in ("warm", "cold"):
+        bt, lt_result = kept(checks, "bt", cache), kept(checks, "libtorrent", cache)
+        if bt is not None and lt_result is not None:
+            summary[cache] = {
+                "bt_gib_s": round(bt.gib_s, 4),
+                "libtorrent_gib_s": round(lt_result.gib_s, 4),
+                "ratio_bt_libtorrent": round(bt.gib_s / lt_result.gib_s, 4),
+                "bt_cpu_s_per_gib": round(bt.cpu_per_gib, 4),
+                "libtorrent_cpu_s_per_gib": round(lt_result.cpu_per_gib, 4),
+            }
+    return {
+        "machine": facts,
+        "size_bytes": size,
+        "piece_bytes": piece,
+        "pieces": pieces,
+        "cold_measured": cold,
+        "lt_hashing_threads": args.lt_hashing_threads,
+        "summary": summary,
+        "runs": [c.as_json() for c in checks],
+    }
+
+
+def main() -> int:
+    args = parse_args()
+    if args.lt_check:
+        torrent, save, report, budget, cache, threads = args.lt_check
+        lt_check(Path(torrent), Path(save), Path(report), float(budget), cache, int(threads))
+        return 0
+    # A SIGTERM must still run the finally blocks that kill children and remove the data.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    results = bench(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
