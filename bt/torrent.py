@@ -28,7 +28,7 @@ from bt.metainfo import Metainfo
 from bt.peer.connection import HandshakeReceived, TorrentGeometry
 from bt.peer.link import PeerLink
 from bt.peer.messages import BitfieldMessage, Cancel, Have, NotInterested, Piece, Request
-from bt.peer.protocol import PeerProtocol, TorrentPeerFactory
+from bt.peer.protocol import SELF_CONNECTION, PeerProtocol, TorrentPeerFactory
 from bt.peer.upload import UploadQueue
 from bt.policy.blame import Blame
 from bt.policy.choker import Choker, PeerSnapshot
@@ -386,9 +386,11 @@ class Torrent(Service):
         factory = _OneConnection(self, address)
         self.reactor.connectTCP(host, port, factory, timeout=self.config.connect_timeout)
 
-    def outgoing_closed(self, address: Address) -> None:
+    def outgoing_closed(self, address: Address, reason: str | None = None) -> None:
         """An outgoing connection ended; if it never joined (bad handshake), retry later."""
         self.limits.connections.release()
+        if reason == SELF_CONNECTION:
+            self.candidates.ban(address)  # our own listening address: never dial it again
         if address in self._connecting:
             self._connecting.discard(address)
             self.candidates.failed(address, self.reactor.seconds())
@@ -517,11 +519,12 @@ class Torrent(Service):
         link.upload_meter.add(amount)
         self.upload_rate.add(amount)
 
-    def block_arrived(self, link: PeerLink, msg: Piece) -> None:
+    def block_arrived(self, link: PeerLink, msg: Piece) -> bool:
+        """Store a block we asked for; False for unrequested data (dropped, not an error)."""
         index, begin, block = msg.index, msg.begin, msg.block
         result = self.picker.block_received(link, index, begin, len(block))
         if not result.wanted:
-            return  # unrequested, cancelled or duplicate data: dropped, not an error
+            return False
         self.download_rate.add(len(block))
         blocks = self._blocks.get(index)
         if blocks is None:
@@ -532,6 +535,7 @@ class Torrent(Service):
                 other.protocol.send(Cancel(index, begin, len(block)))
         if result.piece_complete:
             self._verify(index, link)
+        return True
 
     def _verify(self, index: int, link: PeerLink) -> None:
         blocks = self._blocks.pop(index)
@@ -750,7 +754,9 @@ class _OneConnection(TorrentPeerFactory):
     def buildProtocol(self, addr: Any) -> PeerProtocol:
         protocol = super().buildProtocol(addr)
         protocol.candidate = self.address  # type: ignore[attr-defined]
-        protocol.on_closed = lambda: self.torrent.outgoing_closed(self.address)
+        protocol.on_closed = lambda: self.torrent.outgoing_closed(
+            self.address, protocol.close_reason
+        )
         return protocol
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:

@@ -448,15 +448,6 @@ def junk_sender(torrent: Torrent) -> tuple[ScriptedPeer, ScriptedPeer, PeerLink]
     return good, bad, link
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bt/peer/link.py PeerLink.on_piece resets last_block_at and snubbed for every PIECE"
-        " message before Torrent.block_arrived knows whether the block was wanted, so a peer"
-        " answering our requests with junk is never snubbed and keeps its requested blocks"
-        " (up to MAX_PIPELINE) until the endgame"
-    ),
-)
 def test_unrequested_blocks_do_not_keep_a_peer_from_being_snubbed(
     torrent: Torrent, clock: MemoryReactorClock
 ) -> None:
@@ -470,14 +461,6 @@ def test_unrequested_blocks_do_not_keep_a_peer_from_being_snubbed(
     assert torrent.picker.outstanding_count(link) <= 1, "its requests went back to the pool"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bt/peer/link.py PeerLink.on_piece adds every PIECE message to download_meter, wanted"
-        " or not: junk raises the peer's pipeline depth (more requests held by it) and its"
-        " rate in the choker's eyes (an upload slot bought with garbage)"
-    ),
-)
 def test_unrequested_blocks_do_not_count_toward_a_peers_download_rate(
     torrent: Torrent, clock: MemoryReactorClock
 ) -> None:

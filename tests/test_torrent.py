@@ -36,7 +36,7 @@ from bt.peer.messages import (
     encode_handshake,
 )
 from bt.peer.protocol import HANDSHAKE_TIMEOUT, IncomingPeerFactory, PeerProtocol
-from bt.torrent import Torrent, TorrentConfig
+from bt.torrent import Torrent, TorrentConfig, _OneConnection
 
 PIECE = 32 * 1024
 DATA = pseudo_random_bytes(5 * PIECE + 1000, seed=7)  # six pieces, the last one short
@@ -545,3 +545,15 @@ def test_a_disk_error_pauses_the_torrent_and_a_recheck_resumes_it(
     seeder(torrent, b"-LT2000-seeder000002", 2).serve()
     assert torrent.is_finished
     torrent.stopService()
+
+
+def test_our_own_address_is_never_dialled_again(torrent: Torrent) -> None:
+    address = ("10.0.0.1", 6881)
+    torrent.limits.connections.acquire()  # as _connect does before dialling
+    protocol = _OneConnection(torrent, address).buildProtocol(None)
+    peer = ScriptedPeer(protocol, torrent.metainfo, torrent.peer_id)
+    peer.say(handshake=True)
+    assert peer.transport.disconnecting
+    protocol.connectionLost()
+    assert torrent.candidates.is_banned(address)
+    assert torrent.limits.connections.used == 0

@@ -52,7 +52,7 @@ class Swarm(Protocol):
     picker: PiecePicker
 
     def is_interesting(self, bitfield: Bitfield) -> bool: ...
-    def block_arrived(self, link: PeerLink, msg: Piece) -> None: ...
+    def block_arrived(self, link: PeerLink, msg: Piece) -> bool: ...
     def link_lost(self, link: PeerLink, reason: str) -> None: ...
     def request_received(self, link: PeerLink, msg: Request) -> None: ...
     def interest_changed(self, link: PeerLink) -> None: ...
@@ -135,10 +135,11 @@ class PeerLink:
         self.swarm.request_received(self, msg)
 
     def on_piece(self, msg: Piece) -> None:
-        self.download_meter.add(len(msg.block))
-        self.last_block_at = self.protocol.last_received
-        self.snubbed = False
-        self.swarm.block_arrived(self, msg)
+        # Only blocks we asked for count: junk must not buy rate, pipeline or a slot.
+        if self.swarm.block_arrived(self, msg):
+            self.download_meter.add(len(msg.block))
+            self.last_block_at = self.protocol.last_received
+            self.snubbed = False
         self.fill_pipeline()
 
     def on_cancel(self, msg: Cancel) -> None:

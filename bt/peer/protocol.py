@@ -39,6 +39,7 @@ from bt.policy.slots import ConnectionSlots
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
+    "SELF_CONNECTION",
     "IncomingPeerFactory",
     "PeerDelegate",
     "PeerProtocol",
@@ -47,6 +48,8 @@ __all__ = [
 
 #: Seconds a peer has to complete its handshake before we hang up.
 HANDSHAKE_TIMEOUT = 20.0
+#: The close reason when a tracker handed us our own address.
+SELF_CONNECTION = "connected to ourselves"
 
 
 class PeerDelegate(TypingProtocol):
@@ -170,7 +173,7 @@ class PeerProtocol(Protocol):
         self._cancel_handshake_timer()
         self.peer_id = event.peer_id
         if event.peer_id == self.connection.our_peer_id:
-            self.drop("connected to ourselves")
+            self.drop(SELF_CONNECTION)
             return
         try:
             delegate = self.attacher.attach(self, event)
