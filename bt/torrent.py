@@ -38,10 +38,9 @@ from bt.policy.slots import ConnectionSlots
 from bt.progress import describe_progress, describe_totals
 from bt.rate import RateMeter
 from bt.storage.disk import DiskQueue
+from bt.storage.inventory import Inventory, PieceInventory
 from bt.storage.layout import Layout
 from bt.storage.readcache import PieceReadCache
-from bt.storage.recheck import pieces_with_data, recheck
-from bt.storage.resume import ResumeError, ResumeState, load_resume, save_resume
 from bt.tracker.announce import AnnounceRequest
 from bt.tracker.announcer import Announcer, Tracker
 
@@ -142,11 +141,11 @@ class Torrent(Service):
         self.upload_limit = RateLimit(self.upload_bucket, self.limits.upload)
         self.download_limit = RateLimit(self.download_bucket, self.limits.download)
         self.seeding_since: float | None = None
-        #: Where verified pieces are saved; None keeps nothing (tests, embedding).
-        self.resume_path = resume_path
-        self.force_recheck = recheck
+        #: Verified pieces at start-up (resume state or a check), and saving them.
+        self.inventory = PieceInventory(
+            disk, metainfo, self.layout, resume_path, force_recheck=recheck
+        )
         self._resume_dirty = False
-        self._resume_saving: Deferred[None] | None = None
         self._last_resume_save = now
         self._retry_call: Any = None
         self.read_cache = PieceReadCache(disk.read, metainfo.piece_size)
@@ -211,105 +210,29 @@ class Torrent(Service):
             files=len(self.metainfo.files),
         )
         checked = self.disk.prepare()
-        checked.addCallback(lambda _: self._load_resume())
+        checked.addCallback(lambda _: self.inventory.load())
         checked.addCallbacks(self._begin, self._disk_failed)
         checked.addErrback(self._log_failure, "start")
 
-    def _load_resume(self) -> Deferred[list[int]]:
-        """Valid resume state: its pieces, no hashing. Otherwise check the data on disk."""
-        if self.resume_path is None or self.force_recheck:
-            why = "--recheck asked for it" if self.force_recheck else None
-            return self._check_after(why)
-        stamps = self.disk.file_stamps()
-        saved = self.disk.call(load_resume, self.resume_path)
-        both = defer.gatherResults([saved, stamps], consumeErrors=True)
-        both.addErrback(lambda failure: failure.value.subFailure)  # the StorageError itself
-        both.addCallback(self._use_resume)
-        return both
-
-    def _use_resume(self, result: list[Any]) -> Deferred[list[int]] | list[int]:
-        data, stamps = result
-        if data is None:
-            return self._check_after(None)
-        try:
-            state = ResumeState.decode(data, self.info_hash, self.metainfo.num_pieces)
-        except ResumeError as exc:
-            return self._check_after(f"resume state unusable ({exc})")
-        if state.files != tuple(stamps):
-            return self._check_after("files changed since the resume state was saved")
-        self.upload_rate.total = state.uploaded
-        self.download_rate.total = state.downloaded
-        self.log.info(
-            "{name}: resumed {count} verified pieces from saved state",
-            name=self.name,
-            count=state.have.count(),
-        )
-        return list(state.have)
-
-    def _check_after(self, why: str | None) -> Deferred[list[int]]:
-        if why:
-            self.log.info("{name}: checking existing data: {why}", name=self.name, why=why)
-        lengths = self.disk.existing_lengths()
-        lengths.addCallback(self._check_existing)
-        return lengths
-
     def save_resume(self) -> Deferred[None]:
-        """fsync the data, then write the pieces it now holds; one save at a time."""
-        if self.resume_path is None or self.state in ("stopped", "checking"):
+        """Save the verified pieces now (they are all written: see ``_piece_written``)."""
+        if self.state in ("stopped", "checking"):
             return defer.succeed(None)
-        if self._resume_saving is not None:
-            return self._resume_saving
         self._resume_dirty = False
         self._last_resume_save = self.reactor.seconds()
-        have = self.picker.have_bitfield()  # only pieces already written: see _piece_written
-        saving = self.disk.sync()
-        saving.addCallback(lambda _: self.disk.file_stamps())
-        saving.addCallback(
-            lambda stamps: self.disk.call(
-                save_resume,
-                self.resume_path,
-                ResumeState(
-                    self.info_hash,
-                    have,
-                    tuple(stamps),
-                    self.upload_rate.total,
-                    self.download_rate.total,
-                ).encode(),
-            )
+        saving = self.inventory.save(
+            self.picker.have_bitfield(),
+            lambda: (self.upload_rate.total, self.download_rate.total),
         )
         saving.addErrback(self._disk_failed)
-
-        def done(result: object) -> None:
-            self._resume_saving = None
-
-        saving.addBoth(done)
-        self._resume_saving = saving
         return saving
 
-    def _check_existing(self, lengths: list[int]) -> Deferred[list[int]]:
-        """Hash what is already on disk so a seed seeds and a partial download resumes."""
-        padding = [f.padding for f in self.metainfo.files]
-        candidates = pieces_with_data(self.layout, lengths, padding)
-        if not candidates:
-            return defer.succeed([])
-        self.log.info(
-            "{name}: checking {count} pieces of existing data",
-            name=self.name,
-            count=len(candidates),
-        )
-        step = max(1, len(candidates) // 10)
-
-        def progress(done: int, total: int) -> None:
-            if done % step == 0 and done < total:
-                self.log.info(
-                    "{name}: checked {done}/{total} pieces", name=self.name, done=done, total=total
-                )
-
-        return recheck(self.disk.hash_piece, candidates, on_progress=progress)
-
-    def _begin(self, valid: list[int]) -> None:
+    def _begin(self, inventory: Inventory) -> None:
         if not self.running:
             return
+        valid = inventory.pieces
+        self.upload_rate.total = max(self.upload_rate.total, inventory.uploaded)
+        self.download_rate.total = max(self.download_rate.total, inventory.downloaded)
         for index in valid:
             self.picker.have(index)
         if valid:
@@ -325,7 +248,7 @@ class Torrent(Service):
         self._tick_loop = task.LoopingCall(self._tick)
         self._tick_loop.clock = self.reactor
         self._tick_loop.start(1.0, now=False).addErrback(self._log_failure, "tick")
-        if self.resume_path is not None and valid and not self._resume_dirty:
+        if valid:
             self._resume_dirty = True  # a check's result is worth saving too
         for announcer in self.announcers:
             announcer.start()
@@ -719,7 +642,7 @@ class Torrent(Service):
         if self.state != "error":
             return
         self.state = "checking"
-        retried = self._check_after("retrying after a disk error")
+        retried = self.inventory.check("retrying after a disk error")
         retried.addCallbacks(self._begin, self._disk_failed)
         retried.addErrback(self._log_failure, "retry")
 

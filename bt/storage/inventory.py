@@ -1,0 +1,145 @@
+"""What a torrent holds on disk: from resume state when it can be trusted, else by hashing.
+
+``PieceInventory`` answers two questions for the torrent: at start-up, which
+pieces are verified on disk (and the saved transfer counters); while running,
+save that knowledge durably. Both run their blocking parts in the disk queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from bt.bitfield import Bitfield
+from bt.metainfo import Metainfo
+from bt.storage.disk import DiskQueue
+from bt.storage.layout import Layout
+from bt.storage.recheck import pieces_with_data, recheck
+from bt.storage.resume import ResumeError, ResumeState, load_resume, save_resume
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Verified pieces on disk, and the counters saved with them (0 after a check)."""
+
+    pieces: list[int]
+    uploaded: int = 0
+    downloaded: int = 0
+
+
+class PieceInventory:
+    """Loads, checks and saves one torrent's verified-piece state."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        disk: DiskQueue,
+        metainfo: Metainfo,
+        layout: Layout,
+        resume_path: Path | None,
+        *,
+        force_recheck: bool = False,
+    ) -> None:
+        self.disk = disk
+        self.metainfo = metainfo
+        self.layout = layout
+        self.resume_path = resume_path
+        self.force_recheck = force_recheck
+        self._saving: Deferred[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metainfo.name
+
+    def load(self) -> Deferred[Inventory]:
+        """Valid resume state: its pieces, no hashing. Otherwise check the data on disk."""
+        if self.resume_path is None or self.force_recheck:
+            return self.check("--recheck asked for it" if self.force_recheck else None)
+        stamps = self.disk.file_stamps()
+        saved = self.disk.call(load_resume, self.resume_path)
+        both = defer.gatherResults([saved, stamps], consumeErrors=True)
+        both.addErrback(lambda failure: failure.value.subFailure)  # the StorageError itself
+        both.addCallback(self._use)
+        return both
+
+    def _use(self, result: list[Any]) -> Deferred[Inventory] | Inventory:
+        data, stamps = result
+        if data is None:
+            return self.check(None)
+        try:
+            state = ResumeState.decode(data, self.metainfo.info_hash, self.metainfo.num_pieces)
+        except ResumeError as exc:
+            return self.check(f"resume state unusable ({exc})")
+        if state.files != tuple(stamps):
+            return self.check("files changed since the resume state was saved")
+        self.log.info(
+            "{name}: resumed {count} verified pieces from saved state",
+            name=self.name,
+            count=state.have.count(),
+        )
+        return Inventory(list(state.have), state.uploaded, state.downloaded)
+
+    def check(self, why: str | None) -> Deferred[Inventory]:
+        """Hash whatever data exists; a seed seeds and a partial download resumes."""
+        if why:
+            self.log.info("{name}: checking existing data: {why}", name=self.name, why=why)
+        lengths = self.disk.existing_lengths()
+        lengths.addCallback(self._hash_existing)
+        lengths.addCallback(Inventory)
+        return lengths
+
+    def _hash_existing(self, lengths: list[int]) -> Deferred[list[int]]:
+        padding = [f.padding for f in self.metainfo.files]
+        candidates = pieces_with_data(self.layout, lengths, padding)
+        if not candidates:
+            return defer.succeed([])
+        self.log.info(
+            "{name}: checking {count} pieces of existing data",
+            name=self.name,
+            count=len(candidates),
+        )
+        step = max(1, len(candidates) // 10)
+
+        def progress(done: int, total: int) -> None:
+            if done % step == 0 and done < total:
+                self.log.info(
+                    "{name}: checked {done}/{total} pieces", name=self.name, done=done, total=total
+                )
+
+        return recheck(self.disk.hash_piece, candidates, on_progress=progress)
+
+    def save(self, have: Bitfield, counters: Callable[[], tuple[int, int]]) -> Deferred[None]:
+        """fsync the data, then save ``have`` (pieces already written); one save at a time.
+
+        ``counters()`` gives (uploaded, downloaded) when the state is written.
+        """
+        if self.resume_path is None:
+            return defer.succeed(None)
+        if self._saving is not None:
+            return self._saving
+        path = self.resume_path
+        info_hash = self.metainfo.info_hash
+        saving = self.disk.sync()
+        saving.addCallback(lambda _: self.disk.file_stamps())
+        saving.addCallback(
+            lambda stamps: self.disk.call(
+                save_resume,
+                path,
+                ResumeState(info_hash, have, tuple(stamps), *counters()).encode(),
+            )
+        )
+
+        def done(result: object) -> object:
+            self._saving = None
+            return result
+
+        saving.addBoth(done)
+        self._saving = saving
+        return saving
