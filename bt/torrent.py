@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,15 @@ __all__ = ["SharedLimits", "Torrent", "TorrentConfig"]
 
 #: Seconds (ticks) between choking rounds, as in BEP 3 and every reference client.
 CHOKE_INTERVAL = 10
+
+
+class PeerSource(StrEnum):
+    """Where a candidate address came from; private torrents accept only TRACKER."""
+
+    TRACKER = "tracker"
+    PEX = "pex"
+    DHT = "dht"
+    LSD = "lsd"
 
 
 @dataclass(frozen=True)
@@ -283,8 +293,21 @@ class Torrent(Service):
 
     # -- peers: candidates and connections -----------------------------------
 
-    def add_candidates(self, peers: Sequence[tuple[str, int]]) -> None:
-        """Addresses from a tracker (or, later, PEX/DHT); connect to some at once."""
+    def add_candidates(
+        self, peers: Sequence[tuple[str, int]], source: str = PeerSource.TRACKER
+    ) -> None:
+        """Addresses from a tracker (or PEX, DHT, ...); connect to some at once.
+
+        A private torrent (BEP 27) takes peers only from its own trackers.
+        """
+        if self.metainfo.private and source != PeerSource.TRACKER:
+            self.log.debug(
+                "{name}: private torrent, ignoring {count} peers from {source}",
+                name=self.name,
+                count=len(peers),
+                source=source,
+            )
+            return
         added = sum(self.candidates.add((host, port)) for host, port in peers)
         if added:
             self.log.debug("{name}: {added} new peer addresses", name=self.name, added=added)

@@ -36,7 +36,7 @@ from bt.peer.messages import (
     encode_handshake,
 )
 from bt.peer.protocol import HANDSHAKE_TIMEOUT, IncomingPeerFactory, PeerProtocol
-from bt.torrent import Torrent, TorrentConfig, _OneConnection
+from bt.torrent import PeerSource, Torrent, TorrentConfig, _OneConnection
 
 PIECE = 32 * 1024
 DATA = pseudo_random_bytes(5 * PIECE + 1000, seed=7)  # six pieces, the last one short
@@ -557,3 +557,30 @@ def test_our_own_address_is_never_dialled_again(torrent: Torrent) -> None:
     protocol.connectionLost()
     assert torrent.candidates.is_banned(address)
     assert torrent.limits.connections.used == 0
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_private_torrents_take_peers_only_from_their_trackers(
+    clock: MemoryReactorClock, private: bool
+) -> None:
+    info = handmade_info([(["data.bin"], len(DATA))], name="t", piece_length=PIECE, data=DATA)
+    info["private"] = 1 if private else 0
+    meta = parse_metainfo(handmade_torrent(info))
+    torrent = Torrent(
+        meta,
+        FakeDisk(meta),
+        peer_id=b"-BT0100-ourselves!!!",
+        port=1,  # type: ignore[arg-type]
+        reactor=clock,
+        rng=random.Random(4),
+    )
+    torrent.startService()
+    torrent.add_candidates([("10.0.0.7", 7)], source=PeerSource.DHT)
+    torrent.add_candidates([("10.0.0.8", 8)], source=PeerSource.PEX)
+    torrent.add_candidates([("10.0.0.9", 9)])  # from a tracker
+    dialled = {(c[0], c[1]) for c in clock.tcpClients}
+    if private:
+        assert dialled == {("10.0.0.9", 9)}
+    else:
+        assert dialled == {("10.0.0.7", 7), ("10.0.0.8", 8), ("10.0.0.9", 9)}
+    torrent.stopService()
