@@ -178,10 +178,15 @@ class LibtorrentPeer:
         *,
         upload_only: bool = False,
         upload_rate_limit: int = 0,
+        interface: str = LOOPBACK,
     ) -> None:
         import libtorrent as lt
 
-        self.session = lt.session({**libtorrent_settings(), "upload_rate_limit": upload_rate_limit})
+        settings = {**libtorrent_settings(), "upload_rate_limit": upload_rate_limit}
+        if interface != LOOPBACK:  # "::1": an IPv6-only peer
+            settings["listen_interfaces"] = f"[{interface}]:0"
+            settings["outgoing_interfaces"] = interface
+        self.session = lt.session(settings)
         if upload_rate_limit:
             # libtorrent exempts local peers from rate limits; every peer here is local.
             everyone = lt.ip_filter()
