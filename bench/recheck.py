@@ -20,7 +20,9 @@ Page cache decides most of a recheck's speed, so each client is measured WARM (t
 data in page cache: two runs, the second kept) and COLD (caches dropped with
 ``sync; echo 3 > /proc/sys/vm/drop_caches`` right before the timed check; skipped
 when that write is not allowed). Page-cache residency of the data at the start of each
-timed check is recorded (fincore). A benchmark, not a test: it prints a table and
+timed check is recorded (fincore), and so is the CPU the rest of the machine used
+(and the hypervisor stole) during it, from /proc/stat: a check that shared the CPUs
+with other work shows it there. A benchmark, not a test: it prints a table and
 writes bench/out/recheck.json.
 """
 
@@ -90,6 +92,14 @@ def resident_fraction(path: Path) -> float | None:
         return None
 
 
+def machine_cpu() -> tuple[float, float]:
+    """All CPUs' busy and steal seconds so far (/proc/stat): other load shows up in these."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
 @dataclass
 class Check:
     """One timed check of the whole torrent by one client."""
@@ -105,6 +115,8 @@ class Check:
     total_pieces: int
     resident_at_start: float | None
     loadavg_before: str
+    other_cpu_s: float  # CPU the rest of the machine used during the check
+    steal_s: float  # CPU the hypervisor took from this VM during the check
     extra: dict[str, Any]
 
     @property
@@ -128,7 +140,8 @@ class Check:
             f"{self.client} {self.cache} run {self.run}: {self.seconds:.3f} s, "
             f"{self.gib_s:.3f} GiB/s, CPU {self.cpu_s:.2f} s ({self.cpu_per_gib:.2f} s/GiB), "
             f"{self.valid_pieces}/{self.total_pieces} pieces, cached at start {resident}, "
-            f"load {self.loadavg_before}"
+            f"load {self.loadavg_before}, other CPU {self.other_cpu_s:.2f} s, "
+            f"steal {self.steal_s:.2f} s"
         )
 
 
@@ -155,6 +168,7 @@ def run_bt(
             {"begin": begin_marker, "done": "pieces already on disk"},
         )
         limit = time.monotonic() + deadline.left(600)
+        machine: dict[str, tuple[float, float]] = {}
         while "done" not in watcher.seen:
             if daemon.process.poll() is not None:
                 raise RuntimeError(
@@ -164,6 +178,8 @@ def run_bt(
                 raise TimeoutError(f"bt did not finish its check in time:\n{daemon.log()[-4000:]}")
             time.sleep(LOG_POLL)
             watcher.poll()
+            for marker in watcher.seen.keys() - machine.keys():
+                machine[marker] = machine_cpu()
         daemon.stop()
     finally:
         daemon.stop()
@@ -191,6 +207,8 @@ def run_bt(
         total_pieces=pieces,
         resident_at_start=resident,
         loadavg_before=load,
+        other_cpu_s=machine["done"][0] - machine["begin"][0] - (done.cpu - begin.cpu),
+        steal_s=machine["done"][1] - machine["begin"][1],
         extra={"exit_status": daemon.process.returncode if daemon.process else None},
     )
 
@@ -245,6 +263,10 @@ def run_libtorrent(
         total_pieces=pieces,
         resident_at_start=figures["resident_at_start"],
         loadavg_before=load,
+        other_cpu_s=figures["machine_done"][0]
+        - figures["machine_begin"][0]
+        - (done.cpu - begin.cpu),
+        steal_s=figures["machine_done"][1] - figures["machine_begin"][1],
         extra={
             "initial_check_s": figures["initial_check_s"],
             "first_piece_s": figures["first_piece_s"],
@@ -303,10 +325,12 @@ def lt_check(
     if cache == "cold" and not drop_caches():
         raise RuntimeError("could not drop the page cache")
     resident = resident_fraction(content)
+    machine_begin = machine_cpu()
     begin = sample_proc(pid)
     handle.force_recheck()
     status, first_piece = wait_checked(handle, "recheck")
     done = sample_proc(pid)
+    machine_done = machine_cpu()
     saw_checked = any(isinstance(a, lt.torrent_checked_alert) for a in session.pop_alerts())
     used = session.get_settings()
     session.remove_torrent(handle)
@@ -316,6 +340,8 @@ def lt_check(
             {
                 "begin": asdict(begin),
                 "done": asdict(done),
+                "machine_begin": machine_begin,
+                "machine_done": machine_done,
                 "valid_pieces": status.num_pieces,
                 "initial_check_s": initial,
                 "first_piece_s": first_piece - begin.at if first_piece else None,
@@ -464,6 +490,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "ratio_bt_libtorrent": round(bt.gib_s / lt_result.gib_s, 4),
                 "bt_cpu_s_per_gib": round(bt.cpu_per_gib, 4),
                 "libtorrent_cpu_s_per_gib": round(lt_result.cpu_per_gib, 4),
+                "bt_other_cpu_s": round(bt.other_cpu_s, 3),
+                "libtorrent_other_cpu_s": round(lt_result.other_cpu_s, 3),
             }
     return {
         "machine": facts,
