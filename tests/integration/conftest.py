@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+import swarm
 from swarm import OpenTracker, integration_required
 
 pytestmark = pytest.mark.integration
@@ -36,3 +37,14 @@ def libtorrent() -> object:
         lt = None
     need(lt is not None, "the libtorrent wheel is not installed")
     return lt
+
+
+@pytest.fixture(autouse=True)
+def no_daemon_left_behind() -> Iterator[None]:
+    """A failing test must not leave a twistd running (it would outlive the suite)."""
+    yield
+    while swarm.RUNNING:
+        daemon = swarm.RUNNING.pop()
+        if daemon.process is not None and daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait(10)

@@ -219,6 +219,10 @@ class LibtorrentPeer:
         del self.session
 
 
+#: Every daemon started, so the fixture in conftest.py can stop leftovers of a failed test.
+RUNNING: list[BtDaemon] = []
+
+
 @dataclass
 class BtDaemon:
     """``twistd -n bittorrent`` run as a subprocess, as a user would run it."""
@@ -236,6 +240,7 @@ class BtDaemon:
         return self.workdir / "bt.log"
 
     def start(self) -> None:
+        RUNNING.append(self)
         self.download_dir.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable,
