@@ -12,7 +12,8 @@ the passkey there, and error messages end up in logs.
 
 from __future__ import annotations
 
-from typing import NoReturn
+from collections.abc import Callable, Iterable
+from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from treq.client import HTTPClient
@@ -38,8 +39,18 @@ from twisted.web.iweb import IResponse
 from bt.errors import TrackerError
 from bt.tracker.announce import AnnounceRequest, AnnounceResponse, announce_url
 from bt.tracker.announce import parse_announce_response as _parse
+from bt.tracker.scrape import ScrapeResult, parse_scrape_response, scrape_query, scrape_url
 
-__all__ = ["DEFAULT_TIMEOUT", "MAX_BODY", "MAX_REDIRECTS", "HTTPTracker", "make_http_client"]
+_T = TypeVar("_T")
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_BODY",
+    "MAX_REDIRECTS",
+    "HTTPTracker",
+    "make_http_client",
+    "redact",
+]
 
 #: Seconds to wait for the response headers, then again for the body.
 DEFAULT_TIMEOUT = 30.0
@@ -118,11 +129,11 @@ class HTTPTracker:
         except ValueError:
             usable = False
         if not usable:
-            raise TrackerError(f"{_redact(url)}: not a valid http(s) tracker URL")
+            raise TrackerError(f"{redact(url)}: not a valid http(s) tracker URL")
         if not url.isascii():
-            raise TrackerError(f"{_redact(url)}: non-ASCII tracker URLs are not supported")
+            raise TrackerError(f"{redact(url)}: non-ASCII tracker URLs are not supported")
         self.url = url
-        self.display_url = _redact(url)
+        self.display_url = redact(url)
         self._client = client
         self._clock = clock
         self._timeout = timeout
@@ -136,18 +147,41 @@ class HTTPTracker:
 
         Cancelling the returned Deferred closes the HTTP request.
         """
+        return self.get(announce_url(self.url, request), _parse, self.display_url, "")
+
+    def scrape(self, info_hashes: Iterable[bytes]) -> defer.Deferred[dict[bytes, ScrapeResult]]:
+        """BEP 48 counts for each hash the tracker knows (absent when it does not list it)."""
+        url = scrape_url(self.url)
+        if url is None:
+            return defer.fail(TrackerError(f"{self.display_url}: no scrape URL (BEP 48)"))
+        hashes = tuple(info_hashes)
+        return self.get(
+            scrape_query(url, hashes),
+            lambda body: parse_scrape_response(body, hashes),
+            redact(url),
+            "scrape ",
+        )
+
+    def get(
+        self, url: str, parse: Callable[[bytes], _T], display_url: str, what: str
+    ) -> defer.Deferred[_T]:
+        """GET ``url`` and ``parse`` its body, with the header and body timeouts and the cap.
+
+        Every expected failure is a TrackerError starting with ``display_url``
+        (``what`` prefixes timeouts: "scrape timed out ..."); bugs pass through.
+        """
         started = self._clock.seconds()
         d: defer.Deferred[IResponse] = defer.maybeDeferred(
             self._client.get,
-            announce_url(self.url, request),
+            url,
             timeout=self._timeout,
             reactor=self._clock,
             unbuffered=True,
             allow_redirects=False,
         )
         body = d.addCallback(self._read_body)
-        response = body.addCallback(_parse)
-        return response.addErrback(self._as_tracker_error, started)
+        parsed = body.addCallback(parse)
+        return parsed.addErrback(self._as_tracker_error, started, display_url, what)
 
     def _read_body(self, response: IResponse) -> defer.Deferred[bytes]:
         if response.code != 200:
@@ -162,20 +196,22 @@ class HTTPTracker:
         response.deliverBody(reader)
         return reader.finished.addTimeout(self._timeout, self._clock)
 
-    def _as_tracker_error(self, failure: Failure, started: float) -> NoReturn:
-        """Name the tracker in every expected failure; let unexpected ones (bugs) through."""
+    def _as_tracker_error(
+        self, failure: Failure, started: float, display_url: str, what: str
+    ) -> NoReturn:
+        """Name the URL in every expected failure; let unexpected ones (bugs) through."""
         if failure.check(TrackerError):
-            raise TrackerError(f"{self.display_url}: {failure.value}") from failure.value
+            raise TrackerError(f"{display_url}: {failure.value}") from failure.value
         failure.trap(*_NETWORK_ERRORS)
         if _was_cancelled(failure):
             elapsed = self._clock.seconds() - started
             if elapsed >= self._timeout:
-                reason = f"timed out after {elapsed:.1f} s"
+                reason = f"{what}timed out after {elapsed:.1f} s"
             else:
-                reason = "announce cancelled"
+                reason = f"{what or 'announce '}cancelled"
         else:
-            reason = _describe(failure)
-        raise TrackerError(f"{self.display_url}: {reason}") from failure.value
+            reason = f"{what}{_describe(failure)}"
+        raise TrackerError(f"{display_url}: {reason}") from failure.value
 
 
 class _BodyReader(Protocol):
@@ -247,7 +283,7 @@ def _describe(failure: Failure) -> str:
     return f"{type(failure.value).__name__}: {failure.getErrorMessage()}"
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """``url`` without its query, fragment and user info, which may hold a passkey.
 
     Plain string surgery: it must work on URLs too malformed for ``urlsplit``.
