@@ -30,6 +30,7 @@ from bt.storage.layout import Layout
 from bt.torrent import SharedLimits, Torrent, TorrentConfig
 from bt.tracker.announcer import Tracker
 from bt.tracker.http import HTTPTracker, make_http_client
+from bt.tracker.tiers import build_tiers
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class Session(MultiService):
             ConnectionSlots(config.max_connections),
         )
         self._listening: IListeningPort | None = None
+        #: Makes UDP tracker clients (BEP 15) once that module is wired in.
+        self._udp_tracker: Any = None
 
     @property
     def port(self) -> int:
@@ -122,25 +125,29 @@ class Session(MultiService):
         return torrent
 
     def _trackers_for(self, metainfo: Metainfo) -> list[Tracker]:
-        """One tracker per tier, the first HTTP(S) one (UDP and tiers: tracker issue)."""
-        trackers: list[Tracker] = []
-        for tier in metainfo.trackers:
-            for url in tier:
-                if not url.startswith(("http://", "https://")):
-                    continue
-                try:
-                    trackers.append(HTTPTracker(url, self.http_client, self.reactor))
-                except TrackerError as exc:
-                    self.log.warn(
-                        "{name}: skipping tracker: {error}", name=metainfo.name, error=exc
-                    )
-                    continue
-                break
-        if not trackers:
+        """BEP 12: one tier per announce-list entry; each tier is announced to on its own."""
+
+        def make_tracker(url: str) -> Tracker | None:
+            try:
+                return self.tracker_for_url(url)
+            except TrackerError as exc:
+                self.log.warn("{name}: skipping tracker: {error}", name=metainfo.name, error=exc)
+                return None
+
+        tiers = build_tiers(metainfo.trackers, make_tracker, self.rng)
+        if not tiers:
             self.log.warn(
-                "{name}: no usable HTTP tracker; waiting for incoming peers", name=metainfo.name
+                "{name}: no usable tracker; waiting for incoming peers", name=metainfo.name
             )
-        return trackers
+        return list(tiers)
+
+    def tracker_for_url(self, url: str) -> Tracker | None:
+        """A client for one announce URL; None for schemes bt does not speak."""
+        if url.startswith(("http://", "https://")):
+            return HTTPTracker(url, self.http_client, self.reactor)
+        if url.startswith("udp://") and self._udp_tracker is not None:
+            return self._udp_tracker(url)
+        return None
 
     def torrent_for(self, info_hash: bytes) -> Torrent | None:
         torrent = self.torrents.get(info_hash)

@@ -44,6 +44,7 @@ from bt.storage.layout import Layout
 from bt.storage.readcache import PieceReadCache
 from bt.tracker.announce import AnnounceRequest
 from bt.tracker.announcer import Announcer, Tracker
+from bt.tracker.scrape import ScrapeResult
 
 __all__ = ["SharedLimits", "Torrent", "TorrentConfig"]
 
@@ -167,6 +168,8 @@ class Torrent(Service):
         self.hash_failures = 0
         self._completion_waiters: list[Deferred[None]] = []
         self._announce_key = f"{rng.getrandbits(32):08x}"
+        #: One tracker (a BEP 12 tier) per announcer.
+        self.trackers = list(trackers)
         self.announcers = [
             Announcer(tracker, reactor, rng, self._announce_request, self.add_candidates)
             for tracker in trackers
@@ -196,6 +199,14 @@ class Torrent(Service):
     @property
     def is_finished(self) -> bool:
         return self.picker.is_finished
+
+    def scrape(self) -> Deferred[ScrapeResult | None]:
+        """Seeders, downloads and leechers as the first tracker able to scrape counts them."""
+        for tracker in self.trackers:
+            if hasattr(tracker, "scrape"):
+                counts = tracker.scrape([self.info_hash])
+                return counts.addCallback(lambda results: results.get(self.info_hash))
+        return defer.succeed(None)
 
     def when_finished(self) -> Deferred[None]:
         """A Deferred that fires once every wanted piece is verified and written."""
