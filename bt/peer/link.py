@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 REQUEST_QUEUE_SECONDS = 2.0
 MIN_PIPELINE = 16
 MAX_PIPELINE = 500
+#: Requests are topped up once this many (or a quarter of the pipeline) are free.
+REQUEST_BATCH = 8
 #: A peer that delivers nothing for this long while owing us blocks is snubbed.
 SNUB_SECONDS = 30.0
 #: We send a keep-alive after this much silence (BEP 3: peers drop after ~2 minutes) ...
@@ -140,7 +142,7 @@ class PeerLink:
             self.download_meter.add(len(msg.block))
             self.last_block_at = self.protocol.last_received
             self.snubbed = False
-        self.fill_pipeline()
+        self.fill_pipeline(batch=True)
 
     def on_cancel(self, msg: Cancel) -> None:
         if self.upload_queue is not None:
@@ -175,14 +177,21 @@ class PeerLink:
         if interested:
             self.fill_pipeline()
 
-    def fill_pipeline(self) -> None:
-        """Top up our requests to this peer to its pipeline depth, in one write."""
+    def fill_pipeline(self, batch: bool = False) -> None:
+        """Top up our requests to this peer to its pipeline depth, in one write.
+
+        With ``batch`` (a block just arrived) it waits until a few slots are free,
+        so requests go out several to a write rather than one write per block.
+        """
         connection = self.connection
         if self.closed or connection.peer_choking or not connection.am_interested:
             return
         picker = self.swarm.picker
-        wanted = (1 if self.snubbed else self.pipeline) - picker.outstanding_count(self)
+        outstanding = picker.outstanding_count(self)
+        wanted = (1 if self.snubbed else self.pipeline) - outstanding
         if wanted <= 0:
+            return
+        if batch and outstanding and wanted < min(REQUEST_BATCH, self.pipeline // 4):
             return
         blocks = picker.pick(self, self.bitfield, wanted)
         if blocks:
