@@ -290,13 +290,20 @@ class Torrent(Service):
             link.protocol.drop("torrent stopping")
         saved = self.save_resume() if self._resume_dirty else defer.succeed(None)
         self.state = "stopped"
-        stops = [announcer.stop() for announcer in self.announcers]
-        done = defer.DeferredList([saved, *stops], consumeErrors=True)
+        stops = defer.DeferredList(
+            [announcer.stop() for announcer in self.announcers], consumeErrors=True
+        )
+        stops.addCallback(lambda _: self._close_trackers())
+        done = defer.DeferredList([saved, stops], consumeErrors=True)
         done.addCallback(lambda _: self.disk.sync())
         done.addErrback(self._disk_failed)
         done.addCallback(lambda _: self.disk.stop())
         done.addCallback(self._close_storage)
         return done
+
+    def _close_trackers(self) -> Deferred[Any]:
+        closing = [t.close() for t in self.trackers if hasattr(t, "close")]
+        return defer.DeferredList([d for d in closing if d is not None], consumeErrors=True)
 
     def _close_storage(self, _: object) -> None:
         if self.storage is not None:

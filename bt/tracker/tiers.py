@@ -83,6 +83,12 @@ class TrackerTier:
 
         return _Failover(candidates, attempt, self._answered, "announce").start()
 
+    def close(self) -> defer.Deferred[None]:
+        """Close the trackers that hold resources (UDP sockets); fires when all are closed."""
+        closing = [t.close() for t in self._trackers if hasattr(t, "close")]
+        waits = [d for d in closing if d is not None]
+        return defer.gatherResults(waits, consumeErrors=True).addCallback(lambda _: None)
+
     def scrape(self, info_hashes: Collection[bytes]) -> defer.Deferred[dict[bytes, ScrapeResult]]:
         """Scrape through the first tracker of the tier that can and answers.
 
