@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.internet import defer
+from twisted.internet.address import IPv6Address
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
@@ -91,6 +92,20 @@ class Session(MultiService):
             return self._listening.getHost().port
         return 6881
 
+    @property
+    def announce_ipv6(self) -> str | None:
+        """BEP 7 ``ipv6=``: our address when we listen on one specific IPv6 address.
+
+        Listening on all interfaces (``::``) or IPv4 says nothing useful: the
+        tracker sees the address we connect from.
+        """
+        if self._listening is None:
+            return None
+        host = self._listening.getHost()
+        if isinstance(host, IPv6Address) and host.host not in ("::", "::0"):
+            return host.host
+        return None
+
     def add_torrent(self, metainfo: Metainfo) -> Torrent:
         """Add a torrent; it starts now if the session runs, else with the session."""
         if metainfo.info_hash in self.torrents:
@@ -167,6 +182,7 @@ class Session(MultiService):
         self._listening = outcome[0]
         for torrent in self.torrents.values():
             torrent.port = self.port
+            torrent.announce_ipv6 = self.announce_ipv6
         self.log.info("listening for peers on port {port}", port=self.port)
         super().privilegedStartService()
 

@@ -129,6 +129,8 @@ class Torrent(Service):
         self.storage = storage
         self.peer_id = peer_id
         self.port = port
+        #: Sent as BEP 7 ``ipv6=`` when the session listens on a specific IPv6 address.
+        self.announce_ipv6: str | None = None
         self.reactor = reactor
         self.rng = rng
         self.config = config
@@ -656,6 +658,7 @@ class Torrent(Service):
             left=self.bytes_left,
             event=event,
             key=self._announce_key,
+            ipv6=self.announce_ipv6,
             numwant=50 if not self.is_finished else 0,
         )
 

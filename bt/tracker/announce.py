@@ -71,6 +71,8 @@ class AnnounceRequest:
     """Lets the tracker recognise us across IP changes; constant for a session."""
     compact: bool = True
     tracker_id: bytes | None = None
+    ipv6: str | None = None
+    """BEP 7: our IPv6 address, when we listen on one the tracker cannot see us come from."""
 
     def __post_init__(self) -> None:
         if len(self.info_hash) != _HASH_LENGTH:
@@ -132,6 +134,8 @@ def announce_url(base_url: str, request: AnnounceRequest) -> str:
     fields.append(("key", _quote(request.key.encode("utf-8"))))
     if request.tracker_id is not None:
         fields.append(("trackerid", _quote(request.tracker_id)))
+    if request.ipv6 is not None:
+        fields.append(("ipv6", _quote(request.ipv6.encode("ascii"))))
     query = "&".join(f"{name}={value}" for name, value in fields)
     if base.endswith(("?", "&")):
         separator = ""

@@ -286,3 +286,29 @@ def test_well_formed_bencode_with_wrong_field_values_only_raises_tracker_error(
     fields: dict[bytes, object],
 ) -> None:
     _outcome_is_a_response_or_tracker_error(bencode.encode(fields))
+
+
+def test_ipv6_address_is_sent_when_given() -> None:
+    with_v6 = AnnounceRequest(
+        info_hash=b"\x01" * 20,
+        peer_id=b"-BT0100-000000000000",
+        port=6881,
+        uploaded=0,
+        downloaded=0,
+        left=0,
+        event=None,
+        key="1",
+        ipv6="2001:db8::1",
+    )
+    assert announce_url("http://t/announce", with_v6).endswith("&ipv6=2001%3Adb8%3A%3A1")
+    without = AnnounceRequest(
+        info_hash=b"\x01" * 20,
+        peer_id=b"-BT0100-000000000000",
+        port=6881,
+        uploaded=0,
+        downloaded=0,
+        left=0,
+        event=None,
+        key="1",
+    )
+    assert "ipv6=" not in announce_url("http://t/announce", without)
