@@ -136,7 +136,11 @@ def announce_url(base_url: str, request: AnnounceRequest) -> str:
         fields.append(("trackerid", _quote(request.tracker_id)))
     if request.ipv6 is not None:
         fields.append(("ipv6", _quote(request.ipv6.encode("ascii"))))
-    query = "&".join(f"{name}={value}" for name, value in fields)
+    return append_query(base, "&".join(f"{name}={value}" for name, value in fields))
+
+
+def append_query(base: str, query: str) -> str:
+    """``base`` (which may hold a passkey query) followed by ``query``."""
     if base.endswith(("?", "&")):
         separator = ""
     elif "?" in base:
@@ -144,6 +148,22 @@ def announce_url(base_url: str, request: AnnounceRequest) -> str:
     else:
         separator = "?"
     return f"{base}{separator}{query}"
+
+
+def decode_tracker_dict(body: bytes, what: str) -> dict[bytes, Any]:
+    """A tracker's bencoded dictionary; ``failure reason`` becomes the TrackerError's text."""
+    try:
+        decoded = bencode.decode(body)
+    except BencodeError as exc:
+        raise TrackerError(f"{what} is not bencode: {exc}") from exc
+    if not isinstance(decoded, dict):
+        raise TrackerError(f"{what} is a {kind_of(decoded)}, not a dictionary")
+    failure = decoded.get(b"failure reason")
+    if failure is not None:
+        if not isinstance(failure, bytes):
+            raise TrackerError(f"'failure reason' is a {kind_of(failure)}, not a string")
+        raise TrackerError(_text(failure))
+    return decoded
 
 
 def _quote(value: bytes) -> str:
@@ -155,18 +175,7 @@ def parse_announce_response(body: bytes) -> AnnounceResponse:
 
     A ``failure reason`` wins over everything else: its text is the error's message.
     """
-    try:
-        decoded = bencode.decode(body)
-    except BencodeError as exc:
-        raise TrackerError(f"tracker response is not bencode: {exc}") from exc
-    if not isinstance(decoded, dict):
-        raise TrackerError(f"tracker response is a {_kind(decoded)}, not a dictionary")
-    failure = decoded.get(b"failure reason")
-    if failure is not None:
-        if not isinstance(failure, bytes):
-            raise TrackerError(f"'failure reason' is a {_kind(failure)}, not a string")
-        raise TrackerError(_text(failure))
-
+    decoded = decode_tracker_dict(body, "tracker response")
     interval = _count(decoded, b"interval")
     if interval is None:
         raise TrackerError("tracker response has no 'interval'")
@@ -189,7 +198,7 @@ def _count(response: dict[bytes, Any], key: bytes) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int):
-        raise TrackerError(f"{key.decode()!r} is a {_kind(value)}, not an integer")
+        raise TrackerError(f"{key.decode()!r} is a {kind_of(value)}, not an integer")
     if value < 0:
         raise TrackerError(f"{key.decode()!r} is negative ({value})")
     return value
@@ -200,7 +209,7 @@ def _string(response: dict[bytes, Any], key: bytes) -> bytes | None:
     if value is None:
         return None
     if not isinstance(value, bytes):
-        raise TrackerError(f"{key.decode()!r} is a {_kind(value)}, not a string")
+        raise TrackerError(f"{key.decode()!r} is a {kind_of(value)}, not a string")
     return value
 
 
@@ -214,7 +223,8 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", errors="replace")
 
 
-def _kind(value: object) -> str:
+def kind_of(value: object) -> str:
+    """A decoded bencode value's type as error messages name it."""
     return {bytes: "string", int: "integer", list: "list", dict: "dictionary"}.get(
         type(value), type(value).__name__
     )
@@ -235,12 +245,12 @@ def _peers(response: dict[bytes, Any]) -> tuple[tuple[Peer, ...], int]:
             else:
                 found.append(peer)
     elif value is not None:
-        raise TrackerError(f"'peers' is a {_kind(value)}, not a string or a list")
+        raise TrackerError(f"'peers' is a {kind_of(value)}, not a string or a list")
     value6 = response.get(b"peers6")
     if isinstance(value6, bytes):
         found.extend(parse_compact_peers6(value6))
     elif value6 is not None:
-        raise TrackerError(f"'peers6' is a {_kind(value6)}, not a string")
+        raise TrackerError(f"'peers6' is a {kind_of(value6)}, not a string")
 
     unique: dict[Peer, None] = {}
     for peer in found:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from bt import bencode
-from bt.errors import BencodeError, TrackerError
+from bt.errors import TrackerError
+from bt.tracker.announce import append_query, decode_tracker_dict, kind_of
 
 __all__ = ["ScrapeResult", "parse_scrape_response", "scrape_query", "scrape_url"]
 
@@ -71,14 +71,7 @@ def scrape_query(url: str, info_hashes: Iterable[bytes]) -> str:
         if len(info_hash) != _HASH_LENGTH:
             raise ValueError(f"info_hash must be {_HASH_LENGTH} bytes")
     base = url.split("#", 1)[0]
-    query = "&".join(f"info_hash={quote(h, safe='')}" for h in hashes)
-    if base.endswith(("?", "&")):
-        separator = ""
-    elif "?" in base:
-        separator = "&"
-    else:
-        separator = "?"
-    return f"{base}{separator}{query}"
+    return append_query(base, "&".join(f"info_hash={quote(h, safe='')}" for h in hashes))
 
 
 def parse_scrape_response(body: bytes, info_hashes: Collection[bytes]) -> dict[bytes, ScrapeResult]:
@@ -88,22 +81,12 @@ def parse_scrape_response(body: bytes, info_hashes: Collection[bytes]) -> dict[b
     tracker does not know that torrent). ``downloaded`` defaults to 0 because
     some trackers leave it out; ``complete`` and ``incomplete`` are required.
     """
-    try:
-        decoded = bencode.decode(body)
-    except BencodeError as exc:
-        raise TrackerError(f"scrape response is not bencode: {exc}") from exc
-    if not isinstance(decoded, dict):
-        raise TrackerError(f"scrape response is a {_kind(decoded)}, not a dictionary")
-    failure = decoded.get(b"failure reason")
-    if failure is not None:
-        if not isinstance(failure, bytes):
-            raise TrackerError(f"'failure reason' is a {_kind(failure)}, not a string")
-        raise TrackerError(failure.decode("utf-8", errors="replace"))
+    decoded = decode_tracker_dict(body, "scrape response")
     files = decoded.get(b"files")
     if files is None:
         raise TrackerError("scrape response has no 'files'")
     if not isinstance(files, dict):
-        raise TrackerError(f"'files' is a {_kind(files)}, not a dictionary")
+        raise TrackerError(f"'files' is a {kind_of(files)}, not a dictionary")
     results: dict[bytes, ScrapeResult] = {}
     for info_hash in info_hashes:
         entry = files.get(info_hash)
@@ -111,7 +94,7 @@ def parse_scrape_response(body: bytes, info_hashes: Collection[bytes]) -> dict[b
             continue
         name = f"files[{info_hash.hex()}]"
         if not isinstance(entry, dict):
-            raise TrackerError(f"{name} is a {_kind(entry)}, not a dictionary")
+            raise TrackerError(f"{name} is a {kind_of(entry)}, not a dictionary")
         results[info_hash] = ScrapeResult(
             complete=_count(entry, b"complete", name, required=True),
             downloaded=_count(entry, b"downloaded", name, required=False),
@@ -128,13 +111,7 @@ def _count(entry: dict[bytes, Any], key: bytes, name: str, *, required: bool) ->
             raise TrackerError(f"{field} is missing")
         return 0
     if not isinstance(value, int):
-        raise TrackerError(f"{field} is a {_kind(value)}, not an integer")
+        raise TrackerError(f"{field} is a {kind_of(value)}, not an integer")
     if value < 0:
         raise TrackerError(f"{field} is negative ({value})")
     return value
-
-
-def _kind(value: object) -> str:
-    return {bytes: "string", int: "integer", list: "list", dict: "dictionary"}.get(
-        type(value), type(value).__name__
-    )
