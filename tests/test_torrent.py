@@ -37,6 +37,7 @@ from bt.peer.messages import (
 )
 from bt.peer.protocol import HANDSHAKE_TIMEOUT, IncomingPeerFactory, PeerProtocol
 from bt.torrent import PeerSource, Torrent, TorrentConfig, _OneConnection
+from bt.tracker.scrape import ScrapeResult
 
 PIECE = 32 * 1024
 DATA = pseudo_random_bytes(5 * PIECE + 1000, seed=7)  # six pieces, the last one short
@@ -584,3 +585,41 @@ def test_private_torrents_take_peers_only_from_their_trackers(
     else:
         assert dialled == {("10.0.0.7", 7), ("10.0.0.8", 8), ("10.0.0.9", 9)}
     torrent.stopService()
+
+
+class _ScrapingTracker:
+    def __init__(self) -> None:
+        self.asked: list[list[bytes]] = []
+
+    def announce(self, request: object) -> defer.Deferred[object]:
+        return defer.Deferred()  # never answers: not what this test is about
+
+    def scrape(self, info_hashes: list[bytes]) -> defer.Deferred[dict[bytes, ScrapeResult]]:
+        self.asked.append(list(info_hashes))
+        return defer.succeed({info_hashes[0]: ScrapeResult(3, 10, 4)})
+
+
+def test_scrape_counts_come_from_the_first_tracker_that_scrapes(
+    metainfo: Metainfo, clock: MemoryReactorClock
+) -> None:
+    tracker = _ScrapingTracker()
+    torrent = Torrent(
+        metainfo,
+        FakeDisk(metainfo),
+        peer_id=b"-BT0100-ourselves!!!",
+        port=1,  # type: ignore[arg-type]
+        reactor=clock,
+        rng=random.Random(5),
+        trackers=[tracker],  # type: ignore[list-item]
+    )
+    assert torrent.scrape().result == ScrapeResult(complete=3, downloaded=10, incomplete=4)
+    assert tracker.asked == [[metainfo.info_hash]]
+    without = Torrent(
+        metainfo,
+        FakeDisk(metainfo),
+        peer_id=b"-BT0100-ourselves!!!",
+        port=1,  # type: ignore[arg-type]
+        reactor=clock,
+        rng=random.Random(5),
+    )
+    assert without.scrape().result is None
