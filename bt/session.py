@@ -18,6 +18,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 
 from bt import __version__
 from bt.errors import TrackerError
@@ -84,6 +85,11 @@ class Session(MultiService):
             ConnectionSlots(config.max_connections),
         )
         self._listening: IListeningPort | None = None
+        #: One pool of disk threads for every torrent: 1,000 torrents, not 2,000 threads.
+        self.disk_threads = ThreadPool(
+            minthreads=1, maxthreads=config.torrent.disk_threads, name="bt-disk"
+        )
+        self._disk_trigger: Any = None
 
     @property
     def port(self) -> int:
@@ -119,6 +125,7 @@ class Session(MultiService):
             threads=self.config.torrent.disk_threads,
             reactor=self.reactor,
             high_water=self.config.torrent.disk_high_water,
+            pool=self.disk_threads,
         )
         torrent = Torrent(
             metainfo,
@@ -186,6 +193,26 @@ class Session(MultiService):
         self.log.info("listening for peers on port {port}", port=self.port)
         super().privilegedStartService()
 
+    def startService(self) -> None:
+        # The disk threads first: starting torrents queue disk jobs at once.
+        self.disk_threads.start()
+        # Safety net, as for the reactor's pool: non-daemon threads would hang exit.
+        self._disk_trigger = self.reactor.addSystemEventTrigger(
+            "during", "shutdown", self._disk_threads_at_shutdown
+        )
+        super().startService()
+
+    def _disk_threads_at_shutdown(self) -> None:
+        self._disk_trigger = None  # firing: it must not be removed now
+        self._stop_disk_threads()
+
+    def _stop_disk_threads(self) -> None:
+        if self._disk_trigger is not None:
+            self.reactor.removeSystemEventTrigger(self._disk_trigger)
+            self._disk_trigger = None
+        if self.disk_threads.started:
+            self.disk_threads.stop()  # every torrent's queue is idle by now: a quick join
+
     def stopService(self) -> defer.Deferred[None]:
         """Stop accepting peers, then stop every torrent, then close tracker connections."""
         stopped: defer.Deferred[Any] = defer.succeed(None)
@@ -195,6 +222,7 @@ class Session(MultiService):
         # MultiService stops children concurrently; each torrent orders its own parts.
         stopped.addCallback(lambda _: MultiService.stopService(self))
         stopped.addErrback(lambda failure: self.log.failure("stopping torrents failed", failure))
+        stopped.addCallback(lambda _: self._stop_disk_threads())
         stopped.addCallback(lambda _: self._http_pool.closeCachedConnections())
         stopped.addCallback(lambda _: None)
         return stopped

@@ -74,7 +74,10 @@ class DiskQueue:
         hasher: Callable[[], Hash] = hashlib.sha1,
         high_water: int = 32,
         low_water: int | None = None,
+        pool: ThreadPool | None = None,
     ) -> None:
+        """``pool``: a thread pool shared with other queues and owned by the caller
+        (started and stopped by it); without one the queue owns a pool of ``threads``."""
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         if low_water is None:
@@ -88,7 +91,8 @@ class DiskQueue:
         self._hasher = hasher
         self._high_water = high_water
         self._low_water = low_water
-        self._pool = ThreadPool(minthreads=1, maxthreads=threads, name="bt-disk")
+        self._owns_pool = pool is None
+        self._pool = pool or ThreadPool(minthreads=1, maxthreads=threads, name="bt-disk")
         self._state = "new"
         self._pending = 0
         self._paused = False
@@ -106,8 +110,10 @@ class DiskQueue:
             from twisted.internet import reactor
 
             self._reactor = reactor
-        self._pool.start()
         self._state = "running"
+        if not self._owns_pool:
+            return
+        self._pool.start()
         # Pool threads are not daemons: a forgotten stop() would hang interpreter exit.
         # "during" runs after every service's stopService (the "before" phase) is done.
         self._shutdown_trigger = self._reactor.addSystemEventTrigger(
@@ -140,7 +146,8 @@ class DiskQueue:
     def _stop_pool(self) -> None:
         # Normally every job has fired, so the workers are idle and the join is immediate.
         self._state = "stopped"
-        self._pool.stop()
+        if self._owns_pool:
+            self._pool.stop()
         waiters, self._stopped = self._stopped, []
         for waiter in waiters:
             waiter.callback(None)
