@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,24 +40,32 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-# download.py is a sibling module; importing it puts tests/ and tests/integration/ on
-# sys.path, which swarm and torrents come from.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from download import (
+# common also puts tests/ and tests/integration/ on sys.path, where swarm and torrents
+# come from.
+from common import (
     GIB,
     LOG_POLL,
     MIB,
-    OUT_DIR,
     Deadline,
     LogWatcher,
     ProcSample,
+    base_parser,
+    exit_on_sigterm,
+    follow_bt,
     loadavg,
+    lt_params,
+    lt_session,
     machine_facts,
+    make_content,
+    require_free,
+    run_reporter,
     sample_proc,
-    write_content,
+    warn_on_bt_errors,
+    write_results,
 )
-from swarm import BtDaemon, libtorrent_settings
+from swarm import BtDaemon
 from torrents import libtorrent_torrent
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
@@ -159,27 +166,22 @@ def run_bt(
         raise RuntimeError("could not drop the page cache")
     resident = resident_fraction(content)
     begin_marker = f"{name}: checking {pieces} pieces of existing data"
+    machine: dict[str, tuple[float, float]] = {}
+
+    def note_machine(watcher: LogWatcher) -> None:
+        for marker in watcher.seen.keys() - machine.keys():
+            machine[marker] = machine_cpu()
+
     try:
         daemon.start()
-        assert daemon.process is not None
-        watcher = LogWatcher(
-            daemon.logfile,
-            daemon.process.pid,
+        watcher = follow_bt(
+            daemon,
             {"begin": begin_marker, "done": "pieces already on disk"},
+            "done",
+            deadline.left(600),
+            "finish its check",
+            note_machine,
         )
-        limit = time.monotonic() + deadline.left(600)
-        machine: dict[str, tuple[float, float]] = {}
-        while "done" not in watcher.seen:
-            if daemon.process.poll() is not None:
-                raise RuntimeError(
-                    f"bt exited with {daemon.process.returncode}:\n{daemon.log()[-4000:]}"
-                )
-            if time.monotonic() > limit:
-                raise TimeoutError(f"bt did not finish its check in time:\n{daemon.log()[-4000:]}")
-            time.sleep(LOG_POLL)
-            watcher.poll()
-            for marker in watcher.seen.keys() - machine.keys():
-                machine[marker] = machine_cpu()
         daemon.stop()
     finally:
         daemon.stop()
@@ -189,8 +191,7 @@ def run_bt(
     begin, done = watcher.seen["begin"], watcher.seen["done"]
     if done.at == begin.at:
         raise RuntimeError("bt's check began and ended within one log poll: too small to time")
-    if "Traceback" in log or "Unhandled" in log:
-        print(f"warning: bt logged an error:\n{log[-3000:]}", file=sys.stderr)
+    warn_on_bt_errors(log)
     valid = 0
     for line in log.splitlines():
         if f"{name}: " in line and "pieces already on disk" in line:
@@ -238,18 +239,7 @@ def run_libtorrent(
         str(hashing_threads or 0),
     ]
     load = loadavg()
-    process = subprocess.Popen(
-        command, env={**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
-    )
-    try:
-        status = process.wait(budget + 10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-    if status != 0 or not report.exists():
-        raise RuntimeError(f"the libtorrent checker failed with status {status}")
-    figures = json.loads(report.read_text())
+    figures = run_reporter(command, report, budget + 10, "the libtorrent checker")
     begin, done = ProcSample(**figures["begin"]), ProcSample(**figures["done"])
     return Check(
         client="libtorrent",
@@ -285,14 +275,9 @@ def lt_check(
     limit = time.monotonic() + budget
     pid = os.getpid()
     checking = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
-    settings = libtorrent_settings()
-    settings["alert_mask"] = int(lt.alert.category_t.status_notification)
-    if hashing_threads:
-        settings["hashing_threads"] = hashing_threads
-    session = lt.session(settings)
-    params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(lt.bdecode(torrent.read_bytes()))
-    params.save_path = str(save)
+    extra = {"hashing_threads": hashing_threads} if hashing_threads else {}
+    session = lt_session(int(lt.alert.category_t.status_notification), **extra)
+    params = lt_params(torrent, save)
     # Not auto-managed (and so not added paused): an auto-managed torrent waits for the
     # session's next once-a-second queue tick before it starts checking, up to a second
     # of idling that would be timed as part of the check.
@@ -390,14 +375,7 @@ def table(checks: list[Check]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size-mib", type=int, default=1024, help="torrent size (default 1024)")
-    parser.add_argument("--piece-kib", type=int, default=1024, help="piece length (default 1024)")
-    parser.add_argument(
-        "--timeout", type=float, default=900, help="budget for the whole run, seconds"
-    )
-    parser.add_argument("--tmp", type=Path, default=Path("/tmp"), help="where the data is written")
-    parser.add_argument("--out", type=Path, default=OUT_DIR / "recheck.json", help="JSON results")
+    parser = base_parser(__doc__.split("\n")[0], "recheck.json")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-cache runs")
     parser.add_argument(
         "--lt-hashing-threads",
@@ -414,12 +392,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     size = args.size_mib * MIB
     piece = args.piece_kib * 1024
     pieces = -(-size // piece)
-    free = shutil.disk_usage(args.tmp).free
     # One copy of the data (both clients read it in place), plus room for everything else.
-    if free < size + GIB:
-        raise SystemExit(
-            f"{args.tmp} has {free / GIB:.1f} GiB free; this run needs {(size + GIB) / GIB:.1f}"
-        )
+    require_free(args.tmp, size + GIB)
     facts = machine_facts()
     cold = not args.no_cold
     if cold and not drop_caches():
@@ -428,12 +402,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     checks: list[Check] = []
     work = Path(tempfile.mkdtemp(prefix="bt-bench-recheck-", dir=args.tmp))
     try:
-        data = work / "data"
-        data.mkdir()
-        content = data / "bench.bin"
-        begun = time.monotonic()
-        write_content(content, size)
-        print(f"wrote {args.size_mib} MiB in {time.monotonic() - begun:.1f} s", flush=True)
+        content, _ = make_content(work, "data", args.size_mib)
         begun = time.monotonic()
         torrent = work / "bench.torrent"
         torrent.write_bytes(libtorrent_torrent(content, piece))
@@ -511,12 +480,9 @@ def main() -> int:
         torrent, save, report, budget, cache, threads = args.lt_check
         lt_check(Path(torrent), Path(save), Path(report), float(budget), cache, int(threads))
         return 0
-    # A SIGTERM must still run the finally blocks that kill children and remove the data.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     results = bench(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    write_results(args.out, results)
     return 0
 
 

@@ -36,41 +36,51 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from download import (
+# common also puts tests/ and tests/integration/ on sys.path, where swarm comes from.
+from common import (
     GIB,
     LOG_POLL,
     MIB,
     OUT_DIR,
+    QUIET_ENV,
     Deadline,
-    LogWatcher,
     ProcSample,
+    base_parser,
+    exit_on_sigterm,
     file_digest,
+    follow_bt,
     loadavg,
+    lt_download,
+    lt_params,
+    lt_session,
     machine_facts,
+    make_content,
+    mib,
+    print_hot_spots,
     profile_summary,
+    require_free,
+    run_reporter,
     sample_proc,
+    seconds,
     settle,
+    side_by_side,
+    start_profiler,
+    stop_process,
     stop_profiler,
-    tracked_torrent,
-    write_content,
+    warn_on_bt_errors,
+    write_results,
+    write_tracked_torrent,
 )
-from swarm import (
-    BtDaemon,
-    LibtorrentPeer,
-    OpenTracker,
-    libtorrent_settings,
-    scrape_counts,
-    wait_for,
-)
+from swarm import BtDaemon, LibtorrentPeer, OpenTracker, scrape_counts, wait_for
 
 PAUSE = 5.0  # seconds before each transfer: memory freed by the previous case goes back
-QUIET_ENV = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
 
 
 @dataclass
@@ -153,16 +163,8 @@ def download_from(
         str(seeder_pid),
     ]
     started = time.monotonic()
-    process = subprocess.Popen(command, env=QUIET_ENV)
-    try:
-        status = process.wait(deadline.left() + 5)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-    if status != 0 or not report.exists():
-        raise RuntimeError(f"the libtorrent downloader ({label}) failed with status {status}")
-    figures = json.loads(report.read_text())
+    what = f"the libtorrent downloader ({label})"
+    figures = run_reporter(command, report, deadline.left() + 5, what)
     return Transfer(started=started, **{key: ProcSample(**value) for key, value in figures.items()})
 
 
@@ -171,32 +173,25 @@ def leech(torrent: Path, save: Path, report: Path, budget: float, seeder_pid: in
     import libtorrent as lt
 
     pid = os.getpid()
-    settings = libtorrent_settings()
-    settings["alert_mask"] = int(
-        lt.alert.category_t.connect_notification
-        | lt.alert.category_t.status_notification
-        | lt.alert.category_t.tracker_notification
+    session = lt_session(
+        int(
+            lt.alert.category_t.connect_notification
+            | lt.alert.category_t.status_notification
+            | lt.alert.category_t.tracker_notification
+        )
     )
-    session = lt.session(settings)
-    params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(lt.bdecode(torrent.read_bytes()))
-    params.save_path = str(save)
-    handle = session.add_torrent(params)
+    handle = session.add_torrent(lt_params(torrent, save))
     samples: dict[str, ProcSample] = {}
     limit = time.monotonic() + budget
-    while "done" not in samples:
-        if time.monotonic() > limit:
-            raise TimeoutError("libtorrent did not complete in time")
-        session.wait_for_alert(50)
-        for alert in session.pop_alerts():
-            if "first" not in samples and isinstance(alert, lt.peer_connect_alert):
-                samples["first"] = sample_proc(pid)
-                samples["seeder_first"] = sample_proc(seeder_pid)
-            elif isinstance(alert, lt.torrent_finished_alert):
-                samples["done"] = sample_proc(pid)
-                samples["seeder_done"] = sample_proc(seeder_pid)
-            elif isinstance(alert, lt.torrent_error_alert):
-                raise RuntimeError(alert.message())
+
+    def sample(moment: str) -> Callable[[], None]:
+        def take() -> None:
+            samples[moment] = sample_proc(pid)
+            samples[f"seeder_{moment}"] = sample_proc(seeder_pid)
+
+        return take
+
+    lt_download(session, limit, sample("first"), sample("done"))
     if "first" not in samples:
         raise RuntimeError("libtorrent finished without a peer connection alert")
     # Let the "completed" announce finish first: removed while it is in flight, the torrent's
@@ -239,18 +234,6 @@ def lt_seed(torrent: Path, save: Path, ready: Path, budget: float) -> None:
             time.sleep(0.2)
     finally:
         seeder.close()
-
-
-def start_profiler(pid: int, out: Path, gil: bool) -> subprocess.Popen[bytes]:
-    """py-spy sampling bt without pausing it, one stack root per thread, as collapsed stacks.
-
-    With ``gil``, only the thread holding the GIL is sampled: where bt's Python time goes.
-    """
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    command = [spy, "record", "--pid", str(pid), "--nonblocking", "--threads"]
-    command += ["--gil"] if gil else []
-    command += ["--format", "raw", "-o", str(out)]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def thread_profiles(raw: Path, top: int = 8) -> dict[str, Any]:
@@ -315,21 +298,13 @@ def case_bt(
         daemon.start()
         assert daemon.process is not None
         pid = daemon.process.pid
-        watcher = LogWatcher(
-            daemon.logfile,
-            pid,
+        watcher = follow_bt(
+            daemon,
             {"checking": f"{name}: checking ", "checked": "pieces already on disk"},
+            "checked",
+            deadline.left(),
+            "check its data",
         )
-        limit = time.monotonic() + deadline.left()
-        while "checked" not in watcher.seen:
-            if daemon.process.poll() is not None:
-                raise RuntimeError(
-                    f"bt exited with {daemon.process.returncode}:\n{daemon.log()[-4000:]}"
-                )
-            if time.monotonic() > limit:
-                raise TimeoutError(f"bt did not check its data in time:\n{daemon.log()[-4000:]}")
-            time.sleep(LOG_POLL)
-            watcher.poll()
         found = re.search(r"(\d+) of (\d+) pieces already on disk", daemon.log())
         if not found or found.group(1) != found.group(2):
             raise RuntimeError(f"bt did not find the complete data:\n{daemon.log()[-4000:]}")
@@ -348,7 +323,7 @@ def case_bt(
         )
         load = pause_and_settle(deadline)
         if profile is not None:
-            profiler = start_profiler(pid, profile, gil)
+            profiler = start_profiler(pid, profile, threads=True, gil=gil)
             time.sleep(1)  # let py-spy attach before the transfer starts
         transfer = download_from(work, "from-bt", torrent, pid, deadline)
         if profiler is not None:
@@ -360,8 +335,7 @@ def case_bt(
             stop_profiler(profiler)
         daemon.stop()
     log = daemon.log()
-    if "Traceback" in log or "Unhandled" in log:
-        print(f"warning: bt logged an error:\n{log[-3000:]}", file=sys.stderr)
+    warn_on_bt_errors(log)
     if status != -signal.SIGTERM:
         print(f"warning: bt exited with status {status}", file=sys.stderr)
     result = SeedResult(
@@ -424,13 +398,7 @@ def case_libtorrent(
         load = pause_and_settle(deadline)
         transfer = download_from(work, "from-lt", torrent, process.pid, deadline)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop_process(process, signal.SIGTERM, 20)
     result = SeedResult(
         seeder="libtorrent",
         size=content.stat().st_size,
@@ -473,12 +441,6 @@ def wait_tracker_empty(tracker: OpenTracker, info_hash: bytes, deadline: Deadlin
 
 
 def table(bt: SeedResult, lt_result: SeedResult) -> str:
-    def mib(kib: int) -> str:
-        return f"{kib / 1024:.0f} MiB"
-
-    def seconds(value: float) -> str:
-        return f"{value:.2f} s"
-
     rows = [
         ("downloader rate from first peer (MB/s)", f"{bt.rate:.1f}", f"{lt_result.rate:.1f}"),
         (
@@ -519,22 +481,11 @@ def table(bt: SeedResult, lt_result: SeedResult) -> str:
         ("start-up check (GiB/s)", f"{bt.check_gib_s:.2f}", f"{lt_result.check_gib_s:.2f}"),
         ("byte-identical", str(bt.identical), str(lt_result.identical)),
     ]
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{'seeder:':{width}}  {'bt':>12}  {'libtorrent':>12}"]
-    lines += [f"{label:{width}}  {a:>12}  {b:>12}" for label, a, b in rows]
-    lines.append(f"{'ratio bt/libtorrent (rate)':{width}}  {bt.rate / lt_result.rate:>12.3f}")
-    return "\n".join(lines)
+    return side_by_side("seeder:", rows, bt.rate, lt_result.rate)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size-mib", type=int, default=1024, help="torrent size (default 1024)")
-    parser.add_argument("--piece-kib", type=int, default=1024, help="piece length (default 1024)")
-    parser.add_argument(
-        "--timeout", type=float, default=900, help="budget for the whole run, seconds"
-    )
-    parser.add_argument("--tmp", type=Path, default=Path("/tmp"), help="where the data is written")
-    parser.add_argument("--out", type=Path, default=OUT_DIR / "seed.json", help="JSON results")
+    parser = base_parser(__doc__.split("\n")[0], "seed.json")
     parser.add_argument("--libtorrent-first", action="store_true", help="run case B before case A")
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the bt seeder (perturbs its figures)"
@@ -551,12 +502,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     deadline = Deadline(args.timeout)
     size = args.size_mib * MIB
     piece = args.piece_kib * 1024
-    free = shutil.disk_usage(args.tmp).free
     # The original and the two downloaded copies, plus room for everything else.
-    if free < 3 * size + GIB:
-        raise SystemExit(
-            f"{args.tmp} has {free / GIB:.1f} GiB free; this run needs {(3 * size + GIB) / GIB:.1f}"
-        )
+    require_free(args.tmp, 3 * size + GIB)
     facts = machine_facts()
     work = Path(tempfile.mkdtemp(prefix="bt-bench-seed-", dir=args.tmp))
     tracker = OpenTracker()
@@ -568,18 +515,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         profile.unlink(missing_ok=True)
     results: dict[str, SeedResult] = {}
     try:
-        seed_dir = work / "seed"
-        seed_dir.mkdir()
-        content = seed_dir / "bench.bin"
-        begun = time.monotonic()
-        digest = write_content(content, size)
-        print(f"wrote {args.size_mib} MiB in {time.monotonic() - begun:.1f} s", flush=True)
-        torrent_bytes = tracked_torrent(content, piece, tracker, deadline)
-        torrent = work / "bench.torrent"
-        torrent.write_bytes(torrent_bytes)
-        from bt.metainfo import parse_metainfo
-
-        info_hash = parse_metainfo(torrent_bytes).info_hash
+        content, digest = make_content(work, "seed", args.size_mib)
+        torrent, _, info_hash = write_tracked_torrent(work, content, piece, tracker, deadline)
         settle()
         order = ["libtorrent", "bt"] if args.libtorrent_first else ["bt", "libtorrent"]
         for number, seeder in enumerate(order):
@@ -635,12 +572,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  {thread['share']:5.1f}%  {thread['thread']}")
             for frame, percent in thread["leaves"]:
                 print(f"          {percent:5.1f}  {frame}")
-        print("\nbt seeder hot spots, % of py-spy samples (self):")
-        for frame, percent in summary["self"]:
-            print(f"  {percent:5.1f}  {frame}")
-        print("bt seeder hot spots, % of py-spy samples (inclusive):")
-        for frame, percent in summary["inclusive"]:
-            print(f"  {percent:5.1f}  {frame}")
+        print_hot_spots("bt seeder", summary)
     if not (bt.identical and lt_result.identical):
         print("\nERROR: a download differs from the original", file=sys.stderr)
     return out
@@ -648,8 +580,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> int:
     args = parse_args()
-    # A SIGTERM must still run the finally blocks that kill children and remove the data.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     if args.leech:
         torrent, save, report, budget, seeder_pid = args.leech
         leech(Path(torrent), Path(save), Path(report), float(budget), int(seeder_pid))
@@ -659,9 +590,7 @@ def main() -> int:
         lt_seed(Path(torrent), Path(save), Path(ready), float(budget))
         return 0
     results = bench(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    write_results(args.out, results)
     return 0 if results["bt"]["identical"] and results["libtorrent"]["identical"] else 1
 
 

@@ -1,0 +1,440 @@
+"""What bench/download.py, bench/seed.py and bench/recheck.py share.
+
+Each benchmark runs bt and libtorrent in subprocesses and reads their CPU and memory
+from /proc, so the helpers here are about exactly that: sampling /proc, following bt's
+log, starting and stopping children, making the test data and printing the results.
+Importing this module also puts tests/ and tests/integration/ on sys.path, where the
+``swarm`` and ``torrents`` helpers of the integration tests live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "integration"), str(ROOT)]
+
+from swarm import BtDaemon, OpenTracker, libtorrent_settings  # noqa: E402
+from torrents import libtorrent_torrent  # noqa: E402
+
+if TYPE_CHECKING:
+    import libtorrent
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+CHUNK = 16 * MIB
+LOG_POLL = 0.005  # seconds between reads of bt's log: bounds the timing error
+OUT_DIR = ROOT / "bench" / "out"
+# libtorrent's Python bindings warn about deprecated names on import; keep the output clean.
+QUIET_ENV = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+
+
+class Deadline:
+    """One budget for the whole run, so no single wait can make it unbounded."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def left(self, cap: float | None = None) -> float:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the benchmark ran out of its overall time budget")
+        return left if cap is None else min(left, cap)
+
+
+@dataclass
+class ProcSample:
+    """CPU and memory of a process at one moment, read from /proc (threads included)."""
+
+    at: float
+    cpu_user: float
+    cpu_sys: float
+    vm_hwm_kib: int
+    vm_rss_kib: int
+    rss_anon_kib: int
+    rss_file_kib: int
+
+    @property
+    def cpu(self) -> float:
+        return self.cpu_user + self.cpu_sys
+
+
+def sample_proc(pid: int) -> ProcSample:
+    """Read utime/stime and VmHWM/RssAnon now: a live child has no rusage to wait4 for."""
+    at = time.monotonic()
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # Fields after the parenthesised command name start at field 3 (state).
+    fields = stat[stat.rindex(")") + 2 :].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    memory: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
+            memory[key] = int(value.split()[0])
+    return ProcSample(
+        at=at,
+        cpu_user=int(fields[11]) / tick,
+        cpu_sys=int(fields[12]) / tick,
+        vm_hwm_kib=memory.get("VmHWM", 0),
+        vm_rss_kib=memory.get("VmRSS", 0),
+        rss_anon_kib=memory.get("RssAnon", 0),
+        rss_file_kib=memory.get("RssFile", 0),
+    )
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file read in large chunks: how a download is checked against the original."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_content(path: Path, size: int) -> str:
+    """Incompressible content written in large chunks (fast); returns its SHA-256."""
+    digest = hashlib.sha256()
+    with open(path, "wb") as handle:
+        left = size
+        while left:
+            chunk = os.urandom(min(CHUNK, left))
+            digest.update(chunk)
+            handle.write(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
+
+
+def require_free(tmp: Path, needed: int) -> None:
+    """Stop before writing anything if ``tmp`` cannot hold every copy the run makes."""
+    free = shutil.disk_usage(tmp).free
+    if free < needed:
+        raise SystemExit(f"{tmp} has {free / GIB:.1f} GiB free; this run needs {needed / GIB:.1f}")
+
+
+def make_content(work: Path, folder: str, size_mib: int) -> tuple[Path, str]:
+    """``work/folder/bench.bin`` of ``size_mib`` random MiB, timed; returns it and its SHA-256."""
+    directory = work / folder
+    directory.mkdir()
+    content = directory / "bench.bin"
+    begun = time.monotonic()
+    digest = write_content(content, size_mib * MIB)
+    print(f"wrote {size_mib} MiB in {time.monotonic() - begun:.1f} s", flush=True)
+    return content, digest
+
+
+def tracked_torrent(
+    content: Path, piece_length: int, tracker: OpenTracker, deadline: Deadline
+) -> bytes:
+    """Hash the content once, then add the tracker URL: the info-hash does not depend on it."""
+    from bt import bencode
+    from bt.metainfo import parse_metainfo
+
+    bare = libtorrent_torrent(content, piece_length)
+    info_hash = parse_metainfo(bare).info_hash
+    deadline.left()
+    tracker.start([info_hash])
+    top = bencode.decode(bare)
+    top[b"announce"] = tracker.announce_url.encode()
+    torrent = bencode.encode(top)
+    if parse_metainfo(torrent).info_hash != info_hash:
+        raise RuntimeError("re-encoding the torrent changed its info-hash")
+    return torrent
+
+
+def write_tracked_torrent(
+    work: Path, content: Path, piece_length: int, tracker: OpenTracker, deadline: Deadline
+) -> tuple[Path, bytes, bytes]:
+    """The tracked torrent written to ``work/bench.torrent`` (for bt's command line).
+
+    Returns its path, its bytes (for libtorrent peers) and its info-hash (for scrapes).
+    """
+    from bt.metainfo import parse_metainfo
+
+    torrent_bytes = tracked_torrent(content, piece_length, tracker, deadline)
+    torrent = work / "bench.torrent"
+    torrent.write_bytes(torrent_bytes)
+    return torrent, torrent_bytes, parse_metainfo(torrent_bytes).info_hash
+
+
+class LogWatcher:
+    """Follow bt's log file and note when each marker first shows up (and the process then)."""
+
+    def __init__(self, logfile: Path, pid: int, markers: dict[str, str]) -> None:
+        self.logfile = logfile
+        self.pid = pid
+        self.markers = markers
+        self.seen: dict[str, ProcSample] = {}
+        self._offset = 0
+        self._tail = ""
+
+    def poll(self) -> None:
+        try:
+            with open(self.logfile, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return
+        if not data:
+            return
+        self._offset += len(data)
+        text = self._tail + data.decode(errors="replace")
+        self._tail = text[-200:]
+        for name, marker in self.markers.items():
+            if name not in self.seen and marker in text:
+                self.seen[name] = sample_proc(self.pid)
+
+
+def follow_bt(
+    daemon: BtDaemon,
+    markers: dict[str, str],
+    until: str,
+    budget: float,
+    what: str,
+    on_poll: Callable[[LogWatcher], None] | None = None,
+) -> LogWatcher:
+    """Poll a started bt's log every LOG_POLL until marker ``until`` shows up.
+
+    Fails fast, with the log's tail, if bt exits or ``budget`` seconds pass first:
+    ``what`` completes the message "bt did not ... in time".
+    """
+    assert daemon.process is not None
+    watcher = LogWatcher(daemon.logfile, daemon.process.pid, markers)
+    limit = time.monotonic() + budget
+    while until not in watcher.seen:
+        if daemon.process.poll() is not None:
+            raise RuntimeError(
+                f"bt exited with {daemon.process.returncode}:\n{daemon.log()[-4000:]}"
+            )
+        if time.monotonic() > limit:
+            raise TimeoutError(f"bt did not {what} in time:\n{daemon.log()[-4000:]}")
+        time.sleep(LOG_POLL)
+        watcher.poll()
+        if on_poll is not None:
+            on_poll(watcher)
+    return watcher
+
+
+def warn_on_bt_errors(log: str) -> None:
+    """bt keeps running past a logged traceback: surface it rather than trust the figures."""
+    if "Traceback" in log or "Unhandled" in log:
+        print(f"warning: bt logged an error:\n{log[-3000:]}", file=sys.stderr)
+
+
+def run_reporter(command: list[str], report: Path, timeout: float, what: str) -> dict[str, Any]:
+    """Run a child that writes its figures as JSON to ``report``; kill it if it overruns.
+
+    The libtorrent sides run in their own processes so their /proc figures are clean.
+    """
+    process = subprocess.Popen(command, env=QUIET_ENV)
+    try:
+        status = process.wait(timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    if status != 0 or not report.exists():
+        raise RuntimeError(f"{what} failed with status {status}")
+    return json.loads(report.read_text())
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: int, grace: float) -> None:
+    """Ask a child to stop with ``sig`` (it may have output to write), then kill it."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def lt_session(alerts: int, **settings: Any) -> libtorrent.session:
+    """A libtorrent session confined to loopback like the integration tests' peers."""
+    import libtorrent as lt
+
+    config = libtorrent_settings()
+    config["alert_mask"] = alerts
+    config.update(settings)
+    return lt.session(config)
+
+
+def lt_params(torrent: Path, save: Path) -> libtorrent.add_torrent_params:
+    """Parameters adding ``torrent`` with its data in ``save``."""
+    import libtorrent as lt
+
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(lt.bdecode(torrent.read_bytes()))
+    params.save_path = str(save)
+    return params
+
+
+def lt_download(
+    session: libtorrent.session,
+    limit: float,
+    on_first_peer: Callable[[], None],
+    on_finished: Callable[[], None],
+) -> None:
+    """Pump alerts until the torrent finishes: hooks for the first peer and the finish,
+    so the caller samples /proc at the moment libtorrent reports them."""
+    import libtorrent as lt
+
+    first = False
+    while True:
+        if time.monotonic() > limit:
+            raise TimeoutError("libtorrent did not complete in time")
+        session.wait_for_alert(50)
+        for alert in session.pop_alerts():
+            if not first and isinstance(alert, lt.peer_connect_alert):
+                first = True
+                on_first_peer()
+            elif isinstance(alert, lt.torrent_finished_alert):
+                on_finished()
+                return
+            elif isinstance(alert, lt.torrent_error_alert):
+                raise RuntimeError(alert.message())
+
+
+def start_profiler(
+    pid: int, out: Path, threads: bool = False, gil: bool = False
+) -> subprocess.Popen[bytes]:
+    """py-spy sampling bt without pausing it (--nonblocking), as collapsed stacks.
+
+    ``threads`` roots each stack at its thread; ``gil`` samples only the GIL holder.
+    """
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    command = [spy, "record", "--pid", str(pid), "--nonblocking"]
+    command += ["--threads"] if threads else []
+    command += ["--gil"] if gil else []
+    command += ["--format", "raw", "-o", str(out)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(process: subprocess.Popen[bytes]) -> None:
+    """py-spy writes its output on interrupt, so SIGINT it rather than kill it."""
+    stop_process(process, signal.SIGINT, 30)
+
+
+def profile_summary(raw: Path, top: int = 20) -> dict[str, list[tuple[str, float]]]:
+    """Self and inclusive share of samples per function, from py-spy's collapsed stacks."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        # "function (path/file.py:123)": drop the line number so a function counts once.
+        frames = [
+            frame.rsplit(":", 1)[0] + ")" if frame.endswith(")") else frame
+            for frame in stack.split(";")
+        ]
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    share = 100.0 / max(total, 1)
+    return {
+        "self": [(f, round(n * share, 1)) for f, n in own.most_common(top)],
+        "inclusive": [(f, round(n * share, 1)) for f, n in inclusive.most_common(top)],
+    }
+
+
+def print_hot_spots(who: str, summary: dict[str, list[tuple[str, float]]]) -> None:
+    """The profile summary as two ranked lists, self then inclusive."""
+    print(f"\n{who} hot spots, % of py-spy samples (self):")
+    for frame, percent in summary["self"]:
+        print(f"  {percent:5.1f}  {frame}")
+    print(f"{who} hot spots, % of py-spy samples (inclusive):")
+    for frame, percent in summary["inclusive"]:
+        print(f"  {percent:5.1f}  {frame}")
+
+
+def settle() -> None:
+    """Write back dirty pages now, so the kernel's writeback of earlier data (after 30 s)
+    does not land in the middle of the next download and slow only that client."""
+    begun = time.monotonic()
+    os.sync()
+    print(f"sync took {time.monotonic() - begun:.1f} s", flush=True)
+
+
+def loadavg() -> str:
+    """Other work on the machine skews the figures: record how busy it was."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def machine_facts() -> dict[str, Any]:
+    """What the figures depend on, kept with them in the JSON."""
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_at_start": loadavg(),
+    }
+
+
+def mib(kib: int) -> str:
+    """A /proc memory figure (KiB) as a table cell."""
+    return f"{kib / 1024:.0f} MiB"
+
+
+def seconds(value: float | None) -> str:
+    """A duration as a table cell; "-" when it was not measured."""
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def side_by_side(
+    corner: str, rows: Iterable[tuple[str, str, str]], bt_rate: float, lt_rate: float
+) -> str:
+    """bt and libtorrent in two right-aligned columns, ending with their rate ratio."""
+    rows = list(rows)
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{corner:{width}}  {'bt':>12}  {'libtorrent':>12}"]
+    lines += [f"{label:{width}}  {a:>12}  {b:>12}" for label, a, b in rows]
+    lines.append(f"{'ratio bt/libtorrent (rate)':{width}}  {bt_rate / lt_rate:>12.3f}")
+    return "\n".join(lines)
+
+
+def base_parser(description: str, out_name: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes; each adds its own after these."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size-mib", type=int, default=1024, help="torrent size (default 1024)")
+    parser.add_argument("--piece-kib", type=int, default=1024, help="piece length (default 1024)")
+    parser.add_argument(
+        "--timeout", type=float, default=900, help="budget for the whole run, seconds"
+    )
+    parser.add_argument("--tmp", type=Path, default=Path("/tmp"), help="where the data is written")
+    parser.add_argument("--out", type=Path, default=OUT_DIR / out_name, help="JSON results")
+    return parser
+
+
+def exit_on_sigterm() -> None:
+    """A SIGTERM must still run the finally blocks that kill children and remove the data."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def write_results(out: Path, results: dict[str, Any]) -> None:
+    """The JSON that docs/performance.rst is written from."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {out}")
