@@ -146,7 +146,6 @@ class Torrent(Service):
         self.links: dict[PeerLink, None] = {}
         self._connecting: set[Address] = set()
         self._blocks: dict[int, list[bytes | None]] = {}
-        self._verifying: set[int] = set()
         now = reactor.seconds()
         self.limits = limits or SharedLimits.unlimited(now)
         self.upload_bucket = TokenBucket(config.upload_limit, now)
@@ -500,13 +499,13 @@ class Torrent(Service):
             if isinstance(other, PeerLink) and not other.closed:
                 other.protocol.send(Cancel(index, begin, len(block)))
         if result.piece_complete:
-            self._verify(index, link)
+            self._verify(index)
         return True
 
-    def _verify(self, index: int, link: PeerLink) -> None:
+    def _verify(self, index: int) -> None:
+        """The completion chain: verify and write off the reactor, then have or blame."""
         blocks = self._blocks.pop(index)
-        self._verifying.add(index)
-        sources = {n: src for n, src in self._block_sources(index).items()}
+        sources = {n: peer.address for n, peer in self.picker.block_sources(index).items()}
         d = self.disk.verify_and_write(index, blocks)  # type: ignore[arg-type]
         d.addCallbacks(
             self._piece_written,
@@ -516,14 +515,7 @@ class Torrent(Service):
         )
         d.addErrback(self._log_failure, f"piece {index}")
 
-    def _block_sources(self, index: int) -> dict[int, Address]:
-        download = self.picker._downloads.get(index)
-        if download is None:
-            return {}
-        return {n: peer.address for n, peer in download.received_from.items()}
-
     def _piece_written(self, _: None, index: int, blocks: list[bytes]) -> None:
-        self._verifying.discard(index)
         self.picker.have(index)
         self._resume_dirty = True
         for liar in self.blame.piece_verified(index, blocks):
@@ -539,7 +531,6 @@ class Torrent(Service):
     def _piece_failed(
         self, failure: Failure, index: int, blocks: list[bytes], sources: dict[int, Address]
     ) -> None:
-        self._verifying.discard(index)
         self.picker.piece_failed(index)
         if failure.check(StorageError) is not None:
             self._disk_failed(failure)
