@@ -55,6 +55,7 @@ class UploadQueue:
         self.max_queued = max_queued
         self.max_reads = max_reads
         self._queue: deque[Block] = deque()
+        self._queued: set[Block] = set()  # the same blocks, for O(1) duplicate checks
         self._reading: dict[Block, bool] = {}  # block -> still wanted (False once cancelled)
         self._paused = False
         self._stopped = False
@@ -71,9 +72,10 @@ class UploadQueue:
         if len(self) >= self.max_queued:
             raise RemoteProtocolError(f"more than {self.max_queued} requests queued")
         block = (index, begin, length)
-        if block in self._reading or block in self._queue:
+        if block in self._reading or block in self._queued:
             return  # a duplicate request is served once
         self._queue.append(block)
+        self._queued.add(block)
         self._serve()
 
     def cancel(self, index: int, begin: int, length: int) -> None:
@@ -81,14 +83,14 @@ class UploadQueue:
         if block in self._reading:
             self._reading[block] = False
             return
-        try:
+        if block in self._queued:  # else already sent or never asked: a cancel may cross it
+            self._queued.discard(block)
             self._queue.remove(block)
-        except ValueError:
-            pass  # already sent or never asked: a cancel may cross the block in flight
 
     def clear(self) -> None:
         """We choked the peer: BEP 3 discards its pending requests."""
         self._queue.clear()
+        self._queued.clear()
         for block in self._reading:
             self._reading[block] = False
 
@@ -132,6 +134,7 @@ class UploadQueue:
                 self._sleep(wait)
                 return
             block = self._queue.popleft()
+            self._queued.discard(block)
             self._reading[block] = True
             reading = self._read(index, begin, length)
             reading.addCallbacks(self._read_done, self._read_failed, (block,), None, (block,))
