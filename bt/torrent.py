@@ -423,9 +423,16 @@ class Torrent(Service):
 
     def is_interesting(self, bitfield: Bitfield) -> bool:
         """Does a peer with ``bitfield`` have a piece we want and lack?"""
-        if self.picker.is_finished or bitfield.is_empty():
+        picker = self.picker
+        if picker.is_finished or bitfield.is_empty():
             return False
-        mine = self.picker.have_bitfield()
+        # O(1) answer for the common case: a peer with more pieces than we have plus
+        # the ones we skip must hold a piece we want (this runs for every peer
+        # whenever a piece completes, so the bitfield arithmetic below is the exception).
+        skipped_missing = self.metainfo.num_pieces - picker.have_count - picker.missing_count
+        if bitfield.count() > picker.have_count + skipped_missing:
+            return True
+        mine = picker.have_bitfield()
         theirs = int.from_bytes(bitfield.to_bytes(), "big")
         missing = ~int.from_bytes(mine.to_bytes(), "big")
         if not theirs & missing:

@@ -623,3 +623,23 @@ def test_scrape_counts_come_from_the_first_tracker_that_scrapes(
         rng=random.Random(5),
     )
     assert without.scrape().result is None
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_interest_matches_the_pieces_we_still_want(torrent: Torrent, skip: bool) -> None:
+    """The O(1) shortcut and the bitfield arithmetic agree, with and without skipped pieces."""
+    if skip:
+        for index in (1, 3):
+            torrent.picker.set_piece_priority(index, 0)
+    torrent.picker.have(0)
+    torrent.picker.have(2)
+    rng = random.Random(9)
+    for _ in range(200):
+        theirs = Bitfield(torrent.metainfo.num_pieces)
+        for index in range(torrent.metainfo.num_pieces):
+            if rng.random() < 0.5:
+                theirs.add(index)
+        wanted = {i for i in range(torrent.metainfo.num_pieces) if i not in (0, 2)}
+        if skip:
+            wanted -= {1, 3}
+        assert torrent.is_interesting(theirs) == bool(wanted & set(theirs))
