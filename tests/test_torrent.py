@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pytest
 from torrents import handmade_info, handmade_torrent, pseudo_random_bytes
@@ -153,16 +154,27 @@ def clock() -> MemoryReactorClock:
     return MemoryReactorClock()
 
 
-@pytest.fixture
-def torrent(metainfo: Metainfo, clock: MemoryReactorClock) -> Iterator[Torrent]:
-    torrent = Torrent(
+OUR_ID = b"-BT0100-ourselves!!!"
+
+
+def make_torrent(
+    metainfo: Metainfo, clock: MemoryReactorClock, disk: FakeDisk | None = None, **options: Any
+) -> Torrent:
+    """A torrent over a FakeDisk (empty unless given), not started."""
+    return Torrent(
         metainfo,
-        FakeDisk(metainfo),  # type: ignore[arg-type]
-        peer_id=b"-BT0100-ourselves!!!",
+        disk or FakeDisk(metainfo),  # type: ignore[arg-type]
+        peer_id=options.pop("peer_id", OUR_ID),
         port=6881,
         reactor=clock,
-        rng=random.Random(1),
+        rng=random.Random(options.pop("seed", 1)),
+        **options,
     )
+
+
+@pytest.fixture
+def torrent(metainfo: Metainfo, clock: MemoryReactorClock) -> Iterator[Torrent]:
+    torrent = make_torrent(metainfo, clock)
     torrent.startService()
     yield torrent
     stopped = torrent.stopService()
@@ -172,13 +184,12 @@ def torrent(metainfo: Metainfo, clock: MemoryReactorClock) -> Iterator[Torrent]:
 def make_seed(
     metainfo: Metainfo, clock: MemoryReactorClock, config: TorrentConfig | None = None
 ) -> Torrent:
-    return Torrent(
+    return make_torrent(
         metainfo,
-        FakeDisk(metainfo, complete=True),  # type: ignore[arg-type]
+        clock,
+        FakeDisk(metainfo, complete=True),
         peer_id=b"-BT0100-seedingpeer!",
-        port=6881,
-        reactor=clock,
-        rng=random.Random(2),
+        seed=2,
         config=config or TorrentConfig(),
     )
 
@@ -368,7 +379,7 @@ def test_incoming_peer_is_dispatched_by_info_hash(
 
 
 def test_incoming_peer_for_an_unknown_torrent_is_refused(clock: MemoryReactorClock) -> None:
-    factory = IncomingPeerFactory(b"-BT0100-ourselves!!!", _Lookup(None), clock)
+    factory = IncomingPeerFactory(OUR_ID, _Lookup(None), clock)
     protocol = factory.buildProtocol(None)
     transport = StringTransport()
     protocol.makeConnection(transport)
@@ -525,15 +536,7 @@ def test_a_disk_error_pauses_the_torrent_and_a_recheck_resumes_it(
         return real_write(index, blocks)
 
     disk.verify_and_write = write_once_failing  # type: ignore[method-assign]
-    torrent = Torrent(
-        metainfo,
-        disk,
-        peer_id=b"-BT0100-ourselves!!!",
-        port=1,
-        reactor=clock,  # type: ignore[arg-type]
-        rng=random.Random(3),
-        config=TorrentConfig(error_retry=30),
-    )
+    torrent = make_torrent(metainfo, clock, disk, seed=3, config=TorrentConfig(error_retry=30))
     torrent.startService()
     peer = seeder(torrent)
     peer.serve()
@@ -567,14 +570,7 @@ def test_private_torrents_take_peers_only_from_their_trackers(
     info = handmade_info([(["data.bin"], len(DATA))], name="t", piece_length=PIECE, data=DATA)
     info["private"] = 1 if private else 0
     meta = parse_metainfo(handmade_torrent(info))
-    torrent = Torrent(
-        meta,
-        FakeDisk(meta),
-        peer_id=b"-BT0100-ourselves!!!",
-        port=1,  # type: ignore[arg-type]
-        reactor=clock,
-        rng=random.Random(4),
-    )
+    torrent = make_torrent(meta, clock, seed=4)
     torrent.startService()
     torrent.add_candidates([("10.0.0.7", 7)], source=PeerSource.DHT)
     torrent.add_candidates([("10.0.0.8", 8)], source=PeerSource.PEX)
@@ -603,25 +599,10 @@ def test_scrape_counts_come_from_the_first_tracker_that_scrapes(
     metainfo: Metainfo, clock: MemoryReactorClock
 ) -> None:
     tracker = _ScrapingTracker()
-    torrent = Torrent(
-        metainfo,
-        FakeDisk(metainfo),
-        peer_id=b"-BT0100-ourselves!!!",
-        port=1,  # type: ignore[arg-type]
-        reactor=clock,
-        rng=random.Random(5),
-        trackers=[tracker],  # type: ignore[list-item]
-    )
+    torrent = make_torrent(metainfo, clock, seed=5, trackers=[tracker])
     assert torrent.scrape().result == ScrapeResult(complete=3, downloaded=10, incomplete=4)
     assert tracker.asked == [[metainfo.info_hash]]
-    without = Torrent(
-        metainfo,
-        FakeDisk(metainfo),
-        peer_id=b"-BT0100-ourselves!!!",
-        port=1,  # type: ignore[arg-type]
-        reactor=clock,
-        rng=random.Random(5),
-    )
+    without = make_torrent(metainfo, clock, seed=5)
     assert without.scrape().result is None
 
 
