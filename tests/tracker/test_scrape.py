@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_http_tracker import (
+    FailingAgent,
+    FakeTracker,
+    Responder,
+    result_of,
+    tracker_error,
+    watch,
+)
 from treq.client import HTTPClient
 from treq.testing import StubTreq
 from twisted.internet import defer, task
 from twisted.internet.error import ConnectionRefusedError
 from twisted.python.failure import Failure
-from twisted.web.iweb import IAgent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
-from zope.interface import implementer
 
 from bt import bencode
 from bt.errors import TrackerError
@@ -172,36 +177,6 @@ def test_well_formed_bencode_with_wrong_values_only_raises_tracker_error(
 
 URL = "http://tracker.example/announce?passkey=s3cr3t"
 DISPLAY = "http://tracker.example/scrape"
-Responder = Callable[[Request], bytes | int]
-
-
-class FakeTracker(Resource):
-    isLeaf = True
-
-    def __init__(self, respond: Responder) -> None:
-        super().__init__()
-        self.respond = respond
-        self.requests: list[Request] = []
-        self.lost: list[Request] = []
-
-    def render_GET(self, request: Request) -> bytes | int:
-        self.requests.append(request)
-        request.notifyFinish().addErrback(lambda _: self.lost.append(request))
-        return self.respond(request)
-
-
-def result_of(d: defer.Deferred[Any]) -> Any:
-    results: list[Any] = []
-    d.addBoth(results.append)
-    assert results, "the Deferred has not fired"
-    return results[0]
-
-
-def tracker_error(d: defer.Deferred[Any]) -> str:
-    result = result_of(d)
-    assert isinstance(result, Failure), f"expected a failure, got {result!r}"
-    result.trap(TrackerError)
-    return str(result.value)
 
 
 class Setup:
@@ -254,8 +229,7 @@ def test_scraper_times_out_on_a_stalled_body_and_closes_the_connection() -> None
 
     setup = Setup(respond, timeout=10.0)
     d = setup.scrape()
-    outcome: list[Any] = []
-    d.addBoth(lambda result: outcome.append(result) or result)
+    outcome = watch(d)
     setup.clock.advance(9)
     assert outcome == []  # d.called is already true: it waits on the body reader
     setup.clock.advance(1)
@@ -273,15 +247,6 @@ def test_cancelling_a_scrape_closes_the_request() -> None:
     setup.stub.flush()
     assert setup.resource.lost == setup.resource.requests
     assert setup.clock.getDelayedCalls() == []
-
-
-@implementer(IAgent)
-class FailingAgent:
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-    def request(self, method: bytes, uri: bytes, headers: object = None, body: object = None):
-        return defer.fail(self.error)
 
 
 def test_scraper_network_failure_is_a_tracker_error_and_a_bug_is_not() -> None:
