@@ -46,3 +46,11 @@ class PieceHashError(BtError):
 
 class BitfieldError(BtError, ValueError):
     """Bitfield bytes of the wrong length or with spare bits set."""
+
+
+class ResumeError(BtError):
+    """A resume file that cannot be used (corrupt, another torrent's, another version)."""
+
+
+class ResumeSaveError(StorageError):
+    """The resume state could not be written; the torrent's data itself is unaffected."""

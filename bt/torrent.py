@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 
 from bt.bitfield import Bitfield
 from bt.candidates import Address, CandidatePool
-from bt.errors import PieceHashError, RemoteProtocolError, StorageError
+from bt.errors import PieceHashError, RemoteProtocolError, ResumeSaveError, StorageError
 from bt.interfaces import IStorage
 from bt.metainfo import Metainfo
 from bt.peer.connection import HandshakeReceived, TorrentGeometry
@@ -246,8 +246,15 @@ class Torrent(Service):
             self.picker.have_bitfield(),
             lambda: (self.upload_rate.total, self.download_rate.total),
         )
-        saving.addErrback(self._disk_failed)
+        saving.addErrback(self._resume_not_saved)
+        saving.addErrback(self._disk_failed)  # the fsync of the data failed: a disk error
         return saving
+
+    def _resume_not_saved(self, failure: Failure) -> None:
+        """The state folder failed, not the data: keep downloading, try again next time."""
+        failure.trap(ResumeSaveError)
+        self._resume_dirty = True
+        self.log.error("{name}: {error}", name=self.name, error=failure.value)
 
     def _begin(self, inventory: Inventory) -> None:
         if not self.running:

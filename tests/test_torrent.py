@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,6 +77,12 @@ class FakeDisk:
         held: defer.Deferred[bytes] = defer.Deferred()
         self.held_reads.append((held, data))
         return held
+
+    def call(self, job: Any, *args: Any) -> defer.Deferred[Any]:
+        return defer.maybeDeferred(job, *args)
+
+    def file_stamps(self) -> defer.Deferred[tuple[tuple[int, int], ...]]:
+        return defer.succeed(tuple((f.length, 0) for f in self.metainfo.files))
 
     def existing_lengths(self) -> defer.Deferred[list[int]]:
         if self.written:
@@ -624,3 +631,19 @@ def test_interest_matches_the_pieces_we_still_want(torrent: Torrent, skip: bool)
         if skip:
             wanted -= {1, 3}
         assert torrent.is_interesting(theirs) == bool(wanted & set(theirs))
+
+
+def test_a_resume_state_that_cannot_be_saved_does_not_stop_the_download(
+    metainfo: Metainfo, clock: MemoryReactorClock, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_bytes(b"")
+    torrent = make_torrent(metainfo, clock, resume_path=blocker / "x.resume")
+    torrent.startService()
+    peer = seeder(torrent)
+    peer.serve()
+    for _ in range(6):  # past the resume interval: a save is attempted and fails
+        clock.advance(1)
+    assert torrent.state == "seeding", "the data is fine: no disk error"
+    assert torrent._resume_dirty, "the state is still to be saved: the next tick tries again"
+    torrent.stopService()

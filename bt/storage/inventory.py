@@ -64,6 +64,7 @@ class PieceInventory:
             return self.check("--recheck asked for it" if self.force_recheck else None)
         stamps = self.disk.file_stamps()
         saved = self.disk.call(load_resume, self.resume_path)
+        saved.addErrback(lambda failure: failure.trap(ResumeError) and failure.value)
         both = defer.gatherResults([saved, stamps], consumeErrors=True)
         both.addErrback(lambda failure: failure.value.subFailure)  # the StorageError itself
         both.addCallback(self._use)
@@ -73,6 +74,8 @@ class PieceInventory:
         data, stamps = result
         if data is None:
             return self.check(None)
+        if isinstance(data, ResumeError):  # the state file could not be read
+            return self.check(f"resume state unusable ({data})")
         try:
             state = ResumeState.decode(data, self.metainfo.info_hash, self.metainfo.num_pieces)
         except ResumeError as exc:

@@ -19,17 +19,13 @@ from pathlib import Path
 
 from bt import bencode
 from bt.bitfield import Bitfield
-from bt.errors import BencodeError, BitfieldError, BtError, StorageError
+from bt.errors import BencodeError, BitfieldError, ResumeError, ResumeSaveError, StorageError
 
 __all__ = ["FORMAT_VERSION", "ResumeError", "ResumeState", "load_resume", "save_resume"]
 
 FORMAT_VERSION = 1
 
 FileStamp = tuple[int, int]  # size in bytes, modification time in nanoseconds
-
-
-class ResumeError(BtError):
-    """A resume file that cannot be used (corrupt, for another torrent, another version)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +114,7 @@ def save_resume(path: Path, data: bytes) -> None:
         finally:
             os.close(folder)
     except OSError as exc:
-        raise StorageError(f"cannot save resume state {path}: {exc.strerror}") from exc
+        raise ResumeSaveError(f"cannot save resume state {path}: {exc.strerror}") from exc
 
 
 def load_resume(path: Path) -> bytes | None:
@@ -128,4 +124,4 @@ def load_resume(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise StorageError(f"cannot read resume state {path}: {exc.strerror}") from exc
+        raise ResumeError(f"cannot read {path}: {exc.strerror}") from exc

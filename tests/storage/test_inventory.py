@@ -79,3 +79,14 @@ def parse_have(meta: Metainfo, pieces: list[int]):
         )
         have.add(index)
     return have
+
+
+@pytest_twisted.ensureDeferred
+async def test_unreadable_state_means_a_check(tmp_path: Path) -> None:
+    _meta, storage, disk, inventory = setup(tmp_path)
+    try:
+        write(storage, 1)
+        (tmp_path / "x.resume").mkdir()  # a folder where the file should be: reading fails
+        assert (await inventory.load()).pieces == [1]
+    finally:
+        await disk.stop()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bt.bitfield import Bitfield
-from bt.errors import StorageError
+from bt.errors import ResumeSaveError
 from bt.storage.resume import ResumeError, ResumeState, load_resume, save_resume
 
 HASH = b"\x11" * 20
@@ -54,5 +54,5 @@ def test_missing_state_is_none_and_unwritable_state_is_a_storage_error(tmp_path:
     assert load_resume(tmp_path / "none.resume") is None
     blocker = tmp_path / "file"
     blocker.write_bytes(b"")
-    with pytest.raises(StorageError, match="cannot save resume state"):
+    with pytest.raises(ResumeSaveError, match="cannot save resume state"):
         save_resume(blocker / "x.resume", b"data")
