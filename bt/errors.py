@@ -54,3 +54,11 @@ class ResumeError(BtError):
 
 class ResumeSaveError(StorageError):
     """The resume state could not be written; the torrent's data itself is unaffected."""
+
+
+class UnknownTorrentError(BtError):
+    """No torrent with this info-hash in the session."""
+
+
+class DuplicateTorrentError(BtError):
+    """The session already holds a torrent with this info-hash."""

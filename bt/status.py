@@ -1,0 +1,121 @@
+"""Snapshots of a torrent's and a session's state, as plain values.
+
+The control API, the CLI, the metrics endpoint and embedding programs all read
+these instead of reaching into live objects, so what they show is one
+consistent picture taken at one moment. ``to_json`` gives the API's shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["FilePriority", "FileStatus", "SessionStatus", "TorrentState", "TorrentStatus"]
+
+
+class TorrentState(StrEnum):
+    """Where a torrent is in its life; ``paused`` is the user's, ``error`` the disk's."""
+
+    CHECKING = "checking"
+    DOWNLOADING = "downloading"
+    SEEDING = "seeding"
+    #: Every wanted piece is here (some files skipped) or the seeding goal was met.
+    FINISHED = "finished"
+    PAUSED = "paused"
+    ERROR = "error"
+    STOPPED = "stopped"
+
+
+class FilePriority(StrEnum):
+    """A file's download priority, as users of other clients know it."""
+
+    SKIP = "skip"
+    NORMAL = "normal"
+    HIGH = "high"
+
+    @property
+    def piece_priority(self) -> int:
+        """The picker's scale: 0 never downloaded, 1 normal, 7 first."""
+        return {"skip": 0, "normal": 1, "high": 7}[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class FileStatus:
+    index: int
+    #: Path relative to the download folder, with ``/`` separators.
+    path: str
+    size: int
+    priority: FilePriority
+    #: Bytes of this file inside verified pieces.
+    done: int
+
+
+@dataclass(frozen=True, slots=True)
+class TorrentStatus:
+    info_hash: str
+    """Hex, lower case: the id every API call and CLI command uses."""
+    name: str
+    state: TorrentState
+    #: What put the torrent into ``error`` (None otherwise).
+    error: str | None
+    size: int
+    #: Bytes of the files not skipped; progress and ETA are about these.
+    wanted: int
+    #: Verified bytes of ``wanted``.
+    done: int
+    #: done / wanted, 0.0 .. 1.0 (1.0 when nothing is wanted).
+    progress: float
+    pieces: int
+    pieces_have: int
+    piece_length: int
+    #: Payload bytes per second, smoothed over a few seconds.
+    download_rate: float
+    upload_rate: float
+    #: Payload bytes over the torrent's whole life (kept in the resume state).
+    downloaded: int
+    uploaded: int
+    #: uploaded / size, the ratio ``--seed-ratio`` compares against.
+    ratio: float
+    peers: int
+    seeds: int
+    #: Seconds until ``wanted`` is done at the current rate; None when unknown or done.
+    eta: float | None
+    hash_failures: int
+    tracker_errors: int
+    #: This torrent's own limits in bytes/s (None: unlimited).
+    upload_limit: float | None
+    download_limit: float | None
+    download_dir: str
+    private: bool
+    files: tuple[FileStatus, ...]
+
+    def to_json(self, *, files: bool = True) -> dict[str, Any]:
+        """The API's JSON object (``files`` left out of listings of many torrents)."""
+        data = asdict(self)
+        data["state"] = str(self.state)
+        if files:
+            for entry in data["files"]:
+                entry["priority"] = str(entry["priority"])
+        else:
+            del data["files"]
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatus:
+    version: str
+    torrents: int
+    peers: int
+    download_rate: float
+    upload_rate: float
+    downloaded: int
+    uploaded: int
+    #: Global limits in bytes/s (None: unlimited).
+    upload_limit: float | None
+    download_limit: float | None
+    #: The port peers reach us on.
+    listen_port: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
