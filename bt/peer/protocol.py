@@ -14,11 +14,11 @@ from typing import Protocol as TypingProtocol
 
 from twisted.internet import interfaces
 from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from bt.errors import RemoteProtocolError
+from bt.logs import Logger
 from bt.peer.connection import Geometry, HandshakeReceived, PeerBitfield, PeerConnection
 from bt.peer.messages import (
     Cancel,

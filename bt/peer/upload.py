@@ -14,11 +14,11 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from bt.errors import RemoteProtocolError, StorageError
+from bt.logs import Logger
 
 #: Requests a peer may have queued with us; more is a protocol abuse (libtorrent: 500).
 MAX_QUEUED_REQUESTS = 500

@@ -16,11 +16,11 @@ from typing import Any, Protocol, TypeVar
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from bt.errors import PieceHashError, StorageError
 from bt.interfaces import IStorage
+from bt.logs import Logger
 
 __all__ = ["DiskQueue", "Hash", "PressureListener"]
 

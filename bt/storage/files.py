@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from bt.errors import StorageError
 from bt.interfaces import IStorage
+from bt.logs import Logger
 from bt.storage.layout import FileSpan, Layout
 from bt.storage.resume import file_stamps
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 
 from bt.bitfield import Bitfield
+from bt.logs import Logger
 from bt.metainfo import Metainfo
 from bt.storage.disk import DiskQueue
 from bt.storage.layout import Layout

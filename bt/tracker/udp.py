@@ -40,10 +40,10 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError, DNSLookupError
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from bt.errors import TrackerError
+from bt.logs import Logger
 from bt.tracker.announce import AnnounceRequest, AnnounceResponse
 from bt.tracker.scrape import ScrapeResult
 from bt.tracker.udpcodec import (
