@@ -11,7 +11,24 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["FilePriority", "FileStatus", "SessionStatus", "TorrentState", "TorrentStatus"]
+__all__ = [
+    "UNCHANGED",
+    "FilePriority",
+    "FileStatus",
+    "SessionStatus",
+    "TorrentState",
+    "TorrentStatus",
+]
+
+
+class _Unchanged:
+    """Marks a setting the caller did not give (None already means "unlimited")."""
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Any = _Unchanged()
 
 
 class TorrentState(StrEnum):

@@ -9,7 +9,7 @@ resets the piece and blames the peers that sent it.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -18,13 +18,13 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from bt.bitfield import Bitfield
 from bt.candidates import Address, CandidatePool
 from bt.errors import PieceHashError, RemoteProtocolError, ResumeSaveError, StorageError
 from bt.interfaces import IStorage
+from bt.logs import Logger
 from bt.metainfo import Metainfo
 from bt.peer.connection import HandshakeReceived, TorrentGeometry
 from bt.peer.link import PeerLink
@@ -36,8 +36,10 @@ from bt.policy.choker import Choker, PeerSnapshot
 from bt.policy.picker import PiecePicker
 from bt.policy.ratelimit import RateLimit, TokenBucket
 from bt.policy.slots import ConnectionSlots
+from bt.priorities import piece_priorities, updated_priorities
 from bt.progress import describe_progress, describe_totals
 from bt.rate import RateMeter
+from bt.status import UNCHANGED, FilePriority
 from bt.storage.disk import DiskQueue
 from bt.storage.inventory import Inventory, PieceInventory
 from bt.storage.layout import Layout
@@ -121,6 +123,9 @@ class Torrent(Service):
         limits: SharedLimits | None = None,
         resume_path: Path | None = None,
         recheck: bool = False,
+        paused: bool = False,
+        file_priorities: Sequence[FilePriority] | None = None,
+        download_dir: str = "",
     ) -> None:
         self.metainfo = metainfo
         self.name = metainfo.name
@@ -135,13 +140,18 @@ class Torrent(Service):
         self.rng = rng
         self.config = config
         self.state = "stopped"
+        #: The user's pause: the torrent holds no peers and announces nothing until resumed.
+        self.paused = paused
+        #: Why the torrent is in ``error`` (None otherwise).
+        self.error: str | None = None
+        #: Where FileStorage writes (shown in status; empty for other storages).
+        self.download_dir = download_dir
         self.layout = Layout.from_files(metainfo.files, metainfo.piece_length)
         self.geometry = TorrentGeometry(
             metainfo.num_pieces, metainfo.piece_length, metainfo.total_length
         )
-        self.picker = PiecePicker(
-            metainfo.num_pieces, metainfo.piece_length, metainfo.total_length, rng
-        )
+        self.file_priorities = list(file_priorities or [FilePriority.NORMAL] * len(metainfo.files))
+        self.picker = self._new_picker()
         self.candidates = CandidatePool()
         self.links: dict[PeerLink, None] = {}
         self._connecting: set[Address] = set()
@@ -180,6 +190,20 @@ class Torrent(Service):
         self._factory = TorrentPeerFactory(
             peer_id, metainfo.info_hash, self.geometry, self, reactor
         )
+
+    def _new_picker(self) -> PiecePicker:
+        metainfo = self.metainfo
+        picker = PiecePicker(
+            metainfo.num_pieces, metainfo.piece_length, metainfo.total_length, self.rng
+        )
+        for index, priority in enumerate(self._piece_priorities()):
+            if priority != 1:
+                picker.set_piece_priority(index, priority)
+        return picker
+
+    def _piece_priorities(self) -> list[int]:
+        padding = [f.padding for f in self.metainfo.files]
+        return piece_priorities(self.layout, self.file_priorities, padding)
 
     # -- public state -------------------------------------------------------
 
@@ -257,8 +281,10 @@ class Torrent(Service):
         self.log.error("{name}: {error}", name=self.name, error=failure.value)
 
     def _begin(self, inventory: Inventory) -> None:
+        """The data is checked: take its pieces, then run (or stay paused)."""
         if not self.running:
             return
+        self.error = None
         valid = inventory.pieces
         self.upload_rate.total = max(self.upload_rate.total, inventory.uploaded)
         self.download_rate.total = max(self.download_rate.total, inventory.downloaded)
@@ -271,25 +297,130 @@ class Torrent(Service):
                 valid=len(valid),
                 total=self.metainfo.num_pieces,
             )
+        if valid:
+            self._resume_dirty = True  # a check's result is worth saving too
+        if self.paused:
+            self.state = "paused"
+            if self._resume_dirty:
+                self.save_resume()
+        else:
+            self._run()
+        if self.is_finished:
+            self._fire_completion_waiters()
+
+    def _run(self) -> None:
+        """Join the swarm: tick, announce, accept and dial peers."""
         self.state = "downloading"
         if self.is_finished:
             self._start_seeding()
-        self._tick_loop = task.LoopingCall(self._tick)
-        self._tick_loop.clock = self.reactor
-        self._tick_loop.start(1.0, now=False).addErrback(self._log_failure, "tick")
-        if valid:
-            self._resume_dirty = True  # a check's result is worth saving too
+        if self._tick_loop is None or not self._tick_loop.running:
+            self._tick_loop = task.LoopingCall(self._tick)
+            self._tick_loop.clock = self.reactor
+            self._tick_loop.start(1.0, now=False).addErrback(self._log_failure, "tick")
         for announcer in self.announcers:
             announcer.start()
-        if self.is_finished:
-            self._fire_completion_waiters()
+
+    def _leave_swarm(self, why: str) -> None:
+        """Stop ticking and drop every peer now (not when their sockets close)."""
+        if self._tick_loop is not None and self._tick_loop.running:
+            self._tick_loop.stop()
+        for link in list(self.links):
+            link.protocol.drop(why)
+            self.link_lost(link, why)
+
+    # -- the user's controls --------------------------------------------------
+
+    def pause(self) -> Deferred[None]:
+        """Leave the swarm (trackers told ``stopped``) and save the state; fires when saved."""
+        if self.paused:
+            return defer.succeed(None)
+        self.paused = True
+        self.log.info("{name}: paused", name=self.name)
+        if self.state not in ("downloading", "seeding", "finished", "error"):
+            return defer.succeed(None)  # checking: _begin stays paused; stopped: nothing runs
+        self._cancel_retry()
+        self._leave_swarm("torrent paused")
+        self.state = "paused"
+        stops = [announcer.stop() for announcer in self.announcers if announcer.running]
+        saved = self.save_resume()
+        done = defer.DeferredList([saved, *stops], consumeErrors=True)
+        return done.addCallback(lambda _: None)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`; a torrent paused in ``error`` checks its data first."""
+        if not self.paused:
+            return
+        self.paused = False
+        self.log.info("{name}: resumed", name=self.name)
+        if self.state != "paused":
+            return  # still checking (it will run) or not started (it will start)
+        if self.error is not None:
+            self._check_again("resuming after a disk error")
+        else:
+            self._run()
+
+    def recheck(self) -> None:
+        """Forget which pieces are verified and hash the data again, as on a first start."""
+        if self.state in ("checking", "stopped"):
+            return
+        self._cancel_retry()
+        self._leave_swarm("torrent rechecking")
+        self._blocks.clear()
+        self.picker = self._new_picker()
+        self._check_again("recheck asked for")
+
+    def _check_again(self, why: str) -> None:
+        self.state = "checking"
+        checked = self.inventory.check(why)
+        checked.addCallbacks(self._begin, self._disk_failed)
+        checked.addErrback(self._log_failure, "check")
+
+    def _cancel_retry(self) -> None:
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
+
+    def set_limits(self, *, upload: Any = UNCHANGED, download: Any = UNCHANGED) -> None:
+        """This torrent's own rate limits in bytes/s (None: unlimited); they apply at once."""
+        now = self.reactor.seconds()
+        if upload is not UNCHANGED:
+            self.upload_bucket.set_rate(upload, now)
+        if download is not UNCHANGED:
+            self.download_bucket.set_rate(download, now)
+        self.limits_changed()
+
+    def limits_changed(self) -> None:
+        """A bucket this torrent draws from changed: throttle (or free) reads of every peer."""
+        throttle = None if self.download_limit.unlimited else self._download_throttle
+        for link in self.links:
+            link.protocol.read_throttle = throttle
+
+    def set_file_priorities(self, changes: Mapping[int, FilePriority]) -> None:
+        """Skip files or put them first; a finished torrent downloads again if more is wanted."""
+        self.file_priorities = updated_priorities(self.file_priorities, changes)
+        picker = self.picker
+        for index, priority in enumerate(self._piece_priorities()):
+            if picker.piece_priority(index) != priority:
+                picker.set_piece_priority(index, priority)
+        self._wanted_changed()
+
+    def _wanted_changed(self) -> None:
+        if self.state in ("seeding", "finished") and not self.is_finished:
+            self.log.info("{name}: more files wanted; downloading again", name=self.name)
+            self.state = "downloading"
+            self.seeding_since = None
+        elif self.state == "downloading" and self.is_finished:
+            self._finished()
+            return
+        for link in list(self.links):
+            if link.bitfield_counted:
+                link.update_interest()
+        self._connect_more()
 
     def stopService(self) -> Deferred[None]:
         """Drop peers, tell trackers we left, flush and close the files."""
         super().stopService()
-        if self._retry_call is not None and self._retry_call.active():
-            self._retry_call.cancel()
-        self._retry_call = None
+        self._cancel_retry()
         if self.state != "stopped":
             self.log.info("{line}", line=describe_totals(self))
         if self._tick_loop is not None and self._tick_loop.running:
@@ -409,7 +540,9 @@ class Torrent(Service):
         return link
 
     def link_lost(self, link: PeerLink, reason: str) -> None:
-        self.links.pop(link, None)
+        if link not in self.links:
+            return  # already detached (the torrent left the swarm first)
+        del self.links[link]
         self.choker.peer_gone(link)
         self.disk.remove_pressure_listener(link.protocol)
         bitfield = link.bitfield if link.bitfield_counted else Bitfield(self.metainfo.num_pieces)
@@ -674,10 +807,11 @@ class Torrent(Service):
         if self.state in ("error", "stopped"):
             return
         self.state = "error"
-        if self._tick_loop is not None and self._tick_loop.running:
-            self._tick_loop.stop()
-        for link in list(self.links):
-            link.protocol.drop("torrent has a disk error")
+        self.error = str(failure.value)
+        self._leave_swarm("torrent has a disk error")
+        if self.paused:
+            self.state = "paused"  # resume() checks the data again
+            return
         delay = self.config.error_retry
         self.log.warn(
             "{name}: paused by the disk error; checking the data again in {delay:g} s",
@@ -690,10 +824,7 @@ class Torrent(Service):
         self._retry_call = None
         if self.state != "error":
             return
-        self.state = "checking"
-        retried = self.inventory.check("retrying after a disk error")
-        retried.addCallbacks(self._begin, self._disk_failed)
-        retried.addErrback(self._log_failure, "retry")
+        self._check_again("retrying after a disk error")
 
     def _log_failure(self, failure: Failure, what: str) -> None:
         self.log.failure("{name}: unexpected error in {what}", failure, name=self.name, what=what)

@@ -23,10 +23,10 @@ from typing import Any, Protocol
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from bt.errors import TrackerError
+from bt.logs import Logger
 from bt.tracker.announce import AnnounceRequest, AnnounceResponse, Peer
 
 __all__ = ["Announcer", "Tracker"]
@@ -98,6 +98,8 @@ class Announcer:
         self._completed_sent = False
         self._timer: IDelayedCall | None = None
         self._in_flight: defer.Deferred[Any] | None = None
+        #: Failed announces over the announcer's life (for status and metrics).
+        self.errors = 0
 
     @property
     def running(self) -> bool:
@@ -236,6 +238,7 @@ class Announcer:
             return  # stop() cancelled this announce
         state = self._state
         state.failures += 1
+        self.errors += 1
         delay = self._backoff(state.failures)
         if failure.check(TrackerError):
             log.warn(

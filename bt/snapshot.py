@@ -1,0 +1,82 @@
+"""Take a :class:`~bt.status.TorrentStatus` of a live torrent.
+
+Kept out of torrent.py: reading state for people is not the torrent's job,
+and the per-file arithmetic is only done when files are asked for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bt.priorities import file_done_bytes
+from bt.progress import eta
+from bt.status import FileStatus, TorrentState, TorrentStatus
+
+if TYPE_CHECKING:
+    from bt.torrent import Torrent
+
+__all__ = ["torrent_status"]
+
+
+def torrent_status(torrent: Torrent, *, files: bool = True) -> TorrentStatus:
+    metainfo = torrent.metainfo
+    picker = torrent.picker
+    size = metainfo.total_length
+    left = torrent.bytes_left
+    # As Transmission's "size when done": what will be on disk once every wanted piece is.
+    done = _have_bytes(torrent)
+    wanted = done + left
+    file_statuses: tuple[FileStatus, ...] = ()
+    if files:
+        done_per_file = file_done_bytes(torrent.layout, picker.has)
+        file_statuses = tuple(
+            FileStatus(
+                index=index,
+                path="/".join(entry.path),
+                size=entry.length,
+                priority=torrent.file_priorities[index],
+                done=done_per_file[index],
+            )
+            for index, entry in enumerate(metainfo.files)
+            if not entry.padding
+        )
+    down, up = torrent.download_rate, torrent.upload_rate
+    return TorrentStatus(
+        info_hash=metainfo.info_hash.hex(),
+        name=metainfo.name,
+        state=TorrentState(torrent.state),
+        error=torrent.error,
+        size=size,
+        wanted=wanted,
+        done=done,
+        progress=done / wanted if wanted else 1.0,
+        pieces=metainfo.num_pieces,
+        pieces_have=picker.have_count,
+        piece_length=metainfo.piece_length,
+        download_rate=down.rate if torrent.links else 0.0,
+        upload_rate=up.rate if torrent.links else 0.0,
+        downloaded=down.total,
+        uploaded=up.total,
+        ratio=up.total / size,
+        peers=len(torrent.links),
+        seeds=sum(1 for link in torrent.links if link.bitfield.is_complete()),
+        eta=eta(left, down.rate) if left and torrent.state == "downloading" else None,
+        hash_failures=torrent.hash_failures,
+        tracker_errors=sum(a.errors for a in torrent.announcers),
+        upload_limit=torrent.upload_bucket.rate,
+        download_limit=torrent.download_bucket.rate,
+        download_dir=torrent.download_dir,
+        private=metainfo.private,
+        files=file_statuses,
+    )
+
+
+def _have_bytes(torrent: Torrent) -> int:
+    """Bytes in verified pieces (the last piece may be short)."""
+    metainfo = torrent.metainfo
+    count = torrent.picker.have_count
+    total = count * metainfo.piece_length
+    last = metainfo.num_pieces - 1
+    if count and torrent.picker.has(last):
+        total -= metainfo.piece_length - metainfo.piece_size(last)
+    return total
