@@ -260,3 +260,30 @@ def _parse_url_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         return ()
     return tuple(u.decode("utf-8", "replace") for u in value if isinstance(u, bytes) and u)
+
+
+def torrent_bytes(metainfo: Metainfo) -> bytes:
+    """A .torrent for ``metainfo``: its exact info dictionary plus the top-level fields bt reads.
+
+    The session keeps this copy so torrents added at run time come back after a
+    restart; the info-hash is unchanged because ``raw_info`` is strict bencode,
+    which decodes and encodes back to the same bytes.
+    """
+    root: dict[bytes, Any] = {b"info": bencode.decode(metainfo.raw_info)}
+    if metainfo.announce is not None:
+        root[b"announce"] = metainfo.announce.encode()
+    if metainfo.announce_list:
+        root[b"announce-list"] = [[url.encode() for url in tier] for tier in metainfo.announce_list]
+    if metainfo.url_list:
+        root[b"url-list"] = [url.encode() for url in metainfo.url_list]
+    if metainfo.comment is not None:
+        root[b"comment"] = metainfo.comment.encode()
+    if metainfo.created_by is not None:
+        root[b"created by"] = metainfo.created_by.encode()
+    if metainfo.creation_date is not None:
+        root[b"creation date"] = metainfo.creation_date
+    data = bencode.encode(root)
+    start, end = bencode.decode_with_spans(data)[1][b"info"]
+    if data[start:end] != metainfo.raw_info:
+        raise MetainfoError(f"{metainfo.name}: info dictionary does not re-encode to itself")
+    return data

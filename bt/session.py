@@ -7,25 +7,33 @@ HTTP client, and the order of shutdown (peers, then trackers, then disks).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.address import IPv6Address
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
-from twisted.logger import Logger
+from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from bt import __version__
-from bt.errors import TrackerError
-from bt.metainfo import Metainfo
+from bt.errors import BtError, DuplicateTorrentError, TrackerError, UnknownTorrentError
+from bt.interfaces import IStorage
+from bt.logs import Logger
+from bt.metainfo import Metainfo, torrent_bytes
 from bt.peer.protocol import IncomingPeerFactory
 from bt.policy.ratelimit import TokenBucket
 from bt.policy.slots import ConnectionSlots
+from bt.registry import TorrentRecord, TorrentRegistry
+from bt.snapshot import torrent_status
+from bt.status import UNCHANGED, FilePriority, SessionStatus, TorrentStatus
+from bt.storage.delete import delete_files
 from bt.storage.disk import DiskQueue
 from bt.storage.files import FileStorage
 from bt.storage.layout import Layout
@@ -85,6 +93,10 @@ class Session(MultiService):
             ConnectionSlots(config.max_connections),
         )
         self._listening: IListeningPort | None = None
+        self.registry = TorrentRegistry(config.state_dir)
+        self._records: dict[bytes, TorrentRecord] = {}
+        self._remembered: set[bytes] = set()
+        self._registry_writes: Deferred[Any] = defer.succeed(None)
         #: One pool of disk threads for every torrent: 1,000 torrents, not 2,000 threads.
         self.disk_threads = ThreadPool(
             minthreads=1, maxthreads=config.torrent.disk_threads, name="bt-disk"
@@ -112,12 +124,61 @@ class Session(MultiService):
             return host.host
         return None
 
-    def add_torrent(self, metainfo: Metainfo) -> Torrent:
-        """Add a torrent; it starts now if the session runs, else with the session."""
+    # -- torrents: add, find, remove -------------------------------------------
+
+    def add_torrent(
+        self,
+        metainfo: Metainfo,
+        *,
+        paused: bool = False,
+        download_dir: Path | None = None,
+        file_priorities: Sequence[FilePriority] | None = None,
+        storage: IStorage | None = None,
+        remember: bool = True,
+    ) -> Torrent:
+        """Add a torrent; it starts now if the session runs, else with the session.
+
+        ``storage`` replaces the files under ``download_dir`` (say, a
+        :class:`~bt.storage.memory.MemoryStorage`); such a torrent is not
+        remembered across restarts. Raises DuplicateTorrentError when the
+        session already holds the torrent.
+        """
         if metainfo.info_hash in self.torrents:
-            return self.torrents[metainfo.info_hash]
+            raise DuplicateTorrentError(f"{metainfo.name}: already added")
+        if file_priorities is not None and len(file_priorities) != len(metainfo.files):
+            raise ValueError(
+                f"{len(file_priorities)} file priorities for {len(metainfo.files)} files"
+            )
+        record = TorrentRecord(
+            paused=paused,
+            download_dir=str(download_dir) if download_dir is not None else None,
+            file_priorities=list(file_priorities) if file_priorities is not None else None,
+            added=self.reactor.seconds(),
+        )
+        torrent = self._build(metainfo, record, storage)
+        if remember and storage is None:
+            self._remembered.add(metainfo.info_hash)
+            self._persist(metainfo.info_hash, torrent_bytes(metainfo))
+        return torrent
+
+    def _build(
+        self, metainfo: Metainfo, record: TorrentRecord, storage: IStorage | None
+    ) -> Torrent:
         layout = Layout.from_files(metainfo.files, metainfo.piece_length)
-        storage = FileStorage(self.config.download_dir, metainfo.files, layout)
+        folder = Path(record.download_dir) if record.download_dir else self.config.download_dir
+        if storage is None:
+            storage = FileStorage(folder, metainfo.files, layout)
+            shown_folder = str(folder)
+        else:
+            shown_folder = ""
+        self._records[metainfo.info_hash] = record
+        config = self.config.torrent
+        if record.upload_limit is not None or record.download_limit is not None:
+            config = replace(
+                config,
+                upload_limit=record.upload_limit,
+                download_limit=record.download_limit,
+            )
         disk = DiskQueue(
             storage,
             metainfo.piece_hashes,
@@ -136,14 +197,183 @@ class Session(MultiService):
             reactor=self.reactor,
             rng=random.Random(self.rng.getrandbits(64)),
             trackers=self._trackers_for(metainfo),
-            config=self.config.torrent,
+            config=config,
             limits=self.limits,
-            resume_path=self.config.state_dir / "resume" / f"{metainfo.info_hash.hex()}.resume",
+            resume_path=self._resume_path(metainfo.info_hash),
             recheck=self.config.recheck,
+            paused=record.paused,
+            file_priorities=record.file_priorities,
+            download_dir=shown_folder,
         )
         self.torrents[metainfo.info_hash] = torrent
         torrent.setServiceParent(self)
         return torrent
+
+    def _resume_path(self, info_hash: bytes) -> Path:
+        return self.config.state_dir / "resume" / f"{info_hash.hex()}.resume"
+
+    def get(self, info_hash: bytes) -> Torrent:
+        """The torrent with this info-hash; UnknownTorrentError names it when there is none."""
+        torrent = self.torrents.get(info_hash)
+        if torrent is None:
+            raise UnknownTorrentError(f"no torrent with info-hash {info_hash.hex()}")
+        return torrent
+
+    def remove_torrent(self, info_hash: bytes, *, delete_data: bool = False) -> Deferred[None]:
+        """Stop the torrent, forget it, and with ``delete_data`` delete its files.
+
+        Fires once the torrent is stopped (state saved, files closed) and, when
+        asked, its files are gone. Folders left empty by the deletion go too.
+        """
+        torrent = self.get(info_hash)
+        del self.torrents[info_hash]
+        self._records.pop(info_hash, None)
+        remembered = info_hash in self._remembered
+        self._remembered.discard(info_hash)
+        stopped = defer.maybeDeferred(torrent.disownServiceParent)
+        resume = self._resume_path(info_hash)
+        folder = Path(torrent.download_dir) if torrent.download_dir else None
+
+        def forget(_: object) -> Deferred[Any]:
+            def job() -> None:
+                if remembered:
+                    self.registry.forget(info_hash)
+                resume.unlink(missing_ok=True)
+                if delete_data and folder is not None:
+                    delete_files(folder, torrent.metainfo)
+
+            return self._in_threads(job)
+
+        stopped.addCallback(forget)
+        stopped.addCallback(
+            lambda _: self.log.info(
+                "{name}: removed{data}",
+                name=torrent.name,
+                data=" with its data" if delete_data and folder else "",
+            )
+        )
+        return stopped
+
+    # -- torrents: the user's controls ----------------------------------------
+
+    def pause_torrent(self, info_hash: bytes) -> Deferred[None]:
+        torrent = self.get(info_hash)
+        self._records[info_hash].paused = True
+        self._persist(info_hash)
+        return torrent.pause()
+
+    def resume_torrent(self, info_hash: bytes) -> None:
+        torrent = self.get(info_hash)
+        self._records[info_hash].paused = False
+        self._persist(info_hash)
+        torrent.resume()
+
+    def recheck_torrent(self, info_hash: bytes) -> None:
+        self.get(info_hash).recheck()
+
+    def set_torrent_limits(
+        self, info_hash: bytes, *, upload: Any = UNCHANGED, download: Any = UNCHANGED
+    ) -> None:
+        """One torrent's rate limits in bytes/s; None lifts a limit, UNCHANGED keeps it."""
+        torrent = self.get(info_hash)
+        upload = _limit("upload_limit", upload)
+        download = _limit("download_limit", download)
+        torrent.set_limits(upload=upload, download=download)
+        record = self._records[info_hash]
+        record.upload_limit = torrent.upload_bucket.rate
+        record.download_limit = torrent.download_bucket.rate
+        self._persist(info_hash)
+
+    def set_file_priorities(self, info_hash: bytes, priorities: Mapping[int, FilePriority]) -> None:
+        """Change some files' priorities (skip, normal, high); ValueError names a bad one."""
+        torrent = self.get(info_hash)
+        torrent.set_file_priorities(priorities)
+        self._records[info_hash].file_priorities = list(torrent.file_priorities)
+        self._persist(info_hash)
+
+    def set_limits(self, *, upload: Any = UNCHANGED, download: Any = UNCHANGED) -> None:
+        """The whole process's rate limits in bytes/s; they apply at once, until restart."""
+        upload = _limit("upload_limit", upload)
+        download = _limit("download_limit", download)
+        now = self.reactor.seconds()
+        if upload is not UNCHANGED:
+            self.limits.upload.set_rate(upload, now)
+        if download is not UNCHANGED:
+            self.limits.download.set_rate(download, now)
+        for torrent in self.torrents.values():
+            torrent.limits_changed()
+
+    # -- status -----------------------------------------------------------------
+
+    def torrent_status(self, info_hash: bytes) -> TorrentStatus:
+        return torrent_status(self.get(info_hash))
+
+    def torrent_statuses(self) -> list[TorrentStatus]:
+        """Every torrent, oldest first, without per-file detail (cheap for 1,000 torrents)."""
+        return [torrent_status(t, files=False) for t in self.torrents.values()]
+
+    def status(self) -> SessionStatus:
+        torrents = list(self.torrents.values())
+        return SessionStatus(
+            version=__version__,
+            torrents=len(torrents),
+            peers=sum(len(t.links) for t in torrents),
+            download_rate=sum(t.download_rate.rate for t in torrents if t.links),
+            upload_rate=sum(t.upload_rate.rate for t in torrents if t.links),
+            downloaded=sum(t.download_rate.total for t in torrents),
+            uploaded=sum(t.upload_rate.total for t in torrents),
+            upload_limit=self.limits.upload.rate,
+            download_limit=self.limits.download.rate,
+            listen_port=self.port,
+        )
+
+    # -- remembering torrents across restarts ------------------------------------
+
+    def restore(self) -> list[str]:
+        """Add every torrent remembered in the state folder; returns the problems found.
+
+        Blocking file reads: call it before the reactor runs (``makeService``).
+        A broken entry is reported and skipped, never fatal: one bad file must
+        not keep a seedbox's other torrents down.
+        """
+        problems = []
+        for entry in self.registry.load():
+            if entry.metainfo is None:
+                problems.append(entry.error or entry.info_hash_hex)
+                self.log.error("cannot restore torrent: {error}", error=entry.error)
+                continue
+            if entry.metainfo.info_hash in self.torrents:
+                continue
+            try:
+                self._build(entry.metainfo, entry.record, None)
+            except (ValueError, BtError) as exc:
+                problems.append(f"{entry.info_hash_hex}: {exc}")
+                self.log.error(
+                    "cannot restore {hash}: {error}", hash=entry.info_hash_hex, error=exc
+                )
+                continue
+            self._remembered.add(entry.metainfo.info_hash)
+        return problems
+
+    def _persist(self, info_hash: bytes, torrent: bytes | None = None) -> None:
+        """Write a remembered torrent's record (and .torrent), in order, off the reactor."""
+        if info_hash not in self._remembered:
+            return
+        record = replace(self._records[info_hash])
+
+        def write(_: object) -> Deferred[None]:
+            return self._in_threads(self.registry.save, info_hash, record, torrent)
+
+        self._registry_writes.addCallback(write)
+        self._registry_writes.addErrback(
+            lambda failure: self.log.failure("cannot remember torrent settings", failure)
+        )
+
+    def _in_threads(self, job: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """Blocking file work: in the disk threads once they run, else right here."""
+        if self.disk_threads.started:
+            return deferToThreadPool(self.reactor, self.disk_threads, job, *args)
+        return defer.maybeDeferred(job, *args)
 
     def _trackers_for(self, metainfo: Metainfo) -> list[Tracker]:
         """BEP 12: one tier per announce-list entry; each tier is announced to on its own."""
@@ -178,6 +408,13 @@ class Session(MultiService):
         return torrent if torrent is not None and torrent.running else None
 
     def privilegedStartService(self) -> None:
+        super().privilegedStartService()  # a JSON log starts first and sees what follows
+        self._listen()
+
+    def _listen(self) -> None:
+        """Bind the peer port; twistd does it before dropping privileges, embedders at start."""
+        if self._listening is not None:
+            return
         endpoint = serverFromString(self.reactor, self.config.listen)
         factory = IncomingPeerFactory(self.peer_id, self, self.reactor, self.limits.connections)
         outcome: list[Any] = []
@@ -191,9 +428,9 @@ class Session(MultiService):
             torrent.port = self.port
             torrent.announce_ipv6 = self.announce_ipv6
         self.log.info("listening for peers on port {port}", port=self.port)
-        super().privilegedStartService()
 
     def startService(self) -> None:
+        self._listen()
         # The disk threads first: starting torrents queue disk jobs at once.
         self.disk_threads.start()
         # Safety net, as for the reactor's pool: non-daemon threads would hang exit.
@@ -222,7 +459,17 @@ class Session(MultiService):
         # MultiService stops children concurrently; each torrent orders its own parts.
         stopped.addCallback(lambda _: MultiService.stopService(self))
         stopped.addErrback(lambda failure: self.log.failure("stopping torrents failed", failure))
+        stopped.addCallback(lambda _: self._registry_writes)
         stopped.addCallback(lambda _: self._stop_disk_threads())
         stopped.addCallback(lambda _: self._http_pool.closeCachedConnections())
         stopped.addCallback(lambda _: None)
         return stopped
+
+
+def _limit(name: str, value: Any) -> Any:
+    """A rate limit as given by a user: bytes/s, with None or 0 meaning unlimited."""
+    if value is UNCHANGED or value is None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e15:
+        raise ValueError(f"{name}: {value!r} is not a rate in bytes/s (or null for unlimited)")
+    return None if value == 0 else float(value)

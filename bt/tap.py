@@ -15,8 +15,12 @@ from twisted.application import service
 from twisted.python import usage
 
 from bt.errors import MetainfoError
+from bt.logs import LEVELS
 from bt.metainfo import Metainfo, load_metainfo
 from bt.units import parse_duration, parse_rate
+
+#: The control API's default address: loopback only, next to Transmission's 9091.
+DEFAULT_CONTROL = "tcp:9092:interface=127.0.0.1"
 
 
 def default_state_dir() -> Path:
@@ -28,10 +32,12 @@ def default_state_dir() -> Path:
 class Options(usage.Options):
     """Command line of ``twistd bittorrent``."""
 
-    synopsis = "--torrent FILE [--torrent FILE ...] [options]"
+    synopsis = "[--torrent FILE ...] [--watch-dir DIR] [options]"
     longdesc = (
-        "Downloads the given torrents into --download-dir, verifies every piece, and "
-        "keeps running to seed. Run 'twistd -n bittorrent ...' to stay in the foreground."
+        "Downloads torrents into --download-dir, verifies every piece, and keeps running "
+        "to seed. Torrents come from --torrent, the --watch-dir folder, the control API "
+        "(the 'bt' command), and the state folder, which remembers them across restarts. "
+        "Run 'twistd -n bittorrent ...' to stay in the foreground."
     )
     optFlags = [
         ["recheck", None, "Hash all existing data at start, even with valid resume state."],
@@ -60,6 +66,16 @@ class Options(usage.Options):
         ["upload-slots", None, "4", "Peers unchoked per torrent (plus one optimistic); -1: all."],
         ["seed-ratio", None, None, "Stop seeding once uploaded/size reaches this, e.g. 2.0."],
         ["seed-time", None, None, "Stop seeding after this long, e.g. 90m, 12h or 2d."],
+        ["watch-dir", "w", None, "Add every .torrent file dropped into this folder."],
+        [
+            "control",
+            "c",
+            DEFAULT_CONTROL,
+            "Twisted endpoint of the control API and metrics (loopback unless an "
+            "interface= says otherwise); 'none' turns it off.",
+        ],
+        ["log-level", None, "info", "Lowest level of bt's log events: " + ", ".join(LEVELS)],
+        ["json-log", None, None, "Also log every event as one JSON line to FILE ('-': stdout)."],
     ]
 
     def __init__(self) -> None:
@@ -74,8 +90,6 @@ class Options(usage.Options):
     opt_t = opt_torrent
 
     def postOptions(self) -> None:
-        if not self["torrents"]:
-            raise usage.UsageError("--torrent FILE is required")
         download_dir = Path(self["download-dir"])
         if download_dir.exists() and not download_dir.is_dir():
             _fail(f"--download-dir {download_dir}: not a folder")
@@ -92,6 +106,14 @@ class Options(usage.Options):
             self._convert("seed-ratio", _ratio)
         if self["seed-time"] is not None:
             self._convert("seed-time", parse_duration)
+        if self["log-level"] not in LEVELS:
+            raise usage.UsageError(f"--log-level: choose one of {', '.join(LEVELS)}")
+        if self["watch-dir"] is not None:
+            self["watch-dir"] = Path(self["watch-dir"])
+            if self["watch-dir"].exists() and not self["watch-dir"].is_dir():
+                _fail(f"--watch-dir {self['watch-dir']}: not a folder")
+        if self["control"].strip().lower() in ("", "none", "off"):
+            self["control"] = None
         for path in self["torrents"]:
             try:
                 self.metainfos.append((Path(path), load_metainfo(path)))
@@ -141,8 +163,13 @@ def _fail(message: str) -> None:
 
 def makeService(options: Options) -> service.IService:
     """Build the daemon's service tree from parsed options."""
+    from bt.errors import DuplicateTorrentError
+    from bt.logs import JSONLogService, set_log_level
     from bt.session import Session, SessionConfig
     from bt.torrent import TorrentConfig
+    from bt.watchdir import WatchDirectory
+
+    set_log_level(options["log-level"])
 
     config = SessionConfig(
         download_dir=options["download-dir"],
@@ -162,6 +189,18 @@ def makeService(options: Options) -> service.IService:
         ),
     )
     session = Session(config)
+    if options["json-log"]:
+        JSONLogService(options["json-log"]).setServiceParent(session)
+    session.restore()
     for _path, metainfo in options.metainfos:
-        session.add_torrent(metainfo)
+        try:
+            session.add_torrent(metainfo)
+        except DuplicateTorrentError:
+            pass  # remembered from an earlier run, or given twice
+    if options["watch-dir"] is not None:
+        WatchDirectory(options["watch-dir"], session.add_torrent).setServiceParent(session)
+    if options["control"] is not None:
+        from bt.control.service import ControlService
+
+        ControlService(session, options["control"], options["state-dir"]).setServiceParent(session)
     return session

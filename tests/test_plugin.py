@@ -63,10 +63,12 @@ def test_unsafe_path_in_torrent_is_refused_by_the_daemon(tmp_path: Path) -> None
     assert "info.files[0].path[0] is '..', which is not a safe file name" in result.stderr
 
 
-def test_missing_torrent_option_is_a_usage_error(tmp_path: Path) -> None:
-    result = twistd("-n", "bittorrent", cwd=tmp_path)
+def test_bad_log_level_is_a_usage_error(tmp_path: Path) -> None:
+    result = twistd("-n", "bittorrent", "--log-level", "loud", cwd=tmp_path)
     assert result.returncode == 1
-    assert "--torrent FILE is required" in result.stdout + result.stderr
+    assert "--log-level: choose one of debug, info, warn, error, critical" in (
+        result.stdout + result.stderr
+    )
 
 
 @pytest.mark.integration

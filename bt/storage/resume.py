@@ -98,7 +98,7 @@ def file_stamps(paths: list[str | None]) -> tuple[FileStamp, ...]:
     return tuple(stamps)
 
 
-def save_resume(path: Path, data: bytes) -> None:
+def save_resume(path: Path, data: bytes, what: str = "resume state") -> None:
     """Write ``data`` to ``path`` atomically and durably (blocking: run it in the disk pool)."""
     temporary = path.with_name(path.name + ".tmp")
     try:
@@ -114,7 +114,7 @@ def save_resume(path: Path, data: bytes) -> None:
         finally:
             os.close(folder)
     except OSError as exc:
-        raise ResumeSaveError(f"cannot save resume state {path}: {exc.strerror}") from exc
+        raise ResumeSaveError(f"cannot save {what} {path}: {exc.strerror}") from exc
 
 
 def load_resume(path: Path) -> bytes | None:

@@ -1,0 +1,110 @@
+"""A watch folder: every ``.torrent`` dropped into it is added to the session.
+
+Polling (not inotify) so it works on every platform and on network shares.
+A file is taken only once it has kept the same size and modification time for
+one whole scan, so a torrent still being copied in is not read half-written.
+Added files are renamed ``NAME.torrent.added`` (as Transmission does), broken
+ones ``NAME.torrent.invalid`` with the reason in the log, so a file is never
+retried forever nor silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import task
+
+from bt.errors import DuplicateTorrentError, MetainfoError
+from bt.logs import Logger
+from bt.metainfo import Metainfo, load_metainfo
+
+__all__ = ["WatchDirectory"]
+
+
+class WatchDirectory(Service):
+    """Scans ``folder`` every ``interval`` seconds and hands new torrents to ``add``."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        folder: Path,
+        add: Callable[[Metainfo], object],
+        *,
+        interval: float = 5.0,
+        reactor: Any = None,
+    ) -> None:
+        self.folder = Path(folder)
+        self.add = add
+        self.interval = interval
+        self.reactor = reactor
+        self._seen: dict[str, tuple[int, int]] = {}
+        self._loop: task.LoopingCall | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        if self.reactor is None:
+            from twisted.internet import reactor
+
+            self.reactor = reactor
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._loop = task.LoopingCall(self.scan)
+        self._loop.clock = self.reactor
+        self._loop.start(self.interval, now=True).addErrback(
+            lambda failure: self.log.failure("watch folder {folder}", failure, folder=self.folder)
+        )
+        self.log.info("watching {folder} for .torrent files", folder=self.folder)
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    def scan(self) -> None:
+        """One pass: take the files that stood still since the previous pass."""
+        try:
+            names = [n for n in os.listdir(self.folder) if n.lower().endswith(".torrent")]
+        except OSError as exc:
+            self.log.error(
+                "cannot read watch folder {folder}: {error}", folder=self.folder, error=exc
+            )
+            return
+        seen: dict[str, tuple[int, int]] = {}
+        for name in sorted(names):
+            path = self.folder / name
+            try:
+                info = path.stat()
+            except OSError:
+                continue  # gone between listdir and stat
+            stamp = (info.st_size, info.st_mtime_ns)
+            if self._seen.get(name) != stamp:
+                seen[name] = stamp  # new or still changing: look again next time
+                continue
+            self._take(path)
+        self._seen = seen
+
+    def _take(self, path: Path) -> None:
+        try:
+            metainfo = load_metainfo(path)
+        except MetainfoError as exc:
+            self.log.error("watch folder: {error}", error=exc)
+            self._rename(path, ".invalid")
+            return
+        try:
+            self.add(metainfo)
+        except DuplicateTorrentError:
+            self.log.info("watch folder: {path}: torrent already added", path=path)
+        else:
+            self.log.info("watch folder: added {name} from {path}", name=metainfo.name, path=path)
+        self._rename(path, ".added")
+
+    def _rename(self, path: Path, suffix: str) -> None:
+        try:
+            os.replace(path, path.with_name(path.name + suffix))
+        except OSError as exc:
+            # Left in place it would be retried every scan: say so loudly once.
+            self.log.error("watch folder: cannot rename {path}: {error}", path=path, error=exc)
