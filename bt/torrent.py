@@ -724,6 +724,8 @@ class Torrent(Service):
     def _start_seeding(self) -> None:
         self.state = "seeding"
         self.seeding_since = self.reactor.seconds()
+        if not self.picker.is_complete:
+            return  # some files skipped: a seed may still be needed if the user wants them
         for link in list(self.links):
             if link.bitfield.is_complete():
                 link.protocol.drop("both sides are seeds")

@@ -1,0 +1,261 @@
+"""The user's controls on a live torrent: pause, resume, recheck, limits, file priorities.
+
+Driven like tests/test_torrent.py: scripted peers over StringTransport, a fake
+disk that verifies at once, and a fake clock.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_torrent import DATA, PIECE, FakeDisk, connect, make_torrent, seeder
+from torrents import handmade_info, handmade_torrent
+from twisted.internet import defer
+from twisted.internet.testing import MemoryReactorClock
+
+from bt.errors import StorageError
+from bt.metainfo import Metainfo, parse_metainfo
+from bt.peer.messages import Interested, Piece, Request
+from bt.snapshot import torrent_status
+from bt.status import FilePriority, TorrentState
+from bt.torrent import Torrent
+
+SKIP, NORMAL, HIGH = FilePriority.SKIP, FilePriority.NORMAL, FilePriority.HIGH
+
+# Three files over six pieces: a = pieces 0-1, b = pieces 2-4 (shares 4 with c), c = 4-5.
+FILES = [(["a.bin"], 2 * PIECE), (["b.bin"], 2 * PIECE + 500), (["c.bin"], PIECE + 500)]
+
+
+@pytest.fixture
+def clock() -> MemoryReactorClock:
+    return MemoryReactorClock()
+
+
+@pytest.fixture
+def single() -> Metainfo:
+    info = handmade_info([(["data.bin"], len(DATA))], name="t", piece_length=PIECE, data=DATA)
+    return parse_metainfo(handmade_torrent(info))
+
+
+@pytest.fixture
+def multi() -> Metainfo:
+    info = handmade_info(FILES, name="album", piece_length=PIECE, data=DATA)
+    return parse_metainfo(handmade_torrent(info))
+
+
+def requested_pieces(peer) -> set[int]:  # type: ignore[no-untyped-def]
+    return {e.index for e in peer.heard() if isinstance(e, Request)}
+
+
+def serve_all(peer) -> set[int]:  # type: ignore[no-untyped-def]
+    """Serve until the torrent stops asking; the pieces it asked for."""
+    asked: set[int] = set()
+    for _ in range(100):
+        requests = [e for e in peer.heard() if isinstance(e, Request)]
+        if not requests:
+            break
+        for r in requests:
+            asked.add(r.index)
+            start = r.index * PIECE + r.begin
+            peer.say(Piece(r.index, r.begin, DATA[start : start + r.length]))
+    return asked
+
+
+# -- file priorities ---------------------------------------------------------------
+
+
+def test_a_skipped_file_is_not_downloaded_and_the_torrent_finishes_without_it(
+    multi: Metainfo, clock: MemoryReactorClock
+) -> None:
+    torrent = make_torrent(multi, clock, file_priorities=[NORMAL, SKIP, NORMAL])
+    torrent.startService()
+    finished = torrent.when_finished()
+    asked = serve_all(seeder(torrent))
+    assert asked == {0, 1, 4, 5}, "piece 4 is shared with c.bin, so it is fetched"
+    assert finished.called
+    assert sorted(torrent.disk.written) == [0, 1, 4, 5]  # type: ignore[attr-defined]
+    status = torrent_status(torrent)
+    assert status.state == TorrentState.SEEDING
+    assert status.progress == 1.0
+    assert status.wanted == 3 * PIECE + 1000  # pieces 0, 1, 4 and the short last one
+    assert [f.priority for f in status.files] == [NORMAL, SKIP, NORMAL]
+    assert [f.done for f in status.files] == [2 * PIECE, 500, PIECE + 500]
+    torrent.stopService()
+
+
+def test_wanting_a_skipped_file_again_downloads_it(
+    multi: Metainfo, clock: MemoryReactorClock
+) -> None:
+    torrent = make_torrent(multi, clock, file_priorities=[NORMAL, SKIP, NORMAL])
+    torrent.startService()
+    peer = seeder(torrent)
+    serve_all(peer)
+    assert torrent.is_finished
+    torrent.set_file_priorities({1: HIGH})
+    assert torrent.state == "downloading" and not torrent.is_finished
+    assert serve_all(peer) == {2, 3}
+    assert torrent.is_finished and torrent.picker.is_complete
+    assert b"".join(torrent.disk.written[i] for i in range(6)) == DATA  # type: ignore[attr-defined]
+    torrent.stopService()
+
+
+def test_skipping_the_rest_of_a_download_finishes_it(
+    multi: Metainfo, clock: MemoryReactorClock
+) -> None:
+    torrent = make_torrent(multi, clock)
+    torrent.startService()
+    finished = torrent.when_finished()
+    torrent.set_file_priorities({0: SKIP, 1: SKIP, 2: SKIP})
+    assert finished.called and torrent.state == "seeding"
+    torrent.stopService()
+
+
+def test_a_bad_file_index_or_priority_is_refused_by_name(
+    multi: Metainfo, clock: MemoryReactorClock
+) -> None:
+    torrent = make_torrent(multi, clock)
+    with pytest.raises(ValueError, match=r"file index 3 is not in 0\.\.2"):
+        torrent.set_file_priorities({3: SKIP})
+    with pytest.raises(ValueError, match="file 0: priority 'urgent' is not one of skip"):
+        torrent.set_file_priorities({0: "urgent"})  # type: ignore[dict-item]
+    assert torrent.file_priorities == [NORMAL, NORMAL, NORMAL]
+
+
+# -- pause and resume ---------------------------------------------------------------
+
+
+def test_pause_leaves_the_swarm_and_resume_joins_it_again(
+    single: Metainfo, clock: MemoryReactorClock
+) -> None:
+    torrent = make_torrent(single, clock)
+    torrent.startService()
+    first = seeder(torrent)
+    assert requested_pieces(first)
+    paused = torrent.pause()
+    assert paused.called
+    assert torrent.state == "paused" and not torrent.links
+    assert first.transport.disconnecting
+    late = connect(torrent, b"-LT2000-latecomer001", 9)
+    late.say(handshake=True)
+    assert late.transport.disconnecting, "a paused torrent accepts no peers"
+    clock.advance(30)
+    assert torrent.state == "paused"
+    torrent.resume()
+    assert torrent.state == "downloading"
+    finished = torrent.when_finished()
+    serve_all(seeder(torrent, b"-LT2000-seeder000002", 2))
+    assert finished.called
+    torrent.stopService()
+
+
+def test_pause_saves_the_verified_pieces(
+    single: Metainfo, clock: MemoryReactorClock, tmp_path: Path
+) -> None:
+    resume = tmp_path / "t.resume"
+    torrent = make_torrent(single, clock, resume_path=resume)
+    torrent.startService()
+    peer = seeder(torrent)
+    for _ in range(3):  # a few pieces, not all
+        requests = [e for e in peer.heard() if isinstance(e, Request)]
+        for r in requests:
+            start = r.index * PIECE + r.begin
+            peer.say(Piece(r.index, r.begin, DATA[start : start + r.length]))
+    assert 0 < torrent.picker.have_count
+    torrent.pause()
+    assert resume.exists()
+    torrent.stopService()
+
+
+def test_a_torrent_added_paused_checks_its_data_and_stays_paused(
+    single: Metainfo, clock: MemoryReactorClock
+) -> None:
+    torrent = make_torrent(single, clock, FakeDisk(single, complete=True), paused=True)
+    torrent.startService()
+    assert torrent.state == "paused"
+    assert torrent.picker.is_complete, "the check ran: status shows the real progress"
+    assert not any(a.running for a in torrent.announcers)
+    torrent.resume()
+    assert torrent.state == "seeding"
+    torrent.stopService()
+
+
+def test_resume_after_a_disk_error_checks_the_data_first(
+    single: Metainfo, clock: MemoryReactorClock
+) -> None:
+    disk = FakeDisk(single)
+    torrent = make_torrent(single, clock, disk)
+    torrent.startService()
+    original = disk.verify_and_write
+    disk.verify_and_write = lambda index, blocks: defer.fail(StorageError("disk full"))  # type: ignore[method-assign]
+    peer = seeder(torrent)
+    serve_all(peer)
+    assert torrent.state == "error" and torrent.error == "disk full"
+    torrent.pause()
+    assert torrent.state == "paused"
+    clock.advance(120)
+    assert torrent.state == "paused", "the automatic retry waits for the user's resume"
+    disk.verify_and_write = original  # type: ignore[method-assign]
+    torrent.resume()
+    assert torrent.state == "downloading" and torrent.error is None
+    torrent.stopService()
+
+
+# -- recheck -------------------------------------------------------------------------
+
+
+def test_recheck_forgets_pieces_whose_data_went_bad(
+    single: Metainfo, clock: MemoryReactorClock
+) -> None:
+    disk = FakeDisk(single, complete=True)
+    torrent = make_torrent(single, clock, disk)
+    torrent.startService()
+    assert torrent.state == "seeding"
+    leech = connect(torrent, b"-LT2000-leecher00001", 5)
+    leech.say(Interested(), handshake=True)
+    disk.written[2] = b"rotten"
+    torrent.recheck()
+    assert leech.transport.disconnecting
+    assert torrent.state == "downloading"
+    assert not torrent.picker.has(2) and torrent.picker.have_count == 5
+    finished = torrent.when_finished()
+    serve_all(seeder(torrent))
+    assert finished.called and disk.written[2] == DATA[2 * PIECE : 3 * PIECE]
+    torrent.stopService()
+
+
+# -- limits ----------------------------------------------------------------------------
+
+
+def test_a_download_limit_set_at_run_time_throttles_connected_peers(
+    single: Metainfo, clock: MemoryReactorClock
+) -> None:
+    torrent = make_torrent(single, clock)
+    torrent.startService()
+    seeder(torrent)
+    (link,) = torrent.links
+    assert link.protocol.read_throttle is None
+    torrent.set_limits(download=50_000.0)
+    assert link.protocol.read_throttle is not None
+    assert torrent_status(torrent).download_limit == 50_000.0
+    torrent.set_limits(upload=10_000.0)
+    assert torrent.upload_bucket.rate == 10_000.0 and torrent.download_bucket.rate == 50_000.0
+    torrent.set_limits(download=None)
+    assert link.protocol.read_throttle is None
+    torrent.stopService()
+
+
+def test_status_of_a_fresh_download(single: Metainfo, clock: MemoryReactorClock) -> None:
+    torrent: Torrent = make_torrent(single, clock)
+    torrent.startService()
+    status = torrent_status(torrent, files=False)
+    assert status.state == TorrentState.DOWNLOADING
+    assert (status.size, status.wanted, status.done, status.progress) == (
+        len(DATA),
+        len(DATA),
+        0,
+        0,
+    )
+    assert status.info_hash == single.info_hash.hex() and status.files == ()
+    assert status.to_json(files=False)["state"] == "downloading"
+    torrent.stopService()
