@@ -1,0 +1,78 @@
+"""The watch folder adds torrents once their files stand still, and marks what it did."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from torrents import handmade_info, handmade_torrent
+from twisted.internet.task import Clock
+
+from bt.errors import DuplicateTorrentError
+from bt.metainfo import Metainfo
+from bt.watchdir import WatchDirectory
+
+
+@pytest.fixture
+def added() -> list[Metainfo]:
+    return []
+
+
+def watcher(folder: Path, added: list[Metainfo], clock: Clock) -> WatchDirectory:
+    def add(metainfo: Metainfo) -> None:
+        if any(m.info_hash == metainfo.info_hash for m in added):
+            raise DuplicateTorrentError(metainfo.name)
+        added.append(metainfo)
+
+    watch = WatchDirectory(folder, add, interval=5, reactor=clock)
+    watch.startService()
+    return watch
+
+
+def test_a_dropped_torrent_is_added_once_it_stood_still_and_marked_added(
+    tmp_path: Path, added: list[Metainfo]
+) -> None:
+    clock = Clock()
+    watch = watcher(tmp_path, added, clock)
+    (tmp_path / "new.torrent").write_bytes(handmade_torrent(handmade_info()))
+    clock.advance(5)  # first sight: maybe still being copied
+    assert added == []
+    clock.advance(5)
+    assert len(added) == 1
+    assert (tmp_path / "new.torrent.added").exists()
+    assert not (tmp_path / "new.torrent").exists()
+    watch.stopService()
+
+
+def test_a_file_still_growing_is_not_read(tmp_path: Path, added: list[Metainfo]) -> None:
+    clock = Clock()
+    watch = watcher(tmp_path, added, clock)
+    data = handmade_torrent(handmade_info())
+    path = tmp_path / "slow.torrent"
+    path.write_bytes(data[:10])
+    clock.advance(5)
+    path.write_bytes(data[:40])
+    clock.advance(5)
+    assert added == [] and path.exists(), "changed since the last scan: wait"
+    path.write_bytes(data)
+    clock.advance(5)
+    clock.advance(5)
+    assert len(added) == 1
+    watch.stopService()
+
+
+def test_a_broken_torrent_is_marked_invalid_and_a_duplicate_added(
+    tmp_path: Path, added: list[Metainfo]
+) -> None:
+    clock = Clock()
+    watch = watcher(tmp_path, added, clock)
+    data = handmade_torrent(handmade_info())
+    (tmp_path / "bad.torrent").write_bytes(b"not bencode")
+    (tmp_path / "one.torrent").write_bytes(data)
+    (tmp_path / "two.torrent").write_bytes(data)
+    clock.advance(5)
+    clock.advance(5)
+    assert len(added) == 1
+    assert (tmp_path / "bad.torrent.invalid").exists()
+    assert (tmp_path / "one.torrent.added").exists() and (tmp_path / "two.torrent.added").exists()
+    watch.stopService()
