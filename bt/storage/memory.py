@@ -14,6 +14,7 @@ from zope.interface import implementer
 
 from bt.errors import StorageError
 from bt.interfaces import IStorage
+from bt.metainfo import Metainfo
 from bt.storage.files import as_views, take
 from bt.storage.layout import Layout
 
@@ -32,6 +33,13 @@ class MemoryStorage:
         self._closed = False
         self.writes = 0
         """How many file spans were written: lets tests see that writes are coalesced."""
+
+    @classmethod
+    def for_torrent(cls, metainfo: Metainfo) -> MemoryStorage:
+        """Empty storage shaped for ``metainfo`` (its files, pieces and padding)."""
+        layout = Layout.from_files(metainfo.files, metainfo.piece_length)
+        padding = [index for index, entry in enumerate(metainfo.files) if entry.padding]
+        return cls(layout, padding)
 
     @property
     def layout(self) -> Layout:

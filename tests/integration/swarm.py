@@ -6,6 +6,7 @@ by the fixtures in conftest.py.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,10 +15,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 LOOPBACK = "127.0.0.1"
@@ -228,7 +231,8 @@ class BtDaemon:
     """``twistd -n bittorrent`` run as a subprocess, as a user would run it."""
 
     workdir: Path
-    torrent: Path
+    #: Given with --torrent (None: the daemon starts with what its state folder holds).
+    torrent: Path | None
     download_dir: Path
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen | None = None
@@ -238,6 +242,38 @@ class BtDaemon:
     @property
     def logfile(self) -> Path:
         return self.workdir / "bt.log"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.workdir / "state"
+
+    def wait_for_api(self, timeout: float = 20) -> None:
+        """Until the daemon wrote where its control API listens."""
+        self.wait_for_log("listening for peers", timeout)
+        wait_for(lambda: (self.state_dir / "control.json").exists(), timeout, "control.json")
+
+    def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+        """Call the control API as a script would; returns (status, decoded JSON or text)."""
+        info = json.loads((self.state_dir / "control.json").read_text())
+        if token is None:
+            token = (self.state_dir / "control.token").read_text().strip()
+        data = None
+        headers = {"Authorization": f"Bearer {token}"}
+        if isinstance(body, bytes):
+            data, headers["Content-Type"] = body, "application/x-bittorrent"
+        elif body is not None:
+            data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+        request = urllib.request.Request(
+            info["url"].rstrip("/") + path, data=data, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, raw, kind = response.status, response.read(), response.headers
+        except urllib.error.HTTPError as error:
+            status, raw, kind = error.code, error.read(), error.headers
+        if "json" in kind.get("Content-Type", ""):
+            return status, json.loads(raw)
+        return status, raw.decode()
 
     def start(self) -> None:
         RUNNING.append(self)
@@ -250,14 +286,15 @@ class BtDaemon:
             "--pidfile=",
             f"--logfile={self.logfile}",
             "bittorrent",
-            "--torrent",
-            str(self.torrent),
+            *(("--torrent", str(self.torrent)) if self.torrent is not None else ()),
             "--download-dir",
             str(self.download_dir),
             "--listen",
             f"tcp:0:interface={LOOPBACK}",
             "--state-dir",
-            str(self.workdir / "state"),
+            str(self.state_dir),
+            "--control",
+            f"tcp:0:interface={LOOPBACK}",
             *self.extra_args,
         ]
         self.process = subprocess.Popen(
