@@ -1,0 +1,264 @@
+"""Talking to a running daemon's control API: where it is, its token, and requests.
+
+The CLI makes a handful of short loopback calls, so this is the standard
+library's blocking ``urllib``, not a reactor. Failures become :class:`CliError`
+with the exit status the CLI reports: 1 for an error the daemon answered with,
+2 when there is no daemon to ask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "API",
+    "CliError",
+    "ControlClient",
+    "locate_daemon",
+    "resolve_torrents",
+]
+
+API = "/api/v1"
+#: Seconds to wait for one answer; every call is on loopback and quick.
+TIMEOUT = 30.0
+_HEX = frozenset("0123456789abcdef")
+MIN_PREFIX = 4
+
+
+class CliError(Exception):
+    """Printed as ``bt: <message>``; ``status`` is the process exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonAddress:
+    url: str
+    token: str
+    #: Where the token came from, for the message when the daemon refuses it.
+    token_source: str
+    pid: int | None = None
+
+
+def default_state_dir() -> Path:
+    # Imported here: bt.tap pulls in Twisted, which commands that need no daemon skip.
+    from bt.tap import default_state_dir as tap_default
+
+    return tap_default()
+
+
+def locate_daemon(
+    state_dir: str | None, url: str | None, token: str | None, env: Mapping[str, str]
+) -> DaemonAddress:
+    """Find the daemon from ``--url``/``--token``, env, or the files in the state folder."""
+    if state_dir is None:
+        state_dir = env.get("BT_STATE_DIR") or None
+    folder = Path(state_dir) if state_dir is not None else default_state_dir()
+    if token is None:
+        token = env.get("BT_TOKEN") or None
+    pid = None
+    if url is None:
+        info_file = folder / "control.json"
+        try:
+            info = json.loads(info_file.read_text())
+        except FileNotFoundError:
+            raise CliError(
+                f"no daemon found: {info_file} missing "
+                "(is twistd bittorrent running with this --state-dir?)",
+                2,
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise CliError(f"cannot read {info_file}: {exc}", 2) from None
+        if not isinstance(info, dict) or not isinstance(info.get("url"), str):
+            raise CliError(f"{info_file} does not say where the daemon listens", 2)
+        url = info["url"]
+        pid = info.get("pid") if isinstance(info.get("pid"), int) else None
+    if token is not None:
+        return DaemonAddress(url, token, "--token or BT_TOKEN", pid)
+    token_file = folder / "control.token"
+    try:
+        token = token_file.read_text().strip()
+    except OSError as exc:
+        raise CliError(
+            f"cannot read the control token {token_file}: {exc.strerror or exc} "
+            "(give --token or BT_TOKEN)",
+            2,
+        ) from None
+    return DaemonAddress(url, token, str(token_file), pid)
+
+
+class ControlClient:
+    """Blocking JSON calls to one daemon, each sending the bearer token."""
+
+    def __init__(self, address: DaemonAddress, timeout: float = TIMEOUT) -> None:
+        self.address = address
+        self.timeout = timeout
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> Any:
+        """The decoded JSON answer (None for an empty one); raises :class:`CliError`."""
+        url = self.address.url.rstrip("/") + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        headers = {
+            "Authorization": f"Bearer {self.address.token}",
+            "Accept": "application/json",
+        }
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            content_type = "application/json"
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        request = urllib.request.Request(url, data=body, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise self._api_error(exc) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            raise CliError(self._unreachable(reason), 2) from None
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise CliError(
+                f"the daemon at {self.address.url} answered {url} with non-JSON"
+            ) from None
+
+    def _api_error(self, exc: urllib.error.HTTPError) -> CliError:
+        try:
+            raw = exc.read()
+        except OSError:
+            raw = b""
+        finally:
+            exc.close()
+        message = f"the daemon answered {exc.code} {exc.reason}"
+        try:
+            error = json.loads(raw)["error"]
+            message = str(error["message"])
+        except (ValueError, KeyError, TypeError):
+            pass
+        if exc.code == 401:
+            message += f" (token from {self.address.token_source})"
+        return CliError(message, 1)
+
+    def _unreachable(self, reason: object) -> str:
+        if isinstance(reason, socket.timeout | TimeoutError):
+            reason = f"no answer within {self.timeout:g} s"
+        message = f"cannot reach the daemon at {self.address.url}: {reason}"
+        pid = self.address.pid
+        if pid is not None and not _process_exists(pid):
+            message += f" (process {pid} named in control.json is not running)"
+        return message
+
+    # The routes, one method each, so commands read as what they do.
+
+    def torrents(self) -> dict[str, Any]:
+        return self.request("GET", f"{API}/torrents")
+
+    def torrent(self, info_hash: str) -> dict[str, Any]:
+        return self.request("GET", f"{API}/torrents/{info_hash}")
+
+    def action(self, info_hash: str, verb: str) -> Any:
+        return self.request("POST", f"{API}/torrents/{info_hash}/{verb}")
+
+    def remove(self, info_hash: str, delete_data: bool) -> Any:
+        query = {"delete_data": "true"} if delete_data else None
+        return self.request("DELETE", f"{API}/torrents/{info_hash}", query=query)
+
+    def add(self, torrent: bytes, *, paused: bool, download_dir: str | None) -> dict[str, Any]:
+        query = {}
+        if paused:
+            query["paused"] = "true"
+        if download_dir is not None:
+            query["download_dir"] = download_dir
+        return self.request(
+            "POST",
+            f"{API}/torrents",
+            body=torrent,
+            content_type="application/x-bittorrent",
+            query=query,
+        )
+
+    def patch_torrent(self, info_hash: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"{API}/torrents/{info_hash}", json_body=changes)
+
+    def session(self) -> dict[str, Any]:
+        return self.request("GET", f"{API}/session")
+
+    def patch_session(self, changes: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"{API}/session", json_body=changes)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def resolve_torrents(listing: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> list[Any]:
+    """The torrents ``refs`` name: full hash, unique hash prefix (>= 4), or exact name.
+
+    Every ref must match exactly one torrent; otherwise the error lists the
+    candidates, so the user can retype with more of the hash.
+    """
+    return [_resolve_one(listing, ref) for ref in refs]
+
+
+def _resolve_one(listing: Sequence[Mapping[str, Any]], ref: str) -> Mapping[str, Any]:
+    lowered = ref.lower()
+    is_hex = bool(lowered) and set(lowered) <= _HEX
+    by_hash = []
+    if is_hex and len(lowered) >= MIN_PREFIX:
+        by_hash = [t for t in listing if str(t.get("info_hash", "")).startswith(lowered)]
+    exact = [t for t in by_hash if t.get("info_hash") == lowered]
+    if exact:
+        return exact[0]
+    by_name = [t for t in listing if t.get("name") == ref]
+    matches = by_hash + [t for t in by_name if t not in by_hash]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise CliError(
+            f"{ref!r} matches {len(matches)} torrents; give more of the hash:\n"
+            + _candidates(matches)
+        )
+    hint = ""
+    if is_hex and len(lowered) < MIN_PREFIX:
+        hint = f" (a hash prefix needs at least {MIN_PREFIX} characters)"
+    if not listing:
+        raise CliError(f"no torrent matches {ref!r}: the daemon has no torrents")
+    raise CliError(f"no torrent matches {ref!r}{hint}; the daemon has:\n" + _candidates(listing))
+
+
+def _candidates(torrents: Sequence[Mapping[str, Any]], limit: int = 20) -> str:
+    lines = [f"  {t.get('info_hash')}  {t.get('name')}" for t in torrents[:limit]]
+    if len(torrents) > limit:
+        lines.append(f"  ... and {len(torrents) - limit} more")
+    return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""How the CLI shows things to people: rich tables and plain lines.
+
+Machine-readable output is ``--json``, never these; so these may change shape.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from bt.metainfo import Metainfo
+from bt.progress import format_bytes, format_duration
+
+__all__ = ["files_table", "metainfo_lines", "rate", "status_table"]
+
+
+def rate(value: float | None) -> str:
+    return "unlimited" if value is None else f"{format_bytes(value)}/s"
+
+
+def _progress_row(progress: float, width: int) -> Table:
+    """A bar and a percentage side by side, for one cell of the status table."""
+    row = Table.grid(padding=(0, 1))
+    row.add_row(
+        ProgressBar(total=1.0, completed=max(0.0, min(1.0, progress)), width=width),
+        Text(f"{100 * progress:5.1f}%", no_wrap=True),
+    )
+    return row
+
+
+def _eta(torrent: Mapping[str, Any]) -> str:
+    if torrent.get("state") != "downloading":
+        return "-"
+    return format_duration(torrent.get("eta"))
+
+
+#: Below this many columns the status table drops the hash and stacks the rates.
+WIDE = 110
+
+
+def status_table(torrents: Sequence[Mapping[str, Any]], width: int = WIDE) -> Table:
+    """One row per torrent: name, state, progress, size, rates, peers, ETA, ratio."""
+    wide = width >= WIDE
+    table = Table(box=None, pad_edge=False, header_style="bold", collapse_padding=not wide)
+    if wide:
+        table.add_column("Hash", no_wrap=True, style="dim")
+    table.add_column("Name", overflow="fold", min_width=12)
+    table.add_column("State", no_wrap=True)
+    table.add_column("Progress", no_wrap=True)
+    headings = ("Size", "Down", "Up") if wide else ("Size", "Down/Up")
+    for heading in (*headings, "Peers", "ETA", "Ratio"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    down = up = 0.0
+    for torrent in torrents:
+        state = str(torrent.get("state", "?"))
+        name = Text(str(torrent.get("name", "")))
+        if torrent.get("error"):
+            name.append(f"\n{torrent['error']}", style="red")
+        down_rate = float(torrent.get("download_rate") or 0.0)
+        up_rate = float(torrent.get("upload_rate") or 0.0)
+        down += down_rate
+        up += up_rate
+        rates = (
+            (rate(down_rate), rate(up_rate)) if wide else (f"{rate(down_rate)}\n{rate(up_rate)}",)
+        )
+        table.add_row(
+            *((str(torrent.get("info_hash", ""))[:8],) if wide else ()),
+            name,
+            Text(state, style=_STATE_STYLES.get(state, "")),
+            _progress_row(float(torrent.get("progress") or 0.0), 12 if wide else 8),
+            format_bytes(torrent.get("wanted", torrent.get("size", 0)) or 0),
+            *rates,
+            f"{torrent.get('peers', 0)} ({torrent.get('seeds', 0)})",
+            _eta(torrent),
+            f"{float(torrent.get('ratio') or 0.0):.2f}",
+        )
+    count = len(torrents)
+    table.caption = (
+        f"{count} torrent{'s' if count != 1 else ''}, {rate(down)} down, {rate(up)} up; "
+        "peers (seeds)"
+    )
+    return table
+
+
+_STATE_STYLES = {
+    "downloading": "cyan",
+    "seeding": "green",
+    "finished": "green",
+    "paused": "yellow",
+    "error": "bold red",
+    "checking": "magenta",
+    "stopped": "dim",
+}
+
+
+def files_table(torrent: Mapping[str, Any]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold", title=str(torrent.get("name")))
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("Priority", no_wrap=True)
+    table.add_column("Done", justify="right", no_wrap=True)
+    table.add_column("Size", justify="right", no_wrap=True)
+    table.add_column("Path", overflow="fold")
+    for entry in torrent.get("files") or []:
+        size = int(entry.get("size") or 0)
+        done = int(entry.get("done") or 0)
+        percent = 100.0 * done / size if size else 100.0
+        priority = str(entry.get("priority", ""))
+        table.add_row(
+            str(entry.get("index")),
+            Text(priority, style="dim" if priority == "skip" else ""),
+            f"{percent:.1f}%",
+            format_bytes(size),
+            str(entry.get("path", "")),
+        )
+    return table
+
+
+def metainfo_lines(meta: Metainfo) -> list[str]:
+    """``bt info``: what a .torrent holds, one fact a line."""
+    lines = [
+        f"name:         {meta.name}",
+        f"info-hash:    {meta.info_hash.hex()}",
+        f"size:         {format_bytes(meta.total_length)} ({meta.total_length} bytes)",
+        f"pieces:       {meta.num_pieces} x {format_bytes(meta.piece_length)}",
+        f"private:      {'yes' if meta.private else 'no'}",
+    ]
+    if meta.created_by:
+        lines.append(f"created by:   {meta.created_by}")
+    if meta.creation_date is not None:
+        try:
+            when = datetime.datetime.fromtimestamp(meta.creation_date, datetime.UTC)
+            lines.append(f"created:      {when:%Y-%m-%d %H:%M:%S} UTC")
+        except (OverflowError, OSError, ValueError):
+            lines.append(f"created:      {meta.creation_date} (not a valid time)")
+    if meta.comment:
+        lines.append(f"comment:      {meta.comment}")
+    if meta.trackers:
+        lines.append("trackers:")
+        for number, tier in enumerate(meta.trackers, 1):
+            lines.append(f"  tier {number}: {', '.join(tier)}")
+    else:
+        lines.append("trackers:     none")
+    if meta.url_list:
+        lines.append("web seeds:")
+        lines.extend(f"  {url}" for url in meta.url_list)
+    lines.append(f"files:        {len(meta.files)}")
+    for entry in meta.files:
+        path = "/".join(entry.path)
+        flag = " (padding)" if entry.padding else ""
+        lines.append(f"  {format_bytes(entry.length):>10}  {path}{flag}")
+    return lines
+
+
+def stdout_console() -> Console:
+    """A console on the current stdout (looked up per call, so tests can capture it)."""
+    return Console(highlight=False, soft_wrap=False)
