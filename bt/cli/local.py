@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bt.cli.client import CliError
-from bt.cli.render import metainfo_lines, stdout_console
+from bt.cli.render import metainfo_lines
 from bt.create import CreateError, Progress, create_torrent, parse_piece_length
 from bt.errors import MetainfoError
 from bt.metainfo import load_metainfo
@@ -116,7 +116,5 @@ def run_info(args: argparse.Namespace) -> int:
         meta = load_metainfo(args.file)
     except MetainfoError as exc:
         raise CliError(str(exc)) from None
-    console = stdout_console()
-    for line in metainfo_lines(meta):
-        console.print(line, markup=False)
+    print("\n".join(metainfo_lines(meta)))
     return 0
