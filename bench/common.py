@@ -1,4 +1,4 @@
-"""What bench/download.py, bench/seed.py and bench/recheck.py share.
+"""What the benchmarks in bench/ share (download, seed, recheck, memory, scale, run_all).
 
 Each benchmark runs bt and libtorrent in subprocesses and reads their CPU and memory
 from /proc, so the helpers here are about exactly that: sampling /proc, following bt's
@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import random
 import shutil
 import signal
 import subprocess
@@ -28,7 +29,14 @@ from typing import TYPE_CHECKING, Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "integration"), str(ROOT)]
 
-from swarm import BtDaemon, OpenTracker, libtorrent_settings  # noqa: E402
+from swarm import (  # noqa: E402
+    BtDaemon,
+    LibtorrentPeer,
+    OpenTracker,
+    libtorrent_settings,
+    scrape_counts,
+    wait_for,
+)
 from torrents import libtorrent_torrent  # noqa: E402
 
 if TYPE_CHECKING:
@@ -136,6 +144,61 @@ def make_content(work: Path, folder: str, size_mib: int) -> tuple[Path, str]:
     return content, digest
 
 
+def tree_files(total: int, count: int, seed: int = 8) -> list[tuple[str, int]]:
+    """``count`` relative paths in nested folders with varied sizes adding up to ``total``.
+
+    Sizes follow a log-uniform spread (a few bytes to tens of MiB, like a real release
+    with its .nfo, subtitles and media files) so piece and file boundaries fall
+    everywhere; folders are one to three levels deep. Reproducible for a given seed.
+    """
+    rng = random.Random(seed)
+    weights = [2.0 ** rng.uniform(0, 16) for _ in range(count)]
+    scale = total / sum(weights)
+    sizes = [max(1, int(w * scale)) for w in weights]
+    sizes[sizes.index(max(sizes))] += total - sum(sizes)
+    files = []
+    for number, size in enumerate(sizes):
+        depth = rng.randint(1, 3)
+        folders = [f"d{rng.randint(0, 5)}" for _ in range(depth)]
+        files.append(("/".join([*folders, f"f{number:03d}.bin"]), size))
+    return files
+
+
+def write_tree(root: Path, files: list[tuple[str, int]]) -> None:
+    """Write each file of ``tree_files`` with incompressible bytes, in large chunks."""
+    for relative, size in files:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_content(path, size)
+
+
+def content_size(content: Path) -> int:
+    """Bytes of a single file or of every file under a folder."""
+    if content.is_file():
+        return content.stat().st_size
+    return sum(p.stat().st_size for p in content.rglob("*") if p.is_file())
+
+
+def content_digest(content: Path) -> str:
+    """SHA-256 of a file, or of a folder's relative paths and file digests (in order)."""
+    if content.is_file():
+        return file_digest(content)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in content.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(content)}\0{file_digest(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def make_tree_content(work: Path, folder: str, size_mib: int, files: int) -> tuple[Path, str]:
+    """``work/folder/bench-tree/`` of ``files`` files totalling ``size_mib`` MiB; its digest."""
+    root = work / folder / "bench-tree"
+    root.mkdir(parents=True)
+    begun = time.monotonic()
+    write_tree(root, tree_files(size_mib * MIB, files))
+    print(f"wrote {size_mib} MiB in {files} files in {time.monotonic() - begun:.1f} s", flush=True)
+    return root, content_digest(root)
+
+
 def tracked_torrent(
     content: Path, piece_length: int, tracker: OpenTracker, deadline: Deadline
 ) -> bytes:
@@ -168,6 +231,64 @@ def write_tracked_torrent(
     torrent = work / "bench.torrent"
     torrent.write_bytes(torrent_bytes)
     return torrent, torrent_bytes, parse_metainfo(torrent_bytes).info_hash
+
+
+class SeededSwarm:
+    """An opentracker and a libtorrent seeder of ``content``: what downloads fetch from.
+
+    A context manager: on entry the torrent is made (``work/bench.torrent``), the seeder
+    has checked its data and the tracker lists it; on exit both are stopped.
+    """
+
+    def __init__(self, work: Path, content: Path, piece_length: int, deadline: Deadline) -> None:
+        self.work = work
+        self.content = content
+        self.piece_length = piece_length
+        self.deadline = deadline
+        self.tracker = OpenTracker()
+        self.seeder: LibtorrentPeer | None = None
+        self.torrent = Path()
+        self.torrent_bytes = b""
+        self.info_hash = b""
+
+    def __enter__(self) -> SeededSwarm:
+        try:
+            begun = time.monotonic()
+            self.torrent, self.torrent_bytes, self.info_hash = write_tracked_torrent(
+                self.work, self.content, self.piece_length, self.tracker, self.deadline
+            )
+            print(f"made the torrent in {time.monotonic() - begun:.1f} s", flush=True)
+            self.seeder = LibtorrentPeer(self.torrent_bytes, self.content.parent)
+            self.seeder.wait_checked(self.deadline.left(300))
+            wait_for(lambda: self.peers() >= 1, self.deadline.left(30), "the seeder at the tracker")
+            print(f"seeder ready after {time.monotonic() - begun:.1f} s", flush=True)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def peers(self) -> int:
+        """Seeders plus leechers the tracker lists now."""
+        return scrape_counts(self.tracker, self.info_hash)
+
+    def wait_seeder_alone(self) -> None:
+        """Until a finished downloader's "stopped" announce has left only the seeder."""
+        wait_for(lambda: self.peers() == 1, self.deadline.left(30), "bt to leave the tracker")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.seeder is not None:
+            self.seeder.close()
+            self.seeder = None
+        self.tracker.stop()
+
+
+def bt_daemon(workdir: Path, torrent: Path, download_dir: Path, *extra: str) -> BtDaemon:
+    """``twistd -n bittorrent`` as the benchmarks run it: without the control API, whose
+    fixed default port two daemons (or a developer's own bt) would fight over."""
+    from bt.tap import Options
+
+    off = ("--control", "none") if any(p[0] == "control" for p in Options.optParameters) else ()
+    return BtDaemon(workdir, torrent, download_dir, (*off, *extra))
 
 
 class LogWatcher:
@@ -309,17 +430,25 @@ def lt_download(
 
 
 def start_profiler(
-    pid: int, out: Path, threads: bool = False, gil: bool = False
+    pid: int,
+    out: Path,
+    threads: bool = False,
+    gil: bool = False,
+    idle: bool = False,
+    fmt: str = "raw",
 ) -> subprocess.Popen[bytes]:
     """py-spy sampling bt without pausing it (--nonblocking), as collapsed stacks.
 
-    ``threads`` roots each stack at its thread; ``gil`` samples only the GIL holder.
+    ``threads`` roots each stack at its thread; ``gil`` samples only the GIL holder;
+    ``idle`` keeps samples of threads waiting (epoll_wait, locks), for wall-clock shares;
+    ``fmt`` is py-spy's output format (raw collapsed stacks, flamegraph or speedscope).
     """
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     command = [spy, "record", "--pid", str(pid), "--nonblocking"]
     command += ["--threads"] if threads else []
     command += ["--gil"] if gil else []
-    command += ["--format", "raw", "-o", str(out)]
+    command += ["--idle"] if idle else []
+    command += ["--format", fmt, "-o", str(out)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -372,6 +501,28 @@ def settle() -> None:
     print(f"sync took {time.monotonic() - begun:.1f} s", flush=True)
 
 
+def cpu_window(pid: int, seconds: float) -> tuple[ProcSample, ProcSample]:
+    """/proc samples of ``pid`` ``seconds`` apart: CPU share and memory over an idle window."""
+    first = sample_proc(pid)
+    time.sleep(seconds)
+    return first, sample_proc(pid)
+
+
+def cpu_percent(first: ProcSample, last: ProcSample) -> float:
+    """CPU used between two samples, in % of one core."""
+    return 100.0 * (last.cpu - first.cpu) / max(last.at - first.at, 1e-9)
+
+
+def uptime() -> str:
+    """``uptime``'s line (load averages over 1, 5 and 15 minutes), kept with the figures."""
+    try:
+        return subprocess.run(
+            ["uptime"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return f"load average: {loadavg()}"
+
+
 def loadavg() -> str:
     """Other work on the machine skews the figures: record how busy it was."""
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -390,6 +541,7 @@ def machine_facts() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "loadavg_at_start": loadavg(),
+        "uptime_at_start": uptime(),
     }
 
 

@@ -1,9 +1,12 @@
 """bt against libtorrent downloading one large torrent on loopback: rate, CPU and memory.
 
 Run: python bench/download.py [--size-mib 1024] [--piece-kib 1024] [--profile]
+     python bench/download.py --multi-file [--files 200]
 (needs libtorrent and opentracker, as the integration tests do).
 
-One libtorrent seeder and one opentracker serve a single-file torrent. bt downloads
+One libtorrent seeder and one opentracker serve a single-file torrent (or, with
+``--multi-file``, a folder of ``--files`` files of varied sizes in nested folders, the
+same total size; bench/out/download-multi.json unless ``--out`` says). bt downloads
 it first, as a user runs it (``twistd -n bittorrent`` in a subprocess); then a fresh
 libtorrent session in a subprocess downloads it from the same seeder. Both outputs are
 hash-checked against the original. A benchmark, not a test: it prints a table and
@@ -39,9 +42,12 @@ from common import (
     OUT_DIR,
     Deadline,
     ProcSample,
+    SeededSwarm,
     base_parser,
+    bt_daemon,
+    content_digest,
+    content_size,
     exit_on_sigterm,
-    file_digest,
     follow_bt,
     loadavg,
     lt_download,
@@ -49,6 +55,7 @@ from common import (
     lt_session,
     machine_facts,
     make_content,
+    make_tree_content,
     mib,
     print_hot_spots,
     profile_summary,
@@ -62,9 +69,7 @@ from common import (
     stop_profiler,
     warn_on_bt_errors,
     write_results,
-    write_tracked_torrent,
 )
-from swarm import BtDaemon, LibtorrentPeer, OpenTracker, scrape_counts, wait_for
 
 
 @dataclass
@@ -139,7 +144,7 @@ def run_bt(
 ) -> Result:
     """Download with ``twistd -n bittorrent``; sample it the moment it logs completion."""
     name = content.name
-    daemon = BtDaemon(work / "bt", torrent, work / "bt" / "downloads")
+    daemon = bt_daemon(work / "bt", torrent, work / "bt" / "downloads")
     daemon.workdir.mkdir()
     profiler: subprocess.Popen[bytes] | None = None
     try:
@@ -167,8 +172,8 @@ def run_bt(
         daemon.stop()
     warn_on_bt_errors(daemon.log())
     output = daemon.download_dir / name
-    identical = file_digest(output) == digest
-    return Result.measured("bt", content.stat().st_size, started, first, done, identical, status)
+    identical = content_digest(output) == digest
+    return Result.measured("bt", content_size(content), started, first, done, identical, status)
 
 
 def run_libtorrent(
@@ -192,8 +197,8 @@ def run_libtorrent(
     figures = run_reporter(command, report, deadline.left() + 5, "the libtorrent downloader")
     done = ProcSample(**figures["complete"])
     first = ProcSample(**figures["first_peer"]) if figures["first_peer"] else None
-    identical = file_digest(save / content.name) == digest
-    size = content.stat().st_size
+    identical = content_digest(save / content.name) == digest
+    size = content_size(content)
     return Result.measured("libtorrent", size, started, first, done, identical, 0)
 
 
@@ -248,8 +253,15 @@ def table(bt: Result, lt_result: Result) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = base_parser(__doc__.split("\n")[0], "download.json")
     parser.add_argument("--profile", action="store_true", help="py-spy bt (perturbs its figures)")
+    parser.add_argument(
+        "--multi-file", action="store_true", help="a folder of --files files instead of one"
+    )
+    parser.add_argument("--files", type=int, default=200, help="files of --multi-file")
     parser.add_argument("--leech", nargs=4, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.multi_file and args.out == OUT_DIR / "download.json":
+        args.out = OUT_DIR / "download-multi.json"
+    return args
 
 
 def bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -260,54 +272,40 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     require_free(args.tmp, 3 * size + GIB)
     facts = machine_facts()
     work = Path(tempfile.mkdtemp(prefix="bt-bench-download-", dir=args.tmp))
-    tracker = OpenTracker()
-    seeder: LibtorrentPeer | None = None
     try:
-        begun = time.monotonic()
-        content, digest = make_content(work, "seed", args.size_mib)
-        torrent, torrent_bytes, info_hash = write_tracked_torrent(
-            work, content, piece, tracker, deadline
-        )
-        seeder = LibtorrentPeer(torrent_bytes, content.parent)
-        seeder.wait_checked(deadline.left(300))
-        wait_for(
-            lambda: scrape_counts(tracker, info_hash) >= 1,
-            deadline.left(30),
-            "the seeder at the tracker",
-        )
-        print(f"seeder ready after {time.monotonic() - begun:.1f} s; bt downloading", flush=True)
-
-        settle()
-        load_before_bt = loadavg()
-        profile = OUT_DIR / "download-bt-profile.txt" if args.profile else None
-        if profile is not None:
-            profile.parent.mkdir(parents=True, exist_ok=True)
-        bt = run_bt(work, torrent, content, digest, deadline, profile)
-        print(f"bt: {bt.rate:.1f} MB/s; libtorrent downloading", flush=True)
-        # bt's copy stays until the end. On a VM whose balloon hands freed memory back to
-        # the host within seconds, writing into fresh page cache costs about 3 s of sys CPU
-        # per GiB, but into memory freed a moment ago only 0.3 s: deleting bt's copy now
-        # would hand libtorrent cheap pages that bt never had. The pause lets what bt's
-        # exit freed go back too, so both clients write into the same kind of memory.
-        time.sleep(deadline.left(5))
-        # bt announced "stopped": once only the seeder is left, libtorrent meets the same swarm.
-        wait_for(
-            lambda: scrape_counts(tracker, info_hash) == 1,
-            deadline.left(30),
-            "bt to leave the tracker",
-        )
-        settle()
-        load_before_lt = loadavg()
-        lt_result = run_libtorrent(work, torrent, content, digest, deadline)
+        if args.multi_file:
+            content, digest = make_tree_content(work, "seed", args.size_mib, args.files)
+        else:
+            content, digest = make_content(work, "seed", args.size_mib)
+        with SeededSwarm(work, content, piece, deadline) as swarm:
+            settle()
+            load_before_bt = loadavg()
+            profile = OUT_DIR / "download-bt-profile.txt" if args.profile else None
+            if profile is not None:
+                profile.parent.mkdir(parents=True, exist_ok=True)
+            print("bt downloading", flush=True)
+            bt = run_bt(work, swarm.torrent, content, digest, deadline, profile)
+            print(f"bt: {bt.rate:.1f} MB/s; libtorrent downloading", flush=True)
+            # bt's copy stays until the end. On a VM whose balloon hands freed memory back
+            # to the host within seconds, writing into fresh page cache costs about 3 s of
+            # sys CPU per GiB, but into memory freed a moment ago only 0.3 s: deleting
+            # bt's copy now would hand libtorrent cheap pages that bt never had. The pause
+            # lets what bt's exit freed go back too, so both clients write into the same
+            # kind of memory.
+            time.sleep(deadline.left(5))
+            # bt announced "stopped": once only the seeder is left, libtorrent meets the
+            # same swarm.
+            swarm.wait_seeder_alone()
+            settle()
+            load_before_lt = loadavg()
+            lt_result = run_libtorrent(work, swarm.torrent, content, digest, deadline)
     finally:
-        if seeder is not None:
-            seeder.close()
-        tracker.stop()
         shutil.rmtree(work, ignore_errors=True)
 
+    files = args.files if args.multi_file else 1
     print()
     print(
-        f"{args.size_mib} MiB, {args.piece_kib} KiB pieces, loopback; "
+        f"{args.size_mib} MiB in {files} file(s), {args.piece_kib} KiB pieces, loopback; "
         f"{facts['nproc']} x {facts['cpu_model']}"
     )
     print(f"load average before bt: {load_before_bt}; before libtorrent: {load_before_lt}")
@@ -316,12 +314,14 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "machine": facts,
         "size_bytes": size,
         "piece_bytes": piece,
+        "files": files,
         "profiled": args.profile,
         "loadavg_before_bt": load_before_bt,
         "loadavg_before_libtorrent": load_before_lt,
         "bt": bt.as_json(),
         "libtorrent": lt_result.as_json(),
         "ratio_bt_libtorrent": round(bt.rate / lt_result.rate, 4),
+        "ratio_cpu_bt_libtorrent": round(bt.cpu_per_gib / lt_result.cpu_per_gib, 4),
     }
     if profile is not None and profile.exists():
         summary = profile_summary(profile)

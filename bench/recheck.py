@@ -52,6 +52,7 @@ from common import (
     LogWatcher,
     ProcSample,
     base_parser,
+    bt_daemon,
     exit_on_sigterm,
     follow_bt,
     loadavg,
@@ -65,7 +66,6 @@ from common import (
     warn_on_bt_errors,
     write_results,
 )
-from swarm import BtDaemon
 from torrents import libtorrent_torrent
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
@@ -159,7 +159,7 @@ def run_bt(
     name = content.name
     workdir = work / f"bt-{cache}-{run}"
     workdir.mkdir()
-    daemon = BtDaemon(workdir, torrent, content.parent, ("--recheck",))
+    daemon = bt_daemon(workdir, torrent, content.parent, "--recheck")
     load = loadavg()
     dropped = cache == "cold" and drop_caches()
     if cache == "cold" and not dropped:

@@ -53,6 +53,7 @@ from common import (
     Deadline,
     ProcSample,
     base_parser,
+    bt_daemon,
     exit_on_sigterm,
     file_digest,
     follow_bt,
@@ -78,7 +79,7 @@ from common import (
     write_results,
     write_tracked_torrent,
 )
-from swarm import BtDaemon, LibtorrentPeer, OpenTracker, scrape_counts, wait_for
+from swarm import LibtorrentPeer, OpenTracker, scrape_counts, wait_for
 
 PAUSE = 5.0  # seconds before each transfer: memory freed by the previous case goes back
 
@@ -291,7 +292,7 @@ def case_bt(
     name = content.name
     workdir = work / "bt-seed"
     workdir.mkdir()
-    daemon = BtDaemon(workdir, torrent, content.parent)
+    daemon = bt_daemon(workdir, torrent, content.parent)
     profiler: subprocess.Popen[bytes] | None = None
     try:
         started = time.monotonic()
