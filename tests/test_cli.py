@@ -323,6 +323,13 @@ def test_an_unreadable_token_file_exits_2(
     assert "cannot read the control token" in capsys.readouterr().err
 
 
+def test_an_empty_token_file_exits_2(daemon: Daemon, capsys: pytest.CaptureFixture[str]) -> None:
+    (daemon.state_dir / "control.token").write_text("\n")
+    assert daemon.run("status") == 2
+    assert "is empty" in capsys.readouterr().err
+    assert daemon.api.requests == []
+
+
 def test_no_daemon_listening_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -96,6 +96,8 @@ def locate_daemon(
             "(give --token or BT_TOKEN)",
             2,
         ) from None
+    if not token:
+        raise CliError(f"the control token {token_file} is empty (give --token or BT_TOKEN)", 2)
     return DaemonAddress(url, token, str(token_file), pid)
 
 
