@@ -167,8 +167,8 @@ class DiskQueue:
         """Hash piece ``index`` from its ``blocks`` and write it only if the hash matches.
 
         Fails with PieceHashError(index), writing nothing, when it does not.
-        The blocks are written as given (one vectored write per file span), so
-        the caller must not change them until the Deferred fires.
+        The blocks are joined in the disk thread, hashed and written with one
+        call each; the caller must not change them until the Deferred fires.
         """
         expected = self._expected_hash(index)
         size = sum(memoryview(block).nbytes for block in blocks)
@@ -284,12 +284,16 @@ class DiskQueue:
     # -- in the pool thread -----------------------------------------------
 
     def _verify_and_write(self, index: int, blocks: list[bytes], expected: bytes) -> None:
+        # One buffer, hashed in one call and written in one call: each call
+        # releases the GIL and must win it back from the busy reactor thread,
+        # which costs far more than the copy (64 updates of 16 KiB took 2.5x
+        # as long as a join and one update of 1 MiB with the reactor busy).
+        data = blocks[0] if len(blocks) == 1 else b"".join(blocks)
         digest = self._hasher()
-        for block in blocks:
-            digest.update(block)
+        digest.update(data)
         if digest.digest() != expected:
             raise PieceHashError(index)
-        self._storage.write(index, 0, blocks)
+        self._storage.write(index, 0, data)
 
     def _read(self, index: int, begin: int, length: int) -> bytes:
         data = self._storage.read(index, begin, length)
