@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bt import __version__, bencode
-from bt.errors import BtError, MetainfoError
+from bt.errors import CreateError, MetainfoError
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.storage.layout import Layout
 from bt.units import parse_rate
@@ -60,10 +60,6 @@ TARGET_PIECES = 2000
 
 #: ``(done_bytes, total_bytes)``, called from the creating thread as pieces finish.
 Progress = Callable[[int, int], None]
-
-
-class CreateError(BtError):
-    """The files cannot be made into a torrent; the message says which and why."""
 
 
 @dataclass(frozen=True, slots=True)

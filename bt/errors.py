@@ -62,3 +62,7 @@ class UnknownTorrentError(BtError):
 
 class DuplicateTorrentError(BtError):
     """The session already holds a torrent with this info-hash."""
+
+
+class CreateError(BtError):
+    """Files that cannot be made into a torrent; the message says which and why."""
