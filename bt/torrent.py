@@ -187,6 +187,7 @@ class Torrent(Service):
         ]
         self._tick_loop: task.LoopingCall | None = None
         self._last_progress = 0.0
+        self._progress_logged: tuple[int, int, int] | None = None
         self._factory = TorrentPeerFactory(
             peer_id, metainfo.info_hash, self.geometry, self, reactor
         )
@@ -785,8 +786,12 @@ class Torrent(Service):
             else self.config.progress_interval
         )
         if now - self._last_progress >= interval:
-            self._last_progress = now
-            self.log.info("{line}", line=describe_progress(self))
+            # Only when something moved: 1,000 idle seeds must not write 1,000 lines a minute.
+            moved = (self.download_rate.total, self.upload_rate.total, len(self.links))
+            if moved != self._progress_logged:
+                self._progress_logged = moved
+                self._last_progress = now
+                self.log.info("{line}", line=describe_progress(self))
 
     def _announce_request(self, event: str | None) -> AnnounceRequest:
         return AnnounceRequest(
