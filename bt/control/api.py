@@ -1,0 +1,498 @@
+"""The control API: HTTP + JSON over twisted.web, one route table, one error shape.
+
+Every route lives in :data:`ROUTES`; the resource dispatches on it, answers 404
+and 405 (with ``Allow``) from it, and the OpenAPI test checks the document
+against it, so the routes served and the routes documented cannot drift.
+
+Handlers return a :class:`Reply` or a ``Deferred[Reply]`` and raise
+:class:`ApiError` for what the client got wrong; the session's own errors map
+to status codes in one place (:meth:`ControlResource._reply_for_failure`).
+Anything else is a bug: it is logged with its traceback and the client gets a
+500 that says where, never the traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.resource import Resource
+
+from bt.control import metrics, openapi
+from bt.errors import DuplicateTorrentError, MetainfoError, UnknownTorrentError
+from bt.metainfo import Metainfo, load_metainfo, parse_metainfo
+from bt.status import FilePriority, SessionStatus, TorrentStatus
+from bt.units import parse_rate
+
+__all__ = ["MAX_BODY", "ROUTES", "ApiError", "ControlResource", "Reply", "Route"]
+
+#: Largest request body accepted (a .torrent of a huge torrent is a few MiB).
+MAX_BODY = 64 * 1024 * 1024
+JSON = "application/json"
+TORRENT = "application/x-bittorrent"
+_INFO_HASH = re.compile(r"[0-9a-fA-F]{40}")
+_INDEX = re.compile(r"[0-9]+")
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    #: Path template; ``{info_hash}`` matches one segment.
+    path: str
+    #: Method of ControlResource (``_`` + handler) and the OpenAPI operationId.
+    handler: str
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/v1/session", "get_session"),
+    Route("PATCH", "/api/v1/session", "patch_session"),
+    Route("GET", "/api/v1/torrents", "list_torrents"),
+    Route("POST", "/api/v1/torrents", "add_torrent"),
+    Route("GET", "/api/v1/torrents/{info_hash}", "get_torrent"),
+    Route("PATCH", "/api/v1/torrents/{info_hash}", "patch_torrent"),
+    Route("DELETE", "/api/v1/torrents/{info_hash}", "remove_torrent"),
+    Route("POST", "/api/v1/torrents/{info_hash}/pause", "pause_torrent"),
+    Route("POST", "/api/v1/torrents/{info_hash}/resume", "resume_torrent"),
+    Route("POST", "/api/v1/torrents/{info_hash}/recheck", "recheck_torrent"),
+    Route("GET", "/api/v1/openapi.json", "get_openapi"),
+    Route("GET", "/metrics", "get_metrics"),
+)
+
+
+class ControlSession(Protocol):
+    """What the API needs of the session (see the session contract in docs/api.rst)."""
+
+    def status(self) -> SessionStatus: ...
+    def torrent_statuses(self) -> list[TorrentStatus]: ...
+    def torrent_status(self, info_hash: bytes) -> TorrentStatus: ...
+    def add_torrent(
+        self, metainfo: Metainfo, *, paused: bool = ..., download_dir: Path | None = ...
+    ) -> Any: ...
+    def remove_torrent(self, info_hash: bytes, *, delete_data: bool = ...) -> Any: ...
+    def pause_torrent(self, info_hash: bytes) -> Any: ...
+    def resume_torrent(self, info_hash: bytes) -> None: ...
+    def recheck_torrent(self, info_hash: bytes) -> None: ...
+    def set_torrent_limits(self, info_hash: bytes, **limits: float | None) -> None: ...
+    def set_file_priorities(
+        self, info_hash: bytes, priorities: Mapping[int, FilePriority]
+    ) -> None: ...
+    def set_limits(self, **limits: float | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = JSON
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def json_reply(status: int, data: Any, headers: Iterable[tuple[str, str]] = ()) -> Reply:
+    """A JSON reply; non-finite floats become null so the body is always valid JSON."""
+    text = json.dumps(_finite(data), allow_nan=False, ensure_ascii=False) + "\n"
+    return Reply(status, text.encode("utf-8"), JSON, tuple(headers))
+
+
+def error_reply(status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> Reply:
+    """The one error shape of the API."""
+    return json_reply(status, {"error": {"status": status, "message": message}}, headers)
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(value) for value in data]
+    return data
+
+
+class ApiError(Exception):
+    """The client's mistake: becomes an error reply with this status and message."""
+
+    def __init__(self, status: int, message: str, headers: Iterable[tuple[str, str]] = ()):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = tuple(headers)
+
+
+def send_reply(request: server.Request, reply: Reply) -> None:
+    """Write ``reply`` and finish, unless the client has gone away meanwhile."""
+    if request.finished or getattr(request, "_disconnected", False):
+        return
+    request.setResponseCode(reply.status)
+    request.setHeader(b"content-type", reply.content_type.encode("ascii"))
+    request.setHeader(b"cache-control", b"no-store")
+    for name, value in reply.headers:
+        request.setHeader(name.encode("ascii"), value.encode("utf-8"))
+    request.setHeader(b"content-length", str(len(reply.body)).encode("ascii"))
+    request.write(reply.body)
+    request.finish()
+
+
+class ControlResource(Resource):
+    """The whole API as one leaf: dispatch on :data:`ROUTES`, reply in JSON."""
+
+    isLeaf = True
+
+    def __init__(self, session: ControlSession, *, max_body: int = MAX_BODY) -> None:
+        super().__init__()
+        self._session = session
+        self._max_body = max_body
+        self._registry = metrics.make_registry(session)
+
+    def render(self, request: server.Request) -> int:
+        gone: list[Failure] = []
+        request.notifyFinish().addErrback(gone.append)
+        outcome = defer.maybeDeferred(self._dispatch, request)
+        outcome.addErrback(self._reply_for_failure, request)
+        outcome.addCallback(lambda reply: None if gone else send_reply(request, reply))
+        outcome.addErrback(lambda failure: log.failure("writing a reply failed", failure))
+        return server.NOT_DONE_YET
+
+    def _dispatch(self, request: server.Request) -> Reply | defer.Deferred[Reply]:
+        path = unquote(request.path.decode("ascii", "replace"))
+        segments = path.strip("/").split("/") if path.strip("/") else []
+        matches = [(r, p) for r in ROUTES if (p := _match(r.path, segments)) is not None]
+        if not matches:
+            raise ApiError(404, f"no such path: {path} (the API lives under /api/v1/)")
+        method = request.method.decode("ascii", "replace").upper()
+        wanted = "GET" if method == "HEAD" else method
+        chosen = next(((r, p) for r, p in matches if r.method == wanted), None)
+        if chosen is None:
+            allowed = sorted({r.method for r, _ in matches})
+            if "GET" in allowed:
+                allowed.append("HEAD")
+            raise ApiError(
+                405,
+                f"{method} is not allowed on {path}; allowed: {', '.join(allowed)}",
+                [("Allow", ", ".join(allowed))],
+            )
+        route, params = chosen
+        arguments: dict[str, Any] = dict(params)
+        if "info_hash" in arguments:
+            arguments["info_hash"] = _info_hash(arguments["info_hash"])
+        result: Reply | defer.Deferred[Reply] = getattr(self, "_" + route.handler)(
+            request, **arguments
+        )
+        return result
+
+    def _reply_for_failure(self, failure: Failure, request: server.Request) -> Reply:
+        """The session's and the client's errors as replies; anything else is a logged 500."""
+        error = failure.value
+        if isinstance(error, ApiError):
+            return error_reply(error.status, error.message, error.headers)
+        if isinstance(error, UnknownTorrentError):
+            return error_reply(404, str(error) or "no such torrent")
+        if isinstance(error, DuplicateTorrentError):
+            return error_reply(409, str(error) or "the session already has this torrent")
+        if isinstance(error, MetainfoError):
+            return error_reply(400, f"not a valid .torrent: {error}")
+        method = request.method.decode("ascii", "replace")
+        where = f"{method} {request.path.decode('ascii', 'replace')}"
+        log.failure("control API: {where} failed", failure, where=where)
+        return error_reply(500, f"internal error in {where}; the daemon's log has the details")
+
+    # -- request parts ---------------------------------------------------------------
+
+    def _body(self, request: server.Request) -> bytes:
+        too_large = ApiError(413, f"request body is over the limit of {self._max_body} bytes")
+        # Set by the daemon's CappedRequest (bt.control.service), which stops storing early.
+        if getattr(request, "body_too_large", False):
+            raise too_large
+        content = request.content
+        content.seek(0, 2)
+        if content.tell() > self._max_body:
+            raise too_large
+        content.seek(0)
+        data: bytes = content.read()
+        return data
+
+    def _json_object(self, request: server.Request, fields: set[str]) -> dict[str, Any]:
+        raw = self._body(request)
+        if not raw.strip():
+            raise ApiError(400, "body: expected a JSON object, got an empty body")
+        try:
+            data = json.loads(raw, parse_constant=_reject_constant)
+        except ValueError as exc:
+            raise ApiError(400, f"body: not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, f"body: expected a JSON object, got {_json_type(data)}")
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ApiError(
+                400,
+                f"body: unknown field {', '.join(map(repr, unknown))}; "
+                f"known fields: {', '.join(sorted(fields))}",
+            )
+        return data
+
+    # -- session ---------------------------------------------------------------------
+
+    def _get_session(self, request: server.Request) -> Reply:
+        return json_reply(200, self._session.status().to_json())
+
+    def _patch_session(self, request: server.Request) -> Reply:
+        limits = _limits(self._json_object(request, {"upload_limit", "download_limit"}))
+        if limits:
+            try:
+                self._session.set_limits(**limits)
+            except ValueError as exc:
+                raise ApiError(400, f"{_limit_fields(limits)}: {exc}") from None
+        return json_reply(200, self._session.status().to_json())
+
+    def _get_openapi(self, request: server.Request) -> Reply:
+        return json_reply(200, openapi.document())
+
+    def _get_metrics(self, request: server.Request) -> Reply:
+        return Reply(200, metrics.render_metrics(self._registry), metrics.CONTENT_TYPE)
+
+    # -- torrents --------------------------------------------------------------------
+
+    def _list_torrents(self, request: server.Request) -> Reply:
+        statuses = self._session.torrent_statuses()
+        return json_reply(200, {"torrents": [s.to_json(files=False) for s in statuses]})
+
+    def _add_torrent(self, request: server.Request) -> Reply:
+        content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
+        media = content_type.split(";")[0].strip().lower()
+        if media == TORRENT:
+            paused = _query_bool(request, "paused")
+            download_dir = _optional_path("download_dir", _query_text(request, "download_dir"))
+            metainfo = parse_metainfo(self._body(request))
+        elif media in ("", JSON, "application/x-www-form-urlencoded", "text/plain"):
+            fields = {"path", "torrent", "paused", "download_dir"}
+            body = self._json_object(request, fields)
+            paused = body.get("paused", False)
+            if not isinstance(paused, bool):
+                raise ApiError(400, f"paused: expected true or false, got {paused!r}")
+            download_dir = _optional_path("download_dir", body.get("download_dir"))
+            metainfo = self._metainfo_from_json(body)
+        else:
+            raise ApiError(415, f"Content-Type {media} is not accepted: send {TORRENT} or {JSON}")
+        torrent = self._session.add_torrent(metainfo, paused=paused, download_dir=download_dir)
+        info_hash: bytes = torrent.info_hash
+        location = f"/api/v1/torrents/{info_hash.hex()}"
+        status = self._session.torrent_status(info_hash)
+        return json_reply(201, status.to_json(), [("Location", location)])
+
+    def _metainfo_from_json(self, body: dict[str, Any]) -> Metainfo:
+        if ("path" in body) == ("torrent" in body):
+            raise ApiError(
+                400,
+                'body: give exactly one of "path" (a .torrent file on the daemon\'s machine) '
+                'or "torrent" (the .torrent file in base64)',
+            )
+        if "torrent" in body:
+            encoded = body["torrent"]
+            if not isinstance(encoded, str):
+                raise ApiError(400, f"torrent: expected a base64 string, got {_json_type(encoded)}")
+            try:
+                data = base64.b64decode("".join(encoded.split()), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ApiError(400, f"torrent: not valid base64: {exc}") from None
+            try:
+                return parse_metainfo(data)
+            except MetainfoError as exc:
+                raise ApiError(400, f"torrent: not a valid .torrent: {exc}") from None
+        path = _absolute_path("path", body["path"])
+        try:
+            info = path.stat()
+        except OSError as exc:
+            raise ApiError(400, f"path: {path}: cannot read: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise ApiError(400, f"path: {path} is not a regular file")
+        if info.st_size > self._max_body:
+            raise ApiError(413, f"path: {path} is over the limit of {self._max_body} bytes")
+        try:
+            return load_metainfo(path)
+        except MetainfoError as exc:
+            raise ApiError(400, f"path: {exc}") from None
+
+    def _status_reply(self, info_hash: bytes) -> Reply:
+        return json_reply(200, self._session.torrent_status(info_hash).to_json())
+
+    def _get_torrent(self, request: server.Request, info_hash: bytes) -> Reply:
+        return self._status_reply(info_hash)
+
+    def _patch_torrent(self, request: server.Request, info_hash: bytes) -> Reply:
+        files = len(self._session.torrent_status(info_hash).files)
+        fields = {"upload_limit", "download_limit", "file_priorities"}
+        body = self._json_object(request, fields)
+        limits = _limits(body)
+        priorities = (
+            _priorities(body["file_priorities"], files) if "file_priorities" in body else None
+        )
+        # Everything is validated before anything changes: a bad field changes nothing.
+        if limits:
+            try:
+                self._session.set_torrent_limits(info_hash, **limits)
+            except ValueError as exc:
+                raise ApiError(400, f"{_limit_fields(limits)}: {exc}") from None
+        if priorities:
+            try:
+                self._session.set_file_priorities(info_hash, priorities)
+            except ValueError as exc:
+                raise ApiError(400, f"file_priorities: {exc}") from None
+        return self._status_reply(info_hash)
+
+    def _remove_torrent(self, request: server.Request, info_hash: bytes) -> defer.Deferred[Reply]:
+        delete_data = _query_bool(request, "delete_data")
+        removed = defer.maybeDeferred(
+            self._session.remove_torrent, info_hash, delete_data=delete_data
+        )
+        return removed.addCallback(lambda _: json_reply(200, {"removed": info_hash.hex()}))
+
+    def _pause_torrent(self, request: server.Request, info_hash: bytes) -> defer.Deferred[Reply]:
+        paused = defer.maybeDeferred(self._session.pause_torrent, info_hash)
+        return paused.addCallback(lambda _: self._status_reply(info_hash))
+
+    def _resume_torrent(self, request: server.Request, info_hash: bytes) -> Reply:
+        self._session.resume_torrent(info_hash)
+        return self._status_reply(info_hash)
+
+    def _recheck_torrent(self, request: server.Request, info_hash: bytes) -> Reply:
+        self._session.recheck_torrent(info_hash)
+        return self._status_reply(info_hash)
+
+
+# -- parsing what clients send -------------------------------------------------------
+
+
+def _match(template: str, segments: list[str]) -> dict[str, str] | None:
+    parts = template.strip("/").split("/")
+    if len(parts) != len(segments):
+        return None
+    params: dict[str, str] = {}
+    for part, segment in zip(parts, segments, strict=True):
+        if part.startswith("{") and part.endswith("}"):
+            params[part[1:-1]] = segment
+        elif part != segment:
+            return None
+    return params
+
+
+def _info_hash(text: str) -> bytes:
+    if not _INFO_HASH.fullmatch(text):
+        raise ApiError(400, f"{text!r} in the path is not an info-hash (40 hex characters)")
+    return bytes.fromhex(text)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number")
+
+
+def _query_text(request: server.Request, name: str) -> str | None:
+    values = request.args.get(name.encode("ascii"))
+    return values[-1].decode("utf-8", "replace") if values else None
+
+
+def _query_bool(request: server.Request, name: str) -> bool:
+    text = _query_text(request, name)
+    if text is None:
+        return False
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise ApiError(400, f"query parameter {name}: expected true or false, got {text!r}")
+
+
+def _absolute_path(name: str, value: Any) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, f"{name}: expected an absolute path, got {_json_type(value)}")
+    path = Path(value)
+    if not path.is_absolute():
+        raise ApiError(400, f"{name}: {value!r} is not an absolute path")
+    return path
+
+
+def _optional_path(name: str, value: Any) -> Path | None:
+    return None if value is None else _absolute_path(name, value)
+
+
+def _limit(name: str, value: Any) -> float | None:
+    """A rate limit from JSON: bytes/s, a rate such as "2M", or null; 0 means unlimited."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return parse_rate(value)
+        except ValueError as exc:
+            raise ApiError(400, f"{name}: {exc}") from None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if math.isfinite(value) and value >= 0:
+            return float(value) or None
+    raise ApiError(
+        400, f'{name}: expected bytes/s >= 0, a rate such as "2M", or null; got {value!r}'
+    )
+
+
+def _limits(body: Mapping[str, Any]) -> dict[str, float | None]:
+    """The session's keyword arguments for the limits the client sent, and only those."""
+    keywords = {"upload_limit": "upload", "download_limit": "download"}
+    return {keywords[k]: _limit(k, v) for k, v in body.items() if k in keywords}
+
+
+def _limit_fields(limits: Mapping[str, Any]) -> str:
+    return ", ".join(f"{keyword}_limit" for keyword in limits)
+
+
+def _priorities(value: Any, files: int) -> dict[int, FilePriority]:
+    """``{"0": "skip"}`` or ``["skip", "normal", ...]`` (one per file) as a priority map."""
+    if isinstance(value, list):
+        if len(value) != files:
+            raise ApiError(
+                400,
+                f"file_priorities: {len(value)} priorities for {files} files; give one per "
+                'file, or an object such as {"0": "skip"}',
+            )
+        items: list[tuple[int, Any]] = list(enumerate(value))
+    elif isinstance(value, dict):
+        items = []
+        for key, priority in value.items():
+            if not _INDEX.fullmatch(key):
+                raise ApiError(400, f"file_priorities: {key!r} is not a file index")
+            if int(key) >= files:
+                raise ApiError(
+                    400, f"file_priorities: no file {key}; the torrent has {files} (0..{files - 1})"
+                )
+            items.append((int(key), priority))
+    else:
+        raise ApiError(
+            400, f"file_priorities: expected an object or an array, got {_json_type(value)}"
+        )
+    result: dict[int, FilePriority] = {}
+    choices = ", ".join(p.value for p in FilePriority)
+    for index, priority in items:
+        try:
+            result[index] = FilePriority(priority)
+        except ValueError:
+            raise ApiError(
+                400, f"file_priorities[{index}]: {priority!r} is not one of {choices}"
+            ) from None
+    return result

@@ -1,0 +1,376 @@
+"""The OpenAPI 3.1 description of the control API, served at ``/api/v1/openapi.json``.
+
+Written by hand as a Python dict (no generator, no extra dependency); the test
+suite checks that its paths and operationIds are exactly the route table of
+:mod:`bt.control.api`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from bt import __version__
+from bt.status import FilePriority, TorrentState
+
+__all__ = ["document"]
+
+_REF = "#/components/"
+
+
+def _ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"{_REF}{kind}/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    names = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 409: "Conflict",
+             413: "TooLarge", 415: "UnsupportedMediaType"}  # fmt: skip
+    return {str(code): _ref("responses", names[code]) for code in codes}
+
+
+_NUMBER_OR_NULL = {"type": ["number", "null"], "minimum": 0}
+_LIMIT = {
+    "description": 'Bytes/s; a string such as "500K" or "2M" (binary units); 0 or null: unlimited.',
+    "oneOf": [{"type": ["number", "null"], "minimum": 0}, {"type": "string"}],
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["status", "message"],
+                "properties": {
+                    "status": {"type": "integer", "description": "The HTTP status code."},
+                    "message": {
+                        "type": "string",
+                        "description": "What was wrong and where (the field or path).",
+                    },
+                },
+            }
+        },
+    },
+    "SessionStatus": {
+        "type": "object",
+        "properties": {
+            "version": {"type": "string"},
+            "torrents": {"type": "integer"},
+            "peers": {"type": "integer"},
+            "download_rate": {"type": "number"},
+            "upload_rate": {"type": "number"},
+            "downloaded": {"type": "integer"},
+            "uploaded": {"type": "integer"},
+            "upload_limit": _NUMBER_OR_NULL,
+            "download_limit": _NUMBER_OR_NULL,
+            "listen_port": {"type": "integer"},
+        },
+    },
+    "FileStatus": {
+        "type": "object",
+        "properties": {
+            "index": {"type": "integer"},
+            "path": {"type": "string", "description": "Relative to download_dir, / separated."},
+            "size": {"type": "integer"},
+            "priority": _ref("schemas", "FilePriority"),
+            "done": {"type": "integer", "description": "Bytes of this file in verified pieces."},
+        },
+    },
+    "FilePriority": {"type": "string", "enum": [p.value for p in FilePriority]},
+    "TorrentSummary": {
+        "type": "object",
+        "description": "A torrent's status without its files (the listing's items).",
+        "properties": {
+            "info_hash": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
+            "name": {"type": "string"},
+            "state": {"type": "string", "enum": [s.value for s in TorrentState]},
+            "error": {"type": ["string", "null"]},
+            "size": {"type": "integer"},
+            "wanted": {"type": "integer", "description": "Bytes of the files not skipped."},
+            "done": {"type": "integer", "description": "Verified bytes of wanted."},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            "pieces": {"type": "integer"},
+            "pieces_have": {"type": "integer"},
+            "piece_length": {"type": "integer"},
+            "download_rate": {"type": "number"},
+            "upload_rate": {"type": "number"},
+            "downloaded": {"type": "integer"},
+            "uploaded": {"type": "integer"},
+            "ratio": {"type": "number"},
+            "peers": {"type": "integer"},
+            "seeds": {"type": "integer"},
+            "eta": {"type": ["number", "null"], "description": "Seconds; null when unknown."},
+            "hash_failures": {"type": "integer"},
+            "tracker_errors": {"type": "integer"},
+            "upload_limit": _NUMBER_OR_NULL,
+            "download_limit": _NUMBER_OR_NULL,
+            "download_dir": {"type": "string"},
+            "private": {"type": "boolean"},
+        },
+    },
+    "TorrentStatus": {
+        "allOf": [
+            _ref("schemas", "TorrentSummary"),
+            {
+                "type": "object",
+                "properties": {"files": {"type": "array", "items": _ref("schemas", "FileStatus")}},
+            },
+        ]
+    },
+    "Limits": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"upload_limit": _LIMIT, "download_limit": _LIMIT},
+    },
+    "AddTorrent": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": 'Exactly one of "path" and "torrent".',
+        "properties": {
+            "path": {"type": "string", "description": "Absolute path of a .torrent file."},
+            "torrent": {"type": "string", "contentEncoding": "base64"},
+            "paused": {"type": "boolean", "default": False},
+            "download_dir": {"type": "string", "description": "Absolute folder for the data."},
+        },
+    },
+    "TorrentPatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "upload_limit": _LIMIT,
+            "download_limit": _LIMIT,
+            "file_priorities": {
+                "description": "By file index, or one priority per file in order.",
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "propertyNames": {"pattern": "^[0-9]+$"},
+                        "additionalProperties": _ref("schemas", "FilePriority"),
+                    },
+                    {"type": "array", "items": _ref("schemas", "FilePriority")},
+                ],
+            },
+        },
+    },
+}
+
+_RESPONSES: dict[str, Any] = {
+    name: _json(_ref("schemas", "Error"), text)
+    for name, text in (
+        ("BadRequest", "Bad JSON, a bad field or a malformed info-hash; the message names it."),
+        ("Unauthorized", "Missing or wrong bearer token."),
+        ("NotFound", "No torrent with this info-hash, or no such path."),
+        ("MethodNotAllowed", "Wrong method; the Allow header lists the right ones."),
+        ("Conflict", "The session already has this torrent."),
+        ("TooLarge", "The body (or the .torrent file) is over 64 MiB."),
+        ("UnsupportedMediaType", "Neither application/x-bittorrent nor JSON."),
+        ("InternalError", "A bug; the daemon's log has the traceback."),
+    )
+}
+_RESPONSES["Unauthorized"]["headers"] = {
+    "WWW-Authenticate": {"schema": {"type": "string", "const": 'Bearer realm="bt"'}}
+}
+
+_INFO_HASH_PARAMETER = {
+    "name": "info_hash",
+    "in": "path",
+    "required": True,
+    "description": "The torrent's info-hash: 40 hex characters, any case.",
+    "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{40}$"},
+}
+
+
+def _status(description: str) -> dict[str, Any]:
+    return {"200": _json(_ref("schemas", "TorrentStatus"), description), **_errors(400, 404)}
+
+
+def _action(handler: str, summary: str) -> dict[str, Any]:
+    return {"post": {"operationId": handler, "summary": summary, "responses": _status("Done.")}}
+
+
+_PATHS: dict[str, Any] = {
+    "/api/v1/session": {
+        "get": {
+            "operationId": "get_session",
+            "summary": "The session's status: rates, totals, global limits.",
+            "responses": {"200": _json(_ref("schemas", "SessionStatus"), "The session.")},
+        },
+        "patch": {
+            "operationId": "patch_session",
+            "summary": "Set the global rate limits (only the fields sent change).",
+            "requestBody": {"required": True, **_json(_ref("schemas", "Limits"), "New limits.")},
+            "responses": {
+                "200": _json(_ref("schemas", "SessionStatus"), "The session after the change."),
+                **_errors(400, 413),
+            },
+        },
+    },
+    "/api/v1/torrents": {
+        "get": {
+            "operationId": "list_torrents",
+            "summary": "Every torrent's status, without files.",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "torrents": {
+                                "type": "array",
+                                "items": _ref("schemas", "TorrentSummary"),
+                            }
+                        },
+                    },
+                    "The torrents.",
+                )
+            },
+        },
+        "post": {
+            "operationId": "add_torrent",
+            "summary": "Add a torrent: the raw .torrent, or JSON with a path or base64.",
+            "parameters": [
+                {
+                    "name": "paused",
+                    "in": "query",
+                    "schema": {"type": "boolean"},
+                    "description": "Raw uploads only: add it paused.",
+                },
+                {
+                    "name": "download_dir",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "Raw uploads only: absolute folder for the data.",
+                },
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-bittorrent": {
+                        "schema": {"type": "string", "contentMediaType": "application/x-bittorrent"}
+                    },
+                    "application/json": {"schema": _ref("schemas", "AddTorrent")},
+                },
+            },
+            "responses": {
+                "201": {
+                    **_json(_ref("schemas", "TorrentStatus"), "Added."),
+                    "headers": {
+                        "Location": {
+                            "description": "/api/v1/torrents/{info_hash}",
+                            "schema": {"type": "string"},
+                        }
+                    },
+                },
+                **_errors(400, 409, 413, 415),
+            },
+        },
+    },
+    "/api/v1/torrents/{info_hash}": {
+        "parameters": [_INFO_HASH_PARAMETER],
+        "get": {
+            "operationId": "get_torrent",
+            "summary": "One torrent's status with its files.",
+            "responses": _status("The torrent."),
+        },
+        "patch": {
+            "operationId": "patch_torrent",
+            "summary": "Set the torrent's limits and file priorities (only the fields sent).",
+            "requestBody": {
+                "required": True,
+                **_json(_ref("schemas", "TorrentPatch"), "The changes."),
+            },
+            "responses": {**_status("The torrent after the change."), **_errors(413)},
+        },
+        "delete": {
+            "operationId": "remove_torrent",
+            "summary": "Stop and forget the torrent; with delete_data=true delete its files.",
+            "parameters": [
+                {"name": "delete_data", "in": "query", "schema": {"type": "boolean"}},
+            ],
+            "responses": {
+                "200": _json(
+                    {"type": "object", "properties": {"removed": {"type": "string"}}},
+                    "Removed once stopped (and its data deleted).",
+                ),
+                **_errors(400, 404),
+            },
+        },
+    },
+    "/api/v1/torrents/{info_hash}/pause": {
+        "parameters": [_INFO_HASH_PARAMETER],
+        **_action("pause_torrent", "Pause: answered once peers are closed and state saved."),
+    },
+    "/api/v1/torrents/{info_hash}/resume": {
+        "parameters": [_INFO_HASH_PARAMETER],
+        **_action("resume_torrent", "Resume a paused or stopped torrent."),
+    },
+    "/api/v1/torrents/{info_hash}/recheck": {
+        "parameters": [_INFO_HASH_PARAMETER],
+        **_action("recheck_torrent", "Hash all of the torrent's data again."),
+    },
+    "/api/v1/openapi.json": {
+        "get": {
+            "operationId": "get_openapi",
+            "summary": "This document.",
+            "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "operationId": "get_metrics",
+            "summary": "Prometheus text exposition, read from the session at scrape time.",
+            "responses": {
+                "200": {
+                    "description": "Metrics.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
+}
+
+_DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "bt control API",
+        "version": __version__,
+        "description": "Control and observe a bt daemon. Every request needs the bearer "
+        "token from the daemon's state folder (control.token).",
+    },
+    "security": [{"bearer": []}],
+    "paths": _PATHS,
+    "components": {
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The token in <state dir>/control.token.",
+            }
+        },
+        "schemas": _SCHEMAS,
+        "responses": _RESPONSES,
+    },
+}
+
+
+def _add_common_responses(paths: dict[str, Any]) -> None:
+    """Every operation can answer 401 (no token), 405 and 500."""
+    for item in paths.values():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            operation["responses"].setdefault("401", _ref("responses", "Unauthorized"))
+            operation["responses"].setdefault("405", _ref("responses", "MethodNotAllowed"))
+            operation["responses"].setdefault("500", _ref("responses", "InternalError"))
+
+
+_add_common_responses(_PATHS)
+
+
+def document() -> dict[str, Any]:
+    """A fresh copy of the document (callers may change theirs)."""
+    return copy.deepcopy(_DOCUMENT)
