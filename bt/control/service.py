@@ -1,0 +1,231 @@
+"""ControlService: the control API's listener, token and endpoint file, started by twistd.
+
+It binds in ``privilegedStartService`` (like the peer listener) and raises when
+the port cannot be bound, so twistd exits non-zero instead of running a daemon
+nobody can control. The API listens on loopback unless the user names another
+interface: a ``tcp:``/``tcp6:``/``ssl:`` endpoint without ``interface=`` gets
+the loopback one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
+from twisted.web import server
+
+from bt.control.api import MAX_BODY, ControlResource, ControlSession
+from bt.control.auth import BearerAuth
+from bt.control.files import ensure_token, remove_control_info, write_control_info
+from bt.errors import BtError
+
+__all__ = ["CappedRequest", "ControlService", "ControlSite", "loopback_by_default"]
+
+_TCP_KINDS = {"tcp": "127.0.0.1", "ssl": "127.0.0.1", "tcp6": r"\:\:1"}
+_ARGUMENT_SEPARATOR = re.compile(r"(?<!\\):")
+
+log = Logger()
+
+
+def loopback_by_default(description: str) -> str:
+    """``description`` with ``interface=`` loopback added when a TCP endpoint names none."""
+    if description.isdigit():
+        description = f"tcp:{description}"
+    kind, _, rest = description.partition(":")
+    loopback = _TCP_KINDS.get(kind.lower())
+    if loopback is None or _interface(rest) is not None:
+        return description
+    return f"{description}:interface={loopback}"
+
+
+def _interface(arguments: str) -> str | None:
+    for argument in _ARGUMENT_SEPARATOR.split(arguments):
+        name, _, value = argument.partition("=")
+        if name.strip().lower() == "interface":
+            return value.replace("\\:", ":")
+    return None
+
+
+def _is_loopback(interface: str) -> bool:
+    if interface.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return False
+
+
+class CappedRequest(server.Request):
+    """A request that stops storing its body past ``MAX_BODY``; the API then answers 413.
+
+    twisted.web reads the whole body before a resource sees it; without a cap
+    a client could fill the disk with one upload.
+    """
+
+    max_body = MAX_BODY
+    body_too_large = False
+    _received = 0
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._received += len(data)
+        if self._received > self.max_body:
+            self.body_too_large = True
+            return
+        super().handleContentChunk(data)
+
+
+class ControlSite(server.Site):
+    """A Site that keeps requests out of the daemon's log and caps request bodies."""
+
+    noisy = False
+    requestFactory = CappedRequest
+
+    def log(self, request: server.Request) -> None:
+        """Access lines at debug level only: a polling CLI would flood the daemon log."""
+        log.debug(
+            "control API: {method} {uri} -> {code}",
+            method=request.method.decode("ascii", "replace"),
+            uri=request.uri.decode("ascii", "replace"),
+            code=request.code,
+        )
+
+
+class _TrackedConnection(ProtocolWrapper):
+    def connectionLost(self, reason: Failure) -> None:
+        """Let HTTP finish its own cleanup (timers) before the factory counts us gone."""
+        wrapped = self.wrappedProtocol
+        try:
+            wrapped.connectionLost(reason)
+        finally:
+            self.wrappedProtocol = None
+            self.factory.unregisterProtocol(self)
+
+
+class _Connections(WrappingFactory):
+    """Tracks open connections so stopping the service can close them and wait."""
+
+    noisy = False
+    protocol = _TrackedConnection
+
+    def __init__(self, site: server.Site) -> None:
+        super().__init__(site)
+        self._idle: list[defer.Deferred[None]] = []
+
+    def unregisterProtocol(self, p: ProtocolWrapper) -> None:
+        super().unregisterProtocol(p)
+        if not self.protocols:
+            idle, self._idle = self._idle, []
+            for waiting in idle:
+                waiting.callback(None)
+
+    def close_all(self) -> defer.Deferred[None]:
+        """Close every connection; fires once all are gone."""
+        if not self.protocols:
+            return defer.succeed(None)
+        waiting: defer.Deferred[None] = defer.Deferred()
+        self._idle.append(waiting)
+        for wrapper in list(self.protocols):
+            wrapper.transport.loseConnection()
+        return waiting
+
+
+class ControlService(Service):
+    """Serves the control API of ``session`` on ``endpoint`` and publishes it in ``state_dir``."""
+
+    def __init__(
+        self, session: ControlSession, endpoint: str, state_dir: Path, reactor: Any = None
+    ) -> None:
+        self.endpoint = loopback_by_default(endpoint)
+        self.state_dir = state_dir
+        self._reactor = reactor
+        self._auth = BearerAuth(ControlResource(session), token=None)
+        self._connections = _Connections(ControlSite(self._auth))
+        self._port: IListeningPort | None = None
+        #: Where the API listens, once it does (written to control.json).
+        self.url: str | None = None
+
+    def privilegedStartService(self) -> None:
+        self._listen()
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        self._listen()
+        try:
+            self._auth.token = ensure_token(self.state_dir)
+            assert self.url is not None
+            write_control_info(self.state_dir, self.url)
+        except BaseException:
+            self._stop_listening()
+            raise
+        super().startService()
+        log.info("control API listening on {url}", url=self.url)
+
+    def stopService(self) -> defer.Deferred[None]:
+        super().stopService()
+        remove_control_info(self.state_dir)
+        stopped = self._stop_listening()
+        stopped.addCallback(lambda _: self._connections.close_all())
+        return stopped
+
+    def _stop_listening(self) -> defer.Deferred[None]:
+        port, self._port = self._port, None
+        if port is None:
+            return defer.succeed(None)
+        return defer.maybeDeferred(port.stopListening)
+
+    def _listen(self) -> None:
+        """Bind now or raise: a daemon nobody can control must not start."""
+        if self._port is not None:
+            return
+        reactor = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        interface = _interface(self.endpoint.partition(":")[2])
+        if interface is not None and not _is_loopback(interface):
+            log.warn(
+                "control API endpoint {endpoint} is not loopback: anyone who can reach it and "
+                "has the token controls the daemon; put TLS in front of it",
+                endpoint=self.endpoint,
+            )
+        try:
+            endpoint = serverFromString(reactor, self.endpoint)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BtError(f"control API endpoint {self.endpoint!r} is not valid: {exc}") from exc
+        outcome: list[Any] = []
+        endpoint.listen(self._connections).addBoth(outcome.append)
+        if not outcome:
+            raise BtError(f"control API endpoint {self.endpoint}: did not start listening")
+        if isinstance(outcome[0], Failure):
+            error = outcome[0].value
+            raise BtError(f"control API cannot listen on {self.endpoint}: {error}") from error
+        self._port = outcome[0]
+        self.url = _url(self._port, https=self.endpoint.lower().startswith("ssl:"))
+
+
+def _url(port: IListeningPort, *, https: bool) -> str:
+    """The URL clients use; a wildcard bind is reached through loopback."""
+    host = port.getHost()
+    scheme = "https" if https else "http"
+    if isinstance(host, IPv4Address):
+        address = "127.0.0.1" if host.host == "0.0.0.0" else host.host
+        return f"{scheme}://{address}:{host.port}/"
+    if isinstance(host, IPv6Address):
+        address = "::1" if host.host in ("::", "::0") else host.host
+        return f"{scheme}://[{address}]:{host.port}/"
+    if isinstance(host, UNIXAddress) and host.name is not None:
+        name = host.name.decode() if isinstance(host.name, bytes) else host.name
+        return f"http+unix://{quote(name, safe='')}/"
+    raise BtError(f"control API endpoint {port!r}: cannot tell clients its address")
