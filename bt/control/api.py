@@ -26,13 +26,13 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.resource import Resource
 
 from bt.control import metrics, openapi
 from bt.errors import DuplicateTorrentError, MetainfoError, UnknownTorrentError
+from bt.logs import Logger
 from bt.metainfo import Metainfo, load_metainfo, parse_metainfo
 from bt.status import FilePriority, SessionStatus, TorrentStatus
 from bt.units import parse_rate

@@ -16,9 +16,8 @@ import stat
 import tempfile
 from pathlib import Path
 
-from twisted.logger import Logger
-
 from bt.errors import BtError
+from bt.logs import Logger
 
 __all__ = [
     "CONTROL_INFO",

@@ -20,7 +20,6 @@ from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
-from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.web import server
@@ -29,6 +28,7 @@ from bt.control.api import MAX_BODY, ControlResource, ControlSession
 from bt.control.auth import BearerAuth
 from bt.control.files import ensure_token, remove_control_info, write_control_info
 from bt.errors import BtError
+from bt.logs import Logger
 
 __all__ = ["CappedRequest", "ControlService", "ControlSite", "loopback_by_default"]
 
