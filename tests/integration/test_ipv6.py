@@ -92,7 +92,9 @@ def test_download_from_an_ipv6_peer(
         seeder.wait_checked()
         tracker6.peer6 = ("::1", seeder.port)
         (tmp_path / "bt").mkdir()
-        bt = BtDaemon(tmp_path / "bt", torrent, tmp_path / "bt" / "downloads")
+        bt = BtDaemon(
+            tmp_path / "bt", torrent, tmp_path / "bt" / "downloads", ("--log-level", "debug")
+        )
         bt.start()
         try:
             bt.wait_for_log("v6.bin: download complete", 60)
