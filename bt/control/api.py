@@ -16,10 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
-import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,21 +28,19 @@ from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.resource import Resource
 
+from bt.control import fields as read
 from bt.control import metrics, openapi
+from bt.control.replies import JSON, ApiError, Reply, error_reply, json_reply, send_reply
 from bt.errors import DuplicateTorrentError, MetainfoError, UnknownTorrentError
 from bt.logs import Logger
 from bt.metainfo import Metainfo, load_metainfo, parse_metainfo
 from bt.status import FilePriority, SessionStatus, TorrentStatus
-from bt.units import parse_rate
 
 __all__ = ["MAX_BODY", "ROUTES", "ApiError", "ControlResource", "Reply", "Route"]
 
 #: Largest request body accepted (a .torrent of a huge torrent is a few MiB).
 MAX_BODY = 64 * 1024 * 1024
-JSON = "application/json"
 TORRENT = "application/x-bittorrent"
-_INFO_HASH = re.compile(r"[0-9a-fA-F]{40}")
-_INDEX = re.compile(r"[0-9]+")
 
 log = Logger()
 
@@ -94,59 +90,6 @@ class ControlSession(Protocol):
     def set_limits(self, **limits: float | None) -> None: ...
 
 
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: bytes
-    content_type: str = JSON
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def json_reply(status: int, data: Any, headers: Iterable[tuple[str, str]] = ()) -> Reply:
-    """A JSON reply; non-finite floats become null so the body is always valid JSON."""
-    text = json.dumps(_finite(data), allow_nan=False, ensure_ascii=False) + "\n"
-    return Reply(status, text.encode("utf-8"), JSON, tuple(headers))
-
-
-def error_reply(status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> Reply:
-    """The one error shape of the API."""
-    return json_reply(status, {"error": {"status": status, "message": message}}, headers)
-
-
-def _finite(data: Any) -> Any:
-    if isinstance(data, float) and not math.isfinite(data):
-        return None
-    if isinstance(data, dict):
-        return {key: _finite(value) for key, value in data.items()}
-    if isinstance(data, list | tuple):
-        return [_finite(value) for value in data]
-    return data
-
-
-class ApiError(Exception):
-    """The client's mistake: becomes an error reply with this status and message."""
-
-    def __init__(self, status: int, message: str, headers: Iterable[tuple[str, str]] = ()):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = tuple(headers)
-
-
-def send_reply(request: server.Request, reply: Reply) -> None:
-    """Write ``reply`` and finish, unless the client has gone away meanwhile."""
-    if request.finished or getattr(request, "_disconnected", False):
-        return
-    request.setResponseCode(reply.status)
-    request.setHeader(b"content-type", reply.content_type.encode("ascii"))
-    request.setHeader(b"cache-control", b"no-store")
-    for name, value in reply.headers:
-        request.setHeader(name.encode("ascii"), value.encode("utf-8"))
-    request.setHeader(b"content-length", str(len(reply.body)).encode("ascii"))
-    request.write(reply.body)
-    request.finish()
-
-
 class ControlResource(Resource):
     """The whole API as one leaf: dispatch on :data:`ROUTES`, reply in JSON."""
 
@@ -188,7 +131,7 @@ class ControlResource(Resource):
         route, params = chosen
         arguments: dict[str, Any] = dict(params)
         if "info_hash" in arguments:
-            arguments["info_hash"] = _info_hash(arguments["info_hash"])
+            arguments["info_hash"] = read.info_hash(arguments["info_hash"])
         result: Reply | defer.Deferred[Reply] = getattr(self, "_" + route.handler)(
             request, **arguments
         )
@@ -230,11 +173,11 @@ class ControlResource(Resource):
         if not raw.strip():
             raise ApiError(400, "body: expected a JSON object, got an empty body")
         try:
-            data = json.loads(raw, parse_constant=_reject_constant)
+            data = json.loads(raw, parse_constant=read.reject_constant)
         except ValueError as exc:
             raise ApiError(400, f"body: not valid JSON: {exc}") from None
         if not isinstance(data, dict):
-            raise ApiError(400, f"body: expected a JSON object, got {_json_type(data)}")
+            raise ApiError(400, f"body: expected a JSON object, got {read.json_type(data)}")
         unknown = sorted(set(data) - fields)
         if unknown:
             raise ApiError(
@@ -250,12 +193,12 @@ class ControlResource(Resource):
         return json_reply(200, self._session.status().to_json())
 
     def _patch_session(self, request: server.Request) -> Reply:
-        limits = _limits(self._json_object(request, {"upload_limit", "download_limit"}))
+        limits = read.limits(self._json_object(request, {"upload_limit", "download_limit"}))
         if limits:
             try:
                 self._session.set_limits(**limits)
             except ValueError as exc:
-                raise ApiError(400, f"{_limit_fields(limits)}: {exc}") from None
+                raise ApiError(400, f"{read.limit_fields(limits)}: {exc}") from None
         return json_reply(200, self._session.status().to_json())
 
     def _get_openapi(self, request: server.Request) -> Reply:
@@ -274,8 +217,10 @@ class ControlResource(Resource):
         content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
         media = content_type.split(";")[0].strip().lower()
         if media == TORRENT:
-            paused = _query_bool(request, "paused")
-            download_dir = _optional_path("download_dir", _query_text(request, "download_dir"))
+            paused = read.query_bool(request, "paused")
+            download_dir = read.optional_path(
+                "download_dir", read.query_text(request, "download_dir")
+            )
             metainfo = parse_metainfo(self._body(request))
         elif media in ("", JSON, "application/x-www-form-urlencoded", "text/plain"):
             fields = {"path", "torrent", "paused", "download_dir"}
@@ -283,7 +228,7 @@ class ControlResource(Resource):
             paused = body.get("paused", False)
             if not isinstance(paused, bool):
                 raise ApiError(400, f"paused: expected true or false, got {paused!r}")
-            download_dir = _optional_path("download_dir", body.get("download_dir"))
+            download_dir = read.optional_path("download_dir", body.get("download_dir"))
             metainfo = self._metainfo_from_json(body)
         else:
             raise ApiError(415, f"Content-Type {media} is not accepted: send {TORRENT} or {JSON}")
@@ -303,7 +248,9 @@ class ControlResource(Resource):
         if "torrent" in body:
             encoded = body["torrent"]
             if not isinstance(encoded, str):
-                raise ApiError(400, f"torrent: expected a base64 string, got {_json_type(encoded)}")
+                raise ApiError(
+                    400, f"torrent: expected a base64 string, got {read.json_type(encoded)}"
+                )
             try:
                 data = base64.b64decode("".join(encoded.split()), validate=True)
             except (binascii.Error, ValueError) as exc:
@@ -312,7 +259,7 @@ class ControlResource(Resource):
                 return parse_metainfo(data)
             except MetainfoError as exc:
                 raise ApiError(400, f"torrent: not a valid .torrent: {exc}") from None
-        path = _absolute_path("path", body["path"])
+        path = read.absolute_path("path", body["path"])
         try:
             info = path.stat()
         except OSError as exc:
@@ -336,16 +283,16 @@ class ControlResource(Resource):
         files = len(self._session.torrent_status(info_hash).files)
         fields = {"upload_limit", "download_limit", "file_priorities"}
         body = self._json_object(request, fields)
-        limits = _limits(body)
+        limits = read.limits(body)
         priorities = (
-            _priorities(body["file_priorities"], files) if "file_priorities" in body else None
+            read.priorities(body["file_priorities"], files) if "file_priorities" in body else None
         )
         # Everything is validated before anything changes: a bad field changes nothing.
         if limits:
             try:
                 self._session.set_torrent_limits(info_hash, **limits)
             except ValueError as exc:
-                raise ApiError(400, f"{_limit_fields(limits)}: {exc}") from None
+                raise ApiError(400, f"{read.limit_fields(limits)}: {exc}") from None
         if priorities:
             try:
                 self._session.set_file_priorities(info_hash, priorities)
@@ -354,7 +301,7 @@ class ControlResource(Resource):
         return self._status_reply(info_hash)
 
     def _remove_torrent(self, request: server.Request, info_hash: bytes) -> defer.Deferred[Reply]:
-        delete_data = _query_bool(request, "delete_data")
+        delete_data = read.query_bool(request, "delete_data")
         removed = defer.maybeDeferred(
             self._session.remove_torrent, info_hash, delete_data=delete_data
         )
@@ -387,112 +334,3 @@ def _match(template: str, segments: list[str]) -> dict[str, str] | None:
         elif part != segment:
             return None
     return params
-
-
-def _info_hash(text: str) -> bytes:
-    if not _INFO_HASH.fullmatch(text):
-        raise ApiError(400, f"{text!r} in the path is not an info-hash (40 hex characters)")
-    return bytes.fromhex(text)
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
-    if value is None:
-        return "null"
-    return names.get(type(value), "a number")
-
-
-def _query_text(request: server.Request, name: str) -> str | None:
-    values = request.args.get(name.encode("ascii"))
-    return values[-1].decode("utf-8", "replace") if values else None
-
-
-def _query_bool(request: server.Request, name: str) -> bool:
-    text = _query_text(request, name)
-    if text is None:
-        return False
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise ApiError(400, f"query parameter {name}: expected true or false, got {text!r}")
-
-
-def _absolute_path(name: str, value: Any) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ApiError(400, f"{name}: expected an absolute path, got {_json_type(value)}")
-    path = Path(value)
-    if not path.is_absolute():
-        raise ApiError(400, f"{name}: {value!r} is not an absolute path")
-    return path
-
-
-def _optional_path(name: str, value: Any) -> Path | None:
-    return None if value is None else _absolute_path(name, value)
-
-
-def _limit(name: str, value: Any) -> float | None:
-    """A rate limit from JSON: bytes/s, a rate such as "2M", or null; 0 means unlimited."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            return parse_rate(value)
-        except ValueError as exc:
-            raise ApiError(400, f"{name}: {exc}") from None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if math.isfinite(value) and value >= 0:
-            return float(value) or None
-    raise ApiError(
-        400, f'{name}: expected bytes/s >= 0, a rate such as "2M", or null; got {value!r}'
-    )
-
-
-def _limits(body: Mapping[str, Any]) -> dict[str, float | None]:
-    """The session's keyword arguments for the limits the client sent, and only those."""
-    keywords = {"upload_limit": "upload", "download_limit": "download"}
-    return {keywords[k]: _limit(k, v) for k, v in body.items() if k in keywords}
-
-
-def _limit_fields(limits: Mapping[str, Any]) -> str:
-    return ", ".join(f"{keyword}_limit" for keyword in limits)
-
-
-def _priorities(value: Any, files: int) -> dict[int, FilePriority]:
-    """``{"0": "skip"}`` or ``["skip", "normal", ...]`` (one per file) as a priority map."""
-    if isinstance(value, list):
-        if len(value) != files:
-            raise ApiError(
-                400,
-                f"file_priorities: {len(value)} priorities for {files} files; give one per "
-                'file, or an object such as {"0": "skip"}',
-            )
-        items: list[tuple[int, Any]] = list(enumerate(value))
-    elif isinstance(value, dict):
-        items = []
-        for key, priority in value.items():
-            if not _INDEX.fullmatch(key):
-                raise ApiError(400, f"file_priorities: {key!r} is not a file index")
-            if int(key) >= files:
-                raise ApiError(
-                    400, f"file_priorities: no file {key}; the torrent has {files} (0..{files - 1})"
-                )
-            items.append((int(key), priority))
-    else:
-        raise ApiError(
-            400, f"file_priorities: expected an object or an array, got {_json_type(value)}"
-        )
-    result: dict[int, FilePriority] = {}
-    choices = ", ".join(p.value for p in FilePriority)
-    for index, priority in items:
-        try:
-            result[index] = FilePriority(priority)
-        except ValueError:
-            raise ApiError(
-                400, f"file_priorities[{index}]: {priority!r} is not one of {choices}"
-            ) from None
-    return result

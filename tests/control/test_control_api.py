@@ -490,7 +490,7 @@ async def test_openapi_document_is_served(client: Any) -> None:
 
 
 def test_json_replies_never_carry_nan() -> None:
-    from bt.control.api import json_reply
+    from bt.control.replies import json_reply
 
     body = json.loads(json_reply(200, {"eta": float("inf"), "x": [float("nan")]}).body)
     assert body == {"eta": None, "x": [None]}
