@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from twisted.python.failure import Failure
 
 from bt.bitfield import Bitfield
 from bt.candidates import Address, CandidatePool
+from bt.dialer import Dialer, PeerSource
 from bt.errors import PieceHashError, RemoteProtocolError, ResumeSaveError, StorageError
 from bt.interfaces import IStorage
 from bt.logs import Logger
@@ -29,7 +29,7 @@ from bt.metainfo import Metainfo
 from bt.peer.connection import HandshakeReceived, TorrentGeometry
 from bt.peer.link import PeerLink
 from bt.peer.messages import BitfieldMessage, Cancel, Have, NotInterested, Piece, Request
-from bt.peer.protocol import SELF_CONNECTION, PeerProtocol, TorrentPeerFactory
+from bt.peer.protocol import PeerProtocol, TorrentPeerFactory
 from bt.peer.upload import UploadQueue
 from bt.policy.blame import Blame
 from bt.policy.choker import Choker, PeerSnapshot
@@ -48,19 +48,10 @@ from bt.tracker.announce import AnnounceRequest
 from bt.tracker.announcer import Announcer, Tracker
 from bt.tracker.scrape import ScrapeResult
 
-__all__ = ["SharedLimits", "Torrent", "TorrentConfig"]
+__all__ = ["PeerSource", "SharedLimits", "Torrent", "TorrentConfig"]
 
 #: Seconds (ticks) between choking rounds, as in BEP 3 and every reference client.
 CHOKE_INTERVAL = 10
-
-
-class PeerSource(StrEnum):
-    """Where a candidate address came from; private torrents accept only TRACKER."""
-
-    TRACKER = "tracker"
-    PEX = "pex"
-    DHT = "dht"
-    LSD = "lsd"
 
 
 @dataclass(frozen=True)
@@ -152,9 +143,7 @@ class Torrent(Service):
         )
         self.file_priorities = list(file_priorities or [FilePriority.NORMAL] * len(metainfo.files))
         self.picker = self._new_picker()
-        self.candidates = CandidatePool()
         self.links: dict[PeerLink, None] = {}
-        self._connecting: set[Address] = set()
         self._blocks: dict[int, list[bytes | None]] = {}
         now = reactor.seconds()
         self.limits = limits or SharedLimits.unlimited(now)
@@ -190,6 +179,16 @@ class Torrent(Service):
         self._progress_logged: tuple[int, int, int] | None = None
         self._factory = TorrentPeerFactory(
             peer_id, metainfo.info_hash, self.geometry, self, reactor
+        )
+        #: Outgoing connections: the candidate pool (and its bans) and attempts in flight.
+        self.dialer = Dialer(
+            reactor,
+            self.limits.connections,
+            self._factory.buildProtocol,
+            self._dial_room,
+            connect_timeout=config.connect_timeout,
+            private=metainfo.private,
+            name=self.name,
         )
 
     def _new_picker(self) -> PiecePicker:
@@ -416,7 +415,7 @@ class Torrent(Service):
         for link in list(self.links):
             if link.bitfield_counted:
                 link.update_interest()
-        self._connect_more()
+        self.dialer.connect_more()
 
     def stopService(self) -> Deferred[None]:
         """Drop peers, tell trackers we left, flush and close the files."""
@@ -451,72 +450,30 @@ class Torrent(Service):
 
     # -- peers: candidates and connections -----------------------------------
 
+    @property
+    def candidates(self) -> CandidatePool:
+        """Known addresses and bans (the dialer's pool)."""
+        return self.dialer.candidates
+
     def add_candidates(
         self, peers: Sequence[tuple[str, int]], source: str = PeerSource.TRACKER
     ) -> None:
-        """Addresses from a tracker (or PEX, DHT, ...); connect to some at once.
+        """Addresses from a tracker (or PEX, DHT, ...); a private torrent takes only trackers'."""
+        self.dialer.add(peers, source)
 
-        A private torrent (BEP 27) takes peers only from its own trackers.
-        """
-        if self.metainfo.private and source != PeerSource.TRACKER:
-            self.log.debug(
-                "{name}: private torrent, ignoring {count} peers from {source}",
-                name=self.name,
-                count=len(peers),
-                source=source,
-            )
-            return
-        added = sum(self.candidates.add((host, port)) for host, port in peers)
-        if added:
-            self.log.debug("{name}: {added} new peer addresses", name=self.name, added=added)
-        self._connect_more()
-
-    def _connect_more(self) -> None:
+    def _dial_room(self) -> int:
+        """How many more peers to dial for now: none unless the torrent is in the swarm."""
         if self.state not in ("downloading", "seeding") or self.is_finished:
-            return
-        room = self.config.max_peers - len(self.links) - len(self._connecting)
-        free = self.limits.connections.free
-        if free is not None:
-            room = min(room, free)
-        for address in self.candidates.take(self.reactor.seconds(), room):
-            if not self.limits.connections.acquire():
-                self.candidates.failed(address, self.reactor.seconds())
-                break
-            self._connect(address)
-
-    def _connect(self, address: Address) -> None:
-        self._connecting.add(address)
-        host, port = address
-        factory = _OneConnection(self, address)
-        self.reactor.connectTCP(host, port, factory, timeout=self.config.connect_timeout)
-
-    def outgoing_closed(self, address: Address, reason: str | None = None) -> None:
-        """An outgoing connection ended; if it never joined (bad handshake), retry later."""
-        self.limits.connections.release()
-        if reason == SELF_CONNECTION:
-            self.candidates.ban(address)  # our own listening address: never dial it again
-        if address in self._connecting:
-            self._connecting.discard(address)
-            self.candidates.failed(address, self.reactor.seconds())
-
-    def connection_failed(self, address: Address, reason: str) -> None:
-        self.limits.connections.release()
-        self._connecting.discard(address)
-        self.candidates.failed(address, self.reactor.seconds())
-        self.log.debug(
-            "{name}: cannot connect to {address}: {reason}",
-            name=self.name,
-            address=address,
-            reason=reason,
-        )
+            return 0
+        return self.config.max_peers - len(self.links)
 
     def attach(self, protocol: PeerProtocol, handshake: HandshakeReceived) -> PeerLink:
         """A handshake completed: the peer joins the swarm."""
         address: Address = getattr(protocol, "candidate", None) or _peer_address(protocol)
-        self._connecting.discard(address)
+        self.dialer.arrived(address)
         if self.state not in ("downloading", "seeding"):
             raise RemoteProtocolError(f"torrent is {self.state}")
-        if self.candidates.is_banned(address):
+        if self.dialer.is_banned(address):
             raise RemoteProtocolError("peer is banned for sending bad data")
         if len(self.links) >= self.config.max_peers:
             raise RemoteProtocolError("too many peers")
@@ -532,7 +489,7 @@ class Torrent(Service):
         if not self.download_limit.unlimited:
             protocol.read_throttle = self._download_throttle
         self.links[link] = None
-        self.candidates.connected(address)
+        self.dialer.joined(address)
         have = self.picker.have_bitfield()
         if not have.is_empty():
             protocol.send(BitfieldMessage(have.to_bytes()))
@@ -551,8 +508,7 @@ class Torrent(Service):
             self.picker.peer_gone(link, bitfield)
         else:
             self.picker.peer_requests_abandoned(link)
-        if not self.candidates.is_banned(link.address):
-            self.candidates.failed(link.address, self.reactor.seconds())
+        self.dialer.left(link.address)
         self.log.debug(
             "{name}: peer {address} gone: {reason}",
             name=self.name,
@@ -560,7 +516,7 @@ class Torrent(Service):
             reason=reason,
         )
         self._refill_others()
-        self._connect_more()
+        self.dialer.connect_more()
 
     def is_interesting(self, bitfield: Bitfield) -> bool:
         """Does a peer with ``bitfield`` have a piece we want and lack?"""
@@ -697,9 +653,8 @@ class Torrent(Service):
         self._refill_others()
 
     def _ban(self, address: Address, why: str) -> None:
-        if self.candidates.is_banned(address):
+        if not self.dialer.ban(address):
             return
-        self.candidates.ban(address)
         self.log.warn(
             "{name}: banned peer {host}:{port}: {why}",
             name=self.name,
@@ -776,7 +731,7 @@ class Torrent(Service):
             if why is not None:
                 self._finish_seeding(why)
                 return
-        self._connect_more()
+        self.dialer.connect_more()
         if not self.is_finished and len(self.links) < self.config.max_peers // 2:
             for announcer in self.announcers:
                 announcer.need_peers()
@@ -849,25 +804,3 @@ def _bits(value: int, length: int) -> Iterator[int]:
         top = value.bit_length() - 1
         yield width - 1 - top
         value ^= 1 << top
-
-
-class _OneConnection(TorrentPeerFactory):
-    """A factory for one outgoing attempt, so failures name the candidate."""
-
-    def __init__(self, torrent: Torrent, address: Address) -> None:
-        super().__init__(
-            torrent.peer_id, torrent.info_hash, torrent.geometry, torrent, torrent.reactor
-        )
-        self.torrent = torrent
-        self.address = address
-
-    def buildProtocol(self, addr: Any) -> PeerProtocol:
-        protocol = super().buildProtocol(addr)
-        protocol.candidate = self.address  # type: ignore[attr-defined]
-        protocol.on_closed = lambda: self.torrent.outgoing_closed(
-            self.address, protocol.close_reason
-        )
-        return protocol
-
-    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
-        self.torrent.connection_failed(self.address, reason.getErrorMessage())

@@ -38,7 +38,7 @@ from bt.peer.messages import (
     encode_handshake,
 )
 from bt.peer.protocol import HANDSHAKE_TIMEOUT, IncomingPeerFactory, PeerProtocol
-from bt.torrent import PeerSource, Torrent, TorrentConfig, _OneConnection
+from bt.torrent import PeerSource, Torrent, TorrentConfig
 from bt.tracker.scrape import ScrapeResult
 
 PIECE = 32 * 1024
@@ -558,10 +558,14 @@ def test_a_disk_error_pauses_the_torrent_and_a_recheck_resumes_it(
     torrent.stopService()
 
 
-def test_our_own_address_is_never_dialled_again(torrent: Torrent) -> None:
+def test_our_own_address_is_never_dialled_again(
+    torrent: Torrent, clock: MemoryReactorClock
+) -> None:
     address = ("10.0.0.1", 6881)
-    torrent.limits.connections.acquire()  # as _connect does before dialling
-    protocol = _OneConnection(torrent, address).buildProtocol(None)
+    torrent.add_candidates([address])  # dialled at once, taking a connection slot
+    (host, port, attempt, *_) = clock.tcpClients[-1]
+    assert (host, port) == address and torrent.limits.connections.used == 1
+    protocol = attempt.buildProtocol(None)
     peer = ScriptedPeer(protocol, torrent.metainfo, torrent.peer_id)
     peer.say(handshake=True)
     assert peer.transport.disconnecting

@@ -1,0 +1,183 @@
+"""Dialer: one torrent's outgoing connections, from candidate addresses to handshakes.
+
+It owns the candidate pool (with its backoff and bans) and the attempts in
+flight, and draws every attempt from the session's shared connection slots.
+A connection that completes its handshake joins the torrent through the
+usual attach path of the protocol; the dialer only hears that it arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from typing import Any, Protocol
+
+from twisted.internet.protocol import ClientFactory
+from twisted.python.failure import Failure
+
+from bt.candidates import Address, CandidatePool
+from bt.logs import Logger
+from bt.peer.protocol import SELF_CONNECTION, PeerProtocol
+from bt.policy.slots import ConnectionSlots
+
+__all__ = ["Dialer", "PeerSource"]
+
+
+class PeerSource(StrEnum):
+    """Where a candidate address came from; private torrents accept only TRACKER."""
+
+    TRACKER = "tracker"
+    PEX = "pex"
+    DHT = "dht"
+    LSD = "lsd"
+
+
+class DialingReactor(Protocol):
+    """The two reactor features dialling needs: a clock and TCP connections."""
+
+    def seconds(self) -> float: ...
+    def connectTCP(
+        self, host: str, port: int, factory: ClientFactory, timeout: float = ...
+    ) -> Any: ...
+
+
+class Dialer:
+    """Connects to candidates while the torrent has room and the session has slots."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: DialingReactor,
+        slots: ConnectionSlots,
+        build_protocol: Callable[[Any], PeerProtocol],
+        room: Callable[[], int],
+        *,
+        connect_timeout: float,
+        private: bool = False,
+        name: str = "",
+        candidates: CandidatePool | None = None,
+    ) -> None:
+        """``room()`` is how many more peers the torrent wants now (0: do not dial).
+
+        ``build_protocol`` makes the protocol of one connection (its attacher is
+        the torrent); a private torrent (BEP 27) takes addresses only from its
+        trackers.
+        """
+        self.reactor = reactor
+        self.slots = slots
+        self.build_protocol = build_protocol
+        self.room = room
+        self.connect_timeout = connect_timeout
+        self.private = private
+        self.name = name
+        self.candidates = candidates if candidates is not None else CandidatePool()
+        #: Addresses dialled whose handshake has not arrived yet.
+        self.in_flight: set[Address] = set()
+
+    # -- what the torrent tells the dialer ------------------------------------
+
+    def add(self, peers: Sequence[tuple[str, int]], source: str = PeerSource.TRACKER) -> None:
+        """Addresses from a tracker (or PEX, DHT, ...); connect to some at once."""
+        if self.private and source != PeerSource.TRACKER:
+            self.log.debug(
+                "{name}: private torrent, ignoring {count} peers from {source}",
+                name=self.name,
+                count=len(peers),
+                source=source,
+            )
+            return
+        added = sum(self.candidates.add((host, port)) for host, port in peers)
+        if added:
+            self.log.debug("{name}: {added} new peer addresses", name=self.name, added=added)
+        self.connect_more()
+
+    def connect_more(self) -> None:
+        """Dial due candidates, as many as the torrent's room and the free slots allow."""
+        room = self.room() - len(self.in_flight)
+        free = self.slots.free
+        if free is not None:
+            room = min(room, free)
+        for address in self.candidates.take(self.reactor.seconds(), room):
+            if not self.slots.acquire():
+                self.candidates.failed(address, self.reactor.seconds())
+                break
+            self._dial(address)
+
+    def arrived(self, address: Address) -> None:
+        """A handshake came from ``address``: it is no longer an attempt in flight.
+
+        Whether the torrent then takes the peer or refuses it, a later close is
+        not counted as a failed attempt (see :meth:`outgoing_closed`).
+        """
+        self.in_flight.discard(address)
+
+    def joined(self, address: Address) -> None:
+        """The torrent took the peer: a good address, its failures forgotten."""
+        self.candidates.connected(address)
+
+    def left(self, address: Address) -> None:
+        """A peer of the torrent is gone: try its address again later, unless banned."""
+        if not self.candidates.is_banned(address):
+            self.candidates.failed(address, self.reactor.seconds())
+
+    def ban(self, address: Address) -> bool:
+        """Never dial (or accept) ``address`` again; False if it was banned already."""
+        if self.candidates.is_banned(address):
+            return False
+        self.candidates.ban(address)
+        return True
+
+    def is_banned(self, address: Address) -> bool:
+        return self.candidates.is_banned(address)
+
+    # -- what an attempt tells the dialer -------------------------------------
+
+    def outgoing_closed(self, address: Address, reason: str | None = None) -> None:
+        """An outgoing connection ended; if it never joined (bad handshake), retry later."""
+        self.slots.release()
+        if reason == SELF_CONNECTION:
+            self.candidates.ban(address)  # our own listening address: never dial it again
+        if address in self.in_flight:
+            self.in_flight.discard(address)
+            self.candidates.failed(address, self.reactor.seconds())
+
+    def connection_failed(self, address: Address, reason: str) -> None:
+        """The TCP connection was never made: give the slot back, back off the address."""
+        self.slots.release()
+        self.in_flight.discard(address)
+        self.candidates.failed(address, self.reactor.seconds())
+        self.log.debug(
+            "{name}: cannot connect to {address}: {reason}",
+            name=self.name,
+            address=address,
+            reason=reason,
+        )
+
+    def _dial(self, address: Address) -> None:
+        self.in_flight.add(address)
+        host, port = address
+        attempt = _OneConnection(self, address)
+        self.reactor.connectTCP(host, port, attempt, timeout=self.connect_timeout)
+
+
+class _OneConnection(ClientFactory):
+    """A factory for one outgoing attempt, so failures and closes name the candidate."""
+
+    noisy = False
+
+    def __init__(self, dialer: Dialer, address: Address) -> None:
+        self.dialer = dialer
+        self.address = address
+
+    def buildProtocol(self, addr: Any) -> PeerProtocol:
+        protocol = self.dialer.build_protocol(addr)
+        protocol.factory = self
+        protocol.candidate = self.address  # type: ignore[attr-defined]
+        protocol.on_closed = lambda: self.dialer.outgoing_closed(
+            self.address, protocol.close_reason
+        )
+        return protocol
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        self.dialer.connection_failed(self.address, reason.getErrorMessage())
