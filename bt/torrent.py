@@ -471,12 +471,16 @@ class Torrent(Service):
         """A handshake completed: the peer joins the swarm."""
         address: Address = getattr(protocol, "candidate", None) or _peer_address(protocol)
         self.dialer.arrived(address)
+        refusal = None
         if self.state not in ("downloading", "seeding"):
-            raise RemoteProtocolError(f"torrent is {self.state}")
-        if self.dialer.is_banned(address):
-            raise RemoteProtocolError("peer is banned for sending bad data")
-        if len(self.links) >= self.config.max_peers:
-            raise RemoteProtocolError("too many peers")
+            refusal = f"torrent is {self.state}"
+        elif self.dialer.is_banned(address):
+            refusal = "peer is banned for sending bad data"
+        elif len(self.links) >= self.config.max_peers:
+            refusal = "too many peers"
+        if refusal is not None:
+            self.dialer.left(address)  # a known address is tried again later, with backoff
+            raise RemoteProtocolError(refusal)
         link = PeerLink(self, protocol, address, self.reactor.seconds())
         link.upload_queue = UploadQueue(
             self.read_cache.read,

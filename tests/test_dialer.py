@@ -5,16 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from test_torrent import PIECE, make_torrent
+from torrents import handmade_info, handmade_torrent
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from bt.candidates import RETRY_BASE, Address
 from bt.dialer import Dialer, PeerSource
+from bt.metainfo import parse_metainfo
 from bt.peer.connection import HandshakeReceived, TorrentGeometry
 from bt.peer.messages import Handshake, encode_handshake
 from bt.peer.protocol import SELF_CONNECTION, PeerProtocol, TorrentPeerFactory
 from bt.policy.slots import ConnectionSlots
+from bt.torrent import TorrentConfig
 
 OUR_ID = b"-BT0100-ourselves!!!"
 INFO_HASH = b"\x07" * 20
@@ -194,3 +198,23 @@ def test_a_public_torrent_dials_every_source() -> None:
     rig.dialer.add([pex], source=PeerSource.PEX)
     rig.dialer.add([tracker], source=PeerSource.TRACKER)
     assert rig.dialled() == [dht, pex, tracker]
+
+
+def test_an_address_whose_peer_the_torrent_refused_is_retried_later() -> None:
+    """A handshake that attach() refuses (say, too many peers) must not strand the address."""
+    clock = MemoryReactorClock()
+    metainfo = parse_metainfo(handmade_torrent(handmade_info(piece_length=PIECE)))
+    torrent = make_torrent(metainfo, clock, config=TorrentConfig(max_peers=1))
+    torrent.startService()
+    torrent.add_candidates([("10.0.0.9", 9)])
+    factory = clock.tcpClients[-1][2]
+    protocol = factory.buildProtocol(None)
+    torrent.links[object()] = None  # the torrent is full
+    protocol.makeConnection(StringTransport())
+    protocol.dataReceived(encode_handshake(Handshake(metainfo.info_hash, b"-XX0000-refusedpeer1")))
+    assert protocol.transport.disconnecting
+    torrent.links.clear()
+    clock.advance(3600)
+    dialled = [client for client in clock.tcpClients if client[:2] == ("10.0.0.9", 9)]
+    assert len(dialled) == 2, "dialled again after its backoff"
+    torrent.stopService()
