@@ -48,8 +48,6 @@ __all__ = [
 
 #: Seconds a peer has to complete its handshake before we hang up.
 HANDSHAKE_TIMEOUT = 20.0
-#: Bytes asked of the socket per read event (Twisted's default is 64 KiB).
-READ_SIZE = 256 * 1024
 #: The close reason when a tracker handed us our own address.
 SELF_CONNECTION = "connected to ourselves"
 
@@ -120,10 +118,6 @@ class PeerProtocol(Protocol):
         self.address = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         if interfaces.ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
-        if hasattr(self.transport, "bufferSize"):
-            # Twisted reads 64 KiB per event; a fast peer then costs a reactor turn and a
-            # dataReceived per four blocks. Bigger reads cut that per-event overhead.
-            self.transport.bufferSize = READ_SIZE
         self.last_received = self.last_sent = self.clock.seconds()
         self._handshake_call = self.clock.callLater(self.handshake_timeout, self._handshake_late)
         if self.connection.info_hash is not None and self.connection.geometry is not None:
