@@ -436,18 +436,21 @@ def start_profiler(
     gil: bool = False,
     idle: bool = False,
     fmt: str = "raw",
+    rate: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """py-spy sampling bt without pausing it (--nonblocking), as collapsed stacks.
 
     ``threads`` roots each stack at its thread; ``gil`` samples only the GIL holder;
     ``idle`` keeps samples of threads waiting (epoll_wait, locks), for wall-clock shares;
-    ``fmt`` is py-spy's output format (raw collapsed stacks, flamegraph or speedscope).
+    ``fmt`` is py-spy's output format (raw collapsed stacks, flamegraph or speedscope);
+    ``rate`` is samples per second (py-spy's default: 100).
     """
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     command = [spy, "record", "--pid", str(pid), "--nonblocking"]
     command += ["--threads"] if threads else []
     command += ["--gil"] if gil else []
     command += ["--idle"] if idle else []
+    command += ["--rate", str(rate)] if rate else []
     command += ["--format", fmt, "-o", str(out)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -41,6 +41,7 @@ from common import (
     MIB,
     OUT_DIR,
     Deadline,
+    LogWatcher,
     ProcSample,
     SeededSwarm,
     base_parser,
@@ -140,9 +141,18 @@ class Result:
 
 
 def run_bt(
-    work: Path, torrent: Path, content: Path, digest: str, deadline: Deadline, profile: Path | None
+    work: Path,
+    torrent: Path,
+    content: Path,
+    digest: str,
+    deadline: Deadline,
+    profile: Path | None,
+    on_poll: Callable[[LogWatcher], None] | None = None,
 ) -> Result:
-    """Download with ``twistd -n bittorrent``; sample it the moment it logs completion."""
+    """Download with ``twistd -n bittorrent``; sample it the moment it logs completion.
+
+    ``on_poll`` is called at every poll of bt's log (every few ms) while it downloads.
+    """
     name = content.name
     daemon = bt_daemon(work / "bt", torrent, work / "bt" / "downloads")
     daemon.workdir.mkdir()
@@ -159,6 +169,7 @@ def run_bt(
             "complete",
             deadline.left(),
             "complete",
+            on_poll,
         )
         if profiler is not None:
             stop_profiler(profiler)

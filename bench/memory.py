@@ -7,7 +7,9 @@ Each size runs on its own: random content is written in 16 MiB chunks (never mor
 in memory), a libtorrent seeder and an opentracker serve it as in bench/download.py,
 bt downloads it as a user runs it (``twistd -n bittorrent``), and its VmHWM (peak
 resident memory, threads included) is read from /proc at the moment it logs
-completion. The data of one size is deleted before the next is written, so the disk
+completion; its RSS is also sampled every 0.25 s while it downloads (the JSON keeps
+the timeline), which tells a peak of transient buffers from growth with progress.
+The data of one size is deleted before the next is written, so the disk
 needs the larger size twice (original and bt's copy) plus 1 GiB. bt writes with
 pwrite, not mmap, so its RSS is its own memory, not page cache.
 
@@ -33,6 +35,7 @@ from common import (
     GIB,
     MIB,
     Deadline,
+    LogWatcher,
     SeededSwarm,
     base_parser,
     exit_on_sigterm,
@@ -40,6 +43,7 @@ from common import (
     machine_facts,
     make_content,
     require_free,
+    sample_proc,
     settle,
     write_results,
 )
@@ -59,7 +63,15 @@ def one_size(args: argparse.Namespace, size_mib: int, deadline: Deadline) -> dic
         with SeededSwarm(work, content, piece, deadline) as swarm:
             settle()
             load = loadavg()
-            bt = run_bt(work, swarm.torrent, content, digest, deadline, None)
+            timeline: list[tuple[float, int, int]] = []
+
+            def record(watcher: LogWatcher) -> None:
+                # RSS every ~0.25 s: is the peak transient (buffers) or grown (per piece)?
+                if not timeline or time.monotonic() - timeline[-1][0] >= 0.25:
+                    now = sample_proc(watcher.pid)
+                    timeline.append((now.at, now.vm_rss_kib, now.rss_anon_kib))
+
+            bt = run_bt(work, swarm.torrent, content, digest, deadline, None, record)
             print(
                 f"{size_mib} MiB: bt {bt.rate:.1f} MB/s, peak RSS {bt.vm_hwm_kib / 1024:.0f} MiB",
                 flush=True,
@@ -72,8 +84,21 @@ def one_size(args: argparse.Namespace, size_mib: int, deadline: Deadline) -> dic
                 lt_result = run_libtorrent(work, swarm.torrent, content, digest, deadline)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    begun = timeline[0][0] if timeline else 0.0
+    quartiles = [
+        max((rss for at, rss, _ in timeline if at - begun <= q * bt.complete_s), default=0)
+        for q in (0.25, 0.5, 0.75, 1.0)
+    ]
+    print(
+        f"{size_mib} MiB: highest RSS by 25/50/75/100% of the download time: "
+        + " / ".join(f"{kib / 1024:.0f}" for kib in quartiles)
+        + " MiB",
+        flush=True,
+    )
     return {
         "size_mib": size_mib,
+        "rss_by_quarter_kib": quartiles,
+        "rss_timeline": [(round(at - begun, 2), rss, anon) for at, rss, anon in timeline],
         "pieces": -(-size_mib * MIB // piece),
         "loadavg_before_bt": load,
         "bt": bt.as_json(),

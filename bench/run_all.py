@@ -126,7 +126,7 @@ class Row:
 def size(r: dict[str, Any]) -> str:
     """A case's data size as a label: "1 GiB", "64 MiB"."""
     value = r["size_bytes"]
-    return f"{value / 2**30:g} GiB" if value >= 2**30 else f"{value / 2**20:g} MiB"
+    return f"{value // 2**30} GiB" if value % 2**30 == 0 else f"{value / 2**20:g} MiB"
 
 
 def mb_s(value: float) -> str:
@@ -281,6 +281,11 @@ def peers_rows(r: dict[str, Any]) -> list[Row]:
             f"{bt['seeder_cpu_s_per_gib'] / lt['seeder_cpu_s_per_gib']:.2f}",
         ),
         Row(
+            f"{n} peers: seeder bytes read per byte sent",
+            f"{bt.get('seeder_read_per_byte_sent', float('nan')):.2f}",
+            f"{lt.get('seeder_read_per_byte_sent', float('nan')):.2f}",
+        ),
+        Row(
             f"{n} peers: seeder CPU, connected and idle",
             f"{bt['seeder_idle_cpu_percent']:.2f}%",
             f"{lt['seeder_idle_cpu_percent']:.2f}%",
@@ -371,19 +376,26 @@ def table(records: dict[str, dict[str, Any]]) -> list[Row]:
 COLUMNS = ["case", "bt", "libtorrent", "ratio bt/lt", "target", "pass/fail"]
 
 
-def markdown(rows: list[Row], facts: dict[str, Any], quick: bool) -> str:
+def markdown(
+    rows: list[Row], facts: dict[str, Any], quick: bool, records: dict[str, dict[str, Any]]
+) -> str:
     header = COLUMNS
     lines = [
         f"# bt benchmarks{' (quick smoke run: sizes too small to mean much)' if quick else ''}",
         "",
-        f"{facts['nproc']} x {facts['cpu_model']}, Python {facts['python']}; "
-        f"{facts['uptime_at_start']}. Ratios are bt / libtorrent (for rates, higher is "
-        "better for bt; for CPU and memory, lower). Loopback, one run each: provisional.",
+        f"{facts['nproc']} x {facts['cpu_model']}, Python {facts['python']}. Ratios are "
+        "bt / libtorrent (for rates, higher is better for bt; for CPU and memory, lower). "
+        "Loopback, one run each, on a machine that may have been busy: provisional.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
     ]
     lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    lines += ["", "Load before each case (`uptime`):", ""]
+    lines += [
+        f"- {name}: {record.get('uptime_before', '?')} ({record.get('wall_s', '?')} s)"
+        for name, record in records.items()
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -397,6 +409,9 @@ def parse_args() -> argparse.Namespace:
         "--profile", action="store_true", help="py-spy bt in the scale cases (peers, torrents)"
     )
     parser.add_argument("--tmp", type=Path, default=Path("/tmp"), help="where data is written")
+    parser.add_argument(
+        "--table-only", action="store_true", help="rewrite the table from the last results"
+    )
     return parser.parse_args()
 
 
@@ -411,9 +426,13 @@ def main() -> int:
     chosen = [c for c in chosen if c.name not in args.skip]
     records: dict[str, dict[str, Any]] = {}
     previous = OUT_DIR / f"results{suffix}.json"
-    if (args.only or args.skip) and previous.exists():
+    if (args.only or args.skip or args.table_only) and previous.exists():
         # A partial run updates the cases it ran and keeps the others' last results.
         records = json.loads(previous.read_text()).get("cases", {})
+    if args.table_only:
+        last = json.loads(previous.read_text())
+        records, facts = last["cases"], last["machine"]
+        chosen = []
     for case in chosen:
         extra = ["--tmp", str(args.tmp)] if case.script != "bencode_bench.py" else []
         if args.profile and case.script == "scale.py" and case.name != "scale-pieces":
@@ -421,7 +440,8 @@ def main() -> int:
         records[case.name] = run_case(case, args.quick, out_dir, extra)
     records = {c.name: records[c.name] for c in CASES if c.name in records}
     rows = table(records)
-    facts["uptime_at_end"] = uptime()
+    if not args.table_only:
+        facts["uptime_at_end"] = uptime()
     summary = {
         "machine": facts,
         "quick": args.quick,
@@ -429,7 +449,7 @@ def main() -> int:
         "table": [dict(zip(COLUMNS, row.cells(), strict=True)) for row in rows],
     }
     (OUT_DIR / f"results{suffix}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    text = markdown(rows, facts, args.quick)
+    text = markdown(rows, facts, args.quick, records)
     (OUT_DIR / f"results{suffix}.md").write_text(text)
     print("\n" + text)
     print(f"wrote {OUT_DIR / f'results{suffix}.json'} and results{suffix}.md")

@@ -17,12 +17,15 @@ Run: python bench/scale.py pieces|peers|torrents|all [--quick] [--profile]
   completed, seeder CPU % of one core idle and transferring, RSS, throughput.
 - ``torrents``: one process holding 1,000 tiny torrents (one 16-48 KiB file each,
   complete on disk, no trackers, no peers), built with ``bt.session.Session``; RSS per
-  torrent and idle CPU over a window after every torrent seeds. The same 1,000
+  torrent, idle CPU and wake-ups per second over a window after every torrent seeds. The same 1,000
   torrents in one libtorrent session (not auto-managed, so all are active) for reference.
 
-``--profile`` runs py-spy on bt during the 200-connection transfer and during an extra
-idle window of the 1,000 torrents (after the unprofiled measurement); raw collapsed
-stacks go to bench/out/scale-*-profile.txt and a summary into the JSON.
+``--profile`` runs py-spy on bt during the 200-connection run (all threads) and during
+an extra idle window of the 1,000 torrents after the measured one (GIL holder only, so
+the samples are bt's Python CPU, not time asleep in epoll_wait); raw collapsed stacks go
+to bench/out/scale-*-profile.txt and a summary into the JSON. ``--tracemalloc`` traces
+the 1,000-torrent process's Python allocations and prints the largest sites (it inflates
+that run's RSS and CPU: take those figures from a run without it).
 Writes bench/out/scale-<case>.json.
 """
 
@@ -336,10 +339,12 @@ async def client_run(spec: dict[str, Any]) -> dict[str, Any]:
         bytes.fromhex(spec["info_hash"]), spec["piece_length"], spec["total"], spec["depth"]
     )
     samples: dict[str, dict[str, Any]] = {}
+    io: dict[str, int] = {}
 
     def sample(name: str) -> None:
         samples[name] = asdict(sample_proc(seeder))
         samples[f"client_{name}"] = asdict(sample_proc(os.getpid()))
+        io[name] = read_chars(seeder)
 
     sample("start")
     began = time.monotonic()
@@ -391,8 +396,17 @@ async def client_run(spec: dict[str, Any]) -> dict[str, Any]:
         "open_after_idle": handshakes_idle,
         "open_at_end": still_open,
         "received_bytes": received,
+        "seeder_read_bytes": io["transfer_end"] - io["transfer_start"],
         "samples": samples,
     }
+
+
+def read_chars(pid: int) -> int:
+    """Bytes the process has read with read/pread so far (/proc/<pid>/io ``rchar``)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    return 0
 
 
 def client_main(spec_path: Path, report: Path) -> None:
@@ -461,6 +475,10 @@ def summarise_client(report: dict[str, Any]) -> dict[str, Any]:
     return {
         **report,
         "throughput_mb_s": round(report["received_bytes"] / transfer_s / 1e6, 2),
+        # Bytes the seeder read (files, and its sockets' few requests) per byte it sent.
+        "seeder_read_per_byte_sent": round(
+            report["seeder_read_bytes"] / max(report["received_bytes"], 1), 3
+        ),
         "seeder_idle_cpu_percent": round(cpu_percent(s["idle_start"], s["idle_end"]), 2),
         "seeder_transfer_cpu_percent": round(
             cpu_percent(s["transfer_start"], s["transfer_end"]), 1
@@ -590,7 +608,8 @@ def print_peers(who: str, figures: dict[str, Any]) -> None:
         f"CPU ({figures['seeder_cpu_s_per_gib']:.2f} s/GiB; client "
         f"{figures['client_transfer_cpu_percent']:.0f}%), RSS "
         f"{figures['seeder_rss_idle_kib'] / 1024:.0f} MiB idle, peak "
-        f"{figures['seeder_vm_hwm_kib'] / 1024:.0f} MiB",
+        f"{figures['seeder_vm_hwm_kib'] / 1024:.0f} MiB; read "
+        f"{figures['seeder_read_per_byte_sent']:.2f} bytes per byte sent",
         flush=True,
     )
 
@@ -623,7 +642,16 @@ def make_torrents(folder: Path, count: int) -> list[Path]:
 
 
 def bt_torrents_main(folder: Path, ready: Path, budget: float) -> None:
-    """bt's process: a Session holding every torrent in ``folder/torrents``, seeding."""
+    """bt's process: a Session holding every torrent in ``folder/torrents``, seeding.
+
+    With BT_BENCH_TRACEMALLOC=1 (``--profile``), Python's allocations are traced from
+    before bt is imported, and the largest allocation sites at readiness are reported.
+    """
+    import tracemalloc
+
+    tracing = os.environ.get("BT_BENCH_TRACEMALLOC") == "1"
+    if tracing:
+        tracemalloc.start(1)
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
@@ -644,6 +672,21 @@ def bt_torrents_main(folder: Path, ready: Path, budget: float) -> None:
         session.add_torrent(load_metainfo(path))
     added = sample_proc(os.getpid())
 
+    def traced() -> dict[str, Any]:
+        snapshot = tracemalloc.take_snapshot()
+        size = sum(stat.size for stat in snapshot.statistics("filename"))
+        return {
+            "traced_kib": size // 1024,
+            "by_file": [
+                (str(stat.traceback), stat.size // 1024, stat.count)
+                for stat in snapshot.statistics("filename")[:15]
+            ],
+            "by_line": [
+                (str(stat.traceback), stat.size // 1024, stat.count)
+                for stat in snapshot.statistics("lineno")[:25]
+            ],
+        }
+
     def poll() -> None:
         states = [t.state for t in session.torrents.values()]
         if all(state == "seeding" for state in states):
@@ -656,6 +699,7 @@ def bt_torrents_main(folder: Path, ready: Path, budget: float) -> None:
                         "ready": asdict(sample_proc(os.getpid())),
                         "startup_s": time.monotonic() - begun,
                         "torrents": len(states),
+                        "tracemalloc": traced() if tracing else None,
                     }
                 )
             )
@@ -713,6 +757,20 @@ def lt_torrents_main(folder: Path, ready: Path, budget: float) -> None:
         time.sleep(0.2)
 
 
+def context_switches(pid: int) -> int:
+    """Voluntary context switches of every thread of ``pid`` so far."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            status = Path(f"/proc/{pid}/task/{task}/status").read_text()
+        except FileNotFoundError:
+            continue  # a thread that just ended
+        for line in status.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
+
+
 def measure_torrents(
     folder: Path,
     who: str,
@@ -723,7 +781,8 @@ def measure_torrents(
     ready = folder / f"{who}-ready.json"
     flag = "--bt-torrents" if who == "bt" else "--lt-torrents"
     command = [sys.executable, __file__, flag, str(folder), str(ready), f"{deadline.left():.0f}"]
-    process = subprocess.Popen(command, env=QUIET_ENV)
+    env = {**QUIET_ENV, "BT_BENCH_TRACEMALLOC": "1" if args.tracemalloc else "0"}
+    process = subprocess.Popen(command, env=env)
     try:
 
         def is_ready() -> bool:
@@ -739,7 +798,9 @@ def measure_torrents(
             f"idle for {args.window_s:.0f} s",
             flush=True,
         )
+        switches = context_switches(process.pid)
         first, last = cpu_window(process.pid, deadline.left(args.window_s))
+        wakeups = (context_switches(process.pid) - switches) / (last.at - first.at)
         result = {
             "torrents": figures["torrents"],
             "startup_s": round(figures["startup_s"], 2),
@@ -757,9 +818,17 @@ def measure_torrents(
                 100 * (last.cpu_sys - first.cpu_sys) / (last.at - first.at), 2
             ),
             "threads": len(os.listdir(f"/proc/{process.pid}/task")),
+            # Voluntary context switches of every thread: how often the process sleeps
+            # and wakes (timers, epoll) while idle.
+            "wakeups_per_s": round(wakeups, 1),
         }
+        if figures.get("tracemalloc"):
+            result["tracemalloc"] = figures["tracemalloc"]
         if profile is not None:
-            profiler = start_profiler(process.pid, profile, threads=True)
+            # Only the GIL holder: epoll_wait releases it, so this is bt's Python CPU alone.
+            profiler = start_profiler(
+                process.pid, profile, threads=True, gil=True, rate=args.profile_rate
+            )
             try:
                 time.sleep(deadline.left(args.profile_s))
             finally:
@@ -770,7 +839,8 @@ def measure_torrents(
         f"{who}: RSS {result['rss_kib'] / 1024:.0f} MiB "
         f"({result['rss_per_torrent_kib']:.1f} KiB per torrent over a "
         f"{result['baseline_rss_kib'] / 1024:.0f} MiB baseline), idle CPU "
-        f"{result['idle_cpu_percent']:.2f}% of one core, {result['threads']} threads",
+        f"{result['idle_cpu_percent']:.2f}% of one core, {result['wakeups_per_s']:.0f} "
+        f"wake-ups/s, {result['threads']} threads",
         flush=True,
     )
     return result
@@ -803,6 +873,11 @@ def case_torrents(args: argparse.Namespace, deadline: Deadline) -> dict[str, Any
         summary = profile_summary(profile, top=25)
         results["bt_profile"] = {**summary, "raw": str(profile)}
         print_hot_spots(f"bt, {args.torrents} idle torrents", summary)
+    traced = results["bt"].get("tracemalloc")
+    if traced:
+        print(f"\nbt, Python allocations at readiness: {traced['traced_kib'] / 1024:.1f} MiB")
+        for where, kib, count in traced["by_line"]:
+            print(f"  {kib:7d} KiB  {count:7d}  {where}")
     return results
 
 
@@ -826,6 +901,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--torrents", type=int, default=1000, help="torrents: how many")
     parser.add_argument("--window-s", type=float, default=None, help="torrents: idle window (60)")
     parser.add_argument("--profile-s", type=float, default=30, help="torrents: profiled window")
+    parser.add_argument(
+        "--profile-rate", type=int, default=None, help="torrents: py-spy samples/s (100)"
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="torrents: report bt's largest Python allocation sites (inflates its figures)",
+    )
     parser.add_argument("--client", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--lt-seed", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--bt-torrents", nargs=3, help=argparse.SUPPRESS)
