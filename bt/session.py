@@ -37,6 +37,7 @@ from bt.storage.delete import delete_files
 from bt.storage.disk import DiskQueue
 from bt.storage.files import FileStorage
 from bt.storage.layout import Layout
+from bt.ticker import Ticker
 from bt.torrent import SharedLimits, Torrent, TorrentConfig
 from bt.tracker.announcer import Tracker
 from bt.tracker.http import HTTPTracker, make_http_client
@@ -94,6 +95,8 @@ class Session(MultiService):
         )
         self._listening: IListeningPort | None = None
         self.registry = TorrentRegistry(config.state_dir)
+        #: One timer for every torrent's once-a-second tick.
+        self.ticker = Ticker(reactor)
         self._records: dict[bytes, TorrentRecord] = {}
         self._remembered: set[bytes] = set()
         self._registry_writes: Deferred[Any] = defer.succeed(None)
@@ -201,6 +204,7 @@ class Session(MultiService):
             limits=self.limits,
             resume_path=self._resume_path(metainfo.info_hash),
             recheck=self.config.recheck,
+            ticker=self.ticker,
             paused=record.paused,
             file_priorities=record.file_priorities,
             download_dir=shown_folder,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
@@ -44,6 +44,7 @@ from bt.storage.disk import DiskQueue
 from bt.storage.inventory import Inventory, PieceInventory
 from bt.storage.layout import Layout
 from bt.storage.readcache import PieceReadCache
+from bt.ticker import Ticker
 from bt.tracker.announce import AnnounceRequest
 from bt.tracker.announcer import Announcer, Tracker
 from bt.tracker.scrape import ScrapeResult
@@ -52,6 +53,8 @@ __all__ = ["PeerSource", "SharedLimits", "Torrent", "TorrentConfig"]
 
 #: Seconds (ticks) between choking rounds, as in BEP 3 and every reference client.
 CHOKE_INTERVAL = 10
+#: Seconds between the ticks of a torrent without peers.
+IDLE_TICK_INTERVAL = 5.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class Torrent(Service):
         limits: SharedLimits | None = None,
         resume_path: Path | None = None,
         recheck: bool = False,
+        ticker: Ticker | None = None,
         paused: bool = False,
         file_priorities: Sequence[FilePriority] | None = None,
         download_dir: str = "",
@@ -174,7 +178,9 @@ class Torrent(Service):
             Announcer(tracker, reactor, rng, self._announce_request, self.add_candidates)
             for tracker in trackers
         ]
-        self._tick_loop: task.LoopingCall | None = None
+        #: Shared with the session's other torrents; a torrent alone gets its own.
+        self.ticker = ticker if ticker is not None else Ticker(reactor)
+        self._next_idle_tick = 0.0
         self._last_progress = 0.0
         self._progress_logged: tuple[int, int, int] | None = None
         self._factory = TorrentPeerFactory(
@@ -313,17 +319,13 @@ class Torrent(Service):
         self.state = "downloading"
         if self.is_finished:
             self._start_seeding()
-        if self._tick_loop is None or not self._tick_loop.running:
-            self._tick_loop = task.LoopingCall(self._tick)
-            self._tick_loop.clock = self.reactor
-            self._tick_loop.start(1.0, now=False).addErrback(self._log_failure, "tick")
+        self.ticker.add(self._tick)
         for announcer in self.announcers:
             announcer.start()
 
     def _leave_swarm(self, why: str) -> None:
         """Stop ticking and drop every peer now (not when their sockets close)."""
-        if self._tick_loop is not None and self._tick_loop.running:
-            self._tick_loop.stop()
+        self.ticker.remove(self._tick)
         for link in list(self.links):
             link.protocol.drop(why)
             self.link_lost(link, why)
@@ -423,8 +425,7 @@ class Torrent(Service):
         self._cancel_retry()
         if self.state != "stopped":
             self.log.info("{line}", line=describe_totals(self))
-        if self._tick_loop is not None and self._tick_loop.running:
-            self._tick_loop.stop()
+        self.ticker.remove(self._tick)
         for link in list(self.links):
             link.protocol.drop("torrent stopping")
         saved = self.save_resume() if self._resume_dirty else defer.succeed(None)
@@ -721,6 +722,15 @@ class Torrent(Service):
 
     def _tick(self) -> None:
         now = self.reactor.seconds()
+        if not self.links:
+            # Nothing to measure, choke or keep alive: connect, announce and check the
+            # seeding goal every few seconds only (1,000 idle torrents share one timer).
+            if now < self._next_idle_tick and not self._resume_dirty:
+                return
+            self._next_idle_tick = now + IDLE_TICK_INTERVAL
+            if self.seeding_since is not None and self.config.seed_time is not None:
+                deadline = self.seeding_since + self.config.seed_time
+                self._next_idle_tick = min(self._next_idle_tick, max(now + 1, deadline))
         self.download_rate.tick(now)
         self.upload_rate.tick(now)
         for link in list(self.links):
