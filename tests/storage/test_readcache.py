@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from bt.errors import StorageError
-from bt.storage.readcache import PieceReadCache
+from bt.storage.readcache import CHUNK, DEFAULT_CAPACITY, PieceReadCache, ReadCachePool
 
 PIECE = 64
 
@@ -77,3 +81,299 @@ def test_a_failed_read_fails_every_waiter_and_is_not_cached() -> None:
         assert failures
     disk.hold = False
     assert cache.read(4, 0, 8).result == b"\x04" * 8
+
+
+# -- aligned chunks, a shared pool ----------------------------------------------------
+
+MiB = 1024 * 1024
+BLOCK = 16 * 1024
+_BASE = random.Random(0).randbytes(2 * MiB)
+
+
+def content(index: int, begin: int, length: int) -> bytes:
+    """What the fake disk holds: different bytes per piece and offset, cheap to make."""
+    start = (index * 7919) % MiB + begin
+    return _BASE[start : start + length]
+
+
+class ChunkDisk:
+    """A disk of pieces of ``piece_size`` (the last one ``last_size``), reads counted."""
+
+    def __init__(self, piece_size: int, pieces: int = 1000, last_size: int | None = None):
+        self.piece_size_ = piece_size
+        self.pieces = pieces
+        self.last_size = piece_size if last_size is None else last_size
+        self.reads: list[tuple[int, int, int]] = []
+        self.bytes_read = 0
+        self.hold = False
+        self.pending: list[tuple[defer.Deferred[bytes], bytes]] = []
+        self.short = False
+
+    def piece_size(self, index: int) -> int:
+        return self.last_size if index == self.pieces - 1 else self.piece_size_
+
+    def read(self, index: int, begin: int, length: int) -> defer.Deferred[bytes]:
+        self.reads.append((index, begin, length))
+        self.bytes_read += length
+        data = content(index, begin, min(length, self.piece_size(index) - begin))
+        if self.short:
+            data = data[: len(data) // 2]
+        if self.hold:
+            d: defer.Deferred[bytes] = defer.Deferred()
+            self.pending.append((d, data))
+            return d
+        return defer.succeed(data)
+
+    def answer_all(self) -> None:
+        pending, self.pending = self.pending, []
+        for d, data in pending:
+            d.callback(data)
+
+
+def failure_of(d: defer.Deferred[bytes]) -> Failure:
+    failures: list[Failure] = []
+    d.addErrback(failures.append)
+    assert failures, f"expected a failure, got {d.result!r}"
+    return failures[0]
+
+
+def test_a_miss_reads_the_aligned_chunk_holding_the_block() -> None:
+    disk = ChunkDisk(piece_size=100)
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=1000, chunk_size=32)
+    assert cache.read(5, 40, 8).result == content(5, 40, 8)
+    assert cache.read(5, 48, 16).result == content(5, 48, 16)  # same chunk: from memory
+    assert cache.read(5, 32, 8).result == content(5, 32, 8)  # earlier in that chunk, too
+    assert disk.reads == [(5, 32, 32)]
+    assert (cache.hits, cache.misses, cache.bytes_read) == (2, 1, 32)
+
+
+def test_the_last_chunk_of_a_piece_is_short() -> None:
+    disk = ChunkDisk(piece_size=100)
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=1000, chunk_size=32)
+    assert cache.read(5, 96, 4).result == content(5, 96, 4)
+    assert disk.reads == [(5, 96, 4)]
+    assert cache.size == 4
+
+
+def test_a_piece_smaller_than_a_chunk_is_one_chunk_and_so_is_the_short_last_piece() -> None:
+    disk = ChunkDisk(piece_size=BLOCK * 4, pieces=3, last_size=BLOCK + 5)
+    cache = PieceReadCache(disk.read, disk.piece_size)
+    cache.read(0, BLOCK, BLOCK)
+    assert cache.read(2, BLOCK, 5).result == content(2, BLOCK, 5)
+    assert disk.reads == [(0, 0, BLOCK * 4), (2, 0, BLOCK + 5)]
+
+
+def test_a_block_that_fills_its_chunk_is_served_without_a_copy() -> None:
+    disk = ChunkDisk(piece_size=64)
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=1000, chunk_size=16)
+    first = cache.read(0, 16, 16).result
+    assert cache.read(0, 16, 16).result is first
+
+
+def test_a_block_straddling_two_chunks_is_read_as_is_and_counted() -> None:
+    disk = ChunkDisk(piece_size=100)
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=1000, chunk_size=32)
+    assert cache.read(1, 24, 16).result == content(1, 24, 16)
+    assert disk.reads == [(1, 24, 16)]
+    assert (cache.direct_reads, cache.misses, cache.bytes_read) == (1, 0, 16)
+
+
+def test_a_block_straddling_cached_chunks_is_joined_from_memory() -> None:
+    disk = ChunkDisk(piece_size=100)
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=1000, chunk_size=32)
+    for begin in (0, 32, 64, 96):
+        cache.read(1, begin, 1)
+    reads = len(disk.reads)
+    assert cache.read(1, 24, 16).result == content(1, 24, 16)
+    assert cache.read(1, 10, 90).result == content(1, 10, 90)  # across four chunks
+    assert len(disk.reads) == reads
+    assert cache.direct_reads == 0
+
+
+def test_concurrent_misses_on_one_chunk_share_one_read() -> None:
+    disk = ChunkDisk(piece_size=256)
+    disk.hold = True
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=1000, chunk_size=64)
+    waiters = [cache.read(3, begin, 16) for begin in (64, 80, 96, 112)]
+    assert disk.reads == [(3, 64, 64)]
+    assert cache.pool.reserved == 64  # the read in flight counts against the budget
+    disk.answer_all()
+    assert [w.result for w in waiters] == [content(3, b, 16) for b in (64, 80, 96, 112)]
+    assert (cache.pool.reserved, cache.pool.cached) == (0, 64)
+    assert (cache.hits, cache.misses) == (3, 1)
+
+
+def test_a_failed_chunk_read_fails_every_waiter_caches_nothing_and_frees_its_bytes() -> None:
+    disk = ChunkDisk(piece_size=256)
+    disk.hold = True
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=1000, chunk_size=64)
+    waiters = [cache.read(3, 0, 16), cache.read(3, 16, 16)]
+    d, _ = disk.pending.pop()
+    d.errback(StorageError("cannot read x: Input/output error"))
+    for waiter in waiters:
+        failure_of(waiter).trap(StorageError)
+    assert (cache.pool.size, cache.size) == (0, 0)
+    disk.hold = False
+    assert cache.read(3, 0, 16).result == content(3, 0, 16)
+    assert len(disk.reads) == 2
+
+
+def test_a_short_chunk_read_is_a_storage_error_for_every_waiter() -> None:
+    disk = ChunkDisk(piece_size=256)
+    disk.hold = True
+    disk.short = True
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=1000, chunk_size=64)
+    waiters = [cache.read(3, 0, 16), cache.read(3, 48, 16)]
+    disk.answer_all()
+    for waiter in waiters:
+        failure_of(waiter).trap(StorageError)
+    assert (cache.pool.size, len(cache.pool)) == (0, 0)
+
+
+def test_reads_in_flight_are_bounded_by_the_budget() -> None:
+    """When reads in flight fill the pool, a further miss reads only its block."""
+    disk = ChunkDisk(piece_size=64)
+    disk.hold = True
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=128, chunk_size=64)
+    cache.read(0, 0, 16)
+    cache.read(1, 0, 16)
+    third = cache.read(2, 16, 16)
+    assert disk.reads == [(0, 0, 64), (1, 0, 64), (2, 16, 16)]
+    assert cache.direct_reads == 1
+    disk.answer_all()
+    assert third.result == content(2, 16, 16)
+    assert (cache.pool.cached, cache.pool.reserved) == (128, 0)
+
+
+def test_one_pool_evicts_least_recently_used_across_torrents() -> None:
+    disk_a, disk_b = ChunkDisk(piece_size=64), ChunkDisk(piece_size=64)
+    pool = ReadCachePool(capacity=128)
+    a = PieceReadCache(disk_a.read, disk_a.piece_size, pool=pool, chunk_size=64)
+    b = PieceReadCache(disk_b.read, disk_b.piece_size, pool=pool, chunk_size=64)
+    a.read(0, 0, 16)
+    b.read(0, 0, 16)
+    a.read(0, 16, 16)  # a's chunk is now the more recently used
+    b.read(1, 0, 16)  # evicts b's piece 0, not a's
+    assert (a.size, b.size, pool.size) == (64, 64, 128)
+    a.read(0, 32, 16)
+    b.read(0, 32, 16)
+    assert disk_a.reads == [(0, 0, 64)]
+    assert disk_b.reads == [(0, 0, 64), (1, 0, 64), (0, 0, 64)]
+    assert pool.evictions == 2  # b's piece 0, then a's piece 0 to make room again
+
+
+def test_clear_frees_only_its_own_torrents_bytes() -> None:
+    disk_a, disk_b = ChunkDisk(piece_size=64), ChunkDisk(piece_size=64)
+    pool = ReadCachePool(capacity=1024)
+    a = PieceReadCache(disk_a.read, disk_a.piece_size, pool=pool, chunk_size=32)
+    b = PieceReadCache(disk_b.read, disk_b.piece_size, pool=pool, chunk_size=32)
+    for index in range(3):
+        a.read(index, 0, 8)
+        b.read(index, 40, 8)
+    assert (a.size, b.size) == (96, 96)
+    a.clear()
+    assert (a.size, b.size, pool.size, len(pool)) == (0, 96, 96, 3)
+    b.read(2, 40, 8)
+    a.read(2, 0, 8)
+    assert len(disk_b.reads) == 3
+    assert len(disk_a.reads) == 4
+
+
+def test_a_read_in_flight_when_cleared_answers_its_waiters_but_is_not_kept() -> None:
+    disk = ChunkDisk(piece_size=64)
+    disk.hold = True
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=1024, chunk_size=32)
+    old = cache.read(0, 0, 8)
+    cache.clear()
+    assert cache.pool.reserved == 0
+    new = cache.read(0, 8, 8)  # after the clear: a read of its own, not the old one's
+    assert len(disk.reads) == 2
+    disk.answer_all()
+    assert (old.result, new.result) == (content(0, 0, 8), content(0, 8, 8))
+    assert (cache.size, cache.pool.reserved) == (32, 0)
+
+
+def test_discard_forgets_one_piece() -> None:
+    disk = ChunkDisk(piece_size=64)
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=1024, chunk_size=32)
+    for index in (0, 1):
+        cache.read(index, 0, 8)
+        cache.read(index, 32, 8)
+    cache.discard(0)
+    assert cache.size == 64
+    cache.read(0, 0, 8)
+    cache.read(1, 0, 8)
+    assert disk.reads[-1] == (0, 0, 32)
+
+
+def serve_round_robin(
+    cache: PieceReadCache, disk: ChunkDisk, peers: int, pieces_each: int, in_flight: int
+) -> int:
+    """``peers`` peers on different 1 MiB pieces, each keeping ``in_flight`` requests
+    open (UploadQueue's max_reads), served in turn; the disk answers once per round.
+    Every block is checked; returns the bytes sent."""
+    todo = {
+        peer: [
+            (peer + peers * n, begin, BLOCK)
+            for n in range(pieces_each)
+            for begin in range(0, disk.piece_size_, BLOCK)
+        ]
+        for peer in range(peers)
+    }
+    open_: dict[int, int] = dict.fromkeys(todo, 0)
+    sent = 0
+
+    def done(data: bytes, peer: int, block: tuple[int, int, int]) -> None:
+        nonlocal sent
+        assert data == content(*block)
+        open_[peer] -= 1
+        sent += len(data)
+
+    while any(todo.values()) or disk.pending:
+        for peer, blocks in todo.items():
+            while blocks and open_[peer] < in_flight:
+                block = blocks.pop(0)
+                open_[peer] += 1
+                cache.read(*block).addCallback(done, peer, block)
+        disk.answer_all()
+    return sent
+
+
+@pytest.mark.parametrize("in_flight", [1, 4, 16])
+def test_200_peers_on_200_pieces_read_each_byte_about_once(in_flight: int) -> None:
+    """The bench/scale.py peers case: 200 MiB of pieces in play, a 32 MiB budget.
+
+    Each peer then moves to a second piece, so 400 MiB are sent in all.
+    """
+    disk = ChunkDisk(piece_size=MiB)
+    disk.hold = True
+    cache = PieceReadCache(disk.read, disk.piece_size, pool=ReadCachePool(DEFAULT_CAPACITY))
+    sent = serve_round_robin(cache, disk, peers=200, pieces_each=2, in_flight=in_flight)
+    assert sent == 400 * MiB
+    assert disk.bytes_read == cache.bytes_read
+    assert disk.bytes_read / sent < 1.2
+    if in_flight <= 4:  # UploadQueue's default max_reads: every chunk is read once, whole
+        assert (cache.misses, cache.direct_reads) == (400 * MiB // CHUNK, 0)
+    assert cache.pool.size <= DEFAULT_CAPACITY
+
+
+def test_a_chunk_finished_by_one_peer_is_evicted_before_one_another_peer_still_needs() -> None:
+    """Round robin defeats plain LRU; a chunk whose last block was served goes first."""
+    disk = ChunkDisk(piece_size=64)
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=64, chunk_size=32)
+    cache.read(0, 0, 16)  # peer A
+    cache.read(1, 0, 16)  # peer B
+    cache.read(0, 16, 16)  # A finishes its chunk...
+    cache.read(0, 32, 16)  # ...and starts the next: evicts A's finished chunk, not B's
+    cache.read(1, 16, 16)
+    assert disk.reads == [(0, 0, 32), (1, 0, 32), (0, 32, 32)]
+
+
+def test_a_block_past_the_end_of_the_piece_is_left_to_the_disk_to_refuse() -> None:
+    disk = ChunkDisk(piece_size=100)
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=1000, chunk_size=32)
+    for begin in (64, 96):
+        cache.read(0, begin, 4)
+    cache.read(0, 96, 8)
+    cache.read(0, 80, 24)  # straddles two cached chunks, but runs past their end
+    assert disk.reads == [(0, 64, 32), (0, 96, 4), (0, 96, 8), (0, 80, 24)]
