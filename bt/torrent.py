@@ -53,8 +53,9 @@ __all__ = ["PeerSource", "SharedLimits", "Torrent", "TorrentConfig"]
 
 #: Seconds (ticks) between choking rounds, as in BEP 3 and every reference client.
 CHOKE_INTERVAL = 10
-#: Seconds between the ticks of a torrent without peers.
+#: Seconds between the ticks of a torrent without peers (downloading, finished).
 IDLE_TICK_INTERVAL = 5.0
+IDLE_SEED_TICK_INTERVAL = 30.0
 
 
 @dataclass(frozen=True)
@@ -727,7 +728,9 @@ class Torrent(Service):
             # seeding goal every few seconds only (1,000 idle torrents share one timer).
             if now < self._next_idle_tick and not self._resume_dirty:
                 return
-            self._next_idle_tick = now + IDLE_TICK_INTERVAL
+            # A finished torrent dials nobody: only its seeding goal and state to save.
+            idle = IDLE_SEED_TICK_INTERVAL if self.is_finished else IDLE_TICK_INTERVAL
+            self._next_idle_tick = now + idle
             if self.seeding_since is not None and self.config.seed_time is not None:
                 deadline = self.seeding_since + self.config.seed_time
                 self._next_idle_tick = min(self._next_idle_tick, max(now + 1, deadline))

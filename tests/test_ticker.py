@@ -8,7 +8,7 @@ from twisted.internet.testing import MemoryReactorClock
 
 from bt.metainfo import parse_metainfo
 from bt.ticker import Ticker
-from bt.torrent import IDLE_TICK_INTERVAL
+from bt.torrent import IDLE_SEED_TICK_INTERVAL
 
 
 def test_callbacks_run_once_per_interval_and_the_timer_stops_when_empty() -> None:
@@ -64,7 +64,7 @@ def test_many_torrents_share_one_timer_and_idle_ones_tick_every_few_seconds() ->
     clock.advance(1)
     clock.advance(1)
     assert idle.download_rate._last_tick == before, "an idle torrent skips its rate ticks"  # type: ignore[attr-defined]
-    clock.advance(IDLE_TICK_INTERVAL)
+    clock.advance(IDLE_SEED_TICK_INTERVAL)
     assert idle.download_rate._last_tick > before  # type: ignore[attr-defined]
     busy = torrents[1]
     seeder(busy)  # a peer makes the torrent tick every second again
