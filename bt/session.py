@@ -37,6 +37,7 @@ from bt.storage.delete import delete_files
 from bt.storage.disk import DiskQueue
 from bt.storage.files import FileStorage
 from bt.storage.layout import Layout
+from bt.storage.readcache import ReadCachePool
 from bt.ticker import Ticker
 from bt.torrent import SharedLimits, Torrent, TorrentConfig
 from bt.tracker.announcer import Tracker
@@ -97,6 +98,8 @@ class Session(MultiService):
         self.registry = TorrentRegistry(config.state_dir)
         #: One timer for every torrent's once-a-second tick.
         self.ticker = Ticker(reactor)
+        #: One byte budget for every torrent's seeding reads (32 MiB, not 32 MiB each).
+        self.read_cache_pool = ReadCachePool()
         self._records: dict[bytes, TorrentRecord] = {}
         self._remembered: set[bytes] = set()
         self._registry_writes: Deferred[Any] = defer.succeed(None)
@@ -205,6 +208,7 @@ class Session(MultiService):
             resume_path=self._resume_path(metainfo.info_hash),
             recheck=self.config.recheck,
             ticker=self.ticker,
+            read_cache_pool=self.read_cache_pool,
             paused=record.paused,
             file_priorities=record.file_priorities,
             download_dir=shown_folder,

@@ -43,7 +43,7 @@ from bt.status import UNCHANGED, FilePriority
 from bt.storage.disk import DiskQueue
 from bt.storage.inventory import Inventory, PieceInventory
 from bt.storage.layout import Layout
-from bt.storage.readcache import PieceReadCache
+from bt.storage.readcache import PieceReadCache, ReadCachePool
 from bt.ticker import Ticker
 from bt.tracker.announce import AnnounceRequest
 from bt.tracker.announcer import Announcer, Tracker
@@ -119,6 +119,7 @@ class Torrent(Service):
         resume_path: Path | None = None,
         recheck: bool = False,
         ticker: Ticker | None = None,
+        read_cache_pool: ReadCachePool | None = None,
         paused: bool = False,
         file_priorities: Sequence[FilePriority] | None = None,
         download_dir: str = "",
@@ -164,7 +165,8 @@ class Torrent(Service):
         self._resume_dirty = False
         self._last_resume_save = now
         self._retry_call: Any = None
-        self.read_cache = PieceReadCache(disk.read, metainfo.piece_size)
+        #: Seeding reads; the session's torrents share one byte budget (``read_cache_pool``).
+        self.read_cache = PieceReadCache(disk.read, metainfo.piece_size, pool=read_cache_pool)
         self.blame = Blame(config.ban_strikes)
         self.choker = Choker(rng, regular_slots=config.upload_slots)
         self._ticks = 0
@@ -327,6 +329,7 @@ class Torrent(Service):
     def _leave_swarm(self, why: str) -> None:
         """Stop ticking and drop every peer now (not when their sockets close)."""
         self.ticker.remove(self._tick)
+        self.read_cache.clear()
         for link in list(self.links):
             link.protocol.drop(why)
             self.link_lost(link, why)
@@ -427,6 +430,7 @@ class Torrent(Service):
         if self.state != "stopped":
             self.log.info("{line}", line=describe_totals(self))
         self.ticker.remove(self._tick)
+        self.read_cache.clear()
         for link in list(self.links):
             link.protocol.drop("torrent stopping")
         saved = self.save_resume() if self._resume_dirty else defer.succeed(None)
