@@ -423,7 +423,7 @@ class Session(MultiService):
         """Bind the peer port; twistd does it before dropping privileges, embedders at start."""
         if self._listening is not None:
             return
-        endpoint = serverFromString(self.reactor, self.config.listen)
+        endpoint = serverFromString(self.reactor, with_backlog(self.config.listen))
         factory = IncomingPeerFactory(self.peer_id, self, self.reactor, self.limits.connections)
         outcome: list[Any] = []
         endpoint.listen(factory).addBoth(outcome.append)
@@ -472,6 +472,19 @@ class Session(MultiService):
         stopped.addCallback(lambda _: self._http_pool.closeCachedConnections())
         stopped.addCallback(lambda _: None)
         return stopped
+
+
+#: Connections the kernel queues before we accept them. Twisted's default of 50
+#: made 200 peers arriving at once take 1.3 s to connect (libtorrent: 0.06 s).
+LISTEN_BACKLOG = 511
+
+
+def with_backlog(description: str) -> str:
+    """``description`` with a listen backlog for TCP, unless it names one already."""
+    kind = description.split(":", 1)[0].strip().lower()
+    if kind in ("tcp", "tcp6") and "backlog=" not in description:
+        return f"{description}:backlog={LISTEN_BACKLOG}"
+    return description
 
 
 def _limit(name: str, value: Any) -> Any:

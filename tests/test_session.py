@@ -10,7 +10,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.testing import MemoryReactorClock
 
 from bt.metainfo import parse_metainfo
-from bt.session import Session, SessionConfig
+from bt.session import LISTEN_BACKLOG, Session, SessionConfig, with_backlog
 
 
 class FakePort:
@@ -47,3 +47,24 @@ def test_torrents_learn_the_listening_port(tmp_path: Path) -> None:
     session.privilegedStartService()
     assert reactor.tcpServers[0][0] == 7001
     assert torrent.port == session.port
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("tcp:6881", "tcp:6881:backlog=511"),
+        ("tcp6:6881:interface=\\:\\:1", "tcp6:6881:interface=\\:\\:1:backlog=511"),
+        ("tcp:6881:backlog=8", "tcp:6881:backlog=8"),
+        ("unix:/tmp/peers", "unix:/tmp/peers"),
+    ],
+)
+def test_tcp_listeners_get_a_deep_accept_backlog(given: str, used: str) -> None:
+    assert with_backlog(given) == used
+
+
+def test_the_backlog_reaches_the_listening_port(tmp_path: Path) -> None:
+    reactor = MemoryReactorClock()
+    session = Session(SessionConfig(tmp_path, tmp_path, listen="tcp:7002"), reactor=reactor)
+    session.privilegedStartService()
+    port, _factory, backlog, _interface = reactor.tcpServers[0]
+    assert (port, backlog) == (7002, LISTEN_BACKLOG)
