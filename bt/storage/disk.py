@@ -5,17 +5,26 @@ after its hash passed and a failed piece never touches the disk. The queue owns
 a dedicated thread pool (not the reactor's, which also resolves host names) and
 reports back-pressure to registered producers (peers) so that a slow disk
 pauses the network instead of growing memory without bound.
+
+Small pieces are verified and written in batches: with 16 KiB pieces a thread
+job, a Deferred chain and a reactor wake-up per piece cost more than the
+hashing and writing themselves. Pieces submitted while a batch job is waiting
+for a thread join it; one job takes them all (up to a bound), and one reactor
+callback fires their Deferreds in submission order.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from bt.errors import PieceHashError, StorageError
@@ -30,6 +39,26 @@ _T = TypeVar("_T")
 
 #: hash_piece reads this much at a time, so rechecking big pieces stays small in memory.
 _RECHECK_CHUNK = 1 << 20
+
+#: Pieces of this size or more get a thread job each, as batching gains nothing there.
+_BATCH_BELOW = 1 << 20
+#: One batch job takes at most this many pieces or bytes (the piece that crosses
+#: the byte bound included), so reads and rechecks sharing the pool wait little.
+_BATCH_PIECES = 64
+_BATCH_BYTES = 8 << 20
+
+
+class _PieceJob:
+    """A piece waiting for a batch job; ``done`` is the caller's Deferred."""
+
+    __slots__ = ("blocks", "done", "expected", "index", "size")
+
+    def __init__(self, index: int, blocks: list[bytes], expected: bytes, size: int) -> None:
+        self.index = index
+        self.blocks = blocks
+        self.expected = expected
+        self.size = size
+        self.done: Deferred[None] = Deferred()
 
 
 class Hash(Protocol):
@@ -58,9 +87,14 @@ class DiskQueue:
     Invalid arguments (a piece or range that does not exist) raise ValueError
     at once: they are the caller's bug, not a disk condition.
 
-    Back-pressure counts jobs: above ``high_water`` pending jobs every pressure
-    listener is paused; at ``low_water`` or below they are resumed. The storage
-    is the caller's: the queue never closes it.
+    Back-pressure counts jobs, each piece of a batch as one job: above
+    ``high_water`` pending jobs every pressure listener is paused; at
+    ``low_water`` or below they are resumed. The storage is the caller's: the
+    queue never closes it.
+
+    Pieces under 1 MiB are verified and written in batches, at most ``threads``
+    batch jobs at a time; a batch's Deferreds fire in submission order (pieces
+    of concurrent batches, like any concurrent jobs, may finish in any order).
     """
 
     def __init__(
@@ -99,6 +133,15 @@ class DiskQueue:
         self._listeners: list[PressureListener] = []
         self._stopped: list[Deferred[None]] = []
         self._shutdown_trigger: Any = None
+        self._threads = threads
+        # Pieces waiting for a batch job. The lock makes "take the pieces" and
+        # "no batch job is waiting to take them" one step for the disk thread.
+        self._lock = threading.Lock()
+        self._queued: deque[_PieceJob] = deque()
+        self._batch_waiting = False  # a batch job is submitted and has not taken its pieces
+        self._batches_running = 0  # submitted, result not yet back in the reactor thread
+        #: Batch jobs submitted to the pool so far (tests and benchmarks read it).
+        self.batches = 0
 
     # -- lifecycle --------------------------------------------------------
 
@@ -141,6 +184,10 @@ class DiskQueue:
         """The safety net, as for the reactor's own pool: a blocking stop that runs queued jobs."""
         self._shutdown_trigger = None
         if self._state != "stopped":
+            if self._queued:
+                # A batch job can be running with pieces queued behind it: have
+                # them written before the join, as the pool does with its jobs.
+                self._start_batch(bounded=False)
             self._stop_pool()
 
     def _stop_pool(self) -> None:
@@ -176,7 +223,23 @@ class DiskQueue:
             raise ValueError(
                 f"piece {index}: blocks hold {size} bytes, piece has {self._piece_size(index)}"
             )
-        return self._submit(self._verify_and_write, index, list(blocks), expected)
+        if size >= _BATCH_BELOW:
+            return self._submit(self._verify_and_write, index, list(blocks), expected)
+        if self._state != "running":
+            return defer.fail(StorageError(f"disk queue is {self._state}, not accepting work"))
+        job = _PieceJob(index, list(blocks), expected, size)
+        self._pending += 1
+        self._update_pressure()
+        with self._lock:
+            self._queued.append(job)
+            start = not self._batch_waiting and self._batches_running < self._threads
+            if start:
+                self._batch_waiting = True
+        if start:
+            self._start_batch()
+        # A cancelled caller's Deferred is simply not fired again (Deferred
+        # suppresses that), while the piece still counts as pending until written.
+        return job.done
 
     def read(self, index: int, begin: int, length: int) -> Deferred[bytes]:
         """Bytes to serve to a peer; StorageError if they are not all on disk."""
@@ -270,6 +333,44 @@ class DiskQueue:
         if self._pending == 0 and self._state == "stopping":
             self._stop_pool()
 
+    def _start_batch(self, *, bounded: bool = True) -> None:
+        self._batches_running += 1
+        self.batches += 1
+        batch = deferToThreadPool(self._reactor, self._pool, self._run_batch, bounded)
+        batch.addCallbacks(self._batch_done, self._batch_failed)
+
+    def _batch_done(self, outcomes: list[tuple[_PieceJob, Failure | None]]) -> None:
+        self._batches_running -= 1
+        # Start the next batch first: the disk works while the reactor runs callbacks.
+        self._maybe_start_batch()
+        for job, failure in outcomes:
+            self._pending -= 1
+            self._update_pressure()
+            if failure is None:
+                job.done.callback(None)
+            else:
+                job.done.errback(failure)
+        self._maybe_idle(None)
+
+    def _batch_failed(self, failure: Failure) -> None:
+        # Only a bug in _run_batch gets here (each piece's errors are its outcome);
+        # its pieces are lost and stop() would wait for them forever: say so loudly.
+        self._batches_running -= 1
+        log.failure("disk batch job failed; its pieces never complete", failure=failure)
+        self._maybe_start_batch()
+
+    def _maybe_start_batch(self) -> None:
+        with self._lock:
+            start = (
+                bool(self._queued)
+                and not self._batch_waiting
+                and self._batches_running < self._threads
+            )
+            if start:
+                self._batch_waiting = True
+        if start:
+            self._start_batch()
+
     def _expected_hash(self, index: int) -> bytes:
         if not 0 <= index < len(self._piece_hashes):
             raise ValueError(f"piece {index} outside 0..{len(self._piece_hashes) - 1}")
@@ -294,6 +395,29 @@ class DiskQueue:
         if digest.digest() != expected:
             raise PieceHashError(index)
         self._storage.write(index, 0, data)
+
+    def _run_batch(self, bounded: bool) -> list[tuple[_PieceJob, Failure | None]]:
+        """Verify and write every queued piece (up to the bound); each outcome is its own."""
+        jobs: list[_PieceJob] = []
+        with self._lock:
+            self._batch_waiting = False
+            queued = self._queued
+            size = 0
+            while queued and not (bounded and (len(jobs) >= _BATCH_PIECES or size >= _BATCH_BYTES)):
+                job = queued.popleft()
+                jobs.append(job)
+                size += job.size
+        outcomes: list[tuple[_PieceJob, Failure | None]] = []
+        for job in jobs:
+            try:
+                self._verify_and_write(job.index, job.blocks, job.expected)
+            except Exception:
+                # Not swallowed: it fails this piece's Deferred, as a job of its own would.
+                outcomes.append((job, Failure()))
+            else:
+                outcomes.append((job, None))
+            job.blocks = []  # written: do not keep the data alive until the reactor runs
+        return outcomes
 
     def _read(self, index: int, begin: int, length: int) -> bytes:
         data = self._storage.read(index, begin, length)

@@ -1,0 +1,352 @@
+"""DiskQueue batches small pieces: one thread job and one reactor wake-up for many pieces.
+
+Each test holds the only disk thread in a write of piece 0 (a gate), queues
+pieces behind it, then opens the gate: which pieces share a batch is then
+known exactly, with no sleeps.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet.defer import CancelledError, Deferred, DeferredList
+from twisted.internet.threads import deferToThread
+from twisted.logger import globalLogPublisher
+from zope.interface import implementer
+
+from bt.errors import PieceHashError, StorageError
+from bt.interfaces import IStorage
+from bt.storage.disk import DiskQueue
+from bt.storage.layout import Layout
+from bt.storage.memory import MemoryStorage
+
+SMALL = 16  # bytes per piece in most tests
+COUNT = 201  # piece 0 holds the thread, 200 queue behind it
+
+
+def reactor() -> Any:
+    from twisted.internet import reactor
+
+    return reactor
+
+
+async def within(d: Deferred[Any], seconds: float = 10) -> Any:
+    return await d.addTimeout(seconds, reactor())
+
+
+def disk_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if "bt-disk" in t.name]
+
+
+class Torrent:
+    """Data, layout and hashes of a single-file torrent of ``count`` pieces."""
+
+    def __init__(self, count: int, piece: int) -> None:
+        self.piece = piece
+        self.layout = Layout([count * piece], piece_length=piece)
+        self.data = bytes((i * 7 + i // 251) % 256 for i in range(count * piece))
+        self.hashes = [hashlib.sha1(self.blocks(i)[0]).digest() for i in range(count)]
+
+    def blocks(self, index: int) -> list[bytes]:
+        return [self.data[index * self.piece : (index + 1) * self.piece]]
+
+
+@implementer(IStorage)
+class GatedStorage:
+    """MemoryStorage whose writes wait for a gate; ``entered`` is set by the first write.
+
+    ``fail`` maps piece indexes to the error their write raises.
+    """
+
+    def __init__(self, layout: Layout, fail: dict[int, Exception] | None = None) -> None:
+        self.inner = MemoryStorage(layout)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.fail = fail or {}
+        self.written: list[int] = []
+
+    def read(self, index: int, begin: int, length: int) -> bytes:
+        return self.inner.read(index, begin, length)
+
+    def write(self, index: int, begin: int, data: object) -> None:
+        self.entered.set()
+        if not self.gate.wait(10):
+            raise StorageError("gate never opened")
+        if index in self.fail:
+            raise self.fail[index]
+        self.written.append(index)
+        self.inner.write(index, begin, data)
+
+    def sync(self) -> None:
+        self.inner.sync()
+
+    def existing_lengths(self) -> list[int]:
+        return self.inner.existing_lengths()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Peer:
+    def __init__(self, queue: DiskQueue | None = None) -> None:
+        self.queue = queue
+        self.calls: list[tuple[str, int]] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append(("pause", self.queue.pending if self.queue else -1))
+
+    def resumeProducing(self) -> None:
+        self.calls.append(("resume", self.queue.pending if self.queue else -1))
+
+
+@pytest.fixture(autouse=True)
+def failures() -> Iterator[list[dict[str, Any]]]:
+    """Fail a test that logged a failure (e.g. a Deferred error nobody handled)."""
+    logged: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if "log_failure" in event:
+            logged.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        yield logged
+        gc.collect()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert [event["log_failure"].getTraceback() for event in logged] == []
+
+
+@pytest.fixture
+def small() -> Torrent:
+    return Torrent(COUNT, SMALL)
+
+
+def gated_queue(torrent: Torrent, storage: GatedStorage, **kw: Any) -> DiskQueue:
+    queue = DiskQueue(storage, torrent.hashes, torrent.layout.piece_size, reactor=reactor(), **kw)
+    queue.start()
+    return queue
+
+
+async def finish(queue: DiskQueue, storage: GatedStorage) -> None:
+    """Never leave a pool thread blocked, whatever the test did."""
+    storage.gate.set()
+    await within(queue.stop())
+
+
+@pytest.fixture
+def one_thread(small: Torrent) -> Iterator[tuple[DiskQueue, GatedStorage]]:
+    storage = GatedStorage(small.layout)
+    yield gated_queue(small, storage, threads=1, high_water=1000), storage
+    storage.gate.set()
+
+
+async def hold_the_thread(queue: DiskQueue, storage: GatedStorage, torrent: Torrent) -> Deferred:
+    """Piece 0 in a batch of its own, its thread blocked in the write."""
+    first = queue.verify_and_write(0, torrent.blocks(0))
+    assert await within(deferToThread(storage.entered.wait, 10))
+    return first
+
+
+def in_order(jobs: list[Deferred[None]]) -> list[tuple[int, object]]:
+    """Record (index, outcome) as each Deferred fires; failures are handled here."""
+    fired: list[tuple[int, object]] = []
+    for index, job in enumerate(jobs):
+        job.addCallbacks(
+            lambda result, i=index: fired.append((i, result)),
+            lambda failure, i=index: fired.append((i, failure.value)),
+        )
+    return fired
+
+
+@pytest_twisted.ensureDeferred
+async def test_queued_small_pieces_share_batches_and_fire_in_submission_order(
+    small: Torrent, one_thread: tuple[DiskQueue, GatedStorage]
+) -> None:
+    queue, storage = one_thread
+    try:
+        jobs = [await hold_the_thread(queue, storage, small)]
+        jobs += [queue.verify_and_write(i, small.blocks(i)) for i in range(1, COUNT)]
+        fired = in_order(jobs)
+        assert queue.batches == 1 and queue.pending == COUNT
+        storage.gate.set()
+        await within(DeferredList(jobs))
+        # 1 for piece 0, then 200 pieces in batches of at most 64: 64 + 64 + 64 + 8.
+        assert queue.batches == 5
+        assert fired == [(i, None) for i in range(COUNT)]
+        assert storage.written == list(range(COUNT))
+        assert storage.inner.file_data(0) == small.data
+        assert queue.pending == 0
+    finally:
+        await finish(queue, storage)
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_piece_of_a_batch_gets_its_own_outcome(small: Torrent) -> None:
+    """Corrupt pieces fail with their hash error and are not written; a failed
+    write fails only its piece; the pieces around them are written."""
+    storage = GatedStorage(
+        small.layout, fail={5: StorageError("disk full"), 9: OSError("a bug, not a disk error")}
+    )
+    queue = gated_queue(small, storage, threads=1)
+    try:
+        jobs = [await hold_the_thread(queue, storage, small)]
+        corrupt = {3, 4, 12}
+        for i in range(1, 16):
+            blocks = [b"\xff" * SMALL] if i in corrupt else small.blocks(i)
+            jobs.append(queue.verify_and_write(i, blocks))
+        fired = in_order(jobs)
+        storage.gate.set()
+        await within(DeferredList(jobs))
+        assert queue.batches == 2
+        assert [i for i, _ in fired] == list(range(16))
+        outcomes = dict(fired)
+        for i in corrupt:
+            assert isinstance(outcomes[i], PieceHashError) and outcomes[i].index == i
+        assert isinstance(outcomes[5], StorageError) and str(outcomes[5]) == "disk full"
+        assert isinstance(outcomes[9], OSError)
+        good = sorted(set(range(16)) - corrupt - {5, 9})
+        assert [i for i in good if outcomes[i] is None] == good
+        assert storage.written == good
+        for i in good:
+            assert storage.inner.read(i, 0, SMALL) == small.blocks(i)[0]
+        assert queue.pending == 0
+    finally:
+        await finish(queue, storage)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_is_bounded_in_bytes_too() -> None:
+    """256 KiB pieces: 8 MiB is 32 of them, fewer than the 64-piece bound."""
+    torrent = Torrent(65, 256 << 10)
+    storage = GatedStorage(torrent.layout)
+    queue = gated_queue(torrent, storage, threads=1)
+    try:
+        jobs = [await hold_the_thread(queue, storage, torrent)]
+        jobs += [queue.verify_and_write(i, torrent.blocks(i)) for i in range(1, 65)]
+        storage.gate.set()
+        await within(DeferredList(jobs, fireOnOneErrback=True))
+        assert queue.batches == 3  # piece 0, then 32 + 32
+        assert storage.inner.file_data(0) == torrent.data
+    finally:
+        await finish(queue, storage)
+
+
+@pytest_twisted.ensureDeferred
+async def test_large_pieces_keep_a_job_each() -> None:
+    torrent = Torrent(3, 1 << 20)
+    storage = MemoryStorage(torrent.layout)
+    queue = DiskQueue(storage, torrent.hashes, torrent.layout.piece_size, reactor=reactor())
+    queue.start()
+    try:
+        blocks = [torrent.blocks(i)[0] for i in range(3)]
+        split = [[b[j : j + (16 << 10)] for j in range(0, len(b), 16 << 10)] for b in blocks]
+        await within(DeferredList([queue.verify_and_write(i, split[i]) for i in range(3)]))
+        with pytest.raises(PieceHashError):
+            await within(queue.verify_and_write(1, split[2]))
+        assert queue.batches == 0
+        assert storage.file_data(0) == torrent.data
+    finally:
+        await within(queue.stop())
+
+
+@pytest_twisted.ensureDeferred
+async def test_pressure_counts_the_pieces_of_batches(small: Torrent) -> None:
+    storage = GatedStorage(small.layout)
+    queue = gated_queue(small, storage, threads=2, high_water=8, low_water=3)
+    peer = Peer(queue)
+    queue.add_pressure_listener(peer)
+    try:
+        jobs = [await hold_the_thread(queue, storage, small)]
+        jobs += [queue.verify_and_write(i, small.blocks(i)) for i in range(1, 100)]
+        assert peer.calls == [("pause", 9)]  # above 8 pieces pending, once
+        storage.gate.set()
+        await within(DeferredList(jobs))
+        assert peer.calls == [("pause", 9), ("resume", 3)]
+        assert not queue.under_pressure
+    finally:
+        await finish(queue, storage)
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_waits_for_every_queued_batch(
+    small: Torrent, one_thread: tuple[DiskQueue, GatedStorage]
+) -> None:
+    queue, storage = one_thread
+    jobs = [await hold_the_thread(queue, storage, small)]
+    jobs += [queue.verify_and_write(i, small.blocks(i)) for i in range(1, COUNT)]
+    stopped = queue.stop()
+    with pytest.raises(StorageError, match="stopping"):
+        await within(queue.verify_and_write(1, small.blocks(1)))
+    assert not stopped.called
+    storage.gate.set()
+    await within(stopped)
+    assert all(job.called for job in jobs)  # every piece fired before the stop did
+    assert storage.inner.file_data(0) == small.data
+    assert queue.pending == 0
+    assert disk_threads() == []
+    with pytest.raises(StorageError, match="stopped"):
+        await within(queue.verify_and_write(1, small.blocks(1)))
+    await within(DeferredList(jobs, fireOnOneErrback=True))
+
+
+@pytest_twisted.ensureDeferred
+async def test_cancelling_one_piece_leaves_its_batch_alone(
+    small: Torrent, one_thread: tuple[DiskQueue, GatedStorage]
+) -> None:
+    queue, storage = one_thread
+    try:
+        first = await hold_the_thread(queue, storage, small)
+        jobs = [queue.verify_and_write(i, small.blocks(i)) for i in range(1, 4)]
+        jobs[1].cancel()
+        with pytest.raises(CancelledError):
+            await jobs[1]
+        assert queue.pending == 4  # the cancelled piece is still queued for writing
+        storage.gate.set()
+        await within(first)
+        assert await within(jobs[0]) is None and await within(jobs[2]) is None
+        assert storage.written == [0, 1, 2, 3]
+        assert queue.pending == 0
+    finally:
+        await finish(queue, storage)
+
+
+class ShutdownRecordingReactor:
+    """The real reactor for thread results; system event triggers are only recorded."""
+
+    def __init__(self) -> None:
+        self.triggers: list[Any] = []
+
+    def callFromThread(self, f: Any, *args: Any, **kw: Any) -> None:
+        reactor().callFromThread(f, *args, **kw)
+
+    def addSystemEventTrigger(self, phase: str, event: str, f: Any) -> int:
+        self.triggers.append(f)
+        return len(self.triggers)
+
+
+@pytest_twisted.ensureDeferred
+async def test_forgotten_stop_still_writes_pieces_queued_behind_a_running_batch(
+    small: Torrent,
+) -> None:
+    fake = ShutdownRecordingReactor()
+    storage = GatedStorage(small.layout)
+    queue = DiskQueue(storage, small.hashes, small.layout.piece_size, reactor=fake, threads=1)
+    queue.start()
+    try:
+        jobs = [await hold_the_thread(queue, storage, small)]
+        jobs += [queue.verify_and_write(i, small.blocks(i)) for i in range(1, 10)]
+        storage.gate.set()
+        [trigger] = fake.triggers
+        trigger()  # blocks until the pool joined
+        assert disk_threads() == []
+        assert storage.written == list(range(10))
+        await within(DeferredList(jobs, fireOnOneErrback=True))
+    finally:
+        storage.gate.set()
