@@ -191,7 +191,7 @@ class Session(MultiService):
             metainfo.piece_size,
             threads=self.config.torrent.disk_threads,
             reactor=self.reactor,
-            high_water=self.config.torrent.disk_high_water,
+            high_water=config.disk_high_water(metainfo.piece_length),
             pool=self.disk_threads,
         )
         torrent = Torrent(

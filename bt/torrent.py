@@ -69,8 +69,13 @@ class TorrentConfig:
     #: Failed pieces a peer may be the only source of before it is banned.
     ban_strikes: int = 2
     disk_threads: int = 2
-    #: Pieces the disk queue may hold before peers are paused.
-    disk_high_water: int = 64
+    #: Bytes of verified-but-unwritten pieces the disk queue may hold before peers are
+    #: paused. In bytes, not pieces, so memory does not grow with the piece size.
+    disk_queue_bytes: int = 32 * 1024 * 1024
+
+    def disk_high_water(self, piece_length: int) -> int:
+        """The disk queue's bound in pieces for this piece length (at least 4)."""
+        return max(4, self.disk_queue_bytes // piece_length)
     #: Regular unchoke slots (plus one optimistic); -1 means unlimited.
     upload_slots: int = 4
     #: This torrent's own rate limits in bytes/s (None: unlimited).
