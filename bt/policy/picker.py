@@ -343,9 +343,7 @@ class PiecePicker:
         if self._order or not self._wanted_missing:
             return False  # some wanted piece is not even started, or none is missing
         priority = self._priority
-        return not any(
-            download.free and priority[index] for index, download in self._downloads.items()
-        )
+        return not any(priority[index] for index in self._with_free)
 
     def block_received(self, peer: Hashable, index: int, begin: int, length: int) -> BlockResult:
         """A PIECE message arrived; see ``BlockResult`` for what to do with it."""
@@ -482,13 +480,25 @@ class PiecePicker:
         limit = self.endgame_requests_per_block
         priority = self._priority
         availability = self._count
+        downloads = self._downloads
+        # Only blocks other peers owe us can be duplicated: walk their outstanding
+        # requests, not every started piece (thousands of small pieces may wait for
+        # the disk at the end of a download, and this runs for every pipeline refill).
+        seen: set[tuple[int, int]] = set()
         candidates = []
-        for index, download in self._downloads.items():
-            self.pieces_examined += 1
-            if not priority[index] or index not in peer_bitfield:
+        for other, requests in self._requests.items():
+            if other == peer:
                 continue
-            for block, requesters in enumerate(download.requested_by):
-                if requesters and len(requesters) < limit and peer not in requesters:
+            for key in requests:
+                if key in seen:
+                    continue
+                seen.add(key)
+                index, block = key
+                self.pieces_examined += 1
+                if not priority[index] or index not in peer_bitfield:
+                    continue
+                requesters = downloads[index].requested_by[block]
+                if len(requesters) < limit and peer not in requesters:
                     candidates.append((len(requesters), availability[index], index, block))
         if not candidates:
             return
