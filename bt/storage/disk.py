@@ -87,9 +87,12 @@ class DiskQueue:
     Invalid arguments (a piece or range that does not exist) raise ValueError
     at once: they are the caller's bug, not a disk condition.
 
-    Back-pressure counts jobs, each piece of a batch as one job: above
-    ``high_water`` pending jobs every pressure listener is paused; at
-    ``low_water`` or below they are resumed. The storage is the caller's: the
+    Back-pressure counts pieces waiting to be verified and written (the
+    memory a download holds): above ``high_water`` every pressure listener is
+    paused; at ``low_water`` or below they are resumed. Reads for seeding and
+    hash checks never pause peers: they are bounded per peer already, and
+    with 200 peers counting them paused and resumed every peer many times a
+    second. The storage is the caller's: the
     queue never closes it.
 
     Pieces under 1 MiB are verified and written in batches, at most ``threads``
@@ -129,6 +132,8 @@ class DiskQueue:
         self._pool = pool or ThreadPool(minthreads=1, maxthreads=threads, name="bt-disk")
         self._state = "new"
         self._pending = 0
+        #: Pieces submitted by verify_and_write and not yet written (the pressure).
+        self._writing = 0
         self._paused = False
         self._listeners: list[PressureListener] = []
         self._stopped: list[Deferred[None]] = []
@@ -224,11 +229,12 @@ class DiskQueue:
                 f"piece {index}: blocks hold {size} bytes, piece has {self._piece_size(index)}"
             )
         if size >= _BATCH_BELOW:
-            return self._submit(self._verify_and_write, index, list(blocks), expected)
+            return self._submit(self._verify_and_write, index, list(blocks), expected, write=True)
         if self._state != "running":
             return defer.fail(StorageError(f"disk queue is {self._state}, not accepting work"))
         job = _PieceJob(index, list(blocks), expected, size)
         self._pending += 1
+        self._writing += 1
         self._update_pressure()
         with self._lock:
             self._queued.append(job)
@@ -298,24 +304,26 @@ class DiskQueue:
             )
 
     def _update_pressure(self) -> None:
-        if not self._paused and self._pending > self._high_water:
+        if not self._paused and self._writing > self._high_water:
             self._paused = True
             for listener in list(self._listeners):
                 self._notify(listener, "pauseProducing")
-        elif self._paused and self._pending <= self._low_water:
+        elif self._paused and self._writing <= self._low_water:
             self._paused = False
             for listener in list(self._listeners):
                 self._notify(listener, "resumeProducing")
 
     # -- plumbing ---------------------------------------------------------
 
-    def _submit(self, job: Callable[..., _T], *args: object) -> Deferred[_T]:
+    def _submit(self, job: Callable[..., _T], *args: object, write: bool = False) -> Deferred[_T]:
         if self._state != "running":
             return defer.fail(StorageError(f"disk queue is {self._state}, not accepting work"))
         self._pending += 1
-        self._update_pressure()
+        if write:
+            self._writing += 1
+            self._update_pressure()
         inner = deferToThreadPool(self._reactor, self._pool, job, *args)
-        inner.addBoth(self._job_done)
+        inner.addBoth(self._job_done, write)
         # A separate Deferred for the caller: cancelling it must not make the
         # queue believe a job finished while its thread still runs.
         outer: Deferred[_T] = Deferred()
@@ -324,9 +332,11 @@ class DiskQueue:
         inner.addBoth(self._maybe_idle)
         return outer
 
-    def _job_done(self, result: _T) -> _T:
+    def _job_done(self, result: _T, write: bool) -> _T:
         self._pending -= 1
-        self._update_pressure()
+        if write:
+            self._writing -= 1
+            self._update_pressure()
         return result
 
     def _maybe_idle(self, _: object) -> None:
@@ -345,6 +355,7 @@ class DiskQueue:
         self._maybe_start_batch()
         for job, failure in outcomes:
             self._pending -= 1
+            self._writing -= 1
             self._update_pressure()
             if failure is None:
                 job.done.callback(None)

@@ -317,6 +317,25 @@ async def test_pressure_pauses_listeners_above_high_water_and_resumes_at_low(
 
 
 @pytest_twisted.ensureDeferred
+async def test_reads_for_seeding_never_pause_peers(gated: GatedStorage) -> None:
+    """Only pieces waiting to be written are pressure: seeding reads are bounded per
+    peer, and counting them paused every peer of a busy seeder over and over."""
+    queue = queue_for(gated, threads=1, high_water=2, low_water=1)
+    listener = Peer()
+    queue.add_pressure_listener(listener)
+    gated.gate.set()
+    try:
+        await within(queue.verify_and_write(0, blocks_of(0)))
+        reads = [queue.read(0, 0, 16) for _ in range(10)]
+        assert queue.pending == 10 and not queue.under_pressure
+        for read in reads:
+            await within(read)
+        assert listener.calls == []
+    finally:
+        await within(queue.stop())
+
+
+@pytest_twisted.ensureDeferred
 async def test_removed_and_broken_listeners_do_not_disturb_jobs(
     gated: GatedStorage, failures: list[dict[str, Any]]
 ) -> None:
