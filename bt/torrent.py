@@ -499,6 +499,7 @@ class Torrent(Service):
             throttle=self._upload_throttle,
             call_later=self.reactor.callLater,
             on_sent=lambda amount: self._count_upload(link, amount),
+            cached=self.read_cache.cached,
         )
         protocol.transport.registerProducer(link.upload_queue, True)
         if not self.download_limit.unlimited:

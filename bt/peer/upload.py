@@ -46,8 +46,12 @@ class UploadQueue:
         on_sent: Callable[[int], None] = lambda amount: None,
         max_queued: int = MAX_QUEUED_REQUESTS,
         max_reads: int = 4,
+        cached: Callable[[int, int, int], bytes | None] | None = None,
     ) -> None:
+        """``cached(index, begin, length)``: the block at once if it is in memory
+        (a read cache hit), else None; such blocks are sent without a disk job."""
         self._read = read
+        self._cached = cached
         self._send_block = send_block
         self._throttle = throttle
         self._call_later = call_later
@@ -135,6 +139,12 @@ class UploadQueue:
                 return
             block = self._queue.popleft()
             self._queued.discard(block)
+            if self._cached is not None:
+                data = self._cached(index, begin, length)
+                if data is not None:
+                    self._send_block(index, begin, data)
+                    self._on_sent(length)
+                    continue
             self._reading[block] = True
             reading = self._read(index, begin, length)
             reading.addCallbacks(self._read_done, self._read_failed, (block,), None, (block,))

@@ -377,3 +377,14 @@ def test_a_block_past_the_end_of_the_piece_is_left_to_the_disk_to_refuse() -> No
     cache.read(0, 96, 8)
     cache.read(0, 80, 24)  # straddles two cached chunks, but runs past their end
     assert disk.reads == [(0, 64, 32), (0, 96, 4), (0, 96, 8), (0, 80, 24)]
+
+
+def test_cached_answers_hits_at_once_and_never_reads() -> None:
+    disk = ChunkDisk(piece_size=64)
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=1000, chunk_size=32)
+    assert cache.cached(0, 0, 16) is None and disk.reads == []
+    cache.read(0, 0, 16)
+    disk.answer_all()
+    assert cache.cached(0, 16, 16) == content(0, 16, 16)
+    assert cache.cached(0, 24, 16) is None, "straddles two chunks: left to read()"
+    assert disk.reads == [(0, 0, 32)]

@@ -1,0 +1,76 @@
+"""UploadQueue: requests served in order, bounded, paused by the transport; cache hits
+are sent at once without a disk read."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet import defer
+
+from bt.errors import RemoteProtocolError
+from bt.peer.upload import UploadQueue
+
+
+class Disk:
+    def __init__(self) -> None:
+        self.reads: list[tuple[int, int, int]] = []
+        self.waiting: list[defer.Deferred[bytes]] = []
+
+    def read(self, index: int, begin: int, length: int) -> defer.Deferred[bytes]:
+        self.reads.append((index, begin, length))
+        waiting: defer.Deferred[bytes] = defer.Deferred()
+        self.waiting.append(waiting)
+        return waiting
+
+
+def block(index: int, begin: int, length: int) -> bytes:
+    return bytes([index % 256]) * length
+
+
+def test_blocks_in_memory_are_sent_without_a_disk_read() -> None:
+    disk, sent = Disk(), []
+    in_memory = {(0, 0), (0, 16384)}
+
+    def cached(index: int, begin: int, length: int) -> bytes | None:
+        return block(index, begin, length) if (index, begin) in in_memory else None
+
+    queue = UploadQueue(disk.read, lambda i, b, d: sent.append((i, b)), cached=cached)
+    for begin in (0, 16384, 32768):
+        queue.add(0, begin, 16384)
+    assert sent == [(0, 0), (0, 16384)]
+    assert disk.reads == [(0, 32768, 16384)]
+    disk.waiting[0].callback(block(0, 32768, 16384))
+    assert sent[-1] == (0, 32768)
+    assert len(queue) == 0
+
+
+def test_reads_are_bounded_and_a_paused_transport_stops_serving() -> None:
+    disk, sent = Disk(), []
+    queue = UploadQueue(disk.read, lambda i, b, d: sent.append((i, b)), max_reads=2)
+    for index in range(5):
+        queue.add(index, 0, 16)
+    assert len(disk.reads) == 2, "at most max_reads disk reads per peer"
+    queue.pauseProducing()
+    disk.waiting[0].callback(block(0, 0, 16))
+    assert sent == [(0, 0)] and len(disk.reads) == 2, "paused: nothing new is read"
+    queue.resumeProducing()
+    assert len(disk.reads) == 3
+
+
+def test_cancelled_and_duplicate_requests() -> None:
+    disk, sent = Disk(), []
+    queue = UploadQueue(disk.read, lambda i, b, d: sent.append((i, b)), max_reads=1)
+    queue.add(0, 0, 16)
+    queue.add(0, 0, 16)  # a duplicate is served once
+    queue.add(1, 0, 16)
+    queue.cancel(1, 0, 16)
+    queue.cancel(0, 0, 16)  # already being read: dropped when it arrives
+    disk.waiting[0].callback(block(0, 0, 16))
+    assert sent == [] and disk.reads == [(0, 0, 16)]
+
+
+def test_too_many_queued_requests_is_a_protocol_error() -> None:
+    queue = UploadQueue(Disk().read, lambda i, b, d: None, max_queued=3, max_reads=1)
+    for index in range(3):
+        queue.add(index, 0, 16)
+    with pytest.raises(RemoteProtocolError, match="more than 3 requests queued"):
+        queue.add(9, 0, 16)
