@@ -190,6 +190,9 @@ class Torrent(Service):
         self.ticker = ticker if ticker is not None else Ticker(reactor)
         self._next_idle_tick = 0.0
         self._last_progress = 0.0
+        #: Every wanted piece got written while out of the swarm: tell trackers on return.
+        self._finished_offline = False
+        self._save_call: Any = None
         self._progress_logged: tuple[int, int, int] | None = None
         self._factory = TorrentPeerFactory(
             peer_id, metainfo.info_hash, self.geometry, self, reactor
@@ -330,14 +333,32 @@ class Torrent(Service):
         self.ticker.add(self._tick)
         for announcer in self.announcers:
             announcer.start()
+            if self._finished_offline:
+                announcer.completed()  # the download finished while we were away
+        self._finished_offline = False
 
-    def _leave_swarm(self, why: str) -> None:
-        """Stop ticking and drop every peer now (not when their sockets close)."""
+    def _save_soon(self) -> None:
+        """Save the resume state in a moment; for pieces written while no tick runs."""
+        if self._save_call is None or not self._save_call.active():
+            self._save_call = self.reactor.callLater(1.0, self._save_if_dirty)
+
+    def _save_if_dirty(self) -> None:
+        self._save_call = None
+        if self._resume_dirty:
+            self.save_resume()
+
+    def _leave_swarm(self, why: str) -> list[Deferred[None]]:
+        """Stop ticking and announcing, drop every peer now (not when their sockets
+        close); returns the trackers' ``stopped`` announces."""
         self.ticker.remove(self._tick)
         self.read_cache.clear()
         for link in list(self.links):
             link.protocol.drop(why)
             self.link_lost(link, why)
+        stops = [announcer.stop() for announcer in self.announcers if announcer.running]
+        for stop in stops:
+            stop.addErrback(self._log_failure, "announce stopped")
+        return stops
 
     # -- the user's controls --------------------------------------------------
 
@@ -350,9 +371,8 @@ class Torrent(Service):
         if self.state not in ("downloading", "seeding", "finished", "error"):
             return defer.succeed(None)  # checking: _begin stays paused; stopped: nothing runs
         self._cancel_retry()
-        self._leave_swarm("torrent paused")
+        stops = self._leave_swarm("torrent paused")
         self.state = "paused"
-        stops = [announcer.stop() for announcer in self.announcers if announcer.running]
         saved = self.save_resume()
         done = defer.DeferredList([saved, *stops], consumeErrors=True)
         return done.addCallback(lambda _: None)
@@ -420,6 +440,8 @@ class Torrent(Service):
             self.log.info("{name}: more files wanted; downloading again", name=self.name)
             self.state = "downloading"
             self.seeding_since = None
+            for announcer in self.announcers:
+                announcer.start()  # a torrent that met its seeding goal had left its trackers
         elif self.state == "downloading" and self.is_finished:
             self._finished()
             return
@@ -432,6 +454,9 @@ class Torrent(Service):
         """Drop peers, tell trackers we left, flush and close the files."""
         super().stopService()
         self._cancel_retry()
+        if self._save_call is not None and self._save_call.active():
+            self._save_call.cancel()
+        self._save_call = None
         if self.state != "stopped":
             self.log.info("{line}", line=describe_totals(self))
         self.ticker.remove(self._tick)
@@ -640,6 +665,14 @@ class Torrent(Service):
         self._resume_dirty = True
         for liar in self.blame.piece_verified(index, blocks):
             self._ban(liar, f"sent a bad block of piece {index}")  # type: ignore[arg-type]
+        if self.state != "downloading":
+            # Written after the torrent left the swarm (paused, disk error, recheck):
+            # the piece counts, but only _run() may take the torrent back into it.
+            if self.picker.is_finished and self.state in ("paused", "error"):
+                self._finished_offline = True
+                self._fire_completion_waiters()
+            self._save_soon()
+            return
         for link in list(self.links):
             if index not in link.bitfield:
                 link.protocol.send(Have(index))

@@ -19,7 +19,8 @@ from bt.metainfo import Metainfo, parse_metainfo
 from bt.peer.messages import Interested, Piece, Request
 from bt.snapshot import torrent_status
 from bt.status import FilePriority, TorrentState
-from bt.torrent import Torrent
+from bt.torrent import Torrent, TorrentConfig
+from bt.tracker.announce import AnnounceRequest, AnnounceResponse
 
 SKIP, NORMAL, HIGH = FilePriority.SKIP, FilePriority.NORMAL, FilePriority.HIGH
 
@@ -258,4 +259,101 @@ def test_status_of_a_fresh_download(single: Metainfo, clock: MemoryReactorClock)
     )
     assert status.info_hash == single.info_hash.hex() and status.files == ()
     assert status.to_json(files=False)["state"] == "downloading"
+    torrent.stopService()
+
+
+# -- pieces that finish while the torrent is out of the swarm -------------------------
+
+
+class HeldDisk(FakeDisk):
+    """Verifies at once but holds each write until the test releases it."""
+
+    def __init__(self, metainfo: Metainfo) -> None:
+        super().__init__(metainfo)
+        self.held: list[tuple[defer.Deferred[None], int, bytes]] = []
+
+    def verify_and_write(self, index: int, blocks: list[bytes]) -> defer.Deferred[None]:
+        written: defer.Deferred[None] = defer.Deferred()
+        self.held.append((written, index, b"".join(blocks)))
+        return written
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for written, index, data in held:
+            self.written[index] = data
+            written.callback(None)
+
+
+class RecordingTracker:
+    def __init__(self) -> None:
+        self.events: list[str | None] = []
+
+    def announce(self, request: AnnounceRequest) -> defer.Deferred[AnnounceResponse]:
+        self.events.append(request.event)
+        return defer.succeed(
+            AnnounceResponse(
+                interval=1800,
+                min_interval=None,
+                tracker_id=None,
+                complete=None,
+                incomplete=None,
+                warning=None,
+                peers=(),
+            )
+        )
+
+
+def test_a_download_that_finishes_while_paused_stays_paused_until_resumed(
+    single: Metainfo, clock: MemoryReactorClock, tmp_path: Path
+) -> None:
+    disk, tracker = HeldDisk(single), RecordingTracker()
+    resume = tmp_path / "t.resume"
+    torrent = make_torrent(single, clock, disk, trackers=[tracker], resume_path=resume)
+    torrent.startService()
+    finished = torrent.when_finished()
+    serve_all(seeder(torrent))
+    assert disk.held and not torrent.is_finished
+    torrent.pause()
+    disk.release()  # the last pieces reach the disk after the pause
+    assert torrent.state == "paused" and torrent.is_finished
+    assert finished.called, "verified and written: when_finished fires"
+    late = connect(torrent, b"-LT2000-latecomer001", 9)
+    late.say(handshake=True)
+    assert late.transport.disconnecting, "still paused: no peers"
+    clock.advance(2)
+    assert resume.exists(), "pieces written while paused are saved without a tick"
+    tracker.events.clear()
+    torrent.resume()
+    clock.advance(0)
+    assert torrent.state == "seeding"
+    assert tracker.events[:2] == ["started", "completed"]
+    torrent.stopService()
+
+
+def test_wanting_more_after_the_seeding_goal_asks_the_trackers_again(
+    multi: Metainfo, clock: MemoryReactorClock
+) -> None:
+    tracker = RecordingTracker()
+    config = TorrentConfig(seed_time=10)
+    torrent = make_torrent(
+        multi, clock, trackers=[tracker], config=config, file_priorities=[NORMAL, SKIP, NORMAL]
+    )
+    torrent.startService()
+    serve_all(seeder(torrent))
+    for _ in range(40):
+        clock.advance(1)
+    assert torrent.state == "finished" and tracker.events[-1] == "stopped"
+    torrent.set_file_priorities({1: NORMAL})
+    assert torrent.state == "downloading" and tracker.events[-1] == "started"
+    torrent.stopService()
+
+
+def test_a_disk_error_stops_announcing(single: Metainfo, clock: MemoryReactorClock) -> None:
+    disk, tracker = FakeDisk(single), RecordingTracker()
+    torrent = make_torrent(single, clock, disk, trackers=[tracker])
+    torrent.startService()
+    disk.verify_and_write = lambda index, blocks: defer.fail(StorageError("disk full"))  # type: ignore[method-assign]
+    serve_all(seeder(torrent))
+    assert torrent.state == "error"
+    assert tracker.events[-1] == "stopped" and not any(a.running for a in torrent.announcers)
     torrent.stopService()
