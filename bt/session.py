@@ -103,6 +103,8 @@ class Session(MultiService):
         self._records: dict[bytes, TorrentRecord] = {}
         self._remembered: set[bytes] = set()
         self._registry_writes: Deferred[Any] = defer.succeed(None)
+        #: Torrents being stopped and forgotten; adding one again must wait.
+        self._removing: dict[bytes, Deferred[Any]] = {}
         #: One pool of disk threads for every torrent: 1,000 torrents, not 2,000 threads.
         self.disk_threads = ThreadPool(
             minthreads=1, maxthreads=config.torrent.disk_threads, name="bt-disk"
@@ -151,6 +153,10 @@ class Session(MultiService):
         """
         if metainfo.info_hash in self.torrents:
             raise DuplicateTorrentError(f"{metainfo.name}: already added")
+        if metainfo.info_hash in self._removing:
+            raise DuplicateTorrentError(f"{metainfo.name}: still being removed; add it again later")
+        remembered = remember and storage is None
+        copy = torrent_bytes(metainfo) if remembered else None  # before anything starts
         if file_priorities is not None and len(file_priorities) != len(metainfo.files):
             raise ValueError(
                 f"{len(file_priorities)} file priorities for {len(metainfo.files)} files"
@@ -162,9 +168,9 @@ class Session(MultiService):
             added=self.reactor.seconds(),
         )
         torrent = self._build(metainfo, record, storage)
-        if remember and storage is None:
+        if remembered:
             self._remembered.add(metainfo.info_hash)
-            self._persist(metainfo.info_hash, torrent_bytes(metainfo))
+            self._persist(metainfo.info_hash, copy)
         return torrent
 
     def _build(
@@ -242,17 +248,19 @@ class Session(MultiService):
         resume = self._resume_path(info_hash)
         folder = Path(torrent.download_dir) if torrent.download_dir else None
 
-        def forget(_: object) -> Deferred[Any]:
-            def job() -> None:
-                if remembered:
-                    self.registry.forget(info_hash)
-                resume.unlink(missing_ok=True)
-                if delete_data and folder is not None:
-                    delete_files(folder, torrent.metainfo)
+        def forget() -> None:
+            if remembered:
+                self.registry.forget(info_hash)
+            resume.unlink(missing_ok=True)
+            if delete_data and folder is not None:
+                delete_files(folder, torrent.metainfo)
 
-            return self._in_threads(job)
-
-        stopped.addCallback(forget)
+        # Forgotten even if stopping failed (else it would come back at restart), and
+        # after any settings write queued before: the registry sees one order of events.
+        stopped.addErrback(
+            lambda failure: self.log.failure("stopping {name}", failure, name=torrent.name)
+        )
+        stopped.addCallback(lambda _: self._serially(forget))
         stopped.addCallback(
             lambda _: self.log.info(
                 "{name}: removed{data}",
@@ -260,7 +268,13 @@ class Session(MultiService):
                 data=" with its data" if delete_data and folder else "",
             )
         )
-        return stopped
+        self._removing[info_hash] = stopped
+
+        def removed(result: object) -> object:
+            self._removing.pop(info_hash, None)
+            return result
+
+        return stopped.addBoth(removed)
 
     # -- torrents: the user's controls ----------------------------------------
 
@@ -368,14 +382,22 @@ class Session(MultiService):
         if info_hash not in self._remembered:
             return
         record = replace(self._records[info_hash])
-
-        def write(_: object) -> Deferred[None]:
-            return self._in_threads(self.registry.save, info_hash, record, torrent)
-
-        self._registry_writes.addCallback(write)
-        self._registry_writes.addErrback(
+        saved = self._serially(self.registry.save, info_hash, record, torrent)
+        saved.addErrback(
             lambda failure: self.log.failure("cannot remember torrent settings", failure)
         )
+
+    def _serially(self, job: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """Run a registry job after every one queued before it; fires with its outcome."""
+        done: Deferred[Any] = Deferred()
+
+        def run(_: object) -> Deferred[Any]:
+            work = self._in_threads(job, *args)
+            work.chainDeferred(done)  # the queue goes on whatever this job's outcome
+            return work
+
+        self._registry_writes.addCallback(run)
+        return done
 
     def _in_threads(self, job: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """Blocking file work: in the disk threads once they run, else right here."""

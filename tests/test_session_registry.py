@@ -152,3 +152,22 @@ def test_delete_files_removes_emptied_folders_but_never_leaves_the_root(tmp_path
     assert delete_files(root, metainfo) == 1
     assert (outside / "one.bin").read_bytes() == b"precious"
     assert root.exists() and not (root / "album" / "b.bin").exists()
+
+
+def test_a_torrent_cannot_be_added_again_until_its_removal_finished(tmp_path: Path) -> None:
+    """The removal deletes the registry entry and resume state after the torrent stopped;
+    a copy added meanwhile would lose them (and, with delete_data, its files)."""
+    from twisted.internet import defer
+
+    session = new_session(tmp_path)
+    metainfo = album()
+    torrent = session.add_torrent(metainfo)
+    stopping: defer.Deferred[None] = defer.Deferred()
+    torrent.disownServiceParent = lambda: stopping  # type: ignore[method-assign]  # a slow stop
+    removed = session.remove_torrent(metainfo.info_hash)
+    with pytest.raises(DuplicateTorrentError, match="still being removed"):
+        session.add_torrent(metainfo)
+    stopping.callback(None)
+    assert removed.called
+    session.add_torrent(metainfo)
+    assert (tmp_path / "state" / "torrents" / f"{metainfo.info_hash.hex()}.json").exists()
