@@ -258,13 +258,13 @@ class Session(MultiService):
         # Forgotten even if stopping failed (else it would come back at restart), and
         # after any settings write queued before: the registry sees one order of events.
         stopped.addErrback(
-            lambda failure: self.log.failure("stopping {name}", failure, name=torrent.name)
+            lambda failure: self.log.failure("stopping {name}", failure, name=torrent.title)
         )
         stopped.addCallback(lambda _: self._serially(forget))
         stopped.addCallback(
             lambda _: self.log.info(
                 "{name}: removed{data}",
-                name=torrent.name,
+                name=torrent.title,
                 data=" with its data" if delete_data and folder else "",
             )
         )

@@ -76,6 +76,7 @@ class TorrentConfig:
     def disk_high_water(self, piece_length: int) -> int:
         """The disk queue's bound in pieces for this piece length (at least 4)."""
         return max(4, self.disk_queue_bytes // piece_length)
+
     #: Regular unchoke slots (plus one optimistic); -1 means unlimited.
     upload_slots: int = 4
     #: This torrent's own rate limits in bytes/s (None: unlimited).
@@ -130,7 +131,11 @@ class Torrent(Service):
         download_dir: str = "",
     ) -> None:
         self.metainfo = metainfo
-        self.name = metainfo.name
+        #: The torrent's name, for people and logs.
+        self.title = metainfo.name
+        #: The service's name in the session: the info-hash, unique where titles are not
+        #: (two torrents may both be called "ubuntu.iso").
+        self.name = metainfo.info_hash.hex()
         self.disk = disk
         #: Closed after the disk queue stops (the queue never closes what it was given).
         self.storage = storage
@@ -205,7 +210,7 @@ class Torrent(Service):
             self._dial_room,
             connect_timeout=config.connect_timeout,
             private=metainfo.private,
-            name=self.name,
+            name=self.title,
         )
 
     def _new_picker(self) -> PiecePicker:
@@ -266,7 +271,7 @@ class Torrent(Service):
         self.disk.start()
         self.log.info(
             "{name}: {pieces} pieces of {piece_length} bytes, {size} bytes in {files} files",
-            name=self.name,
+            name=self.title,
             pieces=self.metainfo.num_pieces,
             piece_length=self.metainfo.piece_length,
             size=self.metainfo.total_length,
@@ -295,7 +300,7 @@ class Torrent(Service):
         """The state folder failed, not the data: keep downloading, try again next time."""
         failure.trap(ResumeSaveError)
         self._resume_dirty = True
-        self.log.error("{name}: {error}", name=self.name, error=failure.value)
+        self.log.error("{name}: {error}", name=self.title, error=failure.value)
 
     def _begin(self, inventory: Inventory) -> None:
         """The data is checked: take its pieces, then run (or stay paused)."""
@@ -310,7 +315,7 @@ class Torrent(Service):
         if valid:
             self.log.info(
                 "{name}: {valid} of {total} pieces already on disk",
-                name=self.name,
+                name=self.title,
                 valid=len(valid),
                 total=self.metainfo.num_pieces,
             )
@@ -367,7 +372,7 @@ class Torrent(Service):
         if self.paused:
             return defer.succeed(None)
         self.paused = True
-        self.log.info("{name}: paused", name=self.name)
+        self.log.info("{name}: paused", name=self.title)
         if self.state not in ("downloading", "seeding", "finished", "error"):
             return defer.succeed(None)  # checking: _begin stays paused; stopped: nothing runs
         self._cancel_retry()
@@ -382,7 +387,7 @@ class Torrent(Service):
         if not self.paused:
             return
         self.paused = False
-        self.log.info("{name}: resumed", name=self.name)
+        self.log.info("{name}: resumed", name=self.title)
         if self.state != "paused":
             return  # still checking (it will run) or not started (it will start)
         if self.error is not None:
@@ -437,7 +442,7 @@ class Torrent(Service):
 
     def _wanted_changed(self) -> None:
         if self.state in ("seeding", "finished") and not self.is_finished:
-            self.log.info("{name}: more files wanted; downloading again", name=self.name)
+            self.log.info("{name}: more files wanted; downloading again", name=self.title)
             self.state = "downloading"
             self.seeding_since = None
             for announcer in self.announcers:
@@ -535,7 +540,7 @@ class Torrent(Service):
         if not have.is_empty():
             protocol.send(BitfieldMessage(have.to_bytes()))
         self.disk.add_pressure_listener(protocol)
-        self.log.debug("{name}: connected to {address}", name=self.name, address=address)
+        self.log.debug("{name}: connected to {address}", name=self.title, address=address)
         return link
 
     def link_lost(self, link: PeerLink, reason: str) -> None:
@@ -552,7 +557,7 @@ class Torrent(Service):
         self.dialer.left(link.address)
         self.log.debug(
             "{name}: peer {address} gone: {reason}",
-            name=self.name,
+            name=self.title,
             address=link.address,
             reason=reason,
         )
@@ -692,7 +697,7 @@ class Torrent(Service):
         self.hash_failures += 1
         self.log.warn(
             "{name}: piece {index} failed its hash check (sent by {senders})",
-            name=self.name,
+            name=self.title,
             index=index,
             senders=sorted(set(sources.values())),
         )
@@ -706,7 +711,7 @@ class Torrent(Service):
             return
         self.log.warn(
             "{name}: banned peer {host}:{port}: {why}",
-            name=self.name,
+            name=self.title,
             host=address[0],
             port=address[1],
             why=why,
@@ -718,7 +723,7 @@ class Torrent(Service):
     def _finished(self) -> None:
         self.log.info(
             "{name}: download complete, {size} bytes verified",
-            name=self.name,
+            name=self.title,
             size=self.metainfo.total_length,
         )
         self._start_seeding()
@@ -747,7 +752,7 @@ class Torrent(Service):
     def _finish_seeding(self, why: str) -> None:
         """The seeding goal is met: leave the swarm politely and stay idle."""
         self.state = "finished"
-        self.log.info("{name}: {why}; stopped seeding", name=self.name, why=why)
+        self.log.info("{name}: {why}; stopped seeding", name=self.title, why=why)
         for link in list(self.links):
             link.protocol.drop("finished seeding")
         for announcer in self.announcers:
@@ -825,7 +830,7 @@ class Torrent(Service):
     def _disk_failed(self, failure: Failure) -> None:
         """A disk error stops this torrent (not the others) until a check finds what is valid."""
         failure.trap(StorageError)
-        self.log.error("{name}: {error}", name=self.name, error=failure.value)
+        self.log.error("{name}: {error}", name=self.title, error=failure.value)
         if self.state in ("error", "stopped"):
             return
         self.state = "error"
@@ -837,7 +842,7 @@ class Torrent(Service):
         delay = self.config.error_retry
         self.log.warn(
             "{name}: paused by the disk error; checking the data again in {delay:g} s",
-            name=self.name,
+            name=self.title,
             delay=delay,
         )
         self._retry_call = self.reactor.callLater(delay, self._retry_after_error)
@@ -849,7 +854,7 @@ class Torrent(Service):
         self._check_again("retrying after a disk error")
 
     def _log_failure(self, failure: Failure, what: str) -> None:
-        self.log.failure("{name}: unexpected error in {what}", failure, name=self.name, what=what)
+        self.log.failure("{name}: unexpected error in {what}", failure, name=self.title, what=what)
 
 
 def _peer_address(protocol: PeerProtocol) -> Address:

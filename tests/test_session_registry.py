@@ -163,7 +163,13 @@ def test_a_torrent_cannot_be_added_again_until_its_removal_finished(tmp_path: Pa
     metainfo = album()
     torrent = session.add_torrent(metainfo)
     stopping: defer.Deferred[None] = defer.Deferred()
-    torrent.disownServiceParent = lambda: stopping  # type: ignore[method-assign]  # a slow stop
+    leave = torrent.disownServiceParent
+
+    def slow_stop() -> defer.Deferred[None]:
+        leave()
+        return stopping
+
+    torrent.disownServiceParent = slow_stop  # type: ignore[method-assign]
     removed = session.remove_torrent(metainfo.info_hash)
     with pytest.raises(DuplicateTorrentError, match="still being removed"):
         session.add_torrent(metainfo)
@@ -171,3 +177,14 @@ def test_a_torrent_cannot_be_added_again_until_its_removal_finished(tmp_path: Pa
     assert removed.called
     session.add_torrent(metainfo)
     assert (tmp_path / "state" / "torrents" / f"{metainfo.info_hash.hex()}.json").exists()
+
+
+def test_two_torrents_may_share_a_name(tmp_path: Path) -> None:
+    """Names are for people; the info-hash tells torrents apart (two "ubuntu.iso")."""
+    session = new_session(tmp_path)
+    first = album("same")
+    info = handmade_info(FILES[:1], name="same", piece_length=PIECE, data=DATA[:PIECE])
+    second = parse_metainfo(handmade_torrent(info))
+    session.add_torrent(first)
+    session.add_torrent(second)
+    assert len(session.torrents) == 2
