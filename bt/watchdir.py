@@ -18,7 +18,7 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet import task
 
-from bt.errors import DuplicateTorrentError, MetainfoError
+from bt.errors import BtError, DuplicateTorrentError, MetainfoError
 from bt.logs import Logger
 from bt.metainfo import Metainfo, load_metainfo
 
@@ -43,6 +43,8 @@ class WatchDirectory(Service):
         self.interval = interval
         self.reactor = reactor
         self._seen: dict[str, tuple[int, int]] = {}
+        #: Files that could not be renamed: skipped while unchanged, not added again.
+        self._stuck: dict[str, tuple[int, int]] = {}
         self._loop: task.LoopingCall | None = None
 
     def startService(self) -> None:
@@ -81,30 +83,39 @@ class WatchDirectory(Service):
             except OSError:
                 continue  # gone between listdir and stat
             stamp = (info.st_size, info.st_mtime_ns)
+            if self._stuck.get(name) == stamp:
+                continue
             if self._seen.get(name) != stamp:
                 seen[name] = stamp  # new or still changing: look again next time
                 continue
-            self._take(path)
+            if not self._take(path):
+                self._stuck[name] = stamp
         self._seen = seen
 
-    def _take(self, path: Path) -> None:
+    def _take(self, path: Path) -> bool:
+        """Add one file and mark it; False when it could not be marked."""
         try:
             metainfo = load_metainfo(path)
         except MetainfoError as exc:
             self.log.error("watch folder: {error}", error=exc)
-            self._rename(path, ".invalid")
-            return
+            return self._rename(path, ".invalid")
         try:
             self.add(metainfo)
         except DuplicateTorrentError:
             self.log.info("watch folder: {path}: torrent already added", path=path)
+        except (BtError, ValueError) as exc:
+            # One torrent the session refuses must not stop the folder being watched.
+            self.log.error("watch folder: {path}: cannot add: {error}", path=path, error=exc)
+            return self._rename(path, ".invalid")
         else:
             self.log.info("watch folder: added {name} from {path}", name=metainfo.name, path=path)
-        self._rename(path, ".added")
+        return self._rename(path, ".added")
 
-    def _rename(self, path: Path, suffix: str) -> None:
+    def _rename(self, path: Path, suffix: str) -> bool:
         try:
             os.replace(path, path.with_name(path.name + suffix))
         except OSError as exc:
-            # Left in place it would be retried every scan: say so loudly once.
+            # Left in place it would be taken again each scan: say so once, skip it.
             self.log.error("watch folder: cannot rename {path}: {error}", path=path, error=exc)
+            return False
+        return True

@@ -76,3 +76,27 @@ def test_a_broken_torrent_is_marked_invalid_and_a_duplicate_added(
     assert (tmp_path / "bad.torrent.invalid").exists()
     assert (tmp_path / "one.torrent.added").exists() and (tmp_path / "two.torrent.added").exists()
     watch.stopService()
+
+
+def test_a_torrent_the_session_refuses_is_marked_invalid_and_watching_goes_on(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    calls: list[str] = []
+
+    def add(metainfo: Metainfo) -> None:
+        calls.append(metainfo.name)
+        if len(calls) == 1:
+            raise ValueError("no room for it")
+
+    watch = WatchDirectory(tmp_path, add, interval=5, reactor=clock)
+    watch.startService()
+    (tmp_path / "first.torrent").write_bytes(handmade_torrent(handmade_info(name="first")))
+    clock.advance(5)
+    clock.advance(5)
+    assert (tmp_path / "first.torrent.invalid").exists()
+    (tmp_path / "second.torrent").write_bytes(handmade_torrent(handmade_info(name="second")))
+    clock.advance(5)
+    clock.advance(5)
+    assert calls == ["first", "second"] and (tmp_path / "second.torrent.added").exists()
+    watch.stopService()
