@@ -31,7 +31,7 @@ from twisted.web.resource import Resource
 from bt.control import fields as read
 from bt.control import metrics, openapi
 from bt.control.replies import JSON, ApiError, Reply, error_reply, json_reply, send_reply
-from bt.errors import DuplicateTorrentError, MetainfoError, UnknownTorrentError
+from bt.errors import DuplicateTorrentError, MetainfoError, StorageError, UnknownTorrentError
 from bt.logs import Logger
 from bt.metainfo import Metainfo, load_metainfo, parse_metainfo
 from bt.status import FilePriority, SessionStatus, TorrentStatus
@@ -148,6 +148,10 @@ class ControlResource(Resource):
             return error_reply(409, str(error) or "the session already has this torrent")
         if isinstance(error, MetainfoError):
             return error_reply(400, f"not a valid .torrent: {error}")
+        if isinstance(error, StorageError):  # the daemon's disk, named in the message
+            where = request.path.decode("ascii", "replace")
+            log.error("control API: {where}: {error}", where=where, error=error)
+            return error_reply(500, f"disk error: {error}")
         method = request.method.decode("ascii", "replace")
         where = f"{method} {request.path.decode('ascii', 'replace')}"
         log.failure("control API: {where} failed", failure, where=where)
@@ -280,7 +284,7 @@ class ControlResource(Resource):
         return self._status_reply(info_hash)
 
     def _patch_torrent(self, request: server.Request, info_hash: bytes) -> Reply:
-        files = len(self._session.torrent_status(info_hash).files)
+        files = [f.index for f in self._session.torrent_status(info_hash).files]
         fields = {"upload_limit", "download_limit", "file_priorities"}
         body = self._json_object(request, fields)
         limits = read.limits(body)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,24 +95,29 @@ def limit_fields(limits: Mapping[str, Any]) -> str:
     return ", ".join(f"{keyword}_limit" for keyword in limits)
 
 
-def priorities(value: Any, files: int) -> dict[int, FilePriority]:
-    """``{"0": "skip"}`` or ``["skip", "normal", ...]`` (one per file) as a priority map."""
+def priorities(value: Any, indexes: Sequence[int]) -> dict[int, FilePriority]:
+    """``{"0": "skip"}`` or ``["skip", "normal", ...]`` (one per listed file) as a priority map.
+
+    ``indexes`` are the torrent's file indexes as the API lists them: BEP 47
+    padding files are not listed, so an index may be missing from the range.
+    """
+    known = set(indexes)
     if isinstance(value, list):
-        if len(value) != files:
+        if len(value) != len(indexes):
             raise ApiError(
                 400,
-                f"file_priorities: {len(value)} priorities for {files} files; give one per "
-                'file, or an object such as {"0": "skip"}',
+                f"file_priorities: {len(value)} priorities for {len(indexes)} files; give one "
+                'per file, or an object such as {"0": "skip"}',
             )
-        items: list[tuple[int, Any]] = list(enumerate(value))
+        items: list[tuple[int, Any]] = list(zip(indexes, value, strict=True))
     elif isinstance(value, dict):
         items = []
         for key, priority in value.items():
             if not _INDEX.fullmatch(key):
                 raise ApiError(400, f"file_priorities: {key!r} is not a file index")
-            if int(key) >= files:
+            if int(key) not in known:
                 raise ApiError(
-                    400, f"file_priorities: no file {key}; the torrent has {files} (0..{files - 1})"
+                    400, f"file_priorities: no file {key}; GET the torrent for its files' indexes"
                 )
             items.append((int(key), priority))
     else:

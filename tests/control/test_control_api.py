@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from twisted.python.failure import Failure
 from twisted.web.test.requesthelper import DummyRequest
 
 from bt.control.api import ControlResource
+from bt.errors import StorageError
 from bt.metainfo import parse_metainfo
 from bt.status import UNCHANGED, FilePriority, FileStatus, TorrentState
 from control import AUTH, TEST_MAX_BODY, FakeSession, make_status, stub_client, torrent_bytes
@@ -424,6 +426,28 @@ async def test_patch_torrent_takes_a_list_of_priorities(client: Any, session: Fa
     assert [f["priority"] for f in result["files"]] == ["high", "skip", "normal"]
 
 
+@pytest_twisted.ensureDeferred
+async def test_priorities_use_the_listed_file_indexes_when_padding_files_are_hidden(
+    client: Any, session: FakeSession
+) -> None:
+    """BEP 47 padding files are not listed: index 1 is missing, index 2 is the last file."""
+    raw_hash = bytes.fromhex(HASH)
+    status = session.torrents[raw_hash]
+    session.torrents[raw_hash] = replace(status, files=(status.files[0], status.files[2]))
+    body = {"file_priorities": {"2": "skip"}}
+    await ok(await client.patch(url(f"/api/v1/torrents/{HASH}"), json=body, headers=AUTH))
+    body = {"file_priorities": ["high", "normal"]}
+    await ok(await client.patch(url(f"/api/v1/torrents/{HASH}"), json=body, headers=AUTH))
+    assert [call[2] for call in session.calls] == [
+        {2: FilePriority.SKIP},
+        {0: FilePriority.HIGH, 2: FilePriority.NORMAL},
+    ]
+    response = await client.patch(
+        url(f"/api/v1/torrents/{HASH}"), json={"file_priorities": {"1": "skip"}}, headers=AUTH
+    )
+    assert response.code == 400
+
+
 @pytest.mark.parametrize(
     ("body", "fragments"),
     [
@@ -510,3 +534,14 @@ def test_the_daemons_requests_stop_storing_bodies_past_the_cap() -> None:
     request.handleContentChunk(b"x" * 8)
     assert request.body_too_large
     assert request.content.tell() == 8
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_disk_error_is_reported_with_its_cause(client: Any, session: FakeSession) -> None:
+    session.fail["set_file_priorities"] = StorageError(
+        "cannot open /srv/a.iso: Read-only file system"
+    )
+    body = {"file_priorities": {"0": "skip"}}
+    response = await client.patch(url(f"/api/v1/torrents/{HASH}"), json=body, headers=AUTH)
+    message = await error_of(response, 500, "disk error")
+    assert "Read-only file system" in message
