@@ -28,7 +28,8 @@ Block = tuple[int, int, int]  # index, begin, length
 
 @implementer(IPushProducer)
 class UploadQueue:
-    """Requests from one peer, served in order while the transport wants data.
+    """Requests from one peer, served while the transport wants data: in the order
+    asked, except that a block in memory goes out at once, ahead of disk reads.
 
     ``throttle(amount)`` is the rate limit: it returns 0.0 and charges ``amount``
     bytes when they may go now, or the seconds to wait before asking again.
@@ -126,25 +127,22 @@ class UploadQueue:
             self._serving = False
 
     def _serve_loop(self) -> None:
-        while (
-            self._queue
-            and not self._paused
-            and not self._stopped
-            and len(self._reading) < self.max_reads
-        ):
+        cached = self._cached
+        while self._queue and not self._paused and not self._stopped:
             index, begin, length = self._queue[0]
+            data = cached(index, begin, length) if cached is not None else None
+            if data is None and len(self._reading) >= self.max_reads:
+                return  # a disk read answers first; blocks in memory never wait for it
             wait = self._throttle(length)
             if wait > 0:
                 self._sleep(wait)
                 return
             block = self._queue.popleft()
             self._queued.discard(block)
-            if self._cached is not None:
-                data = self._cached(index, begin, length)
-                if data is not None:
-                    self._send_block(index, begin, data)
-                    self._on_sent(length)
-                    continue
+            if data is not None:
+                self._send_block(index, begin, data)
+                self._on_sent(length)
+                continue
             self._reading[block] = True
             reading = self._read(index, begin, length)
             reading.addCallbacks(self._read_done, self._read_failed, (block,), None, (block,))

@@ -74,3 +74,16 @@ def test_too_many_queued_requests_is_a_protocol_error() -> None:
         queue.add(index, 0, 16)
     with pytest.raises(RemoteProtocolError, match="more than 3 requests queued"):
         queue.add(9, 0, 16)
+
+
+def test_a_block_in_memory_does_not_wait_for_the_disk_reads_in_flight() -> None:
+    disk, sent = Disk(), []
+    queue = UploadQueue(
+        disk.read,
+        lambda i, b, d: sent.append(i),
+        max_reads=1,
+        cached=lambda index, begin, length: block(index, begin, length) if index == 7 else None,
+    )
+    queue.add(1, 0, 16)  # a disk read, in flight
+    queue.add(7, 0, 16)  # in memory
+    assert sent == [7] and len(disk.reads) == 1
