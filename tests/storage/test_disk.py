@@ -70,18 +70,29 @@ def disk_threads() -> list[threading.Thread]:
 
 @implementer(IStorage)
 class GatedStorage:
-    """MemoryStorage whose writes wait for a gate: jobs stay in flight until the test says."""
+    """MemoryStorage whose writes wait for a gate: jobs stay in flight until the test says.
 
-    def __init__(self) -> None:
-        self.inner = MemoryStorage(LAYOUT)
+    ``entered`` is set by the first write; ``fail`` maps piece indexes to the error
+    their write raises; ``written`` lists the pieces written, in order.
+    """
+
+    def __init__(self, layout: Layout = LAYOUT, fail: dict[int, Exception] | None = None) -> None:
+        self.inner = MemoryStorage(layout)
         self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.fail = fail or {}
+        self.written: list[int] = []
 
     def read(self, index: int, begin: int, length: int) -> bytes:
         return self.inner.read(index, begin, length)
 
     def write(self, index: int, begin: int, data: object) -> None:
+        self.entered.set()
         if not self.gate.wait(10):
             raise StorageError("gate never opened")
+        if index in self.fail:
+            raise self.fail[index]
+        self.written.append(index)
         self.inner.write(index, begin, data)
 
     def sync(self) -> None:

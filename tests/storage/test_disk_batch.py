@@ -15,13 +15,12 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from test_disk import GatedStorage
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
 from twisted.internet.threads import deferToThread
 from twisted.logger import globalLogPublisher
-from zope.interface import implementer
 
 from bt.errors import PieceHashError, StorageError
-from bt.interfaces import IStorage
 from bt.storage.disk import DiskQueue
 from bt.storage.layout import Layout
 from bt.storage.memory import MemoryStorage
@@ -55,42 +54,6 @@ class Torrent:
 
     def blocks(self, index: int) -> list[bytes]:
         return [self.data[index * self.piece : (index + 1) * self.piece]]
-
-
-@implementer(IStorage)
-class GatedStorage:
-    """MemoryStorage whose writes wait for a gate; ``entered`` is set by the first write.
-
-    ``fail`` maps piece indexes to the error their write raises.
-    """
-
-    def __init__(self, layout: Layout, fail: dict[int, Exception] | None = None) -> None:
-        self.inner = MemoryStorage(layout)
-        self.gate = threading.Event()
-        self.entered = threading.Event()
-        self.fail = fail or {}
-        self.written: list[int] = []
-
-    def read(self, index: int, begin: int, length: int) -> bytes:
-        return self.inner.read(index, begin, length)
-
-    def write(self, index: int, begin: int, data: object) -> None:
-        self.entered.set()
-        if not self.gate.wait(10):
-            raise StorageError("gate never opened")
-        if index in self.fail:
-            raise self.fail[index]
-        self.written.append(index)
-        self.inner.write(index, begin, data)
-
-    def sync(self) -> None:
-        self.inner.sync()
-
-    def existing_lengths(self) -> list[int]:
-        return self.inner.existing_lengths()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class Peer:
