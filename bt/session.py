@@ -399,6 +399,10 @@ class Session(MultiService):
         self._registry_writes.addCallback(run)
         return done
 
+    def run_blocking(self, job: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """Run blocking file work off the reactor (the watch folder's, say)."""
+        return self._in_threads(job, *args)
+
     def _in_threads(self, job: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """Blocking file work: in the disk threads once they run, else right here."""
         if self.disk_threads.started:

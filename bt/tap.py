@@ -198,7 +198,9 @@ def makeService(options: Options) -> service.IService:
         except DuplicateTorrentError:
             pass  # remembered from an earlier run, or given twice
     if options["watch-dir"] is not None:
-        WatchDirectory(options["watch-dir"], session.add_torrent).setServiceParent(session)
+        WatchDirectory(
+            options["watch-dir"], session.add_torrent, run_blocking=session.run_blocking
+        ).setServiceParent(session)
     if options["control"] is not None:
         from bt.control.service import ControlService
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import task
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
 
 from bt.errors import BtError, DuplicateTorrentError, MetainfoError
 from bt.logs import Logger
@@ -25,8 +28,16 @@ from bt.metainfo import Metainfo, load_metainfo
 __all__ = ["WatchDirectory"]
 
 
+Stamp = tuple[int, int]  # size, mtime in ns
+
+
 class WatchDirectory(Service):
-    """Scans ``folder`` every ``interval`` seconds and hands new torrents to ``add``."""
+    """Scans ``folder`` every ``interval`` seconds and hands new torrents to ``add``.
+
+    Listing, reading and renaming files run through ``run_blocking`` (the
+    session's disk threads; a thread of the reactor's pool by default), never
+    in the reactor thread: a watch folder may sit on a slow network share.
+    """
 
     log = Logger()
 
@@ -37,14 +48,16 @@ class WatchDirectory(Service):
         *,
         interval: float = 5.0,
         reactor: Any = None,
+        run_blocking: Callable[..., Deferred[Any]] | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.add = add
         self.interval = interval
         self.reactor = reactor
-        self._seen: dict[str, tuple[int, int]] = {}
+        self._run_blocking = run_blocking
+        self._seen: dict[str, Stamp] = {}
         #: Files that could not be renamed: skipped while unchanged, not added again.
-        self._stuck: dict[str, tuple[int, int]] = {}
+        self._stuck: dict[str, Stamp] = {}
         self._loop: task.LoopingCall | None = None
 
     def startService(self) -> None:
@@ -53,7 +66,11 @@ class WatchDirectory(Service):
             from twisted.internet import reactor
 
             self.reactor = reactor
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if self._run_blocking is None:
+            pool = self.reactor.getThreadPool()
+            self._run_blocking = lambda job, *args: deferToThreadPool(
+                self.reactor, pool, job, *args
+            )
         self._loop = task.LoopingCall(self.scan)
         self._loop.clock = self.reactor
         self._loop.start(self.interval, now=True).addErrback(
@@ -66,56 +83,106 @@ class WatchDirectory(Service):
         if self._loop is not None and self._loop.running:
             self._loop.stop()
 
-    def scan(self) -> None:
+    def scan(self) -> Deferred[None]:
         """One pass: take the files that stood still since the previous pass."""
-        try:
-            names = [n for n in os.listdir(self.folder) if n.lower().endswith(".torrent")]
-        except OSError as exc:
-            self.log.error(
-                "cannot read watch folder {folder}: {error}", folder=self.folder, error=exc
-            )
-            return
-        seen: dict[str, tuple[int, int]] = {}
-        for name in sorted(names):
-            path = self.folder / name
-            try:
-                info = path.stat()
-            except OSError:
-                continue  # gone between listdir and stat
-            stamp = (info.st_size, info.st_mtime_ns)
-            if self._stuck.get(name) == stamp:
-                continue
-            if self._seen.get(name) != stamp:
-                seen[name] = stamp  # new or still changing: look again next time
-                continue
-            if not self._take(path):
-                self._stuck[name] = stamp
-        self._seen = seen
+        assert self._run_blocking is not None  # set by startService
+        surveyed = self._run_blocking(_survey, self.folder, dict(self._seen), dict(self._stuck))
+        surveyed.addCallback(self._take_ready)
+        surveyed.addErrback(
+            lambda failure: self.log.failure("watch folder {folder}", failure, folder=self.folder)
+        )
+        return surveyed
 
-    def _take(self, path: Path) -> bool:
-        """Add one file and mark it; False when it could not be marked."""
+    def _take_ready(self, survey: _Survey) -> Deferred[None] | None:
+        if survey.error is not None:
+            self.log.error(
+                "cannot read watch folder {folder}: {error}", folder=self.folder, error=survey.error
+            )
+            return None
+        self._seen = survey.changing
+        marks = [(path, stamp, self._take(path, loaded)) for path, stamp, loaded in survey.ready]
+        if not marks:
+            return None
+        assert self._run_blocking is not None
+        renamed = self._run_blocking(_rename_all, [(path, suffix) for path, _, suffix in marks])
+        renamed.addCallback(self._note_stuck, marks)
+        return renamed
+
+    def _take(self, path: Path, loaded: Metainfo | MetainfoError) -> str:
+        """Add one torrent; the suffix its file gets."""
+        if isinstance(loaded, MetainfoError):
+            self.log.error("watch folder: {error}", error=loaded)
+            return ".invalid"
         try:
-            metainfo = load_metainfo(path)
-        except MetainfoError as exc:
-            self.log.error("watch folder: {error}", error=exc)
-            return self._rename(path, ".invalid")
-        try:
-            self.add(metainfo)
+            self.add(loaded)
         except DuplicateTorrentError:
             self.log.info("watch folder: {path}: torrent already added", path=path)
         except (BtError, ValueError) as exc:
             # One torrent the session refuses must not stop the folder being watched.
             self.log.error("watch folder: {path}: cannot add: {error}", path=path, error=exc)
-            return self._rename(path, ".invalid")
+            return ".invalid"
         else:
-            self.log.info("watch folder: added {name} from {path}", name=metainfo.name, path=path)
-        return self._rename(path, ".added")
+            self.log.info("watch folder: added {name} from {path}", name=loaded.name, path=path)
+        return ".added"
 
-    def _rename(self, path: Path, suffix: str) -> bool:
+    def _note_stuck(
+        self, failures: dict[Path, OSError], marks: list[tuple[Path, Stamp, str]]
+    ) -> None:
+        for path, stamp, _ in marks:
+            error = failures.get(path)
+            if error is not None:
+                # Left in place it would be taken again each scan: say so once, skip it.
+                self.log.error(
+                    "watch folder: cannot rename {path}: {error}", path=path, error=error
+                )
+                self._stuck[path.name] = stamp
+
+
+# -- in a thread ------------------------------------------------------------------------
+
+
+@dataclass
+class _Survey:
+    #: Files seen for the first time or changed since the last scan: looked at again.
+    changing: dict[str, Stamp] = field(default_factory=dict)
+    #: Files that stood still for a whole scan, read: a Metainfo or why not.
+    ready: list[tuple[Path, Stamp, Metainfo | MetainfoError]] = field(default_factory=list)
+    error: OSError | None = None
+
+
+def _survey(folder: Path, seen: dict[str, Stamp], stuck: dict[str, Stamp]) -> _Survey:
+    survey = _Survey()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(".torrent"))
+    except OSError as exc:
+        survey.error = exc
+        return survey
+    for name in names:
+        path = folder / name
+        try:
+            info = path.stat()
+        except OSError:
+            continue  # gone between listdir and stat
+        stamp = (info.st_size, info.st_mtime_ns)
+        if stuck.get(name) == stamp:
+            continue
+        if seen.get(name) != stamp:
+            survey.changing[name] = stamp  # new or still changing: look again next time
+            continue
+        try:
+            loaded: Metainfo | MetainfoError = load_metainfo(path)
+        except MetainfoError as exc:
+            loaded = exc
+        survey.ready.append((path, stamp, loaded))
+    return survey
+
+
+def _rename_all(marks: list[tuple[Path, str]]) -> dict[Path, OSError]:
+    failures: dict[Path, OSError] = {}
+    for path, suffix in marks:
         try:
             os.replace(path, path.with_name(path.name + suffix))
         except OSError as exc:
-            # Left in place it would be taken again each scan: say so once, skip it.
-            self.log.error("watch folder: cannot rename {path}: {error}", path=path, error=exc)
-            return False
-        return True
+            failures[path] = exc
+    return failures

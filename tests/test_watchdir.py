@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from torrents import handmade_info, handmade_torrent
+from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from bt.errors import DuplicateTorrentError
 from bt.metainfo import Metainfo
 from bt.watchdir import WatchDirectory
+
+
+def at_once(job: Any, *args: Any) -> defer.Deferred[Any]:
+    """The blocking file work, run right here so the fake clock drives every step."""
+    return defer.maybeDeferred(job, *args)
 
 
 @pytest.fixture
@@ -24,7 +31,7 @@ def watcher(folder: Path, added: list[Metainfo], clock: Clock) -> WatchDirectory
             raise DuplicateTorrentError(metainfo.name)
         added.append(metainfo)
 
-    watch = WatchDirectory(folder, add, interval=5, reactor=clock)
+    watch = WatchDirectory(folder, add, interval=5, reactor=clock, run_blocking=at_once)
     watch.startService()
     return watch
 
@@ -89,7 +96,7 @@ def test_a_torrent_the_session_refuses_is_marked_invalid_and_watching_goes_on(
         if len(calls) == 1:
             raise ValueError("no room for it")
 
-    watch = WatchDirectory(tmp_path, add, interval=5, reactor=clock)
+    watch = WatchDirectory(tmp_path, add, interval=5, reactor=clock, run_blocking=at_once)
     watch.startService()
     (tmp_path / "first.torrent").write_bytes(handmade_torrent(handmade_info(name="first")))
     clock.advance(5)
