@@ -17,13 +17,13 @@ import base64
 import binascii
 import json
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.resource import Resource
@@ -95,10 +95,19 @@ class ControlResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, session: ControlSession, *, max_body: int = MAX_BODY) -> None:
+    def __init__(
+        self,
+        session: ControlSession,
+        *,
+        max_body: int = MAX_BODY,
+        run_blocking: Callable[..., defer.Deferred[Any]] = threads.deferToThread,
+    ) -> None:
+        """``run_blocking(job, *args)`` runs file reads off the reactor (the session's
+        disk threads in the daemon)."""
         super().__init__()
         self._session = session
         self._max_body = max_body
+        self._run_blocking = run_blocking
         self._registry = metrics.make_registry(session)
 
     def render(self, request: server.Request) -> int:
@@ -217,7 +226,7 @@ class ControlResource(Resource):
         statuses = self._session.torrent_statuses()
         return json_reply(200, {"torrents": [s.to_json(files=False) for s in statuses]})
 
-    def _add_torrent(self, request: server.Request) -> Reply:
+    def _add_torrent(self, request: server.Request) -> defer.Deferred[Reply]:
         content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
         media = content_type.split(";")[0].strip().lower()
         if media == TORRENT:
@@ -225,7 +234,7 @@ class ControlResource(Resource):
             download_dir = read.optional_path(
                 "download_dir", read.query_text(request, "download_dir")
             )
-            metainfo = parse_metainfo(self._body(request))
+            loading = defer.succeed(parse_metainfo(self._body(request)))
         elif media in ("", JSON, "application/x-www-form-urlencoded", "text/plain"):
             fields = {"path", "torrent", "paused", "download_dir"}
             body = self._json_object(request, fields)
@@ -233,16 +242,19 @@ class ControlResource(Resource):
             if not isinstance(paused, bool):
                 raise ApiError(400, f"paused: expected true or false, got {paused!r}")
             download_dir = read.optional_path("download_dir", body.get("download_dir"))
-            metainfo = self._metainfo_from_json(body)
+            loading = self._metainfo_from_json(body)
         else:
             raise ApiError(415, f"Content-Type {media} is not accepted: send {TORRENT} or {JSON}")
+        return loading.addCallback(self._added, paused, download_dir)
+
+    def _added(self, metainfo: Metainfo, paused: bool, download_dir: Path | None) -> Reply:
         torrent = self._session.add_torrent(metainfo, paused=paused, download_dir=download_dir)
         info_hash: bytes = torrent.info_hash
         location = f"/api/v1/torrents/{info_hash.hex()}"
         status = self._session.torrent_status(info_hash)
         return json_reply(201, status.to_json(), [("Location", location)])
 
-    def _metainfo_from_json(self, body: dict[str, Any]) -> Metainfo:
+    def _metainfo_from_json(self, body: dict[str, Any]) -> defer.Deferred[Metainfo]:
         if ("path" in body) == ("torrent" in body):
             raise ApiError(
                 400,
@@ -260,22 +272,12 @@ class ControlResource(Resource):
             except (binascii.Error, ValueError) as exc:
                 raise ApiError(400, f"torrent: not valid base64: {exc}") from None
             try:
-                return parse_metainfo(data)
+                return defer.succeed(parse_metainfo(data))
             except MetainfoError as exc:
                 raise ApiError(400, f"torrent: not a valid .torrent: {exc}") from None
         path = read.absolute_path("path", body["path"])
-        try:
-            info = path.stat()
-        except OSError as exc:
-            raise ApiError(400, f"path: {path}: cannot read: {exc.strerror or exc}") from None
-        if not stat.S_ISREG(info.st_mode):
-            raise ApiError(400, f"path: {path} is not a regular file")
-        if info.st_size > self._max_body:
-            raise ApiError(413, f"path: {path} is over the limit of {self._max_body} bytes")
-        try:
-            return load_metainfo(path)
-        except MetainfoError as exc:
-            raise ApiError(400, f"path: {exc}") from None
+        # A file on the daemon's machine, maybe on a slow share: read it off the reactor.
+        return self._run_blocking(_load_torrent_file, path, self._max_body)
 
     def _status_reply(self, info_hash: bytes) -> Reply:
         return json_reply(200, self._session.torrent_status(info_hash).to_json())
@@ -338,3 +340,19 @@ def _match(template: str, segments: list[str]) -> dict[str, str] | None:
         elif part != segment:
             return None
     return params
+
+
+def _load_torrent_file(path: Path, max_size: int) -> Metainfo:
+    """A .torrent named by a client (blocking: runs in a thread); ApiError says what is wrong."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ApiError(400, f"path: {path}: cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ApiError(400, f"path: {path} is not a regular file")
+    if info.st_size > max_size:
+        raise ApiError(413, f"path: {path} is over the limit of {max_size} bytes")
+    try:
+        return load_metainfo(path)
+    except MetainfoError as exc:
+        raise ApiError(400, f"path: {exc}") from None

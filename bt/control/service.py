@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from twisted.application.service import Service
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
@@ -149,7 +149,8 @@ class ControlService(Service):
         self.endpoint = loopback_by_default(endpoint)
         self.state_dir = state_dir
         self._reactor = reactor
-        self._auth = BearerAuth(ControlResource(session), token=None)
+        blocking = getattr(session, "run_blocking", None) or threads.deferToThread
+        self._auth = BearerAuth(ControlResource(session, run_blocking=blocking), token=None)
         self._connections = _Connections(ControlSite(self._auth))
         self._port: IListeningPort | None = None
         #: Where the API listens, once it does (written to control.json).

@@ -224,4 +224,5 @@ TEST_MAX_BODY = 256 * 1024
 
 def stub_client(session: FakeSession, token: str = TOKEN) -> StubTreq:
     """An in-memory HTTP client of the API as the daemon serves it (auth in front)."""
-    return StubTreq(BearerAuth(ControlResource(session, max_body=TEST_MAX_BODY), token))
+    resource = ControlResource(session, max_body=TEST_MAX_BODY, run_blocking=defer.maybeDeferred)
+    return StubTreq(BearerAuth(resource, token))
