@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import threading
 from collections.abc import Iterator
@@ -12,7 +11,6 @@ from typing import Any, NamedTuple
 import pytest
 import pytest_twisted
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.logger import globalLogPublisher
 from zope.interface import implementer
 
 from bt.errors import PieceHashError, StorageError
@@ -21,6 +19,9 @@ from bt.storage.disk import DiskQueue
 from bt.storage.files import FileStorage
 from bt.storage.layout import Layout
 from bt.storage.memory import MemoryStorage
+
+#: Every test fails if it logged a failure it did not expect (see conftest.py).
+pytestmark = pytest.mark.usefixtures("failures")
 
 PIECE = 32
 BLOCK = 8
@@ -116,24 +117,6 @@ class Peer:
 
     def resumeProducing(self) -> None:
         self.calls.append("resume")
-
-
-@pytest.fixture(autouse=True)
-def failures() -> Iterator[list[dict[str, Any]]]:
-    """Fail a test that logged a failure it did not expect (e.g. an unhandled Deferred error)."""
-    logged: list[dict[str, Any]] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if "log_failure" in event:
-            logged.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    try:
-        yield logged
-        gc.collect()  # Deferreds report unhandled errors when collected
-    finally:
-        globalLogPublisher.removeObserver(observe)
-    assert [event["log_failure"].getTraceback() for event in logged] == []
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ known exactly, with no sleeps.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import threading
 from collections.abc import Iterator
@@ -18,12 +17,14 @@ import pytest_twisted
 from test_disk import GatedStorage
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
 from twisted.internet.threads import deferToThread
-from twisted.logger import globalLogPublisher
 
 from bt.errors import PieceHashError, StorageError
 from bt.storage.disk import DiskQueue
 from bt.storage.layout import Layout
 from bt.storage.memory import MemoryStorage
+
+#: Every test fails if it logged a failure it did not expect (see conftest.py).
+pytestmark = pytest.mark.usefixtures("failures")
 
 SMALL = 16  # bytes per piece in most tests
 COUNT = 201  # piece 0 holds the thread, 200 queue behind it
@@ -66,24 +67,6 @@ class Peer:
 
     def resumeProducing(self) -> None:
         self.calls.append(("resume", self.queue.pending if self.queue else -1))
-
-
-@pytest.fixture(autouse=True)
-def failures() -> Iterator[list[dict[str, Any]]]:
-    """Fail a test that logged a failure (e.g. a Deferred error nobody handled)."""
-    logged: list[dict[str, Any]] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if "log_failure" in event:
-            logged.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    try:
-        yield logged
-        gc.collect()
-    finally:
-        globalLogPublisher.removeObserver(observe)
-    assert [event["log_failure"].getTraceback() for event in logged] == []
 
 
 @pytest.fixture
