@@ -100,7 +100,8 @@ class Session(MultiService):
         self.ticker = Ticker(reactor)
         #: One byte budget for every torrent's seeding reads (32 MiB, not 32 MiB each).
         self.read_cache_pool = ReadCachePool()
-        self._records: dict[bytes, TorrentRecord] = {}
+        #: When each torrent was added (the rest of its record is read off the torrent).
+        self._added: dict[bytes, float] = {}
         self._remembered: set[bytes] = set()
         self._registry_writes: Deferred[Any] = defer.succeed(None)
         #: Torrents being stopped and forgotten; adding one again must wait.
@@ -183,7 +184,7 @@ class Session(MultiService):
             shown_folder = str(folder)
         else:
             shown_folder = ""
-        self._records[metainfo.info_hash] = record
+        self._added[metainfo.info_hash] = record.added
         config = self.config.torrent
         if record.upload_limit is not None or record.download_limit is not None:
             config = replace(
@@ -241,7 +242,7 @@ class Session(MultiService):
         """
         torrent = self.get(info_hash)
         del self.torrents[info_hash]
-        self._records.pop(info_hash, None)
+        self._added.pop(info_hash, None)
         remembered = info_hash in self._remembered
         self._remembered.discard(info_hash)
         stopped = defer.maybeDeferred(torrent.disownServiceParent)
@@ -279,16 +280,13 @@ class Session(MultiService):
     # -- torrents: the user's controls ----------------------------------------
 
     def pause_torrent(self, info_hash: bytes) -> Deferred[None]:
-        torrent = self.get(info_hash)
-        self._records[info_hash].paused = True
+        paused = self.get(info_hash).pause()
         self._persist(info_hash)
-        return torrent.pause()
+        return paused
 
     def resume_torrent(self, info_hash: bytes) -> None:
-        torrent = self.get(info_hash)
-        self._records[info_hash].paused = False
+        self.get(info_hash).resume()
         self._persist(info_hash)
-        torrent.resume()
 
     def recheck_torrent(self, info_hash: bytes) -> None:
         self.get(info_hash).recheck()
@@ -301,16 +299,12 @@ class Session(MultiService):
         upload = _limit("upload_limit", upload)
         download = _limit("download_limit", download)
         torrent.set_limits(upload=upload, download=download)
-        record = self._records[info_hash]
-        record.upload_limit = torrent.upload_bucket.rate
-        record.download_limit = torrent.download_bucket.rate
         self._persist(info_hash)
 
     def set_file_priorities(self, info_hash: bytes, priorities: Mapping[int, FilePriority]) -> None:
         """Change some files' priorities (skip, normal, high); ValueError names a bad one."""
         torrent = self.get(info_hash)
         torrent.set_file_priorities(priorities)
-        self._records[info_hash].file_priorities = list(torrent.file_priorities)
         self._persist(info_hash)
 
     def set_limits(self, *, upload: Any = UNCHANGED, download: Any = UNCHANGED) -> None:
@@ -377,12 +371,20 @@ class Session(MultiService):
             self._remembered.add(entry.metainfo.info_hash)
         return problems
 
-    def _persist(self, info_hash: bytes, torrent: bytes | None = None) -> None:
+    def _persist(self, info_hash: bytes, torrent_file: bytes | None = None) -> None:
         """Write a remembered torrent's record (and .torrent), in order, off the reactor."""
         if info_hash not in self._remembered:
             return
-        record = replace(self._records[info_hash])
-        saved = self._serially(self.registry.save, info_hash, record, torrent)
+        live = self.torrents[info_hash]
+        record = TorrentRecord(  # the torrent's settings as they are now
+            paused=live.paused,
+            download_dir=live.download_dir or None,
+            file_priorities=list(live.file_priorities),
+            upload_limit=live.upload_bucket.rate,
+            download_limit=live.download_bucket.rate,
+            added=self._added[info_hash],
+        )
+        saved = self._serially(self.registry.save, info_hash, record, torrent_file)
         saved.addErrback(
             lambda failure: self.log.failure("cannot remember torrent settings", failure)
         )
