@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bt.control.files import CONTROL_INFO, TOKEN_FILE  # the daemon writes them
+
 __all__ = [
     "API",
     "CliError",
@@ -70,7 +72,7 @@ def locate_daemon(
         token = env.get("BT_TOKEN") or None
     pid = None
     if url is None:
-        info_file = folder / "control.json"
+        info_file = folder / CONTROL_INFO
         try:
             info = json.loads(info_file.read_text())
         except FileNotFoundError:
@@ -87,7 +89,7 @@ def locate_daemon(
         pid = info.get("pid") if isinstance(info.get("pid"), int) else None
     if token is not None:
         return DaemonAddress(url, token, "--token or BT_TOKEN", pid)
-    token_file = folder / "control.token"
+    token_file = folder / TOKEN_FILE
     try:
         token = token_file.read_text().strip()
     except OSError as exc:
