@@ -158,9 +158,28 @@ class Announcer:
         self._started_sent = False
         if not known:
             return defer.succeed(None)
-        d = defer.maybeDeferred(self._send, "stopped")
+        if self._completed_pending:
+            # The download finished just before we leave (a seeding goal of 0, a stop
+            # right after the last piece): the tracker still counts it, then we go.
+            d: defer.Deferred[Any] = defer.maybeDeferred(self._send, "completed")
+            d.addCallbacks(self._completed_at_stop, self._completed_at_stop_failed)
+            d.addCallback(lambda _: self._send("stopped"))
+        else:
+            d = defer.maybeDeferred(self._send, "stopped")
         d.addTimeout(timeout, self._clock)
         return d.addCallbacks(self._stopped, self._stop_failed)
+
+    def _completed_at_stop(self, _: AnnounceResponse) -> None:
+        self._completed_sent = True
+        self._completed_pending = False
+
+    def _completed_at_stop_failed(self, failure: Failure) -> None:
+        failure.trap(TrackerError)  # anything else is a bug: stop() logs it
+        log.warn(
+            "announce (completed) to {tracker} failed: {reason}",
+            tracker=self._state.tracker,
+            reason=failure.getErrorMessage(),
+        )
 
     def _idle_and_healthy(self) -> bool:
         return self._started_sent and self._in_flight is None and self._state.failures == 0

@@ -367,6 +367,31 @@ def test_stop_cancels_an_announce_in_flight_and_still_says_stopped() -> None:
     assert h.clock.getDelayedCalls() == []
 
 
+def test_stop_right_after_the_download_sends_completed_then_stopped() -> None:
+    """A seeding goal of 0 stops at once: the tracker must still count the download."""
+    h = Harness()
+    h.started()
+    h.announcer.completed()  # scheduled, not sent yet
+    d = h.announcer.stop()
+    assert h.tracker.events == ["started", "completed"]
+    h.tracker.answer()
+    assert h.tracker.events == ["started", "completed", "stopped"]
+    h.tracker.answer()
+    assert d.result is None
+    assert h.clock.getDelayedCalls() == []
+
+
+def test_a_failed_completed_at_stop_still_says_stopped() -> None:
+    h = Harness()
+    h.started()
+    h.announcer.completed()
+    d = h.announcer.stop()
+    h.tracker.fail("refused")
+    assert h.tracker.events == ["started", "completed", "stopped"]
+    h.tracker.answer()
+    assert d.result is None
+
+
 def test_stop_without_a_known_announce_sends_nothing() -> None:
     h = Harness()
     assert h.announcer.stop().result is None  # never started
