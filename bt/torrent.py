@@ -333,9 +333,13 @@ class Torrent(Service):
     def _run(self) -> None:
         """Join the swarm: tick, announce, accept and dial peers."""
         self.state = "downloading"
+        self.ticker.add(self._tick)
         if self.is_finished:
             self._start_seeding()
-        self.ticker.add(self._tick)
+            # Complete data and the goal met already (say --seed-ratio 0): serve nobody.
+            # A download finished while paused tells trackers first; the tick checks then.
+            if not self._finished_offline and self._goal_met_now():
+                return
         for announcer in self.announcers:
             announcer.start()
             if self._finished_offline:
@@ -729,6 +733,7 @@ class Torrent(Service):
         self._start_seeding()
         for announcer in self.announcers:
             announcer.completed()
+        self._goal_met_now()  # --seed-ratio 0: stop before serving a single block
         self._fire_completion_waiters()
 
     def _start_seeding(self) -> None:
@@ -748,6 +753,14 @@ class Torrent(Service):
             if now - self.seeding_since >= seconds:
                 return f"seeded for {seconds:g} s"
         return None
+
+    def _goal_met_now(self) -> bool:
+        """Finish at once when the seeding goal is met already (a ratio or time of 0)."""
+        why = self._seed_goal_reached(self.reactor.seconds())
+        if why is None:
+            return False
+        self._finish_seeding(why)
+        return True
 
     def _finish_seeding(self, why: str) -> None:
         """The seeding goal is met: leave the swarm politely and stay idle."""
