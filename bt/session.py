@@ -30,7 +30,9 @@ from bt.metainfo import Metainfo, torrent_bytes
 from bt.peer.protocol import IncomingPeerFactory
 from bt.policy.ratelimit import TokenBucket
 from bt.policy.slots import ConnectionSlots
+from bt.progress import format_bytes
 from bt.registry import TorrentRecord, TorrentRegistry
+from bt.settings import SessionSettings, SettingsFile
 from bt.snapshot import torrent_status
 from bt.status import UNCHANGED, FilePriority, SessionStatus, TorrentStatus
 from bt.storage.delete import delete_files
@@ -55,8 +57,10 @@ class SessionConfig:
     listen: str = "tcp:6881"
     torrent: TorrentConfig = field(default_factory=TorrentConfig)
     #: Global rate limits in bytes/s (None: unlimited) and connection ceiling.
-    upload_limit: float | None = None
-    download_limit: float | None = None
+    #: UNCHANGED (not given): the limit last in force, saved in the state folder
+    #: (see :mod:`bt.settings`), else unlimited; a value given here overrides it.
+    upload_limit: float | None = UNCHANGED
+    download_limit: float | None = UNCHANGED
     max_connections: int | None = 500
     #: Hash all existing data at start even when resume state looks valid.
     recheck: bool = False
@@ -90,12 +94,14 @@ class Session(MultiService):
         self.http_client, self._http_pool = make_http_client(reactor)
         now = reactor.seconds()
         self.limits = SharedLimits(
-            TokenBucket(config.upload_limit, now),
-            TokenBucket(config.download_limit, now),
+            TokenBucket(_given(config.upload_limit), now),
+            TokenBucket(_given(config.download_limit), now),
             ConnectionSlots(config.max_connections),
         )
         self._listening: IListeningPort | None = None
         self.registry = TorrentRegistry(config.state_dir)
+        #: The global limits last in force, kept across restarts.
+        self.settings = SettingsFile(config.state_dir)
         #: One timer for every torrent's once-a-second tick.
         self.ticker = Ticker(reactor)
         #: One byte budget for every torrent's seeding reads (32 MiB, not 32 MiB each).
@@ -307,8 +313,12 @@ class Session(MultiService):
         torrent.set_file_priorities(priorities)
         self._persist(info_hash)
 
-    def set_limits(self, *, upload: Any = UNCHANGED, download: Any = UNCHANGED) -> None:
-        """The whole process's rate limits in bytes/s; they apply at once, until restart."""
+    def set_limits(self, *, upload: Any = UNCHANGED, download: Any = UNCHANGED) -> Deferred[None]:
+        """The whole process's rate limits in bytes/s; they apply at once and are saved.
+
+        Fires once they are written to the state folder (never errbacks: a
+        failed write is logged, and the limits still apply until restart).
+        """
         upload = _limit("upload_limit", upload)
         download = _limit("download_limit", download)
         now = self.reactor.seconds()
@@ -318,6 +328,15 @@ class Session(MultiService):
             self.limits.download.set_rate(download, now)
         for torrent in self.torrents.values():
             torrent.limits_changed()
+        return self._save_settings()
+
+    def _save_settings(self) -> Deferred[None]:
+        settings = SessionSettings(self.limits.upload.rate, self.limits.download.rate)
+        saved = self._serially(self.settings.save, settings)
+        saved.addErrback(
+            lambda failure: self.log.failure("cannot remember the global limits", failure)
+        )
+        return saved.addCallback(lambda _: None)
 
     # -- status -----------------------------------------------------------------
 
@@ -352,7 +371,7 @@ class Session(MultiService):
         A broken entry is reported and skipped, never fatal: one bad file must
         not keep a seedbox's other torrents down.
         """
-        problems = []
+        problems = self._restore_settings()
         for entry in self.registry.load():
             if entry.metainfo is None:
                 problems.append(entry.error or entry.info_hash_hex)
@@ -370,6 +389,51 @@ class Session(MultiService):
                 continue
             self._remembered.add(entry.metainfo.info_hash)
         return problems
+
+    def _restore_settings(self) -> list[str]:
+        """Take the global limits saved at run time, unless the configuration gives them.
+
+        Like Transmission's ``settings.json``, the file holds the limits last in
+        force; a limit given at start (``--upload-limit``) wins and is saved.
+        """
+        try:
+            saved = self.settings.load()
+        except BtError as exc:
+            self.log.error("{error}; using the global limits of the command line", error=exc)
+            return [str(exc)]
+        config = self.config
+        given = {
+            "upload": config.upload_limit is not UNCHANGED,
+            "download": config.download_limit is not UNCHANGED,
+        }
+        if saved is None:
+            if any(given.values()):
+                self._save_settings()
+            return []
+        now = self.reactor.seconds()
+        if not given["upload"]:
+            self.limits.upload.set_rate(saved.upload_limit, now)
+        if not given["download"]:
+            self.limits.download.set_rate(saved.download_limit, now)
+        overridden = [
+            f"{name} {_shown_rate(old)}"
+            for name, old, bucket in (
+                ("upload", saved.upload_limit, self.limits.upload),
+                ("download", saved.download_limit, self.limits.download),
+            )
+            if given[name] and bucket.rate != old
+        ]
+        self.log.info(
+            "global limits: upload {upload}, download {download} ({source})",
+            upload=_shown_rate(self.limits.upload.rate),
+            download=_shown_rate(self.limits.download.rate),
+            source=f"the command line replaces the saved {' and '.join(overridden)}"
+            if overridden
+            else f"as last set, from {self.settings.path}",
+        )
+        if overridden:
+            self._save_settings()
+        return []
 
     def _persist(self, info_hash: bytes, torrent_file: bytes | None = None) -> None:
         """Write a remembered torrent's record (and .torrent), in order, off the reactor."""
@@ -513,6 +577,15 @@ def with_backlog(description: str) -> str:
     if kind in ("tcp", "tcp6") and "backlog=" not in description:
         return f"{description}:backlog={LISTEN_BACKLOG}"
     return description
+
+
+def _given(limit: float | None) -> float | None:
+    """A configured limit, with UNCHANGED (not given) as unlimited until restore()."""
+    return None if limit is UNCHANGED else limit
+
+
+def _shown_rate(rate: float | None) -> str:
+    return "unlimited" if rate is None else f"{format_bytes(rate)}/s"
 
 
 def _limit(name: str, value: Any) -> Any:

@@ -1,0 +1,82 @@
+"""The session's own settings changed at run time, kept in ``STATE_DIR/settings.json``.
+
+Today these are the global rate limits (``bt limit``). The file always holds
+the values last in force, so a restart keeps what ``bt limit`` set; an option
+given on the command line overrides it at start (as Transmission's daemon lets
+its command line override ``settings.json``), and is what the file then holds.
+
+Reading and writing block: the session does both in its disk threads, except
+at start-up, before the reactor runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bt.errors import BtError
+from bt.storage.resume import save_resume
+
+__all__ = ["SessionSettings", "SettingsFile"]
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """Global limits in bytes/s; None: unlimited."""
+
+    upload_limit: float | None = None
+    download_limit: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "upload_limit": self.upload_limit,
+            "download_limit": self.download_limit,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> SessionSettings:
+        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+            raise BtError(f"{where}: not session settings of version {FORMAT_VERSION}")
+        return cls(
+            upload_limit=_rate(data, "upload_limit", where),
+            download_limit=_rate(data, "download_limit", where),
+        )
+
+
+def _rate(data: dict[str, Any], key: str, where: str) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e15:
+        raise BtError(f"{where}: {key} is {value!r}, not a rate in bytes/s or null")
+    return float(value)
+
+
+class SettingsFile:
+    """Reads and writes ``STATE_DIR/settings.json`` (atomically, like the registry)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / "settings.json"
+
+    def load(self) -> SessionSettings | None:
+        """The saved settings; None when nothing was saved. BtError names a broken file."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise BtError(f"cannot read {self.path}: {exc.strerror}") from None
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise BtError(f"{self.path}: not JSON: {exc}") from None
+        return SessionSettings.from_json(data, str(self.path))
+
+    def save(self, settings: SessionSettings) -> None:
+        data = json.dumps(settings.to_json(), indent=1).encode()
+        save_resume(self.path, data, "session settings")
