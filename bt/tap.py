@@ -17,6 +17,7 @@ from twisted.python import usage
 from bt.errors import MetainfoError
 from bt.logs import LEVELS
 from bt.metainfo import Metainfo, load_metainfo
+from bt.status import UNCHANGED
 from bt.units import parse_duration, parse_rate
 
 #: The control API's default address: loopback only, next to Transmission's 9091.
@@ -41,6 +42,13 @@ class Options(usage.Options):
     )
     optFlags = [
         ["recheck", None, "Hash all existing data at start, even with valid resume state."],
+        [
+            "exit-when-done",
+            None,
+            "Stop once every torrent is downloaded and its seeding goal met (without "
+            "--seed-ratio/--seed-time: once downloaded). Exit status 0 only if every "
+            "torrent completed verified. Use with -n.",
+        ],
     ]
     optParameters = [
         ["download-dir", "d", ".", "Folder the torrent's files are written into."],
@@ -57,15 +65,47 @@ class Options(usage.Options):
             "Folder for resume state and the control token "
             "(default: $XDG_STATE_HOME/bt or ~/.local/state/bt).",
         ],
-        ["upload-limit", None, "0", "Global upload limit in bytes/s, e.g. 500K or 2M; 0: none."],
-        ["download-limit", None, "0", "Global download limit in bytes/s; 0: none."],
-        ["torrent-upload-limit", None, "0", "Upload limit of each torrent in bytes/s; 0: none."],
-        ["torrent-download-limit", None, "0", "Download limit of each torrent; 0: none."],
+        [
+            "upload-limit",
+            None,
+            None,
+            "Global upload limit in bytes/s, e.g. 500K or 2M (K, M, G: KiB, MiB, GiB); 0: "
+            "none (default: the limit last set with 'bt limit', else none).",
+        ],
+        [
+            "download-limit",
+            None,
+            None,
+            "Global download limit in bytes/s, e.g. 500K or 2M; 0: none "
+            "(default: the limit last set with 'bt limit', else none).",
+        ],
+        [
+            "torrent-upload-limit",
+            None,
+            "0",
+            "Upload limit of each torrent in bytes/s, e.g. 500K or 2M; 0: none.",
+        ],
+        [
+            "torrent-download-limit",
+            None,
+            "0",
+            "Download limit of each torrent in bytes/s, e.g. 500K or 2M; 0: none.",
+        ],
         ["max-connections", None, "500", "Peer connections of the whole process at most."],
         ["max-peers", None, "50", "Peers of one torrent at most."],
         ["upload-slots", None, "4", "Peers unchoked per torrent (plus one optimistic); -1: all."],
-        ["seed-ratio", None, None, "Stop seeding once uploaded/size reaches this, e.g. 2.0."],
-        ["seed-time", None, None, "Stop seeding after this long, e.g. 90m, 12h or 2d."],
+        [
+            "seed-ratio",
+            None,
+            None,
+            "Stop seeding once uploaded/size reaches this, e.g. 2.0; 0: do not seed.",
+        ],
+        [
+            "seed-time",
+            None,
+            None,
+            "Stop seeding after this long, e.g. 90m, 12h or 2d; 0: do not seed.",
+        ],
         ["watch-dir", "w", None, "Add every .torrent file dropped into this folder."],
         [
             "control",
@@ -95,8 +135,11 @@ class Options(usage.Options):
             _fail(f"--download-dir {download_dir}: not a folder")
         self["download-dir"] = download_dir
         self["state-dir"] = Path(self["state-dir"]) if self["state-dir"] else default_state_dir()
-        self._convert("upload-limit", parse_rate)
-        self._convert("download-limit", parse_rate)
+        for name in ("upload-limit", "download-limit"):
+            if self[name] is None:
+                self[name] = UNCHANGED  # not given: the limit saved at run time, else none
+            else:
+                self._convert(name, parse_rate)
         self._convert("torrent-upload-limit", parse_rate)
         self._convert("torrent-download-limit", parse_rate)
         self._convert("max-connections", _positive_int)
@@ -146,8 +189,8 @@ def _ratio(text: str) -> float:
         value = float(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a ratio such as 1.5") from None
-    if not value > 0:
-        raise ValueError(f"{text!r} is not a positive ratio")
+    if not value >= 0:  # also refuses nan
+        raise ValueError(f"{text!r} is not a ratio of 0 or more")
     return value
 
 
@@ -205,4 +248,13 @@ def makeService(options: Options) -> service.IService:
         from bt.control.service import ControlService
 
         ControlService(session, options["control"], options["state-dir"]).setServiceParent(session)
+    if options["exit-when-done"]:
+        from bt.exitwhendone import ExitWhenDone, exit_with_status
+
+        ExitWhenDone(
+            session.torrents,
+            session.reactor,
+            exit_with_status,
+            wait_for_first=options["watch-dir"] is not None,
+        ).setServiceParent(session)
     return session

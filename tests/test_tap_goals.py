@@ -1,0 +1,74 @@
+"""twistd options of seeding goals, --exit-when-done and the global limits (bt.tap)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twisted.python import usage
+
+from bt.exitwhendone import ExitWhenDone
+from bt.status import UNCHANGED
+from bt.tap import Options, makeService
+
+
+def parsed(tmp_path: Path, *argv: str) -> Options:
+    options = Options()
+    options.parseOptions(["--state-dir", str(tmp_path / "state"), "-d", str(tmp_path), *argv])
+    return options
+
+
+@pytest.mark.parametrize(("option", "text"), [("seed-ratio", "0"), ("seed-time", "0")])
+def test_a_seeding_goal_of_zero_is_accepted(tmp_path: Path, option: str, text: str) -> None:
+    options = parsed(tmp_path, f"--{option}", text)
+    assert options[option] == 0.0
+    session = makeService(options)
+    key = option.replace("-", "_")
+    assert getattr(session.config.torrent, key) == 0.0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seed-ratio", "-1"], "--seed-ratio: '-1' is not a ratio of 0 or more"),
+        (["--seed-ratio", "nan"], "--seed-ratio: 'nan' is not a ratio of 0 or more"),
+        (["--seed-time", "-5"], "--seed-time: '-5' is not a duration"),
+    ],
+)
+def test_a_negative_goal_is_refused(tmp_path: Path, argv: list[str], message: str) -> None:
+    with pytest.raises(usage.UsageError, match=message):
+        parsed(tmp_path, *argv)
+
+
+def test_exit_when_done_adds_the_watcher(tmp_path: Path) -> None:
+    session = makeService(parsed(tmp_path, "--exit-when-done", "--control", "none"))
+    (watcher,) = [s for s in session if isinstance(s, ExitWhenDone)]  # type: ignore[attr-defined]
+    assert watcher.torrents is session.torrents  # type: ignore[attr-defined]
+    assert not watcher.wait_for_first
+    with_folder = parsed(tmp_path, "--exit-when-done", "--control", "none", "-w", str(tmp_path))
+    session = makeService(with_folder)
+    (watcher,) = [s for s in session if isinstance(s, ExitWhenDone)]  # type: ignore[attr-defined]
+    assert watcher.wait_for_first, "a watch folder may bring the first torrent later"
+
+
+def test_no_watcher_without_the_option(tmp_path: Path) -> None:
+    session = makeService(parsed(tmp_path, "--control", "none"))
+    assert not [s for s in session if isinstance(s, ExitWhenDone)]  # type: ignore[attr-defined]
+
+
+def test_global_limits_not_given_leave_the_saved_ones_in_force(tmp_path: Path) -> None:
+    options = parsed(tmp_path)
+    assert options["upload-limit"] is UNCHANGED and options["download-limit"] is UNCHANGED
+    given = parsed(tmp_path, "--upload-limit", "0", "--download-limit", "2M")
+    assert given["upload-limit"] is None and given["download-limit"] == 2 * 1024 * 1024
+
+
+def test_every_limit_option_gives_its_unit() -> None:
+    helps = {p[0]: p[3] for p in Options.optParameters}
+    for name in (
+        "upload-limit",
+        "download-limit",
+        "torrent-upload-limit",
+        "torrent-download-limit",
+    ):
+        assert "bytes/s" in helps[name] and "2M" in helps[name], name
