@@ -497,6 +497,38 @@ def test_priority_patches_the_files(daemon: Daemon, capsys: pytest.CaptureFixtur
     assert capsys.readouterr().out == "ubuntu.iso: files 0, 1 set to high\n"
 
 
+def test_an_index_out_of_range_points_at_bt_files_and_patches_nothing(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert daemon.run("priority", "ubuntu.iso", "1", "7", "--skip") == 1
+    assert capsys.readouterr().err == (
+        "bt: file index 7 out of range: ubuntu.iso has 2 files (see 'bt files ubuntu.iso')\n"
+    )
+    assert [r.method for r in daemon.api.requests] == ["GET", "GET"], "no PATCH sent"
+
+
+def test_the_bt_files_hint_quotes_the_torrent_as_typed(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert daemon.run("priority", "same name", "2", "3", "--high") == 1
+    assert capsys.readouterr().err == (
+        "bt: file indexes 2, 3 out of range: same name has 2 files "
+        """(see "bt files 'same name'")\n"""
+    )
+
+
+def test_priority_help_says_what_each_level_and_argument_means(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["priority", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "normal them" not in text
+    assert "--skip do not download these files" in text
+    assert "--normal download them (the default)" in text
+    assert "FILE_INDEX a file's number in the # column of 'bt files TORRENT'" in text
+
+
 @pytest.mark.parametrize(
     "argv", [["priority", "x", "0"], ["priority", "x", "-1", "--skip"], ["priority", "x", "a"]]
 )

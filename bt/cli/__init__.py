@@ -21,7 +21,11 @@ from bt.cli.client import CliError, ControlClient, locate_daemon
 
 __all__ = ["CliError", "build_parser", "main"]
 
-PRIORITIES = ("skip", "normal", "high")
+PRIORITY_HELP = {
+    "skip": "do not download these files",
+    "normal": "download them (the default)",
+    "high": "download them before the others",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,12 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--json", action="store_true", help="the API's JSON document")
 
     priority = command("priority", "set files' download priority")
-    priority.add_argument("torrent", metavar="TORRENT")
-    priority.add_argument("indexes", metavar="FILE_INDEX", nargs="+", type=_file_index)
+    priority.add_argument(
+        "torrent",
+        metavar="TORRENT",
+        help="its name, or its info-hash (at least 4 hex digits of it)",
+    )
+    priority.add_argument(
+        "indexes",
+        metavar="FILE_INDEX",
+        nargs="+",
+        type=_file_index,
+        help="a file's number in the # column of 'bt files TORRENT'; give several to set them all",
+    )
     level = priority.add_mutually_exclusive_group(required=True)
-    for name in PRIORITIES:
+    for name, what in PRIORITY_HELP.items():
         level.add_argument(
-            f"--{name}", dest="priority", action="store_const", const=name, help=f"{name} them"
+            f"--{name}", dest="priority", action="store_const", const=name, help=what
         )
 
     limit = command("limit", "show or set rate limits, global or of one torrent")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -117,6 +118,19 @@ def files(args: argparse.Namespace, client: ControlClient) -> int:
 
 def priority(args: argparse.Namespace, client: ControlClient) -> int:
     (torrent,) = _resolve(client, [args.torrent])
+    detail = client.torrent(torrent["info_hash"])
+    known = {entry.get("index") for entry in detail.get("files") or []}
+    unknown = [index for index in args.indexes if index not in known]
+    if unknown:
+        plural = "es" if len(unknown) > 1 else ""
+        count = len(known)
+        command = f"bt files {shlex.quote(args.torrent)}"
+        quote = '"' if "'" in command else "'"
+        raise CliError(
+            f"file index{plural} {', '.join(map(str, unknown))} out of range: "
+            f"{torrent['name']} has {count} file{'s' if count != 1 else ''} "
+            f"(see {quote}{command}{quote})"
+        )
     changes = {str(index): args.priority for index in args.indexes}
     client.patch_torrent(torrent["info_hash"], {"file_priorities": changes})
     indexes = ", ".join(str(i) for i in args.indexes)
