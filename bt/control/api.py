@@ -169,8 +169,12 @@ class ControlResource(Resource):
     # -- request parts ---------------------------------------------------------------
 
     def _body(self, request: server.Request) -> bytes:
-        too_large = ApiError(413, f"request body is over the limit of {self._max_body} bytes")
-        # Set by the daemon's CappedRequest (bt.control.service), which stops storing early.
+        too_large = ApiError(
+            413,
+            f"request body is over the limit of {self._max_body} bytes",
+            [("Connection", "close")],
+        )
+        # Set by the daemon's CappedRequest (bt.control.site), which stops storing early.
         if getattr(request, "body_too_large", False):
             raise too_large
         content = request.content
