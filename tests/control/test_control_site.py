@@ -31,11 +31,15 @@ ADDRESS = IPv4Address("TCP", "127.0.0.1", 40000)
 class Server:
     """A ControlSite behind ControlConnections, over in-memory transports and a clock."""
 
-    def __init__(self, limit: int = 4, session: FakeSession | None = None) -> None:
+    def __init__(
+        self, limit: int = 4, session: FakeSession | None = None, max_body: int = CAP
+    ) -> None:
         self.clock = task.Clock()
         self.session = session or FakeSession()
-        resource = ControlResource(self.session, max_body=CAP, run_blocking=defer.maybeDeferred)
-        self.site = ControlSite(BearerAuth(resource, TOKEN), max_body=CAP, reactor=self.clock)
+        resource = ControlResource(
+            self.session, max_body=max_body, run_blocking=defer.maybeDeferred
+        )
+        self.site = ControlSite(BearerAuth(resource, TOKEN), max_body=max_body, reactor=self.clock)
         self.connections = ControlConnections(self.site, limit=limit)
 
     def connect(self) -> Client:
