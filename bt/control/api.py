@@ -35,6 +35,7 @@ from bt.errors import DuplicateTorrentError, MetainfoError, StorageError, Unknow
 from bt.logs import Logger
 from bt.metainfo import Metainfo, load_metainfo, parse_metainfo
 from bt.status import FilePriority, SessionStatus, TorrentStatus
+from bt.untrusted import shown
 
 __all__ = ["MAX_BODY", "ROUTES", "ApiError", "ControlResource", "Reply", "Route"]
 
@@ -124,7 +125,7 @@ class ControlResource(Resource):
         segments = path.strip("/").split("/") if path.strip("/") else []
         matches = [(r, p) for r in ROUTES if (p := _match(r.path, segments)) is not None]
         if not matches:
-            raise ApiError(404, f"no such path: {path} (the API lives under /api/v1/)")
+            raise ApiError(404, f"no such path: {shown(path)} (the API lives under /api/v1/)")
         method = request.method.decode("ascii", "replace").upper()
         wanted = "GET" if method == "HEAD" else method
         chosen = next(((r, p) for r, p in matches if r.method == wanted), None)
@@ -134,7 +135,7 @@ class ControlResource(Resource):
                 allowed.append("HEAD")
             raise ApiError(
                 405,
-                f"{method} is not allowed on {path}; allowed: {', '.join(allowed)}",
+                f"{shown(method)} is not allowed on {shown(path)}; allowed: {', '.join(allowed)}",
                 [("Allow", ", ".join(allowed))],
             )
         route, params = chosen
@@ -155,22 +156,26 @@ class ControlResource(Resource):
             return error_reply(404, str(error) or "no such torrent")
         if isinstance(error, DuplicateTorrentError):
             return error_reply(409, str(error) or "the session already has this torrent")
-        if isinstance(error, MetainfoError):
-            return error_reply(400, f"not a valid .torrent: {error}")
+        if isinstance(error, MetainfoError):  # may quote names from the torrent
+            return error_reply(400, f"not a valid .torrent: {shown(str(error), 400)}")
         if isinstance(error, StorageError):  # the daemon's disk, named in the message
             where = request.path.decode("ascii", "replace")
             log.error("control API: {where}: {error}", where=where, error=error)
             return error_reply(500, f"disk error: {error}")
         method = request.method.decode("ascii", "replace")
-        where = f"{method} {request.path.decode('ascii', 'replace')}"
+        where = f"{shown(method)} {shown(request.path)}"
         log.failure("control API: {where} failed", failure, where=where)
         return error_reply(500, f"internal error in {where}; the daemon's log has the details")
 
     # -- request parts ---------------------------------------------------------------
 
     def _body(self, request: server.Request) -> bytes:
-        too_large = ApiError(413, f"request body is over the limit of {self._max_body} bytes")
-        # Set by the daemon's CappedRequest (bt.control.service), which stops storing early.
+        too_large = ApiError(
+            413,
+            f"request body is over the limit of {self._max_body} bytes",
+            [("Connection", "close")],
+        )
+        # Set by the daemon's CappedRequest (bt.control.site), which stops storing early.
         if getattr(request, "body_too_large", False):
             raise too_large
         content = request.content
@@ -187,15 +192,19 @@ class ControlResource(Resource):
             raise ApiError(400, "body: expected a JSON object, got an empty body")
         try:
             data = json.loads(raw, parse_constant=read.reject_constant)
-        except ValueError as exc:
-            raise ApiError(400, f"body: not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ApiError(400, f"body: JSON nested deeper than {read.MAX_DEPTH} levels") from None
+        except ValueError as exc:  # UnicodeDecodeError and over-long integers included
+            raise ApiError(400, f"body: not valid JSON: {shown(str(exc))}") from None
         if not isinstance(data, dict):
             raise ApiError(400, f"body: expected a JSON object, got {read.json_type(data)}")
+        if read.depth(data) > read.MAX_DEPTH:
+            raise ApiError(400, f"body: JSON nested deeper than {read.MAX_DEPTH} levels")
         unknown = sorted(set(data) - fields)
         if unknown:
             raise ApiError(
                 400,
-                f"body: unknown field {', '.join(map(repr, unknown))}; "
+                f"body: unknown field {shown(', '.join(map(repr, unknown)))}; "
                 f"known fields: {', '.join(sorted(fields))}",
             )
         return data
@@ -240,11 +249,13 @@ class ControlResource(Resource):
             body = self._json_object(request, fields)
             paused = body.get("paused", False)
             if not isinstance(paused, bool):
-                raise ApiError(400, f"paused: expected true or false, got {paused!r}")
+                raise ApiError(400, f"paused: expected true or false, got {read.quoted(paused)}")
             download_dir = read.optional_path("download_dir", body.get("download_dir"))
             loading = self._metainfo_from_json(body)
         else:
-            raise ApiError(415, f"Content-Type {media} is not accepted: send {TORRENT} or {JSON}")
+            raise ApiError(
+                415, f"Content-Type {shown(media)} is not accepted: send {TORRENT} or {JSON}"
+            )
         return loading.addCallback(self._added, paused, download_dir)
 
     def _added(self, metainfo: Metainfo, paused: bool, download_dir: Path | None) -> Reply:
@@ -274,7 +285,9 @@ class ControlResource(Resource):
             try:
                 return defer.succeed(parse_metainfo(data))
             except MetainfoError as exc:
-                raise ApiError(400, f"torrent: not a valid .torrent: {exc}") from None
+                raise ApiError(
+                    400, f"torrent: not a valid .torrent: {shown(str(exc), 400)}"
+                ) from None
         path = read.absolute_path("path", body["path"])
         # A file on the daemon's machine, maybe on a slow share: read it off the reactor.
         return self._run_blocking(_load_torrent_file, path, self._max_body)
@@ -347,12 +360,14 @@ def _load_torrent_file(path: Path, max_size: int) -> Metainfo:
     try:
         info = path.stat()
     except OSError as exc:
-        raise ApiError(400, f"path: {path}: cannot read: {exc.strerror or exc}") from None
+        raise ApiError(
+            400, f"path: {shown(str(path))}: cannot read: {exc.strerror or exc}"
+        ) from None
     if not stat.S_ISREG(info.st_mode):
-        raise ApiError(400, f"path: {path} is not a regular file")
+        raise ApiError(400, f"path: {shown(str(path))} is not a regular file")
     if info.st_size > max_size:
-        raise ApiError(413, f"path: {path} is over the limit of {max_size} bytes")
+        raise ApiError(413, f"path: {shown(str(path))} is over the limit of {max_size} bytes")
     try:
         return load_metainfo(path)
     except MetainfoError as exc:
-        raise ApiError(400, f"path: {exc}") from None
+        raise ApiError(400, f"path: {shown(str(exc), 400)}") from None

@@ -46,7 +46,9 @@ class BearerAuth(Resource):
         return result
 
     def _refuse(self, request: server.Request, message: str, detail: str = "") -> int:
-        headers = [("WWW-Authenticate", CHALLENGE + detail)]
+        # Closing after the 401 keeps a client without the token from holding a
+        # connection slot (bt.control.site caps them).
+        headers = [("WWW-Authenticate", CHALLENGE + detail), ("Connection", "close")]
         send_reply(request, error_reply(401, message, headers))
         return server.NOT_DONE_YET
 

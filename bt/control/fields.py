@@ -2,11 +2,14 @@
 
 Each reader raises :class:`~bt.control.replies.ApiError` (400) naming the
 field and what was expected, so every client mistake gets the same clear shape.
+What the client sent is quoted through :func:`quoted`: bounded and escaped,
+since error messages are also logged.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,15 +20,46 @@ from twisted.web import server
 from bt.control.replies import ApiError
 from bt.status import FilePriority
 from bt.units import parse_rate
+from bt.untrusted import shown
 
 _INFO_HASH = re.compile(r"[0-9a-fA-F]{40}")
-_INDEX = re.compile(r"[0-9]+")
+#: A file index: nine digits are plenty, and ``int()`` of thousands of digits raises.
+_INDEX = re.compile(r"[0-9]{1,9}")
+
+#: Deepest JSON body accepted: the API's own bodies are three levels deep.
+MAX_DEPTH = 16
+#: Largest rate limit accepted, in bytes/s (1 PiB/s); 0 or null mean unlimited.
+MAX_RATE = float(1 << 50)
+#: POSIX limits on what the daemon's file system calls accept (PATH_MAX, NAME_MAX).
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
+
+
+def quoted(value: Any) -> str:
+    """A client's value in an error message: its repr, bounded and escaped."""
+    return shown(repr(value))
 
 
 def info_hash(text: str) -> bytes:
     if not _INFO_HASH.fullmatch(text):
-        raise ApiError(400, f"{text!r} in the path is not an info-hash (40 hex characters)")
+        raise ApiError(400, f"{quoted(text)} in the path is not an info-hash (40 hex characters)")
     return bytes.fromhex(text)
+
+
+def depth(value: Any) -> int:
+    """How deeply a decoded JSON value nests (iteratively: no recursion on hostile input)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def reject_constant(name: str) -> None:
@@ -52,15 +86,35 @@ def query_bool(request: server.Request, name: str) -> bool:
         return True
     if text.lower() in ("false", "0", "no"):
         return False
-    raise ApiError(400, f"query parameter {name}: expected true or false, got {text!r}")
+    raise ApiError(400, f"query parameter {name}: expected true or false, got {quoted(text)}")
 
 
 def absolute_path(name: str, value: Any) -> Path:
+    """An absolute path the daemon's file system calls can take (no NUL, within POSIX limits).
+
+    Checked here so that a path no file can have is the client's 400, not an
+    exception deep in ``os``.
+    """
     if not isinstance(value, str) or not value:
         raise ApiError(400, f"{name}: expected an absolute path, got {json_type(value)}")
+    if "\0" in value:
+        raise ApiError(400, f"{name}: {quoted(value)} contains a NUL character")
+    try:
+        encoded = os.fsencode(value)
+    except UnicodeEncodeError:
+        raise ApiError(
+            400, f"{name}: {quoted(value)} cannot be a file name here (lone surrogate)"
+        ) from None
     path = Path(value)
     if not path.is_absolute():
-        raise ApiError(400, f"{name}: {value!r} is not an absolute path")
+        raise ApiError(400, f"{name}: {quoted(value)} is not an absolute path")
+    if len(encoded) > MAX_PATH_BYTES:
+        raise ApiError(400, f"{name}: path of {len(encoded)} bytes is over {MAX_PATH_BYTES}")
+    longest = max(len(part) for part in encoded.split(b"/"))
+    if longest > MAX_NAME_BYTES:
+        raise ApiError(
+            400, f"{name}: a component of {longest} bytes is over {MAX_NAME_BYTES} bytes"
+        )
     return path
 
 
@@ -74,15 +128,32 @@ def limit(name: str, value: Any) -> float | None:
         return None
     if isinstance(value, str):
         try:
-            return parse_rate(value)
-        except ValueError as exc:
-            raise ApiError(400, f"{name}: {exc}") from None
+            rate = parse_rate(value)
+        except ValueError:
+            raise ApiError(
+                400, f"{name}: {quoted(value)} is not a rate such as 500K, 2M or 0 (unlimited)"
+            ) from None
+        return _within(name, value, rate)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if math.isfinite(value) and value >= 0:
-            return float(value) or None
+        try:
+            rate = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            rate = math.inf
+        if not math.isnan(rate) and rate >= 0:
+            return _within(name, value, rate or None)
     raise ApiError(
-        400, f'{name}: expected bytes/s >= 0, a rate such as "2M", or null; got {value!r}'
+        400, f'{name}: expected bytes/s >= 0, a rate such as "2M", or null; got {quoted(value)}'
     )
+
+
+def _within(name: str, value: Any, rate: float | None) -> float | None:
+    if rate is not None and not rate <= MAX_RATE:
+        raise ApiError(
+            400,
+            f"{name}: {quoted(value)} is over the largest limit, {MAX_RATE:.0f} bytes/s; "
+            "0 or null mean unlimited",
+        )
+    return rate
 
 
 def limits(body: Mapping[str, Any]) -> dict[str, float | None]:
@@ -114,7 +185,7 @@ def priorities(value: Any, indexes: Sequence[int]) -> dict[int, FilePriority]:
         items = []
         for key, priority in value.items():
             if not _INDEX.fullmatch(key):
-                raise ApiError(400, f"file_priorities: {key!r} is not a file index")
+                raise ApiError(400, f"file_priorities: {quoted(key)} is not a file index")
             if int(key) not in known:
                 raise ApiError(
                     400, f"file_priorities: no file {key}; GET the torrent for its files' indexes"
@@ -131,6 +202,6 @@ def priorities(value: Any, indexes: Sequence[int]) -> dict[int, FilePriority]:
             result[index] = FilePriority(priority)
         except ValueError:
             raise ApiError(
-                400, f"file_priorities[{index}]: {priority!r} is not one of {choices}"
+                400, f"file_priorities[{index}]: {quoted(priority)} is not one of {choices}"
             ) from None
     return result

@@ -20,17 +20,16 @@ from twisted.internet import defer, threads
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
-from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
-from twisted.web import server
 
-from bt.control.api import MAX_BODY, ControlResource, ControlSession
+from bt.control.api import ControlResource, ControlSession
 from bt.control.auth import BearerAuth
 from bt.control.files import ensure_token, remove_control_info, write_control_info
+from bt.control.site import ControlConnections, ControlSite
 from bt.errors import BtError
 from bt.logs import Logger
 
-__all__ = ["CappedRequest", "ControlService", "ControlSite", "loopback_by_default"]
+__all__ = ["ControlService", "loopback_by_default"]
 
 _TCP_KINDS = {"tcp": "127.0.0.1", "ssl": "127.0.0.1", "tcp6": r"\:\:1"}
 _ARGUMENT_SEPARATOR = re.compile(r"(?<!\\):")
@@ -66,80 +65,6 @@ def _is_loopback(interface: str) -> bool:
         return False
 
 
-class CappedRequest(server.Request):
-    """A request that stops storing its body past ``MAX_BODY``; the API then answers 413.
-
-    twisted.web reads the whole body before a resource sees it; without a cap
-    a client could fill the disk with one upload.
-    """
-
-    max_body = MAX_BODY
-    body_too_large = False
-    _received = 0
-
-    def handleContentChunk(self, data: bytes) -> None:
-        self._received += len(data)
-        if self._received > self.max_body:
-            self.body_too_large = True
-            return
-        super().handleContentChunk(data)
-
-
-class ControlSite(server.Site):
-    """A Site that keeps requests out of the daemon's log and caps request bodies."""
-
-    noisy = False
-    requestFactory = CappedRequest
-
-    def log(self, request: server.Request) -> None:
-        """Access lines at debug level only: a polling CLI would flood the daemon log."""
-        log.debug(
-            "control API: {method} {uri} -> {code}",
-            method=request.method.decode("ascii", "replace"),
-            uri=request.uri.decode("ascii", "replace"),
-            code=request.code,
-        )
-
-
-class _TrackedConnection(ProtocolWrapper):
-    def connectionLost(self, reason: Failure) -> None:
-        """Let HTTP finish its own cleanup (timers) before the factory counts us gone."""
-        wrapped = self.wrappedProtocol
-        try:
-            wrapped.connectionLost(reason)
-        finally:
-            self.wrappedProtocol = None
-            self.factory.unregisterProtocol(self)
-
-
-class _Connections(WrappingFactory):
-    """Tracks open connections so stopping the service can close them and wait."""
-
-    noisy = False
-    protocol = _TrackedConnection
-
-    def __init__(self, site: server.Site) -> None:
-        super().__init__(site)
-        self._idle: list[defer.Deferred[None]] = []
-
-    def unregisterProtocol(self, p: ProtocolWrapper) -> None:
-        super().unregisterProtocol(p)
-        if not self.protocols:
-            idle, self._idle = self._idle, []
-            for waiting in idle:
-                waiting.callback(None)
-
-    def close_all(self) -> defer.Deferred[None]:
-        """Close every connection; fires once all are gone."""
-        if not self.protocols:
-            return defer.succeed(None)
-        waiting: defer.Deferred[None] = defer.Deferred()
-        self._idle.append(waiting)
-        for wrapper in list(self.protocols):
-            wrapper.transport.loseConnection()
-        return waiting
-
-
 class ControlService(Service):
     """Serves the control API of ``session`` on ``endpoint`` and publishes it in ``state_dir``."""
 
@@ -151,7 +76,8 @@ class ControlService(Service):
         self._reactor = reactor
         blocking = getattr(session, "run_blocking", None) or threads.deferToThread
         self._auth = BearerAuth(ControlResource(session, run_blocking=blocking), token=None)
-        self._connections = _Connections(ControlSite(self._auth))
+        # Bounded against hostile clients (connections, deadlines, bodies): see bt.control.site.
+        self._connections = ControlConnections(ControlSite(self._auth, reactor=reactor))
         self._port: IListeningPort | None = None
         #: Where the API listens, once it does (written to control.json).
         self.url: str | None = None

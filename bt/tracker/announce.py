@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from bt import bencode
 from bt.errors import BencodeError, TrackerError
+from bt.untrusted import shown
 
 __all__ = [
     "EVENTS",
@@ -219,8 +220,12 @@ def _optional_text(response: dict[bytes, Any], key: bytes) -> str | None:
 
 
 def _text(value: bytes) -> str:
-    """Tracker messages are meant for humans: undecodable bytes must not lose the rest."""
-    return value.decode("utf-8", errors="replace")
+    """A tracker's message for humans, bounded and escaped: it goes to logs and status.
+
+    Undecodable bytes must not lose the rest; a megabyte of text or an ANSI
+    escape must not reach the log whole (see :mod:`bt.untrusted`).
+    """
+    return shown(value)
 
 
 def kind_of(value: object) -> str:

@@ -40,6 +40,7 @@ from bt.errors import TrackerError
 from bt.tracker.announce import AnnounceRequest, AnnounceResponse, announce_url
 from bt.tracker.announce import parse_announce_response as _parse
 from bt.tracker.scrape import ScrapeResult, parse_scrape_response, scrape_query, scrape_url
+from bt.untrusted import shown
 
 _T = TypeVar("_T")
 
@@ -186,7 +187,7 @@ class HTTPTracker:
     def _read_body(self, response: IResponse) -> defer.Deferred[bytes]:
         if response.code != 200:
             _discard(response)
-            phrase = response.phrase.decode("latin-1")
+            phrase = shown(response.phrase)
             raise TrackerError(f"HTTP status {response.code} {phrase}".rstrip())
         length = response.length
         if isinstance(length, int) and length > self._max_body:  # may be UNKNOWN_LENGTH
@@ -287,10 +288,12 @@ def redact(url: str) -> str:
     """``url`` without its query, fragment and user info, which may hold a passkey.
 
     Plain string surgery: it must work on URLs too malformed for ``urlsplit``.
+    The URL comes from a .torrent file, so it is bounded and escaped like any
+    remote text (:func:`bt.untrusted.shown`).
     """
     base = url.split("#", 1)[0].split("?", 1)[0]
     scheme, separator, rest = base.partition("://")
     if not separator:
-        return base
+        return shown(base)
     netloc, slash, path = rest.partition("/")
-    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
+    return shown(f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}")

@@ -57,6 +57,7 @@ from bt.tracker.udpcodec import (
     parse_scrape_response,
     read_header,
 )
+from bt.untrusted import shown
 
 __all__ = ["CONNECTION_LIFETIME", "UDPReactor", "UDPTracker"]
 
@@ -428,7 +429,9 @@ def _parse_url(url: str) -> tuple[str, int, str]:
     """
     base = url.split("#", 1)[0].split("?", 1)[0]
     scheme, separator, rest = base.partition("://")
-    display = f"{scheme}://{rest.partition('/')[0].rpartition('@')[2]}" if separator else base
+    display = shown(
+        f"{scheme}://{rest.partition('/')[0].rpartition('@')[2]}" if separator else base
+    )
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port

@@ -26,6 +26,7 @@ from bt.tracker.announce import (
     parse_compact_peers6,
 )
 from bt.tracker.scrape import ScrapeResult
+from bt.untrusted import shown
 
 __all__ = [
     "ACTION_ANNOUNCE",
@@ -154,7 +155,7 @@ def read_header(data: bytes) -> tuple[int, int]:
 def parse_error_response(data: bytes, transaction_id: int) -> str:
     """The text of an error response (action 3), checked like any other response."""
     _expect(data, ACTION_ERROR, transaction_id)
-    return data[_HEADER.size :].decode("utf-8", errors="replace")
+    return shown(data[_HEADER.size :])
 
 
 def parse_connect_response(data: bytes, transaction_id: int) -> int:
@@ -245,7 +246,7 @@ def _expect(data: bytes, action: int, transaction_id: int) -> None:
     if got_action == action:
         return
     if got_action == ACTION_ERROR:
-        message = data[_HEADER.size :].decode("utf-8", errors="replace")
+        message = shown(data[_HEADER.size :])
         raise TrackerError(f"tracker error: {message}" if message else "tracker error")
     got = _ACTION_NAMES.get(got_action, "unknown")
     raise TrackerError(

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from treq.testing import StubTreq
-from twisted.internet import defer
+from twisted.internet import defer, protocol
 
 from bt import bencode
 from bt.control.api import ControlResource
@@ -226,3 +226,17 @@ def stub_client(session: FakeSession, token: str = TOKEN) -> StubTreq:
     """An in-memory HTTP client of the API as the daemon serves it (auth in front)."""
     resource = ControlResource(session, max_body=TEST_MAX_BODY, run_blocking=defer.maybeDeferred)
     return StubTreq(BearerAuth(resource, token))
+
+
+class Recorder(protocol.Protocol):
+    """A raw client: keeps what it receives, fires ``lost`` when the server closes."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.lost: defer.Deferred[None] = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.lost.callback(None)

@@ -523,7 +523,7 @@ def test_json_replies_never_carry_nan() -> None:
 def test_the_daemons_requests_stop_storing_bodies_past_the_cap() -> None:
     from twisted.web.test.requesthelper import DummyChannel
 
-    from bt.control.service import CappedRequest
+    from bt.control.site import CappedRequest
 
     request = CappedRequest(DummyChannel())
     request.max_body = 10

@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 import pytest_twisted
 from treq.client import HTTPClient
+from twisted.internet import task
 from twisted.logger import LogEvent, LogLevel, globalLogPublisher
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from bt.control.files import CONTROL_INFO, TOKEN_FILE, read_control_info
 from bt.control.service import ControlService, loopback_by_default
 from bt.errors import BtError
-from control import FakeSession
+from control import FakeSession, Recorder
 
 
 @pytest.mark.parametrize(
@@ -70,6 +71,8 @@ async def test_serves_the_api_and_publishes_where(tmp_path: Path) -> None:
         # Stop with the client's keep-alive connection still open: the service closes it.
         await service.stopService()
         await pool.closeCachedConnections()
+        # The client closes its side of the 401's connection (Connection: close) a turn later.
+        await task.deferLater(reactor, 0.01, lambda: None)
     assert not (tmp_path / CONTROL_INFO).exists()
     assert (tmp_path / TOKEN_FILE).exists()
 
@@ -149,3 +152,29 @@ async def test_requests_are_not_logged_at_info_level(tmp_path: Path) -> None:
         and not e["log_namespace"].startswith("twisted.web.client")
     ]
     assert loud == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_daemons_api_caps_connections_and_closes_after_a_401(tmp_path: Path) -> None:
+    """Connections without the token cannot pile up: the 65th is closed, a 401 closes."""
+    from twisted.internet import defer, protocol, reactor
+
+    from bt.control.site import MAX_CONNECTIONS
+
+    service = await started(ControlService(FakeSession(), "tcp:0", tmp_path, reactor=reactor))
+    creator = protocol.ClientCreator(reactor, Recorder)
+    clients: list[Recorder] = []
+    try:
+        port = int(service.url.rsplit(":", 1)[1].rstrip("/"))  # type: ignore[union-attr]
+        for _ in range(MAX_CONNECTIONS + 1):
+            clients.append(await creator.connectTCP("127.0.0.1", port))
+        await clients[-1].lost.addTimeout(2, reactor)
+        assert clients[-1].data == b""
+        assert not any(c.lost.called for c in clients[:-1])
+        clients[0].transport.write(b"GET /api/v1/session HTTP/1.1\r\nHost: x\r\n\r\n")
+        await clients[0].lost.addTimeout(2, reactor)
+        assert clients[0].data.startswith(b"HTTP/1.1 401 ")
+        assert b"\r\nConnection: close\r\n" in clients[0].data
+    finally:
+        await service.stopService()
+        await defer.DeferredList([c.lost for c in clients])

@@ -182,9 +182,27 @@ def test_compact_entries_with_port_zero_are_skipped() -> None:
     assert response.malformed_peers == 1
 
 
-def test_undecodable_warning_text_is_kept_with_replacements() -> None:
+def test_undecodable_warning_text_is_kept_with_its_bytes_escaped() -> None:
     response = parse_announce_response(body(interval=60, warning_message=b"slow \xff down"))
-    assert response.warning == "slow \ufffd down"
+    assert response.warning == "slow \\xff down"
+
+
+def test_a_huge_warning_with_terminal_escapes_is_cut_and_escaped() -> None:
+    warning = b"\x1b[2J\x1b[31mowned\n" + b"w" * 1_000_000
+    response = parse_announce_response(body(interval=60, warning_message=warning))
+    assert response.warning is not None
+    assert len(response.warning) <= 250
+    assert response.warning.startswith("\\x1b[2J\\x1b[31mowned\\n")
+    assert response.warning.endswith(f"({len(warning)} bytes)")
+    assert response.warning.isprintable()
+
+
+def test_a_huge_failure_reason_is_cut_and_escaped() -> None:
+    with pytest.raises(TrackerError) as info:
+        parse_announce_response(body(failure_reason=b"\x07\x1b]0;title\x07" + b"f" * 1_000_000))
+    message = str(info.value)
+    assert len(message) <= 250 and message.isprintable()
+    assert message.startswith("\\x07\\x1b]0;title\\x07fff")
 
 
 # --- parse_announce_response: refusals ---------------------------------------------

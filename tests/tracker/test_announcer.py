@@ -410,3 +410,38 @@ def test_restart_announces_started_again() -> None:
     h.announcer.start()
     assert h.tracker.events == ["started", "stopped", "started"]
     assert h.tracker.requests[-1].tracker_id == b"tid"
+
+
+# --- what a hostile tracker says ---------------------------------------------------------
+
+
+def test_a_megabyte_failure_reason_is_logged_cut_and_escaped(logs: list[LogEvent]) -> None:
+    """A tracker's text reaches the log bounded and without its terminal escapes."""
+    from test_http_tracker import FakeTracker
+    from treq.testing import StubTreq
+
+    from bt import bencode
+    from bt.tracker.http import HTTPTracker
+    from bt.tracker.tiers import TrackerTier
+
+    reason = b"\x1b[2J\x1b[31mpwned\r\n" + b"r" * 1_000_000
+    stub = StubTreq(FakeTracker(lambda request: bencode.encode({b"failure reason": reason})))
+    clock = task.Clock()
+    long_url = "http://tracker.example/announce/" + "u" * 10_000
+    tracker = HTTPTracker(long_url, stub, clock)  # type: ignore[arg-type]
+    tier = TrackerTier([tracker], random.Random(1))
+    h = Harness()
+    announcer = Announcer(tier, clock, random.Random(1), h.request, h.peers.append)
+    announcer.start()
+    stub.flush()
+    assert announcer.errors == 1
+    (line,) = [m for m in messages(logs) if "failed" in m]
+    assert len(line) < 1_000, line[:300]
+    assert line.isprintable()
+    assert "\\x1b[2J\\x1b[31mpwned\\r\\nrrr" in line
+    assert f"({len(reason)} bytes)" in line
+    assert "(10032 characters)" in line
+    announcer.stop()
+    stub.flush()
+    for call in clock.getDelayedCalls():
+        call.cancel()

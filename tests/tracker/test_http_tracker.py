@@ -214,6 +214,24 @@ def test_non_200_status_is_an_error_naming_the_status() -> None:
     assert setup.clock.getDelayedCalls() == []
 
 
+def test_a_hostile_status_text_is_cut_and_escaped() -> None:
+    def respond(request: Request) -> bytes:
+        request.setResponseCode(599, b"\x1b[31m" + b"s" * 10_000)
+        return b""
+
+    message = tracker_error(Setup(respond).announce())
+    assert len(message) < 300 and message.isprintable()
+    assert message.startswith(f"{URL}: HTTP status 599 \\x1b[31msss")
+
+
+def test_a_hostile_url_from_a_torrent_is_shown_cut_and_escaped() -> None:
+    tracker = HTTPTracker(
+        "http://tracker.example/\x1b]0;x\x07" + "p" * 100_000, StubTreq(Resource()), task.Clock()
+    )
+    assert len(tracker.display_url) < 250 and tracker.display_url.isprintable()
+    assert tracker.display_url.startswith("http://tracker.example/\\x1b]0;x\\x07ppp")
+
+
 # --- bounds ---------------------------------------------------------------------------
 
 

@@ -525,6 +525,14 @@ def test_messages_hide_user_info_path_and_query() -> None:
     assert "secret" not in str(caught.value)
 
 
+def test_a_hostile_url_from_a_torrent_is_shown_cut_and_escaped() -> None:
+    with pytest.raises(TrackerError) as caught:
+        UDPTracker("udp://\x1b[31m" + "h" * 100_000, FakeReactor(), rng=random.Random())
+    message = str(caught.value)
+    assert len(message) < 300 and message.isprintable()
+    assert message.startswith("udp://\\x1b[31mhhh")
+
+
 def test_cancelling_an_announce_cleans_up() -> None:
     reactor = FakeReactor()
     tracker, _ = make(reactor)

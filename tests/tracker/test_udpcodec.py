@@ -194,7 +194,15 @@ def test_error_response_text() -> None:
     assert parse_error_response(header(3) + b"torrent not registered", TID) == (
         "torrent not registered"
     )
-    assert parse_error_response(header(3) + b"\xff", TID) == "\ufffd"
+    assert parse_error_response(header(3) + b"\xff", TID) == "\\xff"
+
+
+def test_a_huge_error_text_is_cut_and_escaped() -> None:
+    text = parse_error_response(header(3) + b"\x1b[31m" + b"e" * 1_000_000, TID)
+    assert len(text) <= 250 and text.isprintable() and text.startswith("\\x1b[31meee")
+    with pytest.raises(TrackerError) as info:
+        parse_connect_response(header(3) + b"\x1b[31m" + b"e" * 1_000_000, TID)
+    assert len(str(info.value)) <= 250 and str(info.value).isprintable()
 
 
 # --- rejections ---------------------------------------------------------------------
