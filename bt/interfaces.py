@@ -6,6 +6,8 @@ files, memory, a test double) without the user knowing which it got.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from zope.interface import Interface
 
 __all__ = ["IStorage"]
@@ -48,6 +50,19 @@ class IStorage(Interface):
 
         Called once when the torrent starts; other files appear on first write.
         """
+
+    def set_skipped(files: Collection[int]) -> None:
+        """Which files the user skips (a collection of indexes; padding ignored).
+
+        Skipped files are not created: bytes of pieces that straddle into one are
+        kept aside (a part file) and still read back for seeding and hash checks.
+        A file no longer skipped gets those bytes moved into it before this returns.
+        Called when the torrent starts (before ``prepare``) and on every change.
+        """
+
+    def parted_pieces() -> list[int]:
+        """Pieces with bytes kept aside for skipped files: worth hashing in a check
+        although those files do not exist (``existing_lengths`` counts them as 0)."""
 
     def sync() -> None:
         """Make everything written so far durable (fsync): call before saving resume state."""

@@ -21,6 +21,10 @@ _HASH_LENGTH = 20
 #: Longer pieces cannot be buffered for verification; real torrents stay far below.
 MAX_PIECE_LENGTH = 256 * 1024 * 1024
 _FORBIDDEN_IN_COMPONENT = ("/", "\\", "\x00")
+#: NAME_MAX of every POSIX file system bt writes to: a longer component cannot be created.
+MAX_COMPONENT_BYTES = 255
+#: PATH_MAX (4,096) counts the terminating NUL; the download folder's own path adds to it.
+MAX_PATH_BYTES = 4095
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,7 @@ def parse_metainfo(data: bytes) -> Metainfo:
     piece_hashes = tuple(pieces[i : i + _HASH_LENGTH] for i in range(0, len(pieces), _HASH_LENGTH))
     name = _text(info, b"name", "info")
     _check_component(name, "info.name")
+    _check_length(name, "info.name")
 
     if b"files" in info:
         if b"length" in info:
@@ -121,6 +126,7 @@ def parse_metainfo(data: bytes) -> Metainfo:
             raise MetainfoError(f"info.length is negative ({length})")
         files = (FileEntry((name,), length, 0),)
         is_multi_file = False
+    _check_writable(files)
     total_length = sum(f.length for f in files)
 
     expected = -(-total_length // piece_length)
@@ -161,7 +167,6 @@ def _parse_files(value: Any, name: str) -> tuple[FileEntry, ...]:
     if not isinstance(value, list) or not value:
         raise MetainfoError("info.files is not a non-empty list")
     entries: list[FileEntry] = []
-    seen: set[tuple[str, ...]] = set()
     offset = 0
     for number, item in enumerate(value):
         where = f"info.files[{number}]"
@@ -183,14 +188,56 @@ def _parse_files(value: Any, name: str) -> tuple[FileEntry, ...]:
             _check_component(text, label)
             components.append(text)
         path = (name, *components)
-        if path in seen:
-            raise MetainfoError(f"{where}.path {'/'.join(components)!r} appears twice")
-        seen.add(path)
         attr = item.get(b"attr", b"")
         padding = isinstance(attr, bytes) and b"p" in attr
         entries.append(FileEntry(path, length, offset, padding))
         offset += length
     return tuple(entries)
+
+
+def _check_writable(files: tuple[FileEntry, ...]) -> None:
+    """Refuse paths no POSIX file system can hold, naming the file entry, before any write.
+
+    A component over NAME_MAX bytes, a path over PATH_MAX, two files at one path, or
+    a file where another file needs a folder would each fail only at the first write
+    (ENAMETOOLONG, EISDIR, ENOTDIR), after the download started. Lengths are of the
+    UTF-8 bytes, which is what the file system sees. Padding files (BEP 47) are never
+    written, so they may repeat a path, as libtorrent's ``.pad/<size>`` names do.
+    """
+    owners: dict[tuple[str, ...], int] = {}  # a file's path -> its index
+    folders: dict[tuple[str, ...], int] = {}  # a folder some file needs -> that file
+    for index, entry in enumerate(files):
+        if entry.padding:
+            continue
+        where = f"file {index} {_shown(entry.path)!r}"
+        for component in entry.path:
+            _check_length(component, where)
+        size = len("/".join(entry.path).encode("utf-8"))
+        if size > MAX_PATH_BYTES:
+            raise MetainfoError(f"{where}: path of {size} bytes exceeds {MAX_PATH_BYTES}")
+        if entry.path in owners:
+            raise MetainfoError(f"{where}: same path as file {owners[entry.path]}")
+        if entry.path in folders:
+            raise MetainfoError(f"{where}: file {folders[entry.path]} needs it to be a folder")
+        for depth in range(1, len(entry.path)):
+            folder = entry.path[:depth]
+            if folder in owners:
+                other = owners[folder]
+                raise MetainfoError(f"{where}: inside file {other} {_shown(folder)!r}")
+            folders.setdefault(folder, index)
+        owners[entry.path] = index
+
+
+def _check_length(component: str, where: str) -> None:
+    size = len(component.encode("utf-8"))
+    if size > MAX_COMPONENT_BYTES:
+        raise MetainfoError(f"{where}: a name of {size} bytes exceeds {MAX_COMPONENT_BYTES}")
+
+
+def _shown(path: tuple[str, ...], limit: int = 120) -> str:
+    """A path for one line of error: its start and end when it is long."""
+    text = "/".join(path)
+    return text if len(text) <= limit else f"{text[: limit - 40]}...{text[-37:]}"
 
 
 def _check_component(text: str, where: str) -> None:

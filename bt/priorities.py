@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from bt.status import FilePriority
 from bt.storage.layout import Layout
 
-__all__ = ["file_done_bytes", "piece_priorities", "updated_priorities"]
+__all__ = ["file_done_bytes", "piece_priorities", "skipped_files", "updated_priorities"]
 
 
 def piece_priorities(
@@ -33,6 +33,15 @@ def piece_priorities(
                 result[piece] = value
     # A piece of padding alone (never in practice) is trivially complete: keep it wanted.
     return [p if held else 1 for p, held in zip(result, holds_data, strict=True)]
+
+
+def skipped_files(files: Sequence[FilePriority], padding: Sequence[bool]) -> frozenset[int]:
+    """Indexes of the files the user skips (padding files are never "skipped": never real)."""
+    return frozenset(
+        index
+        for index, (priority, pad) in enumerate(zip(files, padding, strict=True))
+        if priority is FilePriority.SKIP and not pad
+    )
 
 
 def updated_priorities(

@@ -39,6 +39,7 @@ from bt.storage.delete import delete_files
 from bt.storage.disk import DiskQueue
 from bt.storage.files import FileStorage
 from bt.storage.layout import Layout
+from bt.storage.partfile import PartFile
 from bt.storage.readcache import ReadCachePool
 from bt.ticker import Ticker
 from bt.torrent import SharedLimits, Torrent, TorrentConfig
@@ -186,7 +187,13 @@ class Session(MultiService):
         layout = Layout.from_files(metainfo.files, metainfo.piece_length)
         folder = Path(record.download_dir) if record.download_dir else self.config.download_dir
         if storage is None:
-            storage = FileStorage(folder, metainfo.files, layout)
+            parts = PartFile(
+                self._parts_path(metainfo.info_hash),
+                metainfo.num_pieces,
+                metainfo.piece_length,
+                len(metainfo.files),
+            )
+            storage = FileStorage(folder, metainfo.files, layout, parts=parts)
             shown_folder = str(folder)
         else:
             shown_folder = ""
@@ -233,6 +240,10 @@ class Session(MultiService):
     def _resume_path(self, info_hash: bytes) -> Path:
         return self.config.state_dir / "resume" / f"{info_hash.hex()}.resume"
 
+    def _parts_path(self, info_hash: bytes) -> Path:
+        """Bytes of pieces shared with skipped files (``bt.storage.partfile``)."""
+        return self.config.state_dir / "parts" / f"{info_hash.hex()}.parts"
+
     def get(self, info_hash: bytes) -> Torrent:
         """The torrent with this info-hash; UnknownTorrentError names it when there is none."""
         torrent = self.torrents.get(info_hash)
@@ -253,6 +264,7 @@ class Session(MultiService):
         self._remembered.discard(info_hash)
         stopped = defer.maybeDeferred(torrent.disownServiceParent)
         resume = self._resume_path(info_hash)
+        parts = self._parts_path(info_hash)
         folder = Path(torrent.download_dir) if torrent.download_dir else None
 
         def forget() -> None:
@@ -260,7 +272,7 @@ class Session(MultiService):
                 self.registry.forget(info_hash)
             resume.unlink(missing_ok=True)
             if delete_data and folder is not None:
-                delete_files(folder, torrent.metainfo)
+                delete_files(folder, torrent.metainfo, parts)
 
         # Forgotten even if stopping failed (else it would come back at restart), and
         # after any settings write queued before: the registry sees one order of events.

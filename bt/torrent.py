@@ -36,7 +36,7 @@ from bt.policy.choker import Choker, PeerSnapshot
 from bt.policy.picker import PiecePicker
 from bt.policy.ratelimit import RateLimit, TokenBucket
 from bt.policy.slots import ConnectionSlots
-from bt.priorities import piece_priorities, updated_priorities
+from bt.priorities import piece_priorities, skipped_files, updated_priorities
 from bt.progress import describe_progress, describe_totals
 from bt.rate import RateMeter
 from bt.status import UNCHANGED, FilePriority
@@ -227,6 +227,9 @@ class Torrent(Service):
         padding = [f.padding for f in self.metainfo.files]
         return piece_priorities(self.layout, self.file_priorities, padding)
 
+    def _skipped_files(self) -> frozenset[int]:
+        return skipped_files(self.file_priorities, [f.padding for f in self.metainfo.files])
+
     # -- public state -------------------------------------------------------
 
     @property
@@ -277,7 +280,9 @@ class Torrent(Service):
             size=self.metainfo.total_length,
             files=len(self.metainfo.files),
         )
-        checked = self.disk.prepare()
+        # Skipped files first: prepare must not create them, and checks read their part file.
+        checked = self.disk.set_skipped(self._skipped_files())
+        checked.addCallback(lambda _: self.disk.prepare())
         checked.addCallback(lambda _: self.inventory.load())
         checked.addCallbacks(self._begin, self._disk_failed)
         checked.addErrback(self._log_failure, "start")
@@ -437,12 +442,23 @@ class Torrent(Service):
 
     def set_file_priorities(self, changes: Mapping[int, FilePriority]) -> None:
         """Skip files or put them first; a finished torrent downloads again if more is wanted."""
+        skipped = self._skipped_files()
         self.file_priorities = updated_priorities(self.file_priorities, changes)
+        if self.running and self._skipped_files() != skipped:
+            # In the disk threads (the storage orders it against writes there): a file
+            # wanted again gets its bytes from the part file, and its new stamp is saved.
+            moved = self.disk.set_skipped(self._skipped_files())
+            moved.addCallback(self._skipped_moved)
+            moved.addErrback(self._disk_failed)
+            moved.addErrback(self._log_failure, "moving data of skipped files")
         picker = self.picker
         for index, priority in enumerate(self._piece_priorities()):
             if picker.piece_priority(index) != priority:
                 picker.set_piece_priority(index, priority)
         self._wanted_changed()
+
+    def _skipped_moved(self, _: None) -> None:
+        self._resume_dirty = True  # a file created or filled: its new stamp must be saved
 
     def _wanted_changed(self) -> None:
         if self.state in ("seeding", "finished") and not self.is_finished:

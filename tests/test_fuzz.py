@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import os
 import random
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -141,7 +142,7 @@ def valid_torrents(draw: st.DrawFn) -> bytes:
                 min_size=1,
                 max_size=4,
                 unique_by=lambda f: tuple(f[0]),
-            )
+            ).filter(lambda files: _writable([tuple(path) for path, _ in files]))
         )
         if not sum(size for _, size in files):
             files[0] = (files[0][0], 1)
@@ -169,12 +170,13 @@ def check_metainfo(meta: Metainfo) -> None:
     assert meta.info_hash == hashlib.sha1(meta.raw_info).digest()
     assert isinstance(bencode.decode(meta.raw_info), dict)
     offset = 0
-    paths = set()
     for entry in meta.files:
         assert entry.length >= 0 and entry.offset == offset
         offset += entry.length
-        assert entry.path and entry.path not in paths
-        paths.add(entry.path)
+        assert entry.path
+        if not entry.padding:  # never written, so pads may share a path
+            assert len("/".join(entry.path).encode()) <= 4095
+            assert all(len(part.encode()) <= 255 for part in entry.path)
         if meta.is_multi_file:
             assert entry.path[0] == meta.name
         for part in entry.path:
@@ -182,6 +184,14 @@ def check_metainfo(meta: Metainfo) -> None:
             assert not any(bad in part for bad in ("/", "\\", "\x00")), part
             assert not (len(part) >= 2 and part[1] == ":" and part[0].isalpha()), part
     assert offset == meta.total_length
+    assert _writable([entry.path for entry in meta.files if not entry.padding])
+
+
+def _writable(paths: list[tuple[str, ...]]) -> bool:
+    """No two files at one path, and no file where another needs a folder."""
+    files = set(paths)
+    folders = {path[:depth] for path in paths for depth in range(1, len(path))}
+    return len(files) == len(paths) and not files & folders
 
 
 def parses_or_refuses(data: bytes) -> Metainfo | None:
@@ -211,6 +221,29 @@ def _refusal_kind(message: str) -> str:
 @given(st.binary(max_size=400))
 def test_metainfo_from_arbitrary_bytes_raises_only_metainfo_error(data: bytes) -> None:
     parses_or_refuses(data)
+
+
+@fuzz
+@given(
+    st.lists(st.lists(st.sampled_from(["a", "b", "é" * 128]), min_size=1, max_size=3), max_size=5)
+)
+def test_file_layouts_are_accepted_exactly_when_every_file_can_be_created(
+    paths: list[list[str]],
+) -> None:
+    """Collisions and over-long names among random file trees: refused naming the entry."""
+    files = [(path, 1) for path in paths] or [(["only"], 1)]
+    data = handmade_torrent(handmade_info(files, piece_length=16))
+    writable = _writable([tuple(path) for path, _ in files]) and all(
+        len(part.encode()) <= 255 for path, _ in files for part in path
+    )
+    try:
+        meta = parse_metainfo(data)
+    except MetainfoError as exc:
+        assert not writable, exc
+        assert re.match(r"file \d+ 't/", str(exc)), exc
+    else:
+        assert writable
+        check_metainfo(meta)
 
 
 byte_edits = st.lists(

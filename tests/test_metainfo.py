@@ -174,8 +174,59 @@ def test_unsafe_file_paths_are_refused(path: list[object], message: str) -> None
 
 def test_duplicate_file_paths_are_refused() -> None:
     info = handmade_info([(["a"], 10), (["a"], 10)])
-    with pytest.raises(MetainfoError, match=r"info.files\[1\].path 'a' appears twice"):
+    with pytest.raises(MetainfoError, match=r"^file 1 't/a': same path as file 0$"):
         parse_metainfo(handmade_torrent(info))
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        # A file and a folder at one path, in either order: EISDIR / ENOTDIR at first write.
+        ([(["a"], 10), (["a", "b"], 10)], "file 1 't/a/b': inside file 0 't/a'"),
+        ([(["a", "b"], 10), (["a"], 10)], "file 1 't/a': file 0 needs it to be a folder"),
+        (
+            [(["x"], 5), (["d", "e", "f"], 10), (["d", "e"], 10)],
+            "file 2 't/d/e': file 1 needs it to be a folder",
+        ),
+        # NAME_MAX counts bytes: 128 two-byte characters are 256 bytes.
+        ([(["ok"], 10), (["é" * 128], 10)], "file 1 't/" + "é" * 78 + "...é"),
+        ([(["ok"], 10), (["é" * 128], 10)], "é': a name of 256 bytes exceeds 255"),
+        ([(["ok"], 10), (["d", "x" * 256], 10)], "file 1 't/d/xxx"),
+        # PATH_MAX: 20 components of 250 bytes are 5,000 bytes with no component too long.
+        ([(["ok"], 10), (["y" * 250] * 20, 10)], "y': path of 5021 bytes exceeds 4095"),
+    ],
+)
+def test_paths_no_posix_file_system_can_hold_are_refused_naming_the_entry(
+    files: list[tuple[list[str], int]], message: str
+) -> None:
+    with pytest.raises(MetainfoError, match=re.escape(message)) as caught:
+        parse_metainfo(handmade_torrent(handmade_info(files)))
+    text = str(caught.value)
+    assert text.startswith(f"file {len(files) - 1} 't/") and "\n" not in text
+    assert len(text) < 200  # one readable line, even for a 5,000-byte path
+
+
+def test_longest_writable_names_and_paths_are_accepted() -> None:
+    component = "é" * 127 + "x"  # 255 bytes
+    files = [(["d" * 254, component], 10), (["y" * 250] * 16 + ["z" * 77], 10)]
+    meta = parse_metainfo(handmade_torrent(handmade_info(files, name="n")))
+    assert len("/".join(meta.files[1].path).encode()) == 4095
+    assert meta.files[0].path == ("n", "d" * 254, component)
+
+
+def test_single_file_name_over_name_max_is_refused() -> None:
+    with pytest.raises(MetainfoError, match=r"^info\.name: a name of 256 bytes exceeds 255$"):
+        parse_metainfo(handmade_torrent(handmade_info(name="x" * 256)))
+    assert parse_metainfo(handmade_torrent(handmade_info(name="x" * 255))).name == "x" * 255
+
+
+def test_padding_files_may_share_a_path() -> None:
+    """libtorrent names pads ``.pad/<size>``: two pads of one size share a path, harmlessly."""
+    info = handmade_info([(["a"], 10), ([".pad", "6"], 6), (["b"], 10), ([".pad", "6"], 6)])
+    for number in (1, 3):
+        info["files"][number]["attr"] = b"p"
+    meta = parse_metainfo(handmade_torrent(info))
+    assert [f.padding for f in meta.files] == [False, True, False, True]
 
 
 def test_files_entries_are_checked() -> None:

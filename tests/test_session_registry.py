@@ -126,10 +126,16 @@ def test_remove_forgets_the_torrent_and_can_delete_its_files(tmp_path: Path) -> 
             path = tmp_path / "data" / Path(*entry.path)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"x")
+        # What a skipped file's boundary pieces leave in the state folder.
+        parts = tmp_path / "state" / "parts" / f"{metainfo.info_hash.hex()}.parts"
+        parts.parent.mkdir(parents=True, exist_ok=True)
+        parts.write_bytes(b"slots")
     (tmp_path / "data" / "deleted" / "a" / "mine.txt").write_text("the user's own file")
     session.remove_torrent(kept.info_hash)
     removing = session.remove_torrent(deleted.info_hash, delete_data=True)
     assert removing.called
+    # Removed with its data: its part file goes too; without, it is data kept like the files.
+    assert sorted(os.listdir(tmp_path / "state" / "parts")) == [f"{kept.info_hash.hex()}.parts"]
     assert (tmp_path / "data" / "kept" / "b.bin").exists()
     assert not (tmp_path / "data" / "deleted" / "b.bin").exists()
     assert (tmp_path / "data" / "deleted" / "a" / "mine.txt").exists(), "not ours: kept"

@@ -54,6 +54,8 @@ class FakeDisk:
         self.listeners: list[object] = []
         #: When set, reads wait here until the test fires them.
         self.held_reads: list[tuple[defer.Deferred[bytes], bytes]] | None = None
+        #: The files the torrent last told the storage it skips.
+        self.skipped: frozenset[int] | None = None
         if complete:
             for index in range(metainfo.num_pieces):
                 self.written[index] = DATA[index * PIECE : (index + 1) * PIECE]
@@ -66,6 +68,13 @@ class FakeDisk:
 
     def prepare(self) -> defer.Deferred[None]:
         return defer.succeed(None)
+
+    def set_skipped(self, files: frozenset[int]) -> defer.Deferred[None]:
+        self.skipped = files
+        return defer.succeed(None)
+
+    def parted_pieces(self) -> defer.Deferred[list[int]]:
+        return defer.succeed([])
 
     def sync(self) -> defer.Deferred[None]:
         return defer.succeed(None)

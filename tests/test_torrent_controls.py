@@ -101,6 +101,40 @@ def test_wanting_a_skipped_file_again_downloads_it(
     torrent.stopService()
 
 
+class SkipRecordingDisk(FakeDisk):
+    """Records what the torrent asks of the storage, in order."""
+
+    def __init__(self, metainfo: Metainfo) -> None:
+        super().__init__(metainfo)
+        self.calls: list[object] = []
+
+    def set_skipped(self, files: frozenset[int]) -> defer.Deferred[None]:
+        self.calls.append(("skipped", set(files)))
+        return super().set_skipped(files)
+
+    def prepare(self) -> defer.Deferred[None]:
+        self.calls.append("prepare")
+        return super().prepare()
+
+
+def test_the_storage_learns_the_skipped_files_before_it_prepares_and_on_each_change(
+    multi: Metainfo, clock: MemoryReactorClock
+) -> None:
+    """So it never creates a skipped file, and moves data in the disk threads when one is
+    wanted again (FileStorage keeps their pieces' bytes in a part file)."""
+    disk = SkipRecordingDisk(multi)
+    torrent = make_torrent(multi, clock, disk, file_priorities=[NORMAL, SKIP, NORMAL])
+    torrent.set_file_priorities({0: SKIP})  # not started: startService tells it
+    assert disk.calls == []
+    torrent.startService()
+    assert disk.calls == [("skipped", {0, 1}), "prepare"]
+    torrent.set_file_priorities({2: HIGH})  # nothing more or less skipped
+    torrent.set_file_priorities({0: NORMAL, 1: HIGH})
+    assert disk.calls[2:] == [("skipped", set())]
+    assert torrent._resume_dirty  # the moved file's new size and time are saved
+    torrent.stopService()
+
+
 def test_skipping_the_rest_of_a_download_finishes_it(
     multi: Metainfo, clock: MemoryReactorClock
 ) -> None:

@@ -2,7 +2,8 @@
 
 Blocking: the session runs it in the disk threads after the torrent's storage
 is closed. Folders the deletion leaves empty go too, up to (not including)
-the download folder; a folder holding anything else stays.
+the download folder; a folder holding anything else stays. The torrent's part
+file (bytes of pieces shared with skipped files, in the state folder) goes too.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from bt.metainfo import Metainfo
 __all__ = ["delete_files"]
 
 
-def delete_files(root: Path, metainfo: Metainfo) -> int:
-    """Remove every file of ``metainfo`` under ``root``; returns how many existed."""
+def delete_files(root: Path, metainfo: Metainfo, parts: Path | None = None) -> int:
+    """Remove every file of ``metainfo`` under ``root``, and ``parts``; returns how many
+    of the torrent's files existed."""
     root_real = os.path.realpath(root)
     removed = 0
     folders: set[str] = set()
@@ -44,4 +46,9 @@ def delete_files(root: Path, metainfo: Metainfo) -> int:
             os.rmdir(folder)
         except OSError:
             pass  # not empty (the user's own files) or already gone
+    if parts is not None:
+        try:
+            parts.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {parts}: {exc.strerror}") from exc
     return removed

@@ -273,6 +273,14 @@ class DiskQueue:
         """Create zero-length files and the like (``IStorage.prepare``) off the reactor."""
         return self._submit(self._storage.prepare)
 
+    def set_skipped(self, files: frozenset[int]) -> Deferred[None]:
+        """Tell the storage which files are skipped (``IStorage.set_skipped``): may move data."""
+        return self._submit(self._storage.set_skipped, files)
+
+    def parted_pieces(self) -> Deferred[list[int]]:
+        """Pieces kept aside for skipped files (``IStorage.parted_pieces``), for checks."""
+        return self._submit(self._storage.parted_pieces)
+
     def sync(self) -> Deferred[None]:
         """Make written pieces durable; do it before saving resume state that claims them."""
         return self._submit(self._storage.sync)

@@ -7,6 +7,10 @@ with no seek and no lock; only the cache of open descriptors is locked.
 Files are created lazily on first write, sparse (no preallocation), with their
 parent folders. Padding files (BEP 47) never touch the disk. A path that
 resolves outside the download folder (through a symlink) is refused.
+
+Skipped files are not created: the bytes of pieces that straddle into one are
+kept in a part file (``bt.storage.partfile``) and moved into the file once it
+is wanted again (``set_skipped``).
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ import errno
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from zope.interface import implementer
 
@@ -27,8 +31,12 @@ from bt.interfaces import IStorage
 from bt.logs import Logger
 from bt.storage.layout import FileSpan, Layout
 from bt.storage.resume import file_stamps
+from bt.storage.routelock import RouteLock
 
-__all__ = ["FileStorage", "StorageFile", "as_views", "take"]
+if TYPE_CHECKING:
+    from bt.storage.partfile import PartFile
+
+__all__ = ["FileStorage", "StorageFile", "as_views", "pread_all", "pwrite_all", "take"]
 
 log = Logger()
 
@@ -96,7 +104,7 @@ def take(views: list[memoryview], count: int) -> tuple[list[memoryview], list[me
     return head, views[position:]
 
 
-def _pwrite_all(fd: int, views: list[memoryview], offset: int) -> None:
+def pwrite_all(fd: int, views: list[memoryview], offset: int) -> None:
     """One vectored write per batch of IOV_MAX buffers, resumed after a short write."""
     while views:
         batch = views[:_IOV_MAX]
@@ -110,7 +118,7 @@ def _pwrite_all(fd: int, views: list[memoryview], offset: int) -> None:
         _, views = take(views, written)
 
 
-def _pread_all(fd: int, length: int, offset: int) -> bytes:
+def pread_all(fd: int, length: int, offset: int) -> bytes:
     """Up to ``length`` bytes; shorter only at end of file."""
     data = os.pread(fd, length, offset)
     if len(data) == length or not data:
@@ -148,6 +156,10 @@ class FileStorage:
 
     At most ``max_open`` descriptors stay open (least recently used evicted), so
     a torrent of thousands of files does not exhaust the process's limit.
+
+    With a ``parts`` file, skipped files that do not exist stay uncreated (their
+    pieces' bytes go to the part file); without one, they are written like any
+    file. A skipped file that already exists keeps being used, as in libtorrent.
     """
 
     def __init__(
@@ -157,6 +169,7 @@ class FileStorage:
         layout: Layout,
         *,
         max_open: int = 64,
+        parts: PartFile | None = None,
     ) -> None:
         if max_open < 1:
             raise ValueError(f"max_open must be at least 1, got {max_open}")
@@ -176,6 +189,12 @@ class FileStorage:
         self._handles: OrderedDict[int, _Handle] = OrderedDict()
         self._dirty_closed: set[int] = set()
         self._closed = False
+        self._parts = parts
+        self._route = RouteLock()
+        #: Files the user skips, and those of them whose bytes live in the part file.
+        self._skipped: frozenset[int] = frozenset()
+        self._parted: frozenset[int] = frozenset()
+        self._prepared = False
 
     @property
     def root(self) -> str:
@@ -192,30 +211,59 @@ class FileStorage:
 
     def read(self, index: int, begin: int, length: int) -> bytes:
         parts: list[bytes] = []
-        for span in self._layout.piece_spans(index, begin, length):
-            if self._padding[span.file_index]:
-                parts.append(bytes(span.length))
-                continue
-            data = self._read_span(span)
-            parts.append(data)
-            if len(data) < span.length:
-                break  # missing data: return the contiguous prefix only
+        with self._route.shared():
+            position = begin  # in the piece
+            for span in self._layout.piece_spans(index, begin, length):
+                if self._padding[span.file_index]:
+                    data = bytes(span.length)
+                elif span.file_index in self._parted:
+                    assert self._parts is not None
+                    data = self._parts.read(index, position, span.length)
+                else:
+                    data = self._read_span(span)
+                parts.append(data)
+                position += span.length
+                if len(data) < span.length:
+                    break  # missing data: return the contiguous prefix only
         return b"".join(parts)
 
     def write(self, index: int, begin: int, data: object) -> None:
         views = as_views(data)
         total = sum(view.nbytes for view in views)
-        for span in self._layout.piece_spans(index, begin, total):
-            chunk, views = take(views, span.length)
-            if not self._padding[span.file_index]:
-                self._write_span(span, chunk)
+        spans = self._layout.piece_spans(index, begin, total)
+        with self._route.shared():
+            parted = self._parted
+            if any(span.file_index in parted for span in spans):
+                # The whole run, so a slot is a copy of the piece that any of its
+                # files can later be filled from.
+                assert self._parts is not None
+                self._parts.write(index, begin, views)
+            for span in spans:
+                chunk, views = take(views, span.length)
+                if not self._padding[span.file_index] and span.file_index not in parted:
+                    self._write_span(span, chunk)
 
     def prepare(self) -> None:
+        self._prepared = True
         for file_index, length in enumerate(self._lengths):
-            if length == 0 and not self._padding[file_index]:
-                handle = self._acquire(file_index, write=True)
-                if handle is not None:
-                    self._release(handle)
+            skipped = file_index in self._skipped
+            if length == 0 and not self._padding[file_index] and not skipped:
+                self._create(file_index)
+
+    def set_skipped(self, files: Collection[int]) -> None:
+        with self._route.exclusive():
+            self._check_open()
+            before = self._skipped
+            self._skipped = frozenset(i for i in files if not self._padding[i])
+            if self._prepared:
+                for file_index in before - self._skipped:
+                    if self._lengths[file_index] == 0:
+                        self._create(file_index)
+            if self._parts is not None:
+                self._reroute(self._parts)
+
+    def parted_pieces(self) -> list[int]:
+        return [] if self._parts is None else self._parts.pieces()
 
     def sync(self) -> None:
         with self._lock:
@@ -240,6 +288,8 @@ class FileStorage:
                     self._fsync(file_index, fd)
                 finally:
                     os.close(fd)
+            if self._parts is not None:
+                self._parts.flush()
             synced = True
         finally:
             if not synced:  # a later sync() must try these again
@@ -285,17 +335,71 @@ class FileStorage:
                         os.close(handle.fd)
                     except OSError as error:
                         errors.append(self._error("close", file_index, error))
+        if self._parts is not None:
+            self._parts.close()
         if errors:
             raise errors[0]
 
     # -- internals --------------------------------------------------------
+
+    def _reroute(self, parts: PartFile) -> None:
+        """Decide which skipped files the part file stands in for, moving bytes as needed.
+
+        A skipped file uses the part file if it does not exist (or already did);
+        one that exists keeps its own bytes. A file the part file stood in for and
+        that is wanted now gets its bytes copied out of the slots and fsynced
+        before the index frees them. This also completes a move that a crash cut.
+        """
+        before = parts.parted
+        parted = {
+            i
+            for i in self._skipped
+            if self._lengths[i] and (i in before or not os.path.lexists(self._paths[i]))
+        }
+        for file_index in sorted(before - parted):
+            self._move_out(parts, file_index)
+        parts.set_parted(parted)
+        self._parted = frozenset(parted)
+        unneeded = [
+            piece
+            for piece in parts.pieces()
+            if not any(f in parted for f in self._layout.files_of_piece(piece))
+        ]
+        parts.release(unneeded)
+        parts.flush()
+
+    def _move_out(self, parts: PartFile, file_index: int) -> None:
+        """Copy the bytes of ``file_index`` held in slots into the file, durably."""
+        pieces = set(self._layout.pieces_of_file(file_index))
+        handle = self._acquire(file_index, write=True)
+        assert handle is not None
+        try:
+            for piece in parts.pieces():
+                if piece not in pieces:
+                    continue
+                position = 0
+                for span in self._layout.piece_spans(piece):
+                    if span.file_index == file_index:
+                        data = parts.read(piece, position, span.length)
+                        pwrite_all(handle.fd, [memoryview(data)], span.file_offset)
+                    position += span.length
+            os.fsync(handle.fd)
+        except OSError as error:
+            raise self._error("write", file_index, error) from error
+        finally:
+            self._release(handle, wrote=True)
+
+    def _create(self, file_index: int) -> None:
+        handle = self._acquire(file_index, write=True)
+        if handle is not None:
+            self._release(handle)
 
     def _read_span(self, span: FileSpan) -> bytes:
         handle = self._acquire(span.file_index, write=False)
         if handle is None:
             return b""
         try:
-            return _pread_all(handle.fd, span.length, span.file_offset)
+            return pread_all(handle.fd, span.length, span.file_offset)
         except OSError as error:
             raise self._error("read", span.file_index, error) from error
         finally:
@@ -305,7 +409,7 @@ class FileStorage:
         handle = self._acquire(span.file_index, write=True)
         assert handle is not None
         try:
-            _pwrite_all(handle.fd, views, span.file_offset)
+            pwrite_all(handle.fd, views, span.file_offset)
         except OSError as error:
             raise self._error("write", span.file_index, error) from error
         finally:

@@ -93,14 +93,18 @@ class PieceInventory:
         """Hash whatever data exists; a seed seeds and a partial download resumes."""
         if why:
             self.log.info("{name}: checking existing data: {why}", name=self.name, why=why)
-        lengths = self.disk.existing_lengths()
-        lengths.addCallback(self._hash_existing)
-        lengths.addCallback(Inventory)
-        return lengths
+        # Pieces kept in the part file (they straddle into skipped files) count too.
+        found = defer.gatherResults(
+            [self.disk.existing_lengths(), self.disk.parted_pieces()], consumeErrors=True
+        )
+        found.addErrback(lambda failure: failure.value.subFailure)
+        found.addCallback(lambda both: self._hash_existing(*both))
+        found.addCallback(Inventory)
+        return found
 
-    def _hash_existing(self, lengths: list[int]) -> Deferred[list[int]]:
+    def _hash_existing(self, lengths: list[int], parted: list[int]) -> Deferred[list[int]]:
         padding = [f.padding for f in self.metainfo.files]
-        candidates = pieces_with_data(self.layout, lengths, padding)
+        candidates = pieces_with_data(self.layout, lengths, padding, parted)
         if not candidates:
             return defer.succeed([])
         self.log.info(

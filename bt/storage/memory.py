@@ -8,7 +8,7 @@ written come back short, holes read as zeros, and padding files read as zeros.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from zope.interface import implementer
 
@@ -86,6 +86,12 @@ class MemoryStorage:
 
     def prepare(self) -> None:
         pass  # memory has nothing to create up front
+
+    def set_skipped(self, files: Collection[int]) -> None:
+        pass  # memory creates no files, so skipped ones need nothing kept aside
+
+    def parted_pieces(self) -> list[int]:
+        return []
 
     def sync(self) -> None:
         with self._lock:

@@ -6,7 +6,7 @@ data (a seed, or a download resumed without resume state).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from twisted.internet.defer import Deferred
 
@@ -14,12 +14,16 @@ from bt.storage.layout import Layout
 
 
 def pieces_with_data(
-    layout: Layout, existing: Sequence[int], padding: Sequence[bool] = ()
+    layout: Layout,
+    existing: Sequence[int],
+    padding: Sequence[bool] = (),
+    parted: Collection[int] = (),
 ) -> list[int]:
     """Pieces all of whose bytes exist on disk (worth hashing); O(files + pieces).
 
     ``existing[i]`` is how many bytes of file ``i`` exist; padding files always count
-    as complete.
+    as complete. ``parted`` pieces have their skipped files' bytes in the part file:
+    they are worth hashing whatever their files hold.
     """
     missing: list[tuple[int, int]] = []  # torrent byte ranges that are not on disk
     offset = 0
@@ -29,6 +33,7 @@ def pieces_with_data(
             missing.append((offset + have, offset + length))
         offset += length
     candidates = []
+    extra = frozenset(parted)
     piece_length = layout.piece_length
     hole = 0
     for index in range(layout.num_pieces):
@@ -36,7 +41,7 @@ def pieces_with_data(
         end = start + layout.piece_size(index)
         while hole < len(missing) and missing[hole][1] <= start:
             hole += 1
-        if hole < len(missing) and missing[hole][0] < end:
+        if hole < len(missing) and missing[hole][0] < end and index not in extra:
             continue
         candidates.append(index)
     return candidates

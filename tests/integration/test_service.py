@@ -251,7 +251,7 @@ def test_watch_dir_torrent_completes_and_is_remembered_across_a_restart(
         stop_cleanly(again)
 
 
-def test_skipping_a_file_downloads_only_the_wanted_files_pieces(
+def test_skipping_a_file_downloads_only_the_wanted_files_pieces_and_never_creates_it(
     tmp_path: Path, opentracker: OpenTracker, libtorrent: object
 ) -> None:
     files = {"s/first.bin": 10 * PIECE + 100, "s/skipped.bin": 20 * PIECE, "s/last.bin": 5 * PIECE}
@@ -285,9 +285,26 @@ def test_skipping_a_file_downloads_only_the_wanted_files_pieces(
             assert (bt.download_dir / "s" / name).read_bytes() == (
                 tmp_path / "seed" / "s" / name
             ).read_bytes()
-        partial = bt.download_dir / "s" / "skipped.bin"
-        if partial.exists():  # only a boundary piece may have touched it (sparse)
-            assert os.stat(partial).st_blocks * 512 <= 2 * PIECE
+        # The skipped file is not created: the bytes of its two boundary pieces wait in
+        # the part file, and the neighbours' boundary pieces are whole.
+        skipped = bt.download_dir / "s" / "skipped.bin"
+        assert not skipped.exists()
+        parts = bt.state_dir / "parts" / f"{info_hash}.parts"
+        assert parts.exists()
+        # Wanted again: those bytes move into place and the rest is downloaded.
+        status, _ = bt.api(
+            "PATCH", f"/api/v1/torrents/{info_hash}", {"file_priorities": {str(index): "normal"}}
+        )
+        assert status == 200
+        whole = wait_state(
+            bt, info_hash, lambda s: s["pieces_have"] == meta.num_pieces, "the whole torrent"
+        )
+        assert whole["state"] == "seeding"
+        for name in ("first.bin", "skipped.bin", "last.bin"):
+            assert (bt.download_dir / "s" / name).read_bytes() == (
+                tmp_path / "seed" / "s" / name
+            ).read_bytes()
+        assert not parts.exists()  # no skipped file needs a slot any more
     finally:
         stop_cleanly(bt)
         seeder.close()
