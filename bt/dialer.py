@@ -57,8 +57,10 @@ class Dialer:
         private: bool = False,
         name: str = "",
         candidates: CandidatePool | None = None,
+        skip_seeds: Callable[[], bool] = lambda: False,
     ) -> None:
-        """``room()`` is how many more peers the torrent wants now (0: do not dial).
+        """``room()`` is how many more peers the torrent wants now (0: do not dial);
+        while ``skip_seeds()`` (the torrent is a seed itself) known seeds are not dialled.
 
         ``build_protocol`` makes the protocol of one connection (its attacher is
         the torrent); a private torrent (BEP 27) takes addresses only from its
@@ -72,6 +74,7 @@ class Dialer:
         self.private = private
         self.name = name
         self.candidates = candidates if candidates is not None else CandidatePool()
+        self.skip_seeds = skip_seeds
         #: Addresses dialled whose handshake has not arrived yet.
         self.in_flight: set[Address] = set()
 
@@ -98,7 +101,8 @@ class Dialer:
         free = self.slots.free
         if free is not None:
             room = min(room, free)
-        for address in self.candidates.take(self.reactor.seconds(), room):
+        due = self.candidates.take(self.reactor.seconds(), room, skip_seeds=self.skip_seeds())
+        for address in due:
             if not self.slots.acquire():
                 self.candidates.failed(address, self.reactor.seconds())
                 break
@@ -116,8 +120,13 @@ class Dialer:
         """The torrent took the peer: a good address, its failures forgotten."""
         self.candidates.connected(address)
 
-    def left(self, address: Address) -> None:
-        """A peer of the torrent is gone: try its address again later, unless banned."""
+    def left(self, address: Address, *, seed: bool = False) -> None:
+        """A peer of the torrent is gone: try its address again later, unless banned.
+
+        ``seed``: it had every piece, so a seeding torrent need not dial it again.
+        """
+        if seed:
+            self.candidates.mark_seed(address)
         if not self.candidates.is_banned(address):
             self.candidates.failed(address, self.reactor.seconds())
 
