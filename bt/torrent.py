@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +95,13 @@ class TorrentConfig:
 
 @dataclass
 class SharedLimits:
-    """What every torrent of a session draws from: global rate buckets and connection slots."""
+    """What every torrent of a session draws from: global rate buckets and connection slots
+    (and the session's own addresses, once a tracker handed one to some torrent)."""
 
     upload: TokenBucket
     download: TokenBucket
     connections: ConnectionSlots
+    own_addresses: set[Address] = field(default_factory=set)
 
     @classmethod
     def unlimited(cls, now: float) -> SharedLimits:
@@ -214,6 +216,7 @@ class Torrent(Service):
             private=metainfo.private,
             name=self.title,
             skip_seeds=lambda: self.is_finished,
+            own_addresses=self.limits.own_addresses,
         )
 
     def _new_picker(self) -> PiecePicker:
