@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_dialer import addresses, make_rig
+from test_dialer import Rig, addresses, make_rig
 from test_torrent import PIECE, _Lookup, make_torrent
 from torrents import handmade_info, handmade_torrent
 from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
@@ -21,6 +21,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 
+from bt.candidates import Address
 from bt.logs import set_log_level
 from bt.metainfo import parse_metainfo
 from bt.peer.messages import Handshake, encode_handshake
@@ -41,6 +42,14 @@ def logged() -> Iterator[list[dict[str, Any]]]:
 
 def lines(events: list[dict[str, Any]], level: LogLevel | None = None) -> list[str]:
     return [formatEvent(e) for e in events if level is None or e.get("log_level") == level]
+
+
+def one_dial() -> tuple[Rig, Address]:
+    """A dialer that has dialled one candidate, 10.0.0.1:6001."""
+    rig = make_rig()
+    (address,) = addresses(1)
+    rig.dialer.add([address])
+    return rig, address
 
 
 @pytest.mark.parametrize(
@@ -66,9 +75,7 @@ def lines(events: list[dict[str, Any]], level: LogLevel | None = None) -> list[s
 def test_an_attempt_closed_before_the_handshake_is_logged_at_debug_with_why(
     logged: list[dict[str, Any]], end: Any, reason: str
 ) -> None:
-    rig = make_rig()
-    (address,) = addresses(1)
-    rig.dialer.add([address])
+    rig, address = one_dial()
     protocol = rig.attempt(address).buildProtocol(None)
     protocol.makeConnection(StringTransport())
     end(protocol, rig.clock)
@@ -90,9 +97,7 @@ def test_an_attempt_closed_before_the_handshake_is_logged_at_debug_with_why(
 def test_an_attempt_that_never_connects_is_logged_at_debug_with_why(
     logged: list[dict[str, Any]], failure: Exception, reason: str
 ) -> None:
-    rig = make_rig()
-    (address,) = addresses(1)
-    rig.dialer.add([address])
+    rig, address = one_dial()
     rig.attempt(address).clientConnectionFailed(None, Failure(failure))
     (line,) = [line for line in lines(logged, LogLevel.debug) if "cannot connect" in line]
     assert line.startswith("t: cannot connect to 10.0.0.1:6001: ")
@@ -102,9 +107,7 @@ def test_an_attempt_that_never_connects_is_logged_at_debug_with_why(
 def test_a_peer_that_joins_leaves_no_closed_before_handshake_line(
     logged: list[dict[str, Any]],
 ) -> None:
-    rig = make_rig()
-    (address,) = addresses(1)
-    rig.dialer.add([address])
+    rig, address = one_dial()
     protocol = rig.attempt(address).buildProtocol(None)
     protocol.makeConnection(StringTransport())
     rig.dialer.arrived(address)  # what the torrent's attach does on the handshake
