@@ -8,6 +8,7 @@ the picker, which ask it constantly.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 from bt.errors import BitfieldError
 
@@ -43,11 +44,18 @@ class Bitfield:
         self._count = 0
 
     @classmethod
-    def from_bytes(cls, data: bytes | bytearray | memoryview, length: int) -> Bitfield:
-        """Parse wire bytes; refuse a wrong byte count or spare trailing bits set.
+    def from_bytes(
+        cls,
+        data: bytes | bytearray | memoryview,
+        length: int,
+        *,
+        spare_bits: Literal["refuse", "clear"] = "refuse",
+    ) -> Bitfield:
+        """Parse wire bytes; refuse a wrong byte count, and spare trailing bits set
+        unless ``spare_bits="clear"``.
 
-        Both refusals are required by BEP 3 and catch a peer that has the wrong
-        torrent or a broken encoder.
+        BEP 3 asks for both refusals. A peer's bitfield clears its spare bits
+        instead, as libtorrent does: they name no piece, so they cannot hurt.
         """
         if length < 0:
             raise ValueError(f"bitfield length must not be negative, got {length}")
@@ -59,10 +67,13 @@ class Bitfield:
         bits = bytearray(data)
         spare = expected * 8 - length
         if spare and bits[-1] & ((1 << spare) - 1):
-            raise BitfieldError(
-                f"bitfield has spare bits set after the last piece ({length - 1}):"
-                f" last byte is {bits[-1]:#04x}"
-            )
+            if spare_bits == "clear":
+                bits[-1] &= 0xFF ^ ((1 << spare) - 1)
+            else:
+                raise BitfieldError(
+                    f"bitfield has spare bits set after the last piece ({length - 1}):"
+                    f" last byte is {bits[-1]:#04x}"
+                )
         bitfield = cls.__new__(cls)
         bitfield.length = length
         bitfield._bits = bits

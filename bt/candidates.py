@@ -23,6 +23,7 @@ class _Candidate:
     failures: int = 0
     retry_at: float = 0.0
     busy: bool = False  # connecting or connected
+    seed: bool = False  # had every piece when last connected
 
 
 class CandidatePool:
@@ -43,12 +44,18 @@ class CandidatePool:
         self._known[address] = _Candidate()
         return True
 
-    def take(self, now: float, count: int) -> list[Address]:
-        """Up to ``count`` addresses due for a connection attempt, now marked busy."""
+    def take(self, now: float, count: int, *, skip_seeds: bool = False) -> list[Address]:
+        """Up to ``count`` addresses due for a connection attempt, now marked busy.
+
+        With ``skip_seeds`` (we are a seed too) addresses known as seeds are left
+        alone: both sides would only hang up, as libtorrent's peer list knows.
+        """
         chosen: list[Address] = []
         if count <= 0:
             return chosen
         for address, candidate in self._known.items():
+            if skip_seeds and candidate.seed:
+                continue
             if not candidate.busy and candidate.retry_at <= now:
                 candidate.busy = True
                 chosen.append(address)
@@ -75,6 +82,12 @@ class CandidatePool:
             return
         delay = min(RETRY_CAP, RETRY_BASE * 2 ** (candidate.failures - 1))
         candidate.retry_at = now + delay
+
+    def mark_seed(self, address: Address) -> None:
+        """The peer at ``address`` had every piece (a tracker's compact list cannot say)."""
+        candidate = self._known.get(address)
+        if candidate is not None:
+            candidate.seed = True
 
     def ban(self, address: Address) -> None:
         self._banned.add(address)

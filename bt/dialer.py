@@ -57,12 +57,16 @@ class Dialer:
         private: bool = False,
         name: str = "",
         candidates: CandidatePool | None = None,
+        skip_seeds: Callable[[], bool] = lambda: False,
+        own_addresses: set[Address] | None = None,
     ) -> None:
-        """``room()`` is how many more peers the torrent wants now (0: do not dial).
+        """``room()`` is how many more peers the torrent wants now (0: do not dial);
+        while ``skip_seeds()`` (the torrent is a seed itself) known seeds are not dialled.
 
         ``build_protocol`` makes the protocol of one connection (its attacher is
         the torrent); a private torrent (BEP 27) takes addresses only from its
-        trackers.
+        trackers. ``own_addresses`` are the session's own listening addresses as
+        learnt by any of its torrents (a tracker hands them out): never dialled.
         """
         self.reactor = reactor
         self.slots = slots
@@ -72,6 +76,8 @@ class Dialer:
         self.private = private
         self.name = name
         self.candidates = candidates if candidates is not None else CandidatePool()
+        self.skip_seeds = skip_seeds
+        self.own_addresses = own_addresses if own_addresses is not None else set()
         #: Addresses dialled whose handshake has not arrived yet.
         self.in_flight: set[Address] = set()
 
@@ -87,7 +93,8 @@ class Dialer:
                 source=source,
             )
             return
-        added = sum(self.candidates.add((host, port)) for host, port in peers)
+        own = self.own_addresses
+        added = sum(self.candidates.add(peer) for peer in peers if peer not in own)
         if added:
             self.log.debug("{name}: {added} new peer addresses", name=self.name, added=added)
         self.connect_more()
@@ -98,7 +105,11 @@ class Dialer:
         free = self.slots.free
         if free is not None:
             room = min(room, free)
-        for address in self.candidates.take(self.reactor.seconds(), room):
+        due = self.candidates.take(self.reactor.seconds(), room, skip_seeds=self.skip_seeds())
+        for address in due:
+            if address in self.own_addresses:
+                self.candidates.ban(address)  # another torrent found it is us
+                continue
             if not self.slots.acquire():
                 self.candidates.failed(address, self.reactor.seconds())
                 break
@@ -116,8 +127,13 @@ class Dialer:
         """The torrent took the peer: a good address, its failures forgotten."""
         self.candidates.connected(address)
 
-    def left(self, address: Address) -> None:
-        """A peer of the torrent is gone: try its address again later, unless banned."""
+    def left(self, address: Address, *, seed: bool = False) -> None:
+        """A peer of the torrent is gone: try its address again later, unless banned.
+
+        ``seed``: it had every piece, so a seeding torrent need not dial it again.
+        """
+        if seed:
+            self.candidates.mark_seed(address)
         if not self.candidates.is_banned(address):
             self.candidates.failed(address, self.reactor.seconds())
 
@@ -138,6 +154,23 @@ class Dialer:
         self.slots.release()
         if reason == SELF_CONNECTION:
             self.candidates.ban(address)  # our own listening address: never dial it again
+            if address not in self.own_addresses:
+                self.own_addresses.add(address)
+                self.log.info(
+                    "{name}: {host}:{port} is our own address (a tracker gave it);"
+                    " no torrent will dial it again",
+                    name=self.name,
+                    host=address[0],
+                    port=address[1],
+                )
+        elif address in self.in_flight:
+            self.log.debug(
+                "{name}: connection to {host}:{port} closed before the handshake: {reason}",
+                name=self.name,
+                host=address[0],
+                port=address[1],
+                reason=reason or "closed",
+            )
         if address in self.in_flight:
             self.in_flight.discard(address)
             self.candidates.failed(address, self.reactor.seconds())
@@ -148,9 +181,10 @@ class Dialer:
         self.in_flight.discard(address)
         self.candidates.failed(address, self.reactor.seconds())
         self.log.debug(
-            "{name}: cannot connect to {address}: {reason}",
+            "{name}: cannot connect to {host}:{port}: {reason}",
             name=self.name,
-            address=address,
+            host=address[0],
+            port=address[1],
             reason=reason,
         )
 
@@ -174,9 +208,7 @@ class _OneConnection(ClientFactory):
         protocol = self.dialer.build_protocol(addr)
         protocol.factory = self
         protocol.candidate = self.address  # type: ignore[attr-defined]
-        protocol.on_closed = lambda: self.dialer.outgoing_closed(
-            self.address, protocol.close_reason
-        )
+        protocol.on_closed = lambda: self.dialer.outgoing_closed(self.address, protocol.lost_reason)
         return protocol
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:

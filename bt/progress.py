@@ -37,21 +37,31 @@ def eta(left: int, rate: float) -> float | None:
     return left / rate if rate > 1 else None
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 peer``, ``3 peers``: English for a count of regular nouns."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def describe_progress(torrent: object) -> str:
-    """One line: ``name: 42.0% (n/m pieces), 1.2 MiB/s down, 0 B/s up, 3 peers, ETA 1m20s``."""
+    """One line: ``name: 42.0% (n/m pieces), 1.2 MiB/s down, 0 B/s up, 3 peers, ETA 1m20s``.
+
+    A seed's line speaks of the upload side only (``seeding, 80 KiB/s up, 1 peer,
+    uploaded 3.0 MiB``): the download rate of its last seconds is history.
+    """
     metainfo = torrent.metainfo  # type: ignore[attr-defined]
     picker = torrent.picker  # type: ignore[attr-defined]
     down = torrent.download_rate  # type: ignore[attr-defined]
     up = torrent.upload_rate  # type: ignore[attr-defined]
     left = torrent.bytes_left  # type: ignore[attr-defined]
-    peers = len(torrent.links)  # type: ignore[attr-defined]
+    peers = plural(len(torrent.links), "peer")  # type: ignore[attr-defined]
     done = metainfo.total_length - left
     percent = 100.0 * done / metainfo.total_length
     head = f"{metainfo.name}: {percent:.1f}% ({picker.have_count}/{metainfo.num_pieces} pieces)"
-    rates = f"{format_bytes(down.rate)}/s down, {format_bytes(up.rate)}/s up, {peers} peers"
     if left:
+        rates = f"{format_bytes(down.rate)}/s down, {format_bytes(up.rate)}/s up, {peers}"
         return f"{head}, {rates}, ETA {format_duration(eta(left, down.rate))}"
-    return f"{head}, seeding, {rates}, uploaded {format_bytes(up.total)}"
+    upload = f"{format_bytes(up.rate)}/s up, {peers}, uploaded {format_bytes(up.total)}"
+    return f"{head}, seeding, {upload}"
 
 
 def describe_totals(torrent: object) -> str:

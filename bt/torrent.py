@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,8 @@ CHOKE_INTERVAL = 10
 #: Seconds between the ticks of a torrent without peers (downloading, finished).
 IDLE_TICK_INTERVAL = 5.0
 IDLE_SEED_TICK_INTERVAL = 30.0
+#: Peers asked of a tracker per announce, downloading or seeding (``stopped`` asks none).
+NUMWANT = 50
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,13 @@ class TorrentConfig:
 
 @dataclass
 class SharedLimits:
-    """What every torrent of a session draws from: global rate buckets and connection slots."""
+    """What every torrent of a session draws from: global rate buckets and connection slots
+    (and the session's own addresses, once a tracker handed one to some torrent)."""
 
     upload: TokenBucket
     download: TokenBucket
     connections: ConnectionSlots
+    own_addresses: set[Address] = field(default_factory=set)
 
     @classmethod
     def unlimited(cls, now: float) -> SharedLimits:
@@ -211,6 +215,8 @@ class Torrent(Service):
             connect_timeout=config.connect_timeout,
             private=metainfo.private,
             name=self.title,
+            skip_seeds=lambda: self.is_finished,
+            own_addresses=self.limits.own_addresses,
         )
 
     def _new_picker(self) -> PiecePicker:
@@ -523,8 +529,13 @@ class Torrent(Service):
         self.dialer.add(peers, source)
 
     def _dial_room(self) -> int:
-        """How many more peers to dial for now: none unless the torrent is in the swarm."""
-        if self.state not in ("downloading", "seeding") or self.is_finished:
+        """How many more peers to dial for now: none unless the torrent is in the swarm.
+
+        A seed dials too, as libtorrent does: some leechers never dial the addresses
+        a tracker gives them (Transmission drops loopback ones) and are served only
+        by a seed that dials them. Known seeds are skipped (``skip_seeds``).
+        """
+        if self.state not in ("downloading", "seeding"):
             return 0
         return self.config.max_peers - len(self.links)
 
@@ -574,7 +585,7 @@ class Torrent(Service):
             self.picker.peer_gone(link, bitfield)
         else:
             self.picker.peer_requests_abandoned(link)
-        self.dialer.left(link.address)
+        self.dialer.left(link.address, seed=link.bitfield.is_complete())
         self.log.debug(
             "{name}: peer {address} gone: {reason}",
             name=self.title,
@@ -805,7 +816,8 @@ class Torrent(Service):
             # seeding goal every few seconds only (1,000 idle torrents share one timer).
             if now < self._next_idle_tick and not self._resume_dirty:
                 return
-            # A finished torrent dials nobody: only its seeding goal and state to save.
+            # A finished torrent dials its due candidates (a tracker's answer dials at
+            # once), checks its seeding goal and saves its state at a slower pace.
             idle = IDLE_SEED_TICK_INTERVAL if self.is_finished else IDLE_TICK_INTERVAL
             self._next_idle_tick = now + idle
             if self.seeding_since is not None and self.config.seed_time is not None:
@@ -853,7 +865,7 @@ class Torrent(Service):
             event=event,
             key=self._announce_key,
             ipv6=self.announce_ipv6,
-            numwant=50 if not self.is_finished else 0,
+            numwant=NUMWANT,  # a seed too wants leechers to dial (libtorrent: num_want)
         )
 
     def _disk_failed(self, failure: Failure) -> None:

@@ -55,3 +55,15 @@ def test_pool_is_bounded() -> None:
     pool = CandidatePool(limit=2)
     assert pool.add(("a", 1)) and pool.add(("b", 1))
     assert not pool.add(("c", 1))
+
+
+def test_known_seeds_are_skipped_only_when_asked() -> None:
+    """A seeding torrent leaves seeds alone; a downloading one still dials them."""
+    pool = CandidatePool()
+    seed, leecher = ("127.0.0.1", 1), ("127.0.0.1", 2)
+    pool.add(seed)
+    pool.add(leecher)
+    pool.mark_seed(seed)
+    pool.mark_seed(("127.0.0.1", 3))  # unknown: nothing to mark
+    assert pool.take(0.0, 5, skip_seeds=True) == [leecher]
+    assert pool.take(0.0, 5) == [seed]

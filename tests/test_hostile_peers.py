@@ -260,10 +260,8 @@ def test_unknown_message_ids_are_ignored_and_the_peer_stays(
         (b"", "bitfield of 0 bytes for 6 pieces, expected 1 bytes"),
         (b"\xfc\x00", "bitfield of 2 bytes for 6 pieces, expected 1 bytes"),
         (b"\xff" * 1000, "bitfield of 1000 bytes for 6 pieces, expected 1 bytes"),
-        (b"\xfd", "spare bits set after the last piece (5): last byte is 0xfd"),
-        (b"\x03", "spare bits set after the last piece (5): last byte is 0x03"),
     ],
-    ids=["empty", "one-byte-long", "huge", "spare-bit-0", "spare-bits-only"],
+    ids=["empty", "one-byte-long", "huge"],
 )
 def test_malformed_bitfield_closes_only_that_peer(
     torrent: Torrent, good_seeder: ScriptedPeer, payload: bytes, reason: str
@@ -271,6 +269,18 @@ def test_malformed_bitfield_closes_only_that_peer(
     bad = hostile(torrent)
     bad.say(BitfieldMessage(payload))
     assert_only_it_was_closed(torrent, bad, good_seeder, "bad bitfield message", reason)
+    assert_download_completes(torrent, good_seeder)
+
+
+def test_spare_bits_of_a_bitfield_are_ignored_and_the_peer_stays(
+    torrent: Torrent, good_seeder: ScriptedPeer
+) -> None:
+    """BEP 3 asks for a close; libtorrent ignores the bits, which name no piece."""
+    bad = hostile(torrent)
+    bad.say(BitfieldMessage(b"\xff"))  # six pieces and two spare bits set
+    assert_it_stays(torrent, bad, good_seeder)
+    assert [torrent.picker.availability(i) for i in range(NUM_PIECES)] == [2] * NUM_PIECES
+    torrent.picker.check_invariants()
     assert_download_completes(torrent, good_seeder)
 
 
@@ -286,16 +296,100 @@ def test_malformed_bitfield_closes_only_that_peer(
     ],
     ids=lambda m: type(m).__name__,
 )
-def test_bitfield_after_other_messages_closes_only_that_peer(
+def test_bitfield_after_other_messages_is_accepted(
     torrent: Torrent, good_seeder: ScriptedPeer, before: Message
 ) -> None:
+    """aria2 sends BITFIELD again after some HAVEs: libtorrent accepts it, so do we."""
     bad = hostile(torrent)
     bad.say(before, BitfieldMessage(Bitfield.full(NUM_PIECES).to_bytes()))
-    assert_only_it_was_closed(torrent, bad, good_seeder, "bitfield message after other messages")
+    assert_it_stays(torrent, bad, good_seeder)
+    assert torrent.picker.availability(3) == 2
+    torrent.picker.check_invariants()
     assert_download_completes(torrent, good_seeder)
 
 
+def pieces(*indexes: int) -> BitfieldMessage:
+    bitfield = Bitfield(NUM_PIECES)
+    for index in indexes:
+        bitfield.add(index)
+    return BitfieldMessage(bitfield.to_bytes())
+
+
+def test_a_late_bitfield_replaces_the_peers_pieces_in_the_availability(
+    torrent: Torrent, good_seeder: ScriptedPeer
+) -> None:
+    """Old counts removed, new ones added: HAVE 0, HAVE 1, then BITFIELD {1, 2, 3}."""
+    peer = hostile(torrent)
+    peer.say(Have(0), Have(1), pieces(1, 2, 3))
+    assert [torrent.picker.availability(i) for i in range(NUM_PIECES)] == [1, 2, 2, 2, 1, 1]
+    torrent.picker.check_invariants()
+    (link,) = [link for link in torrent.links if link.protocol is peer.protocol]
+    assert list(link.bitfield) == [1, 2, 3]
+    peer.say(pieces(), Have(5))  # an empty bitfield, then a HAVE on top of it
+    assert [torrent.picker.availability(i) for i in range(NUM_PIECES)] == [1, 1, 1, 1, 1, 2]
+    torrent.picker.check_invariants()
+    peer.protocol.connectionLost()
+    assert [torrent.picker.availability(i) for i in range(NUM_PIECES)] == [1] * NUM_PIECES
+    torrent.picker.check_invariants()
+
+
+def test_a_late_bitfield_from_a_seed_or_to_a_seed_moves_the_seed_count(torrent: Torrent) -> None:
+    peer = hostile(torrent, bitfield=True)  # a seed: one counter, not per-piece counts
+    assert torrent.picker.availability(0) == 1
+    peer.say(pieces(0))
+    assert [torrent.picker.availability(i) for i in range(NUM_PIECES)] == [1, 0, 0, 0, 0, 0]
+    peer.say(BitfieldMessage(Bitfield.full(NUM_PIECES).to_bytes()))
+    assert [torrent.picker.availability(i) for i in range(NUM_PIECES)] == [1] * NUM_PIECES
+    torrent.picker.check_invariants()
+    assert not peer.transport.disconnecting
+
+
+def test_a_late_bitfield_decides_interest_again(torrent: Torrent) -> None:
+    peer = hostile(torrent)
+    peer.heard()
+    peer.say(Have(2))
+    assert Interested() in peer.heard()
+    peer.say(pieces())
+    assert NotInterested() in peer.heard(), "nothing left that we want: say so"
+    peer.say(pieces(4))
+    assert Interested() in peer.heard()
+    assert not peer.transport.disconnecting
+
+
+def test_a_late_full_bitfield_to_a_seed_closes_the_redundant_connection(seed: Torrent) -> None:
+    peer = hostile_leecher(seed)
+    peer.say(pieces(0), Have(1))
+    assert not peer.transport.disconnecting
+    peer.say(BitfieldMessage(Bitfield.full(NUM_PIECES).to_bytes()))
+    assert peer.protocol.close_reason == "both sides are seeds"
+
+
+def test_a_seed_keeps_serving_a_leecher_that_repeats_its_bitfield(
+    seed: Torrent, good_leecher: ScriptedPeer
+) -> None:
+    """aria2's pattern from a seed's side: BITFIELD, some HAVEs, BITFIELD again."""
+    peer = hostile_leecher(seed)
+    peer.say(pieces(0), Have(1), Have(2), pieces(0, 1, 2))
+    assert not peer.transport.disconnecting
+    peer.say(Request(3, 0, BLOCK_SIZE))
+    served = [e for e in peer.heard() if isinstance(e, Piece)]
+    assert served == [Piece(3, 0, DATA[3 * PIECE : 3 * PIECE + BLOCK_SIZE])]
+    assert_seed_serves(seed, good_leecher)
+
+
 # -- have -----------------------------------------------------------------------------------
+
+
+def test_a_repeated_have_counts_once_and_the_peer_stays(
+    torrent: Torrent, good_seeder: ScriptedPeer
+) -> None:
+    """libtorrent logs a redundant HAVE and carries on; so do we."""
+    bad = hostile(torrent)
+    bad.say(Have(2), Have(2), Have(2))
+    assert_it_stays(torrent, bad, good_seeder)
+    assert torrent.picker.availability(2) == 2
+    torrent.picker.check_invariants()
+    assert_download_completes(torrent, good_seeder)
 
 
 @pytest.mark.parametrize("index", [NUM_PIECES, HUGE], ids=["one-past-the-end", "0xFFFFFFFF"])
@@ -307,6 +401,50 @@ def test_have_out_of_range_closes_only_that_peer(
     assert_only_it_was_closed(
         torrent, bad, good_seeder, f"have message for piece {index}, but the torrent has 6 pieces"
     )
+    assert_download_completes(torrent, good_seeder)
+
+
+# -- harmless ordering: accepted, never a close ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [Interested(), Interested(), Interested()],
+        [NotInterested(), NotInterested(), Interested(), Interested()],
+        [Choke(), Choke(), Unchoke(), Unchoke(), Choke()],
+        [Cancel(0, 0, BLOCK_SIZE), Cancel(1, BLOCK_SIZE, BLOCK_SIZE)],
+    ],
+    ids=["interested-thrice", "not-interested-twice", "choke-twice", "cancel-unrequested"],
+)
+def test_repeated_flags_and_stray_cancels_keep_the_peer(
+    seed: Torrent, good_leecher: ScriptedPeer, messages: list[Message]
+) -> None:
+    bad = hostile_leecher(seed)
+    bad.say(*messages)
+    assert_it_stays(seed, bad, good_leecher)
+    assert_seed_serves(seed, good_leecher)
+
+
+def test_requests_while_choked_are_dropped_and_the_peer_stays(
+    seed: Torrent, good_leecher: ScriptedPeer
+) -> None:
+    """BEP 3 without the fast extension: requests from a choked peer are ignored."""
+    bad = connect(seed, BAD_ID, 2)
+    bad.say(Request(0, 0, BLOCK_SIZE), handshake=True)  # not interested, so still choked
+    assert bad.protocol.connection.am_choking
+    assert not [e for e in bad.heard() if isinstance(e, Piece)]
+    assert_it_stays(seed, bad, good_leecher)
+    assert_seed_serves(seed, good_leecher)
+
+
+def test_requests_for_a_piece_we_lack_are_dropped_and_the_peer_stays(
+    torrent: Torrent, good_seeder: ScriptedPeer
+) -> None:
+    bad = hostile(torrent)
+    bad.say(Interested(), Request(0, 0, BLOCK_SIZE))
+    assert not [e for e in bad.heard() if isinstance(e, Piece)]
+    assert_it_stays(torrent, bad, good_seeder)
     assert_download_completes(torrent, good_seeder)
 
 

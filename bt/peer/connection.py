@@ -2,10 +2,16 @@
 
 ``PeerConnection`` turns received bytes into events and messages to send into
 bytes; it never touches a socket or a clock, so the wire rules are tested and
-fuzzed directly. Every wire check (frame size, payload length, piece ranges,
-bitfield placement) happens here, once; what an event *means* is the torrent's
-business. A violation raises ``RemoteProtocolError`` and the connection stays
-dead: every later ``receive_data`` raises again.
+fuzzed directly. Every wire check (frame size, payload length, piece ranges)
+happens here, once; what an event *means* is the torrent's business. A violation
+raises ``RemoteProtocolError`` and the connection stays dead: every later
+``receive_data`` raises again.
+
+Strict on what can hurt (lengths, ranges, memory), lenient on harmless habits of
+real clients, as libtorrent is: a BITFIELD may come again at any time (aria2
+sends one after some HAVEs) and replaces the peer's pieces; spare bits after the
+last piece are ignored; repeated flags and HAVEs are accepted (their meaning is
+idempotent, see bt/peer/link.py).
 """
 
 from __future__ import annotations
@@ -112,7 +118,10 @@ class HandshakeReceived:
 
 @dataclass(frozen=True, slots=True)
 class PeerBitfield:
-    """The peer's BITFIELD, already checked against the torrent's piece count."""
+    """The peer's BITFIELD, already checked against the torrent's piece count.
+
+    It may come at any time, not only first: a later one replaces the earlier view.
+    """
 
     bitfield: Bitfield
 
@@ -144,7 +153,6 @@ class PeerConnection:
     """Wire state of one peer: handshake, framing, range checks and the four flags."""
 
     __slots__ = (
-        "_bitfield_allowed",
         "_buffer",
         "_failure",
         "_num_pieces",
@@ -187,7 +195,6 @@ class PeerConnection:
         self.peer_choking = True
         self.peer_interested = False
         self._buffer = bytearray()
-        self._bitfield_allowed = True
         self._failure: RemoteProtocolError | None = None
 
     # -- setup -----------------------------------------------------------
@@ -285,7 +292,6 @@ class PeerConnection:
             handler = handlers.get(message_id)
             if handler is not None:
                 msg = handler(self, msg)
-                self._bitfield_allowed = False
             events.append(msg)
             pos = body + length
         if pos:
@@ -333,12 +339,11 @@ class PeerConnection:
         return msg
 
     def _on_bitfield(self, msg: BitfieldMessage) -> PeerBitfield:
-        if not self._bitfield_allowed:
-            raise RemoteProtocolError(
-                "bitfield message after other messages; it may only come first"
-            )
+        # The byte count must match (a peer of another torrent, a broken encoder);
+        # spare bits are cleared, as libtorrent does, since they name no piece.
         try:
-            return PeerBitfield(Bitfield.from_bytes(msg.payload, self._num_pieces))
+            bitfield = Bitfield.from_bytes(msg.payload, self._num_pieces, spare_bits="clear")
+            return PeerBitfield(bitfield)
         except BitfieldError as exc:
             raise RemoteProtocolError(f"bad bitfield message: {exc}") from exc
 
@@ -373,9 +378,8 @@ class PeerConnection:
         return msg
 
 
-#: Range checks and flag updates per received BEP 3 message id. Each of these
-#: closes the window in which a BITFIELD may arrive; keep-alives, PORT and unknown
-#: ids (extension handshakes, which some clients send before their bitfield) do not.
+#: Range checks and flag updates per received BEP 3 message id (keep-alives, PORT
+#: and unknown ids, such as BEP 10 extension messages, need none).
 _HANDLERS: Final[dict[int, Callable[[PeerConnection, Any], Event]]] = {
     MessageId.CHOKE: PeerConnection._on_choke,
     MessageId.UNCHOKE: PeerConnection._on_unchoke,

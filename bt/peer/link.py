@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from bt.bitfield import Bitfield
-from bt.errors import RemoteProtocolError
 from bt.peer.connection import PeerBitfield
 from bt.peer.messages import (
     BLOCK_SIZE,
@@ -123,10 +122,15 @@ class PeerLink:
         self.fill_pipeline()
 
     def on_bitfield(self, msg: PeerBitfield) -> None:
+        """The peer's pieces, first or again: a later BITFIELD (aria2 sends one after
+        some HAVEs) replaces what we knew, as in libtorrent, and interest is decided
+        again from the new view."""
+        picker = self.swarm.picker
         if self.bitfield_counted:
-            raise RemoteProtocolError("bitfield after pieces were already announced")
+            picker.replace_peer_bitfield(self, self.bitfield, msg.bitfield)
+        else:
+            picker.add_peer_bitfield(self, msg.bitfield)
         self.bitfield = msg.bitfield
-        self.swarm.picker.add_peer_bitfield(self, self.bitfield)
         self.bitfield_counted = True
         if self.swarm.picker.is_complete and self.bitfield.is_complete():
             self.protocol.drop("both sides are seeds")

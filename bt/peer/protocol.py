@@ -13,6 +13,7 @@ from typing import Any
 from typing import Protocol as TypingProtocol
 
 from twisted.internet import interfaces
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -23,6 +24,7 @@ from bt.peer.connection import Geometry, HandshakeReceived, PeerBitfield, PeerCo
 from bt.peer.messages import (
     Cancel,
     Choke,
+    Handshake,
     Have,
     Interested,
     KeepAlive,
@@ -33,6 +35,7 @@ from bt.peer.messages import (
     Request,
     Unchoke,
     Unknown,
+    encode_handshake,
     encode_piece_header,
 )
 from bt.policy.slots import ConnectionSlots
@@ -100,6 +103,8 @@ class PeerProtocol(Protocol):
         self.last_received = 0.0
         self.last_sent = 0.0
         self.close_reason: str | None = None
+        #: Why the connection ended, ours or the transport's; set when it is lost.
+        self.lost_reason: str | None = None
         self._dispatch: dict[type, Callable[[Any], None]] = {}
         self._handshake_call: Any = None
         self._closing = False
@@ -159,13 +164,14 @@ class PeerProtocol(Protocol):
             self._throttle_call.cancel()
         self._throttle_call = None
         self._closing = True
+        self.lost_reason = self.close_reason or _lost_reason(reason)
         on_closed, self.on_closed = self.on_closed, None
         if on_closed is not None:
             on_closed()
         delegate, self.delegate = self.delegate, None
         self._dispatch = {}
         if delegate is not None:
-            delegate.on_connection_lost(self.close_reason or reason.getErrorMessage())
+            delegate.on_connection_lost(self.lost_reason)
 
     # -- handshake -------------------------------------------------------
 
@@ -173,6 +179,11 @@ class PeerProtocol(Protocol):
         self._cancel_handshake_timer()
         self.peer_id = event.peer_id
         if event.peer_id == self.connection.our_peer_id:
+            if self.connection.geometry is None:
+                # Incoming, so our dialling side waits for an answer: give it our
+                # handshake, so it learns the address is ours and never dials it again.
+                answer = Handshake(event.info_hash, event.peer_id, self.connection.our_reserved)
+                self.transport.write(encode_handshake(answer))
             self.drop(SELF_CONNECTION)
             return
         try:
@@ -233,7 +244,9 @@ class PeerProtocol(Protocol):
             return
         self._closing = True
         self.close_reason = reason
-        self.log.info("dropping peer {address}: {reason}", address=self.address, reason=reason)
+        # A tracker hands us our own address on every announce: the dialer says so once.
+        emit = self.log.debug if reason == SELF_CONNECTION else self.log.info
+        emit("dropping peer {address}: {reason}", address=self.address, reason=reason)
         self._cancel_handshake_timer()
         if getattr(self.transport, "producer", None) is not None:
             self.transport.unregisterProducer()  # before loseConnection, per Twisted
@@ -277,6 +290,13 @@ class PeerProtocol(Protocol):
 
     def stopProducing(self) -> None:
         self.drop("stopped")
+
+
+def _lost_reason(reason: Failure) -> str:
+    """Words for a connection the transport closed (the peer hung up, a reset, ...)."""
+    if reason.check(ConnectionDone):
+        return "closed by the peer"
+    return reason.getErrorMessage()
 
 
 class TorrentPeerFactory(ClientFactory):

@@ -301,6 +301,37 @@ class PiecePicker:
         if not self._peers.setdefault(peer, False):
             self._raise(index)
 
+    def replace_peer_bitfield(self, peer: Hashable, old: Bitfield, new: Bitfield) -> None:
+        """The peer sent another BITFIELD (aria2 does, after some HAVEs): uncount the
+        pieces of ``old`` (its view as last counted) it no longer claims and count the
+        new ones. Its requests stay; as in libtorrent, a late bitfield replaces the
+        peer's view of its pieces and nothing else."""
+        self._check_bitfield(old)
+        self._check_bitfield(new)
+        was_seed = self._peers.get(peer)
+        if was_seed is None:
+            self.add_peer_bitfield(peer, new)
+            return
+        if was_seed or new.is_complete():
+            # A seed is one counter, not per-piece counts: move it out, then back in.
+            if was_seed:
+                self._seeds -= 1
+            else:
+                for index in old:
+                    self._lower(index)
+            del self._peers[peer]
+            self.add_peer_bitfield(peer, new)
+            return
+        # Only the difference moves: a late bitfield mostly repeats what HAVEs said.
+        before = int.from_bytes(old.to_bytes(), "big")
+        after = int.from_bytes(new.to_bytes(), "big")
+        width = (self.num_pieces + 7) // 8 * 8
+        for changed, step in ((before & ~after, self._lower), (after & ~before, self._raise)):
+            while changed:
+                top = changed.bit_length() - 1
+                step(width - 1 - top)
+                changed ^= 1 << top
+
     def peer_gone(self, peer: Hashable, bitfield: Bitfield) -> list[BlockRequest]:
         """The peer disconnected: uncount its pieces (``bitfield`` as last known) and
         return its outstanding requests to the pool (they are returned too)."""

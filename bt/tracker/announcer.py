@@ -29,7 +29,7 @@ from bt.errors import TrackerError
 from bt.logs import Logger
 from bt.tracker.announce import AnnounceRequest, AnnounceResponse, Peer
 
-__all__ = ["Announcer", "Tracker"]
+__all__ = ["Announcer", "Tracker", "tracker_name"]
 
 log = Logger()
 
@@ -38,6 +38,13 @@ class Tracker(Protocol):
     """What the announcer needs from a tracker client (HTTP, UDP, ...)."""
 
     def announce(self, request: AnnounceRequest) -> defer.Deferred[AnnounceResponse]: ...
+
+
+def tracker_name(tracker: object) -> str:
+    """How a tracker is named in messages: its (redacted) URL, never an object's repr
+    when it has one; a BEP 12 tier is named by the tracker it tries first."""
+    url = getattr(tracker, "display_url", None)
+    return url if isinstance(url, str) else repr(tracker)
 
 
 @dataclass(slots=True)
@@ -229,13 +236,13 @@ class Announcer:
         if response.warning is not None:
             log.warn(
                 "tracker {tracker} warns: {warning}",
-                tracker=state.tracker,
+                tracker=tracker_name(state.tracker),
                 warning=response.warning,
             )
         if response.malformed_peers:
             log.info(
                 "tracker {tracker} sent {count} unusable peer entries",
-                tracker=state.tracker,
+                tracker=tracker_name(state.tracker),
                 count=response.malformed_peers,
             )
         if event == "started":
@@ -263,7 +270,7 @@ class Announcer:
             log.warn(
                 "announce ({event}) to {tracker} failed: {reason}; retry in {delay:.0f} s",
                 event=event or "regular",
-                tracker=state.tracker,
+                tracker=tracker_name(state.tracker),
                 reason=failure.getErrorMessage(),
                 delay=delay,
             )
@@ -272,26 +279,26 @@ class Announcer:
                 "announce ({event}) to {tracker} failed unexpectedly; retry in {delay:.0f} s",
                 failure,
                 event=event or "regular",
-                tracker=state.tracker,
+                tracker=tracker_name(state.tracker),
                 delay=delay,
             )
         self._schedule(delay)
 
     def _stopped(self, _: AnnounceResponse) -> None:
-        log.info("announced stopped to {tracker}", tracker=self._state.tracker)
+        log.info("announced stopped to {tracker}", tracker=tracker_name(self._state.tracker))
 
     def _stop_failed(self, failure: Failure) -> None:
         if failure.check(TrackerError, defer.TimeoutError):
             log.warn(
                 "announce (stopped) to {tracker} failed: {reason}",
-                tracker=self._state.tracker,
+                tracker=tracker_name(self._state.tracker),
                 reason=failure.getErrorMessage() or "timed out",
             )
         else:
             log.failure(
                 "announce (stopped) to {tracker} failed unexpectedly",
                 failure,
-                tracker=self._state.tracker,
+                tracker=tracker_name(self._state.tracker),
             )
 
     def _clamp(self, seconds: float) -> float:

@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 
 from bt.errors import TrackerError
 from bt.tracker.announce import AnnounceRequest, AnnounceResponse
-from bt.tracker.announcer import Tracker
+from bt.tracker.announcer import Tracker, tracker_name
 from bt.tracker.scrape import ScrapeResult
 
 __all__ = ["Scraper", "TrackerTier", "build_tiers"]
@@ -65,8 +65,13 @@ class TrackerTier:
         """The trackers in the order the next announce tries them."""
         return tuple(self._trackers)
 
+    @property
+    def display_url(self) -> str:
+        """The URL of the tracker tried first (the one that answered last), for logs."""
+        return tracker_name(self._trackers[0])
+
     def __repr__(self) -> str:
-        return f"<TrackerTier {', '.join(map(_name, self._trackers))}>"
+        return f"<TrackerTier {', '.join(map(tracker_name, self._trackers))}>"
 
     def announce(self, request: AnnounceRequest) -> defer.Deferred[AnnounceResponse]:
         """Announce to the first tracker that answers; ``stopped`` only to the front one.
@@ -165,7 +170,7 @@ class _Failover:
             self.result.errback(failure)
             return
         message = str(failure.value)
-        name = _name(tracker)
+        name = tracker_name(tracker)
         self._failures.append(message if message.startswith(name) else f"{name}: {message}")
         self._next()
 
@@ -173,12 +178,6 @@ class _Failover:
         self._cancelled = True
         if self._current is not None:
             self._current.cancel()
-
-
-def _name(tracker: object) -> str:
-    """How a tracker is named in messages: its redacted URL when it has one."""
-    url = getattr(tracker, "display_url", None)
-    return url if isinstance(url, str) else repr(tracker)
 
 
 def build_tiers(

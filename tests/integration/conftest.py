@@ -30,6 +30,15 @@ def opentracker() -> Iterator[OpenTracker]:
 
 
 @pytest.fixture
+def aria2c() -> str:
+    """The aria2c program (Debian package ``aria2``): a C++ client with its own habits."""
+    program = shutil.which("aria2c")
+    need(program is not None, "aria2c is not installed (Debian package aria2)")
+    assert program is not None
+    return program
+
+
+@pytest.fixture
 def libtorrent() -> object:
     try:
         import libtorrent as lt

@@ -78,14 +78,21 @@ def nested_files() -> dict[str, int]:
     }
 
 
-def tracked_torrent(tmp_path: Path, tracker: OpenTracker, files: dict[str, int], name: str) -> Path:
-    """Content and a .torrent announcing to the running ``tracker``."""
+def tracked_torrent(
+    tmp_path: Path,
+    tracker: OpenTracker,
+    files: dict[str, int],
+    name: str,
+    piece_length: int = PIECE,
+) -> Path:
+    """Content (in tmp_path/seed) and a .torrent announcing to the running ``tracker``."""
     seed_dir = tmp_path / "seed"
     write_files(seed_dir, files)
-    provisional = libtorrent_torrent(seed_dir / name, PIECE)
+    provisional = libtorrent_torrent(seed_dir / name, piece_length)
     tracker.start([parse_metainfo(provisional).info_hash])
     torrent = tmp_path / f"{name}.torrent"
-    torrent.write_bytes(libtorrent_torrent(seed_dir / name, PIECE, tracker=tracker.announce_url))
+    announced = libtorrent_torrent(seed_dir / name, piece_length, tracker=tracker.announce_url)
+    torrent.write_bytes(announced)
     return torrent
 
 

@@ -258,24 +258,52 @@ def test_bitfield_of_wrong_length_is_rejected() -> None:
     )
 
 
-def test_bitfield_with_spare_bits_is_rejected() -> None:
-    rejected(
-        connected(),
-        frames(m.BitfieldMessage(b"\xff\xe0")),
-        r"bad bitfield message: bitfield has spare bits set after the last piece \(9\)",
-    )
+def test_spare_bits_of_a_bitfield_are_cleared_not_refused() -> None:
+    """libtorrent ignores the bits after the last piece: they name no piece, so harmless."""
+    [event] = connected().receive_data(frames(m.BitfieldMessage(b"\xff\xff")))
+    assert isinstance(event, PeerBitfield)
+    assert event.bitfield == Bitfield.full(10)
+    assert event.bitfield.count() == 10
+    assert event.bitfield.to_bytes() == b"\xff\xc0"
 
 
 @pytest.mark.parametrize(
     "before",
-    [m.Have(1), m.Unchoke(), m.Interested(), m.BitfieldMessage(b"\x00\x00")],
+    [
+        m.Have(1),
+        m.Unchoke(),
+        m.Interested(),
+        m.Request(0, 0, 16384),
+        m.BitfieldMessage(b"\xff\xc0"),
+    ],
+    ids=lambda msg: type(msg).__name__,
 )
-def test_late_bitfield_is_rejected(before: m.Message) -> None:
-    rejected(
-        connected(),
-        frames(before, m.BitfieldMessage(b"\x00\x00")),
-        "bitfield message after other messages; it may only come first",
-    )
+def test_a_late_bitfield_is_accepted_and_replaces_the_first(before: m.Message) -> None:
+    """aria2 sends BITFIELD again after some HAVEs; libtorrent accepts it at any time."""
+    conn = connected()
+    events = conn.receive_data(frames(before, m.BitfieldMessage(b"\x80\x40")))
+    assert not conn.failed
+    assert isinstance(events[-1], PeerBitfield)
+    assert list(events[-1].bitfield) == [0, 9]
+
+
+def test_a_late_bitfield_of_the_wrong_length_is_still_refused() -> None:
+    conn = connected()
+    conn.receive_data(frames(m.Have(1)))
+    rejected(conn, frames(m.BitfieldMessage(b"\xff")), "bitfield of 1 bytes for 10 pieces")
+
+
+@pytest.mark.parametrize(
+    "repeated",
+    [m.Choke(), m.Unchoke(), m.Interested(), m.NotInterested(), m.Have(3)],
+    ids=lambda msg: type(msg).__name__,
+)
+def test_repeated_flags_and_haves_are_accepted(repeated: m.Message) -> None:
+    """A second CHOKE, INTERESTED or HAVE of the same piece says nothing new: no error."""
+    conn = connected()
+    events = conn.receive_data(frames(repeated, repeated, repeated))
+    assert events == [repeated] * 3
+    assert not conn.failed
 
 
 def test_bitfield_may_follow_keep_alive_port_and_extension_messages() -> None:

@@ -122,6 +122,32 @@ def test_ties_stay_random_after_a_partial_bitfield_moves_pieces_between_buckets(
     assert len(firsts) > 3
 
 
+def test_a_replaced_bitfield_uncounts_the_old_pieces_and_counts_the_new() -> None:
+    picker = make_picker(4)
+    picker.add_peer_bitfield("a", bits(4, {0, 1}))
+    picker.add_peer_have("a", 2)
+    picker.replace_peer_bitfield("a", bits(4, {0, 1, 2}), bits(4, {1, 3}))
+    assert [picker.availability(i) for i in range(4)] == [0, 1, 0, 1]
+    picker.replace_peer_bitfield("a", bits(4, {1, 3}), Bitfield.full(4))  # now a seed
+    assert [picker.availability(i) for i in range(4)] == [1, 1, 1, 1]
+    picker.replace_peer_bitfield("a", Bitfield.full(4), bits(4, {2}))  # a seed no more
+    assert [picker.availability(i) for i in range(4)] == [0, 0, 1, 0]
+    picker.check_invariants()
+    picker.peer_gone("a", bits(4, {2}))
+    assert [picker.availability(i) for i in range(4)] == [0, 0, 0, 0]
+    picker.check_invariants()
+
+
+def test_a_replaced_bitfield_keeps_the_peers_requests() -> None:
+    picker = make_picker(4)
+    picker.add_peer_bitfield("a", bits(4, {0}))
+    requested = picker.pick("a", bits(4, {0}), 2)
+    assert requested
+    picker.replace_peer_bitfield("a", bits(4, {0}), bits(4, {0, 1}))
+    assert picker.outstanding_requests("a") == requested
+    picker.check_invariants()
+
+
 def test_losing_a_peer_makes_its_pieces_rarer_again() -> None:
     picker = make_picker(4)
     picker.add_peer_bitfield("a", bits(4, {0, 1, 2, 3}))  # a seed
@@ -567,6 +593,21 @@ class PickerMachine(RuleBasedStateMachine):
         if index not in bitfield:
             bitfield.add(index)
             self.picker.add_peer_have(peer, index)
+
+    @rule(peer=st.sampled_from(PEERS), data=st.data())
+    def late_bitfield(self, peer: str, data: st.DataObject) -> None:
+        """A BITFIELD again (aria2 sends one after HAVEs): availability follows it."""
+        pieces = data.draw(st.sets(st.integers(0, self.n - 1)) | st.just(set(range(self.n))))
+        new = bits(self.n, pieces)
+        old = self.bitfields.get(peer)
+        if old is None:
+            self.picker.add_peer_bitfield(peer, new.copy())
+        else:
+            self.picker.replace_peer_bitfield(peer, old, new)
+        self.bitfields[peer] = new
+        for index in range(self.n):
+            expected = sum(index in b for b in self.bitfields.values())
+            assert self.picker.availability(index) == expected
 
     @rule(peer=st.sampled_from(PEERS))
     def disconnect(self, peer: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from twisted.internet import defer, task
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 
 from bt.errors import TrackerError
@@ -273,6 +274,24 @@ def test_an_announcer_drives_a_tier_through_a_dead_tracker() -> None:
     assert [r.event for r in alive.requests] == ["started", "stopped"]
     assert [r.event for r in dead.requests] == ["started"]
     assert clock.getDelayedCalls() == []
+
+
+def test_announcer_logs_name_a_tier_by_its_tracker_url_not_its_repr() -> None:
+    """'announced stopped to <TrackerTier http://...>' was an object's repr in the log."""
+    clock = task.Clock()
+    dead, alive = trackers(clock, "silent", "ok")
+    tier = TrackerTier([dead, alive], InOrder())
+    announcer = Announcer(
+        tier, clock, random.Random(1), lambda event: replace(REQUEST, event=event), list
+    )
+    with capturedLogs() as events:
+        announcer.start()
+        clock.advance(TIMEOUT)
+        result_of(announcer.stop())
+    lines = [formatEvent(e) for e in events if e.get("log_namespace", "").startswith("bt.")]
+    assert tier.display_url == alive.display_url, "the tracker that answered comes first"
+    assert f"announced stopped to {alive.display_url}" in lines
+    assert not [line for line in lines if "<" in line], lines
 
 
 # --- scrape ---------------------------------------------------------------------------
