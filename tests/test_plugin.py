@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import stat
@@ -338,3 +339,24 @@ def test_an_explicit_umask_is_honoured(
     os.kill(pid, signal.SIGKILL)  # nothing to see at exit; quick
     wait_until(lambda: not alive(pid), "the daemon to exit")
 
+
+# -- Twisted's plugin cache ----------------------------------------------------------
+
+CACHE_COMMAND = re.compile(r'python -c "(from twisted\.plugin import [^"]+)"')
+
+
+def test_the_documented_command_refreshes_the_plugin_cache(tmp_path: Path) -> None:
+    """docs/operations.rst and contrib/bt.service give one command; it writes dropin.cache."""
+    commands = {
+        CACHE_COMMAND.search((REPO / name).read_text()).group(1)  # type: ignore[union-attr]
+        for name in ("docs/operations.rst", "contrib/bt.service")
+    }
+    assert commands == {"from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"}
+    (code,) = commands
+    plugins = tmp_path / "site" / "twisted" / "plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "bittorrent.py").write_text((REPO / "twisted/plugins/bittorrent.py").read_text())
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    result = python("-c", code, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert b"bittorrent" in (plugins / "dropin.cache").read_bytes()
