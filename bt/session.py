@@ -17,12 +17,14 @@ from twisted.internet import defer
 from twisted.internet.address import IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from bt import __version__
+from bt.endpoints import describe_listen_error
 from bt.errors import BtError, DuplicateTorrentError, TrackerError, UnknownTorrentError
 from bt.interfaces import IStorage
 from bt.logs import Logger
@@ -34,6 +36,7 @@ from bt.progress import format_bytes
 from bt.registry import TorrentRecord, TorrentRegistry
 from bt.settings import SessionSettings, SettingsFile
 from bt.snapshot import torrent_status
+from bt.statelock import StateDirLock
 from bt.status import UNCHANGED, FilePriority, SessionStatus, TorrentStatus
 from bt.storage.delete import delete_files
 from bt.storage.disk import DiskQueue
@@ -65,6 +68,8 @@ class SessionConfig:
     max_connections: int | None = 500
     #: Hash all existing data at start even when resume state looks valid.
     recheck: bool = False
+    #: The umask of downloaded files and folders (0o022: 0644/0755); None: the process's.
+    data_umask: int | None = None
 
 
 def make_peer_id(rng: random.Random) -> bytes:
@@ -100,6 +105,8 @@ class Session(MultiService):
             ConnectionSlots(config.max_connections),
         )
         self._listening: IListeningPort | None = None
+        #: Held while the session runs: one process per state folder.
+        self.state_lock = StateDirLock(config.state_dir)
         self.registry = TorrentRegistry(config.state_dir)
         #: The global limits last in force, kept across restarts.
         self.settings = SettingsFile(config.state_dir)
@@ -193,7 +200,9 @@ class Session(MultiService):
                 metainfo.piece_length,
                 len(metainfo.files),
             )
-            storage = FileStorage(folder, metainfo.files, layout, parts=parts)
+            storage = FileStorage(
+                folder, metainfo.files, layout, parts=parts, umask=self.config.data_umask
+            )
             shown_folder = str(folder)
         else:
             shown_folder = ""
@@ -521,20 +530,40 @@ class Session(MultiService):
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()  # a JSON log starts first and sees what follows
-        self._listen()
+        self.listen()
 
-    def _listen(self) -> None:
-        """Bind the peer port; twistd does it before dropping privileges, embedders at start."""
+    def lock_state_dir(self) -> None:
+        """Take the state folder's lock, or StateDirBusy naming the daemon that has it.
+
+        Idempotent; twistd's ``makeService`` takes it before forking, the
+        session itself at start (after twistd dropped root, for ``--uid``).
+        """
+        self.state_lock.acquire()
+
+    def listen(self) -> None:
+        """Bind the peer port or raise BtError naming ``--listen`` and the cause.
+
+        Idempotent: twistd's ``makeService`` binds before forking (see
+        bt.startup), ``privilegedStartService`` before dropping privileges,
+        embedders at start.
+        """
         if self._listening is not None:
             return
-        endpoint = serverFromString(self.reactor, with_backlog(self.config.listen))
+        given = self.config.listen
+        try:
+            endpoint = serverFromString(self.reactor, with_backlog(given))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BtError(f"--listen {given}: not a valid endpoint: {exc}") from exc
         factory = IncomingPeerFactory(self.peer_id, self, self.reactor, self.limits.connections)
         outcome: list[Any] = []
         endpoint.listen(factory).addBoth(outcome.append)
         if not outcome:
-            raise RuntimeError(f"--listen {self.config.listen}: did not start listening")
+            raise BtError(f"--listen {given}: did not start listening")
         if isinstance(outcome[0], Failure):
-            outcome[0].raiseException()
+            error = outcome[0].value
+            if not isinstance(error, CannotListenError | OSError):
+                outcome[0].raiseException()
+            raise BtError(f"--listen {given}: {describe_listen_error(error)}") from error
         self._listening = outcome[0]
         for torrent in self.torrents.values():
             torrent.port = self.port
@@ -542,7 +571,12 @@ class Session(MultiService):
         self.log.info("listening for peers on port {port}", port=self.port)
 
     def startService(self) -> None:
-        self._listen()
+        self.lock_state_dir()
+        try:
+            self.listen()
+        except BaseException:
+            self.state_lock.release()
+            raise
         # The disk threads first: starting torrents queue disk jobs at once.
         self.disk_threads.start()
         # Safety net, as for the reactor's pool: non-daemon threads would hang exit.
@@ -574,8 +608,14 @@ class Session(MultiService):
         stopped.addCallback(lambda _: self._registry_writes)
         stopped.addCallback(lambda _: self._stop_disk_threads())
         stopped.addCallback(lambda _: self._http_pool.closeCachedConnections())
-        stopped.addCallback(lambda _: None)
+        stopped.addBoth(self._release_state_dir)
         return stopped
+
+    def _release_state_dir(self, result: object) -> None:
+        """Last of all: every file in the state folder is written by now."""
+        self.state_lock.release()
+        if isinstance(result, Failure):
+            self.log.failure("stopping the session failed", result)
 
 
 #: Connections the kernel queues before we accept them. Twisted's default of 50

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,9 @@ from pathlib import Path
 from twisted.application import service
 from twisted.python import usage
 
-from bt.errors import MetainfoError
+from bt import startup
+from bt.endpoints import check_endpoint
+from bt.errors import BtError, MetainfoError
 from bt.logs import LEVELS
 from bt.metainfo import Metainfo, load_metainfo
 from bt.status import UNCHANGED
@@ -22,6 +25,8 @@ from bt.units import parse_duration, parse_rate
 
 #: The control API's default address: loopback only, next to Transmission's 9091.
 DEFAULT_CONTROL = "tcp:9092:interface=127.0.0.1"
+#: Where the API listens when the default port is taken (a second daemon): any free port.
+FALLBACK_CONTROL = "tcp:0:interface=127.0.0.1"
 
 
 def default_state_dir() -> Path:
@@ -110,9 +115,10 @@ class Options(usage.Options):
         [
             "control",
             "c",
-            DEFAULT_CONTROL,
+            None,
             "Twisted endpoint of the control API and metrics (loopback unless an "
-            "interface= says otherwise); 'none' turns it off.",
+            f"interface= says otherwise); 'none' turns it off. Default: {DEFAULT_CONTROL}, "
+            "or any free loopback port when that one is taken.",
         ],
         ["log-level", None, "info", "Lowest level of bt's log events: " + ", ".join(LEVELS)],
         ["json-log", None, None, "Also log every event as one JSON line to FILE ('-': stdout)."],
@@ -128,6 +134,30 @@ class Options(usage.Options):
         self["torrents"].append(path)
 
     opt_t = opt_torrent
+
+    def opt_version(self) -> None:
+        """Show bt's version (and Twisted's and Python's), then exit."""
+        import twisted
+        from bt import __version__
+
+        print(
+            f"bt {__version__} (Twisted {twisted.__version__}, Python {platform.python_version()})"
+        )
+        sys.exit(0)
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """Every option error leaves through :func:`bt.startup.fail`: one line, on stderr.
+
+        twistd would print its whole usage text to stdout and then the message;
+        the usage text is for ``--help``.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as exc:
+            # bt's own checks name the option and the value ("--max-peers: 'x' is ...");
+            # getopt's ("option --bogus not recognized") get a pointer to --help too.
+            message = str(exc)
+            startup.fail(message, hint=not message.startswith("--"))
 
     def postOptions(self) -> None:
         download_dir = Path(self["download-dir"])
@@ -150,13 +180,29 @@ class Options(usage.Options):
         if self["seed-time"] is not None:
             self._convert("seed-time", parse_duration)
         if self["log-level"] not in LEVELS:
-            raise usage.UsageError(f"--log-level: choose one of {', '.join(LEVELS)}")
+            raise usage.UsageError(
+                f"--log-level: {self['log-level']!r} is not a level; choose one of "
+                + ", ".join(LEVELS)
+            )
         if self["watch-dir"] is not None:
             self["watch-dir"] = Path(self["watch-dir"])
             if self["watch-dir"].exists() and not self["watch-dir"].is_dir():
                 _fail(f"--watch-dir {self['watch-dir']}: not a folder")
-        if self["control"].strip().lower() in ("", "none", "off"):
+        problem = check_endpoint("listen", self["listen"])
+        if problem is not None:
+            raise usage.UsageError(problem)
+        #: Only the default control endpoint may move to another port when taken.
+        self["control-fallback"] = FALLBACK_CONTROL if self["control"] is None else None
+        if self["control"] is None:
+            self["control"] = DEFAULT_CONTROL
+        elif self["control"].strip().lower() in ("", "none", "off"):
             self["control"] = None
+        else:
+            from bt.control.service import loopback_by_default
+
+            problem = check_endpoint("control", loopback_by_default(self["control"]))
+            if problem is not None:
+                raise usage.UsageError(problem)
         for path in self["torrents"]:
             try:
                 self.metainfos.append((Path(path), load_metainfo(path)))
@@ -195,13 +241,8 @@ def _ratio(text: str) -> float:
 
 
 def _fail(message: str) -> None:
-    """Stop twistd with one readable line, before it daemonises.
-
-    A ``UsageError`` would make twistd print its whole usage text around the
-    message; a bad torrent file deserves just the file and the problem.
-    """
-    print(f"twistd bittorrent: error: {message}", file=sys.stderr)
-    raise SystemExit(1)
+    """A problem with what an option names (a torrent file, a folder): one line, no hint."""
+    startup.fail(message)
 
 
 def makeService(options: Options) -> service.IService:
@@ -213,6 +254,7 @@ def makeService(options: Options) -> service.IService:
     from bt.watchdir import WatchDirectory
 
     set_log_level(options["log-level"])
+    twistd = startup.TwistdSettings(getattr(options, "parent", None))
 
     config = SessionConfig(
         download_dir=options["download-dir"],
@@ -222,6 +264,7 @@ def makeService(options: Options) -> service.IService:
         download_limit=options["download-limit"],
         max_connections=options["max-connections"],
         recheck=bool(options["recheck"]),
+        data_umask=twistd.data_umask,
         torrent=TorrentConfig(
             max_peers=options["max-peers"],
             upload_slots=options["upload-slots"],
@@ -232,8 +275,11 @@ def makeService(options: Options) -> service.IService:
         ),
     )
     session = Session(config)
+    if not twistd.switches_user:  # else as the service's user, at start (files it owns)
+        _early(session.lock_state_dir)
     if options["json-log"]:
         JSONLogService(options["json-log"]).setServiceParent(session)
+    startup.QuietRepeatedSignals().setServiceParent(session)
     session.restore()
     for _path, metainfo in options.metainfos:
         try:
@@ -244,10 +290,21 @@ def makeService(options: Options) -> service.IService:
         WatchDirectory(
             options["watch-dir"], session.add_torrent, run_blocking=session.run_blocking
         ).setServiceParent(session)
+    # Bound here, before twistd forks: a taken port is reported whole (see bt.startup).
+    _early(session.listen)
     if options["control"] is not None:
         from bt.control.service import ControlService
 
-        ControlService(session, options["control"], options["state-dir"]).setServiceParent(session)
+        control = ControlService(
+            session,
+            options["control"],
+            options["state-dir"],
+            fallback=options["control-fallback"],
+        )
+        control.setServiceParent(session)
+        _early(control.listen)
+        if not twistd.switches_user:
+            _early(control.load_token)
     if options["exit-when-done"]:
         from bt.exitwhendone import ExitWhenDone, exit_with_status
 
@@ -258,3 +315,11 @@ def makeService(options: Options) -> service.IService:
             wait_for_first=options["watch-dir"] is not None,
         ).setServiceParent(session)
     return session
+
+
+def _early(step: Callable[[], None]) -> None:
+    """Run a start-up step now; a BtError (it names the option) stops twistd with one line."""
+    try:
+        step()
+    except BtError as exc:
+        startup.fail(str(exc))

@@ -5,26 +5,43 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from twisted.python import usage
+import pytest_twisted
 
 from bt.exitwhendone import ExitWhenDone
 from bt.status import UNCHANGED
 from bt.tap import Options, makeService
 
 
-def parsed(tmp_path: Path, *argv: str) -> Options:
+def parsed(tmp_path: Path, *argv: str, state: str = "state") -> Options:
+    """Options on a free loopback port, without the control API (makeService binds both)."""
     options = Options()
-    options.parseOptions(["--state-dir", str(tmp_path / "state"), "-d", str(tmp_path), *argv])
+    options.parseOptions(
+        [
+            "--state-dir",
+            str(tmp_path / state),
+            "-d",
+            str(tmp_path),
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--control",
+            "none",
+            *argv,
+        ]
+    )
     return options
 
 
 @pytest.mark.parametrize(("option", "text"), [("seed-ratio", "0"), ("seed-time", "0")])
-def test_a_seeding_goal_of_zero_is_accepted(tmp_path: Path, option: str, text: str) -> None:
+@pytest_twisted.ensureDeferred
+async def test_a_seeding_goal_of_zero_is_accepted(tmp_path: Path, option: str, text: str) -> None:
     options = parsed(tmp_path, f"--{option}", text)
     assert options[option] == 0.0
     session = makeService(options)
-    key = option.replace("-", "_")
-    assert getattr(session.config.torrent, key) == 0.0  # type: ignore[attr-defined]
+    try:
+        key = option.replace("-", "_")
+        assert getattr(session.config.torrent, key) == 0.0  # type: ignore[attr-defined]
+    finally:
+        await session.stopService()  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -35,25 +52,39 @@ def test_a_seeding_goal_of_zero_is_accepted(tmp_path: Path, option: str, text: s
         (["--seed-time", "-5"], "--seed-time: '-5' is not a duration"),
     ],
 )
-def test_a_negative_goal_is_refused(tmp_path: Path, argv: list[str], message: str) -> None:
-    with pytest.raises(usage.UsageError, match=message):
+def test_a_negative_goal_is_refused(
+    tmp_path: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
         parsed(tmp_path, *argv)
+    assert capsys.readouterr().err.startswith(f"twistd bittorrent: error: {message}")
 
 
-def test_exit_when_done_adds_the_watcher(tmp_path: Path) -> None:
-    session = makeService(parsed(tmp_path, "--exit-when-done", "--control", "none"))
-    (watcher,) = [s for s in session if isinstance(s, ExitWhenDone)]  # type: ignore[attr-defined]
-    assert watcher.torrents is session.torrents  # type: ignore[attr-defined]
-    assert not watcher.wait_for_first
-    with_folder = parsed(tmp_path, "--exit-when-done", "--control", "none", "-w", str(tmp_path))
+@pytest_twisted.ensureDeferred
+async def test_exit_when_done_adds_the_watcher(tmp_path: Path) -> None:
+    session = makeService(parsed(tmp_path, "--exit-when-done"))
+    try:
+        (watcher,) = [s for s in session if isinstance(s, ExitWhenDone)]  # type: ignore[attr-defined]
+        assert watcher.torrents is session.torrents  # type: ignore[attr-defined]
+        assert not watcher.wait_for_first
+    finally:
+        await session.stopService()  # type: ignore[attr-defined]
+    with_folder = parsed(tmp_path, "--exit-when-done", "-w", str(tmp_path), state="state2")
     session = makeService(with_folder)
-    (watcher,) = [s for s in session if isinstance(s, ExitWhenDone)]  # type: ignore[attr-defined]
-    assert watcher.wait_for_first, "a watch folder may bring the first torrent later"
+    try:
+        (watcher,) = [s for s in session if isinstance(s, ExitWhenDone)]  # type: ignore[attr-defined]
+        assert watcher.wait_for_first, "a watch folder may bring the first torrent later"
+    finally:
+        await session.stopService()  # type: ignore[attr-defined]
 
 
-def test_no_watcher_without_the_option(tmp_path: Path) -> None:
-    session = makeService(parsed(tmp_path, "--control", "none"))
-    assert not [s for s in session if isinstance(s, ExitWhenDone)]  # type: ignore[attr-defined]
+@pytest_twisted.ensureDeferred
+async def test_no_watcher_without_the_option(tmp_path: Path) -> None:
+    session = makeService(parsed(tmp_path))
+    try:
+        assert not [s for s in session if isinstance(s, ExitWhenDone)]  # type: ignore[attr-defined]
+    finally:
+        await session.stopService()  # type: ignore[attr-defined]
 
 
 def test_global_limits_not_given_leave_the_saved_ones_in_force(tmp_path: Path) -> None:

@@ -1,10 +1,13 @@
 """ControlService: the control API's listener, token and endpoint file, started by twistd.
 
-It binds in ``privilegedStartService`` (like the peer listener) and raises when
-the port cannot be bound, so twistd exits non-zero instead of running a daemon
-nobody can control. The API listens on loopback unless the user names another
-interface: a ``tcp:``/``tcp6:``/``ssl:`` endpoint without ``interface=`` gets
-the loopback one.
+It binds in ``privilegedStartService`` (like the peer listener; ``makeService``
+binds it earlier still, see :mod:`bt.startup`) and raises when the port cannot
+be bound, so twistd exits non-zero instead of running a daemon nobody can
+control. Only the default endpoint has a ``fallback``: a second daemon on the
+machine finds 9092 taken and listens on a free loopback port instead, which
+``control.json`` tells the CLI. The API listens on loopback unless the user
+names another interface: a ``tcp:``/``tcp6:``/``ssl:`` endpoint without
+``interface=`` gets the loopback one.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from twisted.application.service import Service
 from twisted.internet import defer, threads
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.python.failure import Failure
 
@@ -26,6 +30,7 @@ from bt.control.api import ControlResource, ControlSession
 from bt.control.auth import BearerAuth
 from bt.control.files import ensure_token, remove_control_info, write_control_info
 from bt.control.site import ControlConnections, ControlSite
+from bt.endpoints import describe_listen_error
 from bt.errors import BtError
 from bt.logs import Logger
 
@@ -69,9 +74,17 @@ class ControlService(Service):
     """Serves the control API of ``session`` on ``endpoint`` and publishes it in ``state_dir``."""
 
     def __init__(
-        self, session: ControlSession, endpoint: str, state_dir: Path, reactor: Any = None
+        self,
+        session: ControlSession,
+        endpoint: str,
+        state_dir: Path,
+        reactor: Any = None,
+        *,
+        fallback: str | None = None,
     ) -> None:
         self.endpoint = loopback_by_default(endpoint)
+        #: Where to listen instead when ``endpoint`` cannot be bound (the default one only).
+        self.fallback = loopback_by_default(fallback) if fallback is not None else None
         self.state_dir = state_dir
         self._reactor = reactor
         blocking = getattr(session, "run_blocking", None) or threads.deferToThread
@@ -83,13 +96,13 @@ class ControlService(Service):
         self.url: str | None = None
 
     def privilegedStartService(self) -> None:
-        self._listen()
+        self.listen()
         super().privilegedStartService()
 
     def startService(self) -> None:
-        self._listen()
+        self.listen()
         try:
-            self._auth.token = ensure_token(self.state_dir)
+            self.load_token()
             assert self.url is not None
             write_control_info(self.state_dir, self.url)
         except BaseException:
@@ -111,35 +124,62 @@ class ControlService(Service):
             return defer.succeed(None)
         return defer.maybeDeferred(port.stopListening)
 
-    def _listen(self) -> None:
-        """Bind now or raise: a daemon nobody can control must not start."""
+    def load_token(self) -> None:
+        """Read (or create) the API token; idempotent, so twistd may call it early."""
+        if self._auth.token is None:
+            self._auth.token = ensure_token(self.state_dir)
+
+    def listen(self) -> None:
+        """Bind now or raise BtError: a daemon nobody can control must not start."""
         if self._port is not None:
             return
+        try:
+            self._port = self._bind(self.endpoint)
+        except CannotListenError as exc:
+            if self.fallback is None:
+                raise BtError(f"--control {self.endpoint}: {describe_listen_error(exc)}") from exc
+            self._port = self._bind(self.fallback)
+            self.url = _url(self._port, https=self.fallback.lower().startswith("ssl:"))
+            log.warn(
+                "control API: {endpoint} is taken ({error}); listening on {url} instead "
+                "(written to {info}, where 'bt' finds it)",
+                endpoint=self.endpoint,
+                error=describe_listen_error(exc),
+                url=self.url,
+                info=str(self.state_dir / "control.json"),
+            )
+            return
+        self.url = _url(self._port, https=self.endpoint.lower().startswith("ssl:"))
+
+    def _bind(self, description: str) -> IListeningPort:
+        """The listening port, CannotListenError when taken, BtError when ``description`` is bad."""
         reactor = self._reactor
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
             reactor = default_reactor
-        interface = _interface(self.endpoint.partition(":")[2])
+        interface = _interface(description.partition(":")[2])
         if interface is not None and not _is_loopback(interface):
             log.warn(
                 "control API endpoint {endpoint} is not loopback: anyone who can reach it and "
                 "has the token controls the daemon; put TLS in front of it",
-                endpoint=self.endpoint,
+                endpoint=description,
             )
         try:
-            endpoint = serverFromString(reactor, self.endpoint)
+            endpoint = serverFromString(reactor, description)
         except (ValueError, TypeError, KeyError) as exc:
-            raise BtError(f"control API endpoint {self.endpoint!r} is not valid: {exc}") from exc
+            raise BtError(f"--control {description}: not a valid endpoint: {exc}") from exc
         outcome: list[Any] = []
         endpoint.listen(self._connections).addBoth(outcome.append)
         if not outcome:
-            raise BtError(f"control API endpoint {self.endpoint}: did not start listening")
+            raise BtError(f"--control {description}: did not start listening")
         if isinstance(outcome[0], Failure):
             error = outcome[0].value
-            raise BtError(f"control API cannot listen on {self.endpoint}: {error}") from error
-        self._port = outcome[0]
-        self.url = _url(self._port, https=self.endpoint.lower().startswith("ssl:"))
+            if isinstance(error, CannotListenError):
+                raise error
+            raise BtError(f"--control {description}: {describe_listen_error(error)}") from error
+        port: IListeningPort = outcome[0]
+        return port
 
 
 def _url(port: IListeningPort, *, https: bool) -> str:

@@ -11,6 +11,11 @@ resolves outside the download folder (through a symlink) is refused.
 Skipped files are not created: the bytes of pieces that straddle into one are
 kept in a part file (``bt.storage.partfile``) and moved into the file once it
 is wanted again (``set_skipped``).
+
+New files get mode 0666 and folders 0777 less the process umask, as other
+programs' files do (libtorrent and Transmission too); with ``umask=`` they get
+exactly that umask's modes instead, whatever the process umask (twistd sets
+077 when it daemonises, which would hide downloads from a media server).
 """
 
 from __future__ import annotations
@@ -134,6 +139,46 @@ def pread_all(fd: int, length: int, offset: int) -> bytes:
     return b"".join(chunks)
 
 
+def _make_folders(folder: str, mode: int | None) -> None:
+    """``os.makedirs``; with ``mode``, each folder it creates gets exactly that mode."""
+    if mode is None:
+        os.makedirs(folder, exist_ok=True)
+        return
+    missing = []
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for new in reversed(missing):
+        try:
+            os.mkdir(new, mode)
+        except FileExistsError:
+            continue  # another disk thread made it; a file in the way fails the next step
+        _set_mode(new, mode)
+
+
+def _create(path: str, mode: int | None) -> int:
+    """Open ``path`` for writing, created if missing; with ``mode``, a new file gets exactly it."""
+    if mode is None:
+        return os.open(path, os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, mode)
+    except FileExistsError:
+        return os.open(path, os.O_RDWR | _O_CLOEXEC)
+    _set_mode(fd, mode)
+    return fd
+
+
+def _set_mode(target: int | str, mode: int) -> None:
+    """chmod past the process umask; file systems without Unix modes (vfat) refuse: fine."""
+    try:
+        os.chmod(target, mode)
+    except PermissionError:
+        pass
+
+
 @dataclass(slots=True)
 class _Handle:
     """An open descriptor shared by threads; closed only when no thread holds it."""
@@ -170,6 +215,7 @@ class FileStorage:
         *,
         max_open: int = 64,
         parts: PartFile | None = None,
+        umask: int | None = None,
     ) -> None:
         if max_open < 1:
             raise ValueError(f"max_open must be at least 1, got {max_open}")
@@ -185,6 +231,9 @@ class FileStorage:
         self._lengths = layout.file_lengths
         self._padding = tuple(bool(entry.padding) for entry in entries)
         self._max_open = max_open
+        #: Exact modes of new files and folders; None: the process umask decides.
+        self._file_mode = None if umask is None else 0o666 & ~umask
+        self._folder_mode = None if umask is None else 0o777 & ~umask
         self._lock = threading.Lock()
         self._handles: OrderedDict[int, _Handle] = OrderedDict()
         self._dirty_closed: set[int] = set()
@@ -470,10 +519,9 @@ class FileStorage:
         self._check_inside_root(file_index)
         try:
             if write:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
+                _make_folders(os.path.dirname(path), self._folder_mode)
                 self._check_inside_root(file_index)  # the folders we just made are real now
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o644)
-                return _Handle(file_index, fd, writable=True)
+                return _Handle(file_index, _create(path, self._file_mode), writable=True)
             try:
                 return _Handle(file_index, os.open(path, os.O_RDWR | _O_CLOEXEC), writable=True)
             except FileNotFoundError:

@@ -95,8 +95,13 @@ async def test_a_port_in_use_fails_the_start_loudly(tmp_path: Path) -> None:
     try:
         port = first.url.rsplit(":", 1)[1].rstrip("/")  # type: ignore[union-attr]
         second = ControlService(FakeSession(), f"tcp:{port}", tmp_path / "b")
-        with pytest.raises(BtError, match=f"cannot listen on tcp:{port}:interface=127.0.0.1"):
+        message = (
+            f"--control tcp:{port}:interface=127.0.0.1: "
+            f"cannot listen on 127.0.0.1:{port}: Address already in use"
+        )
+        with pytest.raises(BtError) as raised:
             second.privilegedStartService()
+        assert str(raised.value) == message
         with pytest.raises(BtError):
             second.startService()
         assert not (tmp_path / "b" / CONTROL_INFO).exists()
@@ -104,8 +109,36 @@ async def test_a_port_in_use_fails_the_start_loudly(tmp_path: Path) -> None:
         await first.stopService()
 
 
+@pytest_twisted.ensureDeferred
+async def test_the_default_endpoint_taken_falls_back_to_a_free_loopback_port(
+    tmp_path: Path,
+) -> None:
+    """A second daemon with the default --control: another port, one warning, control.json."""
+    first = await started(ControlService(FakeSession(), "tcp:0", tmp_path / "a"))
+    port = first.url.rsplit(":", 1)[1].rstrip("/")  # type: ignore[union-attr]
+    events: list[LogEvent] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        second = ControlService(FakeSession(), f"tcp:{port}", tmp_path / "b", fallback="tcp:0")
+        await started(second)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    try:
+        assert second.url is not None and second.url != first.url
+        assert second.url.startswith("http://127.0.0.1:")
+        assert read_control_info(tmp_path / "b")[0] == second.url
+        warnings = [e for e in events if e["log_level"] == LogLevel.warn]
+        assert len(warnings) == 1
+        assert warnings[0]["endpoint"] == f"tcp:{port}:interface=127.0.0.1"
+        assert warnings[0]["url"] == second.url
+        assert "Address already in use" in warnings[0]["error"]
+    finally:
+        await second.stopService()
+        await first.stopService()
+
+
 def test_a_malformed_endpoint_fails_the_start(tmp_path: Path) -> None:
-    with pytest.raises(BtError, match="not valid"):
+    with pytest.raises(BtError, match="--control nosuchkind:1: not a valid endpoint"):
         ControlService(FakeSession(), "nosuchkind:1", tmp_path).startService()
 
 
