@@ -193,6 +193,9 @@ class Torrent(Service):
             lose=self._lose_pieces,
             regain=self._regain_pieces,
             failed=self._disk_failed,
+            skipped=lambda: {
+                i for i, p in enumerate(self.file_priorities) if p == FilePriority.SKIP
+            },
         )
         self.blame = Blame(config.ban_strikes)
         self.choker = Choker(rng, regular_slots=config.upload_slots)

@@ -12,7 +12,7 @@ pieces, verify them, hand back the ones that passed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from twisted.internet import defer
@@ -60,16 +60,21 @@ def short_files(
     existing: Sequence[int],
     has: Callable[[int], bool],
     padding: Sequence[bool] = (),
+    skipped: Collection[int] = (),
 ) -> list[int]:
     """Files now shorter than a piece we have needs them to be: shortened or deleted.
 
     A file of a download in progress is short by nature (sparse, written as
     pieces arrive); it counts only if a piece ``has`` says we have reaches past its end.
+    A skipped file need not exist at all (the bytes of the pieces straddling into it
+    may live elsewhere, in a part file), so it is never counted.
     """
     damaged = []
     piece_length = layout.piece_length
     for file_index, length in enumerate(layout.file_lengths):
         if (padding and padding[file_index]) or existing[file_index] >= length:
+            continue
+        if file_index in skipped:
             continue
         first_gone = (layout.file_offset(file_index) + existing[file_index]) // piece_length
         pieces = layout.pieces_of_file(file_index)
@@ -93,11 +98,16 @@ class FileCheck:
         self.layout = layout
         self.padding = tuple(padding)
 
-    def damaged(self, has: Callable[[int], bool]) -> Deferred[tuple[list[int], list[int]]]:
+    def damaged(
+        self, has: Callable[[int], bool], skipped: Collection[int] = ()
+    ) -> Deferred[tuple[list[int], list[int]]]:
         """(files shorter than our pieces need, every file's bytes on disk now)."""
         lengths = self.disk.existing_lengths()
         return lengths.addCallback(
-            lambda existing: (short_files(self.layout, existing, has, self.padding), existing)
+            lambda existing: (
+                short_files(self.layout, existing, has, self.padding, skipped),
+                existing,
+            )
         )
 
     def changed(self, saved: Sequence[FileStamp] | None) -> Deferred[list[int]]:
@@ -121,8 +131,9 @@ class DamageRepair:
 
     The torrent supplies ``has`` (is a piece had now), ``lose(pieces)`` (take
     them out of the bitfield, the resume state and the peers' requests),
-    ``regain(pieces)`` (they verified: have them again) and ``failed(failure)``
-    (a real disk error while checking: the torrent's disk-error path).
+    ``regain(pieces)`` (they verified: have them again), ``failed(failure)``
+    (a real disk error while checking: the torrent's disk-error path) and
+    ``skipped()`` (the files the user skips, never counted as shortened).
     Any number of short reads at once make one check of the file sizes.
     """
 
@@ -138,6 +149,7 @@ class DamageRepair:
         lose: Callable[[list[int]], None],
         regain: Callable[[list[int]], None],
         failed: Callable[[Failure], Any],
+        skipped: Callable[[], Collection[int]] = frozenset,
     ) -> None:
         self.check = check
         self.name = name
@@ -146,6 +158,7 @@ class DamageRepair:
         self._lose = lose
         self._regain = regain
         self._failed = failed
+        self._skipped = skipped
         #: Pieces dropped because their data went away; peers may still think we have them.
         self.lost: set[int] = set()
         self._message: str | None = None
@@ -169,7 +182,7 @@ class DamageRepair:
             return
         self._checking = True
         self._again = False
-        checking = self.check.damaged(self._has)
+        checking = self.check.damaged(self._has, self._skipped())
         checking.addCallback(self._damaged)
         checking.addErrback(self._check_failed)
 

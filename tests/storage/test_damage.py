@@ -37,6 +37,9 @@ def test_a_short_file_counts_only_if_a_piece_we_have_reaches_past_its_end() -> N
     assert short_files(LAYOUT, [0, 0, 10, 15], have_all, [True, False, False, False]) == [], (
         "padding files are never on disk"
     )
+    assert short_files(LAYOUT, [0, 0, 10, 15], have_all, skipped={0}) == [], (
+        "a skipped file need not exist: its straddling pieces may live in a part file"
+    )
 
 
 def test_describe_files_keeps_a_log_line_short() -> None:
