@@ -36,6 +36,22 @@ class StorageError(BtError):
     """Reading or writing torrent data failed (disk full, permissions, ...)."""
 
 
+class DataMissingError(StorageError):
+    """Bytes a read needed are not on disk: a file shorter than the torrent says, or gone.
+
+    Not a failing disk (that is a plain StorageError): the file was truncated,
+    replaced or deleted under the torrent, so the pieces in it are no longer
+    had and get checked again; the torrent keeps running.
+    """
+
+    def __init__(self, index: int, begin: int, length: int, got: int) -> None:
+        super().__init__(f"piece {index}: {length} bytes at {begin} wanted, only {got} on disk")
+        self.index = index
+        self.begin = begin
+        self.length = length
+        self.got = got
+
+
 class PieceHashError(BtError):
     """A piece's data did not match its hash in the metainfo."""
 

@@ -74,7 +74,8 @@ class TorrentStatus:
     """Hex, lower case: the id every API call and CLI command uses."""
     name: str
     state: TorrentState
-    #: What put the torrent into ``error`` (None otherwise).
+    #: What put the torrent into ``error``, or data damaged under it while pieces of it
+    #: are still missing (bt.storage.damage); None otherwise.
     error: str | None
     size: int
     #: Bytes of the files not skipped; progress and ETA are about these.

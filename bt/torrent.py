@@ -22,7 +22,13 @@ from twisted.python.failure import Failure
 from bt.bitfield import Bitfield
 from bt.candidates import Address, CandidatePool
 from bt.dialer import Dialer, PeerSource
-from bt.errors import PieceHashError, RemoteProtocolError, ResumeSaveError, StorageError
+from bt.errors import (
+    DataMissingError,
+    PieceHashError,
+    RemoteProtocolError,
+    ResumeSaveError,
+    StorageError,
+)
 from bt.interfaces import IStorage
 from bt.logs import Logger
 from bt.metainfo import Metainfo
@@ -40,6 +46,7 @@ from bt.priorities import piece_priorities, skipped_files, updated_priorities
 from bt.progress import describe_progress, describe_totals
 from bt.rate import RateMeter
 from bt.status import UNCHANGED, FilePriority
+from bt.storage.damage import DamageRepair, FileCheck
 from bt.storage.disk import DiskQueue
 from bt.storage.inventory import Inventory, PieceInventory
 from bt.storage.layout import Layout
@@ -181,6 +188,19 @@ class Torrent(Service):
         self._retry_call: Any = None
         #: Seeding reads; the session's torrents share one byte budget (``read_cache_pool``).
         self.read_cache = PieceReadCache(disk.read, metainfo.piece_size, pool=read_cache_pool)
+        #: Files shortened under us or changed while paused: their pieces dropped and checked.
+        self.repair = DamageRepair(
+            FileCheck(disk, self.layout, [f.padding for f in metainfo.files]),
+            self.title,
+            ["/".join(f.path) for f in metainfo.files],
+            has=lambda index: self.picker.has(index),
+            lose=self._lose_pieces,
+            regain=self._regain_pieces,
+            failed=self._disk_failed,
+            skipped=lambda: {
+                i for i, p in enumerate(self.file_priorities) if p == FilePriority.SKIP
+            },
+        )
         self.blame = Blame(config.ban_strikes)
         self.choker = Choker(rng, regular_slots=config.upload_slots)
         self._ticks = 0
@@ -407,6 +427,18 @@ class Torrent(Service):
             return  # still checking (it will run) or not started (it will start)
         if self.error is not None:
             self._check_again("resuming after a disk error")
+            return
+        # Files changed meanwhile (edited, truncated, replaced) are not served as they are.
+        self.state = "checking"
+        checked = self.repair.files_changed(self.inventory.stamps, "while the torrent was paused")
+        checked.addCallbacks(self._resume_checked, self._disk_failed)
+        checked.addErrback(self._log_failure, "resume")
+
+    def _resume_checked(self, _: None) -> None:
+        if not self.running or self.state != "checking":
+            return  # stopped meanwhile
+        if self.paused:
+            self.state = "paused"  # paused again while the files were looked at
         else:
             self._run()
 
@@ -466,9 +498,9 @@ class Torrent(Service):
     def _skipped_moved(self, _: None) -> None:
         self._resume_dirty = True  # a file created or filled: its new stamp must be saved
 
-    def _wanted_changed(self) -> None:
+    def _wanted_changed(self, why: str = "more files wanted") -> None:
         if self.state in ("seeding", "finished") and not self.is_finished:
-            self.log.info("{name}: more files wanted; downloading again", name=self.title)
+            self.log.info("{name}: {why}; downloading again", name=self.title, why=why)
             self.state = "downloading"
             self.seeding_since = None
             for announcer in self.announcers:
@@ -561,6 +593,7 @@ class Torrent(Service):
             call_later=self.reactor.callLater,
             on_sent=lambda amount: self._count_upload(link, amount),
             cached=self.read_cache.cached,
+            on_read_failed=lambda block, error: self._read_failed(link, block[0], error),
         )
         protocol.transport.registerProducer(link.upload_queue, True)
         if not self.download_limit.unlimited:
@@ -621,7 +654,11 @@ class Torrent(Service):
         if link.connection.am_choking or link.upload_queue is None:
             return  # BEP 3: requests from a choked peer are dropped
         if not self.picker.has(msg.index):
-            return  # we never announced it; a confused peer, not a harmful one
+            if msg.index in self.repair.lost:
+                # It had our word that we have it; BEP 3 cannot take that back (REJECT
+                # needs the fast extension): close rather than leave it waiting forever.
+                link.protocol.drop(f"asked for piece {msg.index}, whose data we lost")
+            return  # else we never announced it; a confused peer, not a harmful one
         link.upload_queue.add(msg.index, msg.begin, msg.length)
 
     def interest_changed(self, link: PeerLink) -> None:
@@ -709,12 +746,53 @@ class Torrent(Service):
                 self._fire_completion_waiters()
             self._save_soon()
             return
+        self._announce_have(index)
+        if self.picker.is_finished:
+            self._finished()
+
+    def _announce_have(self, index: int) -> None:
         for link in list(self.links):
             if index not in link.bitfield:
                 link.protocol.send(Have(index))
             elif link.connection.am_interested and not self.is_interesting(link.bitfield):
                 link.protocol.send(NotInterested())
-        if self.picker.is_finished:
+
+    # -- data damaged under us (bt.storage.damage) -------------------------------
+
+    def _read_failed(self, link: PeerLink, index: int, error: StorageError) -> None:
+        """A block could not be read for ``link``: data gone, or a failing disk."""
+        if not isinstance(error, DataMissingError):
+            self._disk_failed(Failure(error))  # EIO and the like: the disk-error path
+            return
+        link.protocol.drop(f"cannot serve piece {index}: {error}")
+        if self.picker.has(index):
+            self.repair.short_read()
+
+    def _lose_pieces(self, pieces: list[int]) -> None:
+        """Pieces no longer on disk: out of the bitfield and the resume state; peers
+        with requests for them queued are closed, as no REJECT can answer them."""
+        for index in pieces:
+            self.picker.lose(index)
+        self._resume_dirty = True
+        self.read_cache.clear()
+        lost = set(pieces)
+        for link in list(self.links):
+            if link.upload_queue is not None and link.upload_queue.asks_for(lost):
+                link.protocol.drop("asked for pieces whose data we lost")
+        self._wanted_changed("data lost")
+
+    def _regain_pieces(self, pieces: list[int]) -> None:
+        """Pieces of a changed file that verified again: had, as if just downloaded."""
+        for index in pieces:
+            if self.picker.has(index):
+                continue  # downloaded again meanwhile
+            self.picker.have(index)
+            self._resume_dirty = True
+            if self.state == "downloading":
+                self._announce_have(index)
+        if self.state != "downloading":
+            self._save_soon()  # the check ended while the torrent was out of the swarm
+        elif self.picker.is_finished:
             self._finished()
 
     def _piece_failed(

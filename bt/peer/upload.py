@@ -9,7 +9,7 @@ data in memory. At most ``max_reads`` blocks per peer are being read at once.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -48,10 +48,16 @@ class UploadQueue:
         max_queued: int = MAX_QUEUED_REQUESTS,
         max_reads: int = 4,
         cached: Callable[[int, int, int], bytes | None] | None = None,
+        on_read_failed: Callable[[Block, StorageError], None] | None = None,
     ) -> None:
         """``cached(index, begin, length)``: the block at once if it is in memory
-        (a read cache hit), else None; such blocks are sent without a disk job."""
+        (a read cache hit), else None; such blocks are sent without a disk job.
+
+        ``on_read_failed(block, error)``: a block could not be read; the owner
+        decides (data gone: drop the peer; a failing disk: stop the torrent).
+        Without it the failure is logged and the request is left unanswered."""
         self._read = read
+        self._on_read_failed = on_read_failed
         self._cached = cached
         self._send_block = send_block
         self._throttle = throttle
@@ -91,6 +97,12 @@ class UploadQueue:
         if block in self._queued:  # else already sent or never asked: a cancel may cross it
             self._queued.discard(block)
             self._queue.remove(block)
+
+    def asks_for(self, pieces: Container[int]) -> bool:
+        """Is a request for one of ``pieces`` queued or being read (and not cancelled)?"""
+        return any(block[0] in pieces for block in self._queue) or any(
+            block[0] in pieces for block, wanted in self._reading.items() if wanted
+        )
 
     def clear(self) -> None:
         """We choked the peer: BEP 3 discards its pending requests."""
@@ -166,10 +178,13 @@ class UploadQueue:
     def _read_failed(self, failure: Failure, block: Block) -> None:
         self._reading.pop(block, None)
         failure.trap(StorageError)
-        self.log.warn(
-            "cannot serve piece {index} at {begin}: {error}",
-            index=block[0],
-            begin=block[1],
-            error=failure.value,
-        )
+        if self._on_read_failed is not None:
+            self._on_read_failed(block, failure.value)  # type: ignore[arg-type]
+        else:
+            self.log.warn(
+                "cannot serve piece {index} at {begin}: {error}",
+                index=block[0],
+                begin=block[1],
+                error=failure.value,
+            )
         self._serve()

@@ -236,6 +236,17 @@ class PiecePicker:
             self._unlist(index)
         self._discard_download(index)
 
+    def lose(self, index: int) -> None:
+        """``index`` is no longer on disk (its file was shortened or changed): wanted
+        again like any missing piece, and out of ``have_bitfield``. The reverse of ``have``."""
+        self._check(index)
+        if index not in self._have:
+            return
+        self._have.discard(index)
+        if self._priority[index] != PRIORITY_SKIP:
+            self._wanted_missing += 1
+            self._list(index)
+
     def piece_failed(self, index: int) -> frozenset[Hashable]:
         """``index`` failed its hash: every block is missing again.
 

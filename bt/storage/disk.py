@@ -27,7 +27,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from bt.errors import PieceHashError, StorageError
+from bt.errors import DataMissingError, PieceHashError, StorageError
 from bt.interfaces import IStorage
 from bt.logs import Logger
 
@@ -248,7 +248,7 @@ class DiskQueue:
         return job.done
 
     def read(self, index: int, begin: int, length: int) -> Deferred[bytes]:
-        """Bytes to serve to a peer; StorageError if they are not all on disk."""
+        """Bytes to serve to a peer; DataMissingError if they are not all on disk."""
         self._check_range(index, begin, length)
         return self._submit(self._read, index, begin, length)
 
@@ -441,9 +441,7 @@ class DiskQueue:
     def _read(self, index: int, begin: int, length: int) -> bytes:
         data = self._storage.read(index, begin, length)
         if len(data) != length:
-            raise StorageError(
-                f"piece {index}: {length} bytes at {begin} wanted, only {len(data)} on disk"
-            )
+            raise DataMissingError(index, begin, length, len(data))
         return data
 
     def _hash_piece(self, index: int, size: int, expected: bytes) -> bool:

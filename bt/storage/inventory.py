@@ -7,7 +7,7 @@ save that knowledge durably. Both run their blocking parts in the disk queue.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,11 @@ from twisted.internet.defer import Deferred
 from bt.bitfield import Bitfield
 from bt.logs import Logger
 from bt.metainfo import Metainfo
+from bt.storage.damage import changed_files, describe_files, pieces_of_files
 from bt.storage.disk import DiskQueue
 from bt.storage.layout import Layout
 from bt.storage.recheck import pieces_with_data, recheck
-from bt.storage.resume import ResumeError, ResumeState, load_resume, save_resume
+from bt.storage.resume import FileStamp, ResumeError, ResumeState, load_resume, save_resume
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class PieceInventory:
         self.resume_path = resume_path
         self.force_recheck = force_recheck
         self._saving: Deferred[None] | None = None
+        #: Each file's (size, mtime) when last loaded or saved: what "changed" is measured
+        #: against when a paused torrent resumes (None before either).
+        self.stamps: tuple[FileStamp, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -80,14 +84,43 @@ class PieceInventory:
             state = ResumeState.decode(data, self.metainfo.info_hash, self.metainfo.num_pieces)
         except ResumeError as exc:
             return self.check(f"resume state unusable ({exc})")
-        if state.files != tuple(stamps):
-            return self.check("files changed since the resume state was saved")
+        changed = changed_files(state.files, stamps)
+        if changed is None:
+            return self.check("the resume state lists other files")
+        self.stamps = tuple(stamps)
+        if changed:
+            return self._check_files(state, changed)
         self.log.info(
             "{name}: resumed {count} verified pieces from saved state",
             name=self.name,
             count=state.have.count(),
         )
         return Inventory(list(state.have), state.uploaded, state.downloaded)
+
+    def _check_files(self, state: ResumeState, changed: list[int]) -> Deferred[Inventory]:
+        """Trust the saved pieces of unchanged files; hash only the changed files' pieces."""
+        doubt = set(pieces_of_files(self.layout, changed))
+        trusted = [index for index in state.have if index not in doubt]
+        names = ["/".join(entry.path) for entry in self.metainfo.files]
+        self.log.info(
+            "{name}: {files} changed since the resume state was saved; "
+            "checking their {count} pieces, trusting the other {trusted}",
+            name=self.name,
+            files=describe_files(names, changed),
+            count=len(doubt),
+            trusted=len(trusted),
+        )
+        padding = [f.padding for f in self.metainfo.files]
+        lengths = self.disk.existing_lengths()
+        lengths.addCallback(
+            lambda existing: recheck(
+                self.disk.hash_piece,
+                [i for i in pieces_with_data(self.layout, existing, padding) if i in doubt],
+            )
+        )
+        return lengths.addCallback(
+            lambda valid: Inventory(sorted(trusted + valid), state.uploaded, state.downloaded)
+        )
 
     def check(self, why: str | None) -> Deferred[Inventory]:
         """Hash whatever data exists; a seed seeds and a partial download resumes."""
@@ -122,19 +155,25 @@ class PieceInventory:
 
         return recheck(self.disk.hash_piece, candidates, on_progress=progress)
 
+    def _remember(self, stamps: Sequence[FileStamp]) -> None:
+        self.stamps = tuple(stamps)
+
     def save(self, have: Bitfield, counters: Callable[[], tuple[int, int]]) -> Deferred[None]:
         """fsync the data, then save ``have`` (pieces already written); one save at a time.
 
         ``counters()`` gives (uploaded, downloaded) when the state is written.
         """
         if self.resume_path is None:
-            return defer.succeed(None)
+            # Nothing to save, but a paused torrent compares these stamps when resumed.
+            stamps = self.disk.file_stamps()
+            return stamps.addCallback(self._remember)
         if self._saving is not None:
             return self._saving
         path = self.resume_path
         info_hash = self.metainfo.info_hash
         saving = self.disk.sync()
         saving.addCallback(lambda _: self.disk.file_stamps())
+        saving.addCallback(lambda stamps: self._remember(stamps) or stamps)
         saving.addCallback(
             lambda stamps: self.disk.call(
                 save_resume,

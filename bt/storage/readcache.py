@@ -32,7 +32,7 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from bt.errors import StorageError
+from bt.errors import DataMissingError
 
 #: Default budget in bytes, for a session's pool (or a cache without one).
 DEFAULT_CAPACITY = 32 * 1024 * 1024
@@ -159,7 +159,7 @@ class PieceReadCache:
     """Serves one torrent's block reads from aligned chunks, within a (shared) pool.
 
     ``read(index, begin, length)`` is the disk read (``DiskQueue.read``); it fails
-    with StorageError when the bytes are not all there. Without ``pool`` the cache
+    with DataMissingError when the bytes are not all there. Without ``pool`` the cache
     has a private one of ``capacity`` bytes; with one, ``capacity`` is ignored.
     """
 
@@ -301,16 +301,8 @@ class PieceReadCache:
 
     def _loaded(self, data: bytes, key: _Key, load: _Load, size: int) -> None:
         if len(data) != size:
-            self._failed(
-                Failure(
-                    StorageError(
-                        f"piece {key[1]}: {size} bytes at {key[2] * self.chunk_size} wanted, "
-                        f"only {len(data)} read"
-                    )
-                ),
-                key,
-                load,
-            )
+            missing = DataMissingError(key[1], key[2] * self.chunk_size, size, len(data))
+            self._failed(Failure(missing), key, load)
             return
         if self._loading.get(key) is load:
             del self._loading[key]

@@ -1,9 +1,9 @@
 """Resume state: which pieces are verified on disk, saved so a restart need not rehash.
 
 One file per torrent in the state folder: the have-bitfield plus each file's
-size and modification time when it was saved. The state is trusted at start-up
-only if every file still has that size and time; anything else (a file changed,
-moved or touched) means a full check of the data. Files are written atomically
+size and modification time when it was saved. At start-up the saved pieces of
+a file are trusted only if it still has that size and time; the pieces of a file
+changed, moved or touched are checked again (``bt.storage.damage``). Files are written atomically
 (temporary file, fsync, rename, fsync of the folder), so a crash leaves either
 the old state or the new one, never a torn one.
 

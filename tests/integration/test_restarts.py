@@ -144,7 +144,7 @@ def test_a_changed_file_makes_the_resume_state_stale(
             handle.write(b"\xff" * 100)
         restart_to_completion(bt)
         log = bt.log()
-        assert "files changed since the resume state was saved" in log
+        assert "data.bin changed since the resume state was saved" in log
         assert f"{meta.num_pieces - 1} of {meta.num_pieces} pieces already on disk" in log
         assert_same_tree(tmp_path / "seed" / "data.bin", data)
     finally:

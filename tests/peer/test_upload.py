@@ -87,3 +87,33 @@ def test_a_block_in_memory_does_not_wait_for_the_disk_reads_in_flight() -> None:
     queue.add(1, 0, 16)  # a disk read, in flight
     queue.add(7, 0, 16)  # in memory
     assert sent == [7] and len(disk.reads) == 1
+
+
+def test_a_failed_read_is_handed_to_the_owner_and_serving_goes_on() -> None:
+    """Before, a failed read was only logged and the peer waited forever for its block."""
+    from bt.errors import DataMissingError
+
+    disk, sent, failed = Disk(), [], []
+    queue = UploadQueue(
+        disk.read,
+        lambda i, b, d: sent.append((i, b)),
+        on_read_failed=lambda block, error: failed.append((block, error)),
+    )
+    queue.add(3, 0, 16)
+    queue.add(4, 0, 16)
+    missing = DataMissingError(3, 0, 16, 5)
+    disk.waiting[0].errback(missing)
+    assert failed == [((3, 0, 16), missing)]
+    disk.waiting[1].callback(block(4, 0, 16))
+    assert sent == [(4, 0)]
+
+
+def test_asks_for_sees_queued_and_reading_requests_not_cancelled_ones() -> None:
+    disk = Disk()
+    queue = UploadQueue(disk.read, lambda i, b, d: None, max_reads=1)
+    queue.add(1, 0, 16)  # being read
+    queue.add(2, 0, 16)  # queued behind it
+    assert queue.asks_for({1}) and queue.asks_for({2}) and not queue.asks_for({3})
+    queue.cancel(1, 0, 16)
+    queue.cancel(2, 0, 16)
+    assert not queue.asks_for({1, 2})

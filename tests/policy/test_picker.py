@@ -691,6 +691,12 @@ class PickerMachine(RuleBasedStateMachine):
             self.picker.have(index)
             self._drop_piece(index)
 
+    @rule(data=st.data())
+    def data_of_a_piece_is_lost(self, data: st.DataObject) -> None:
+        index = data.draw(st.integers(0, self.n - 1))
+        self.picker.lose(index)
+        assert not self.picker.has(index)
+
     @invariant()
     def consistent(self) -> None:
         if not hasattr(self, "picker"):
@@ -796,3 +802,34 @@ def test_endgame_cost_follows_other_peers_requests_not_pieces_waiting_for_the_di
     duplicates = picker.pick("b", full, 8)
     assert len(duplicates) == 8
     assert picker.pieces_examined - before <= 16, "only a's 16 outstanding blocks are looked at"
+
+
+def test_a_lost_piece_is_missing_again_and_picked_like_any_other() -> None:
+    """A piece whose data went away (its file shortened) leaves ``have`` and is wanted again."""
+    picker = make_picker(4)
+    for index in range(4):
+        picker.have(index)
+    assert picker.is_finished
+    picker.add_peer_bitfield("seed", Bitfield.full(4))
+    picker.lose(2)
+    picker.lose(2)  # twice is once
+    picker.check_invariants()
+    assert not picker.has(2) and 2 not in picker.have_bitfield()
+    assert picker.missing_count == 1 and not picker.is_finished
+    assert {b.index for b in picker.pick("seed", Bitfield.full(4), 10)} == {2}
+    assert receive(picker, "seed", [BlockRequest(2, 0, BLOCK), BlockRequest(2, BLOCK, BLOCK)]) == [
+        2
+    ]
+    picker.have(2)
+    picker.check_invariants()
+    assert picker.is_finished
+
+
+def test_losing_a_skipped_piece_does_not_make_it_wanted() -> None:
+    picker = make_picker(4)
+    picker.have(1)
+    picker.set_piece_priority(1, PRIORITY_SKIP)
+    picker.lose(1)
+    picker.lose(3)  # never had: nothing to lose
+    picker.check_invariants()
+    assert not picker.has(1) and picker.missing_count == 3
