@@ -27,7 +27,7 @@ from bt.errors import BtError, DuplicateTorrentError, TrackerError, UnknownTorre
 from bt.interfaces import IStorage
 from bt.logs import Logger
 from bt.metainfo import Metainfo, torrent_bytes
-from bt.peer.protocol import IncomingPeerFactory
+from bt.peer.protocol import HALF_OPEN_LIMIT, HALF_OPEN_TIMEOUT, IncomingPeerFactory
 from bt.policy.ratelimit import TokenBucket
 from bt.policy.slots import ConnectionSlots
 from bt.registry import TorrentRecord, TorrentRegistry
@@ -58,6 +58,11 @@ class SessionConfig:
     upload_limit: float | None = None
     download_limit: float | None = None
     max_connections: int | None = 500
+    #: Incoming connections still waiting for their handshake: at most this many
+    #: (the oldest is closed to make room), each for at most this many seconds.
+    #: They take no connection slot until their handshake arrives.
+    half_open_limit: int = HALF_OPEN_LIMIT
+    half_open_timeout: float = HALF_OPEN_TIMEOUT
     #: Hash all existing data at start even when resume state looks valid.
     recheck: bool = False
 
@@ -452,7 +457,14 @@ class Session(MultiService):
         if self._listening is not None:
             return
         endpoint = serverFromString(self.reactor, with_backlog(self.config.listen))
-        factory = IncomingPeerFactory(self.peer_id, self, self.reactor, self.limits.connections)
+        factory = IncomingPeerFactory(
+            self.peer_id,
+            self,
+            self.reactor,
+            self.limits.connections,
+            half_open_limit=self.config.half_open_limit,
+            half_open_timeout=self.config.half_open_timeout,
+        )
         outcome: list[Any] = []
         endpoint.listen(factory).addBoth(outcome.append)
         if not outcome:
