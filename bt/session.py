@@ -29,7 +29,7 @@ from bt.errors import BtError, DuplicateTorrentError, TrackerError, UnknownTorre
 from bt.interfaces import IStorage
 from bt.logs import Logger
 from bt.metainfo import Metainfo, torrent_bytes
-from bt.peer.protocol import IncomingPeerFactory
+from bt.peer.protocol import HALF_OPEN_LIMIT, HALF_OPEN_TIMEOUT, IncomingPeerFactory
 from bt.policy.ratelimit import TokenBucket
 from bt.policy.slots import ConnectionSlots
 from bt.progress import format_bytes
@@ -66,6 +66,11 @@ class SessionConfig:
     upload_limit: float | None = UNCHANGED
     download_limit: float | None = UNCHANGED
     max_connections: int | None = 500
+    #: Incoming connections still waiting for their handshake: at most this many
+    #: (the oldest is closed to make room), each for at most this many seconds.
+    #: They take no connection slot until their handshake arrives.
+    half_open_limit: int = HALF_OPEN_LIMIT
+    half_open_timeout: float = HALF_OPEN_TIMEOUT
     #: Hash all existing data at start even when resume state looks valid.
     recheck: bool = False
     #: The umask of downloaded files and folders (0o022: 0644/0755); None: the process's.
@@ -554,7 +559,14 @@ class Session(MultiService):
             endpoint = serverFromString(self.reactor, with_backlog(given))
         except (ValueError, TypeError, KeyError) as exc:
             raise BtError(f"--listen {given}: not a valid endpoint: {exc}") from exc
-        factory = IncomingPeerFactory(self.peer_id, self, self.reactor, self.limits.connections)
+        factory = IncomingPeerFactory(
+            self.peer_id,
+            self,
+            self.reactor,
+            self.limits.connections,
+            half_open_limit=self.config.half_open_limit,
+            half_open_timeout=self.config.half_open_timeout,
+        )
         outcome: list[Any] = []
         endpoint.listen(factory).addBoth(outcome.append)
         if not outcome:

@@ -38,9 +38,12 @@ from bt.peer.messages import (
     encode_handshake,
     encode_piece_header,
 )
+from bt.policy.halfopen import HalfOpenBudget
 from bt.policy.slots import ConnectionSlots
 
 __all__ = [
+    "HALF_OPEN_LIMIT",
+    "HALF_OPEN_TIMEOUT",
     "HANDSHAKE_TIMEOUT",
     "SELF_CONNECTION",
     "IncomingPeerFactory",
@@ -49,8 +52,18 @@ __all__ = [
     "TorrentPeerFactory",
 ]
 
-#: Seconds a peer has to complete its handshake before we hang up.
+#: Seconds a peer we dialled has to complete its handshake before we hang up.
 HANDSHAKE_TIMEOUT = 20.0
+#: Incoming connections still waiting for their handshake, at most (oldest closed first).
+HALF_OPEN_LIMIT = 64
+#: Seconds an incoming connection has to send its handshake (a real peer sends it at once).
+HALF_OPEN_TIMEOUT = 10.0
+#: How far the half-open budget may briefly run over while the newest connections
+#: wait for their first read: two accept batches, each at most about the listen
+#: backlog (511) that Twisted drains per wake-up. See bt.policy.halfopen.
+HALF_OPEN_OVERFLOW = 1024
+#: Seconds between two warnings that the half-open budget is overflowing.
+HALF_OPEN_REPORT_EVERY = 60.0
 #: The close reason when a tracker handed us our own address.
 SELF_CONNECTION = "connected to ourselves"
 
@@ -115,6 +128,9 @@ class PeerProtocol(Protocol):
         self._throttle_call: Any = None
         #: Called once when the connection is gone (releases a connection slot).
         self.on_closed: Callable[[], None] | None = None
+        #: A failed handshake is logged at debug: strangers dialling us (scanners,
+        #: a half-open flood) would otherwise fill the log.
+        self.quiet_handshake = False
 
     # -- Twisted protocol ------------------------------------------------
 
@@ -211,7 +227,7 @@ class PeerProtocol(Protocol):
 
     def _handshake_late(self) -> None:
         self._handshake_call = None
-        self.drop(f"no handshake within {self.handshake_timeout:g} s")
+        self.drop(f"no handshake within {self.handshake_timeout:g} s", quiet=self.quiet_handshake)
 
     def _cancel_handshake_timer(self) -> None:
         if self._handshake_call is not None and self._handshake_call.active():
@@ -238,14 +254,15 @@ class PeerProtocol(Protocol):
             self.last_sent = self.clock.seconds()
             self.transport.writeSequence([encode_piece_header(index, begin, len(block)), block])
 
-    def drop(self, reason: str) -> None:
-        """Close this peer only, logging why."""
+    def drop(self, reason: str, *, quiet: bool = False) -> None:
+        """Close this peer only, logging why (at debug if ``quiet``)."""
         if self._closing:
             return
         self._closing = True
         self.close_reason = reason
         # A tracker hands us our own address on every announce: the dialer says so once.
-        emit = self.log.debug if reason == SELF_CONNECTION else self.log.info
+        quiet = quiet or reason == SELF_CONNECTION
+        emit = self.log.debug if quiet else self.log.info
         emit("dropping peer {address}: {reason}", address=self.address, reason=reason)
         self._cancel_handshake_timer()
         if getattr(self.transport, "producer", None) is not None:
@@ -333,10 +350,17 @@ class TorrentLookup(TypingProtocol):
 
 
 class IncomingPeerFactory(Factory):
-    """Accepts incoming peers for every torrent of a session, dispatching by info-hash."""
+    """Accepts incoming peers for every torrent of a session, dispatching by info-hash.
+
+    A connection counts against the half-open budget until its handshake
+    arrives, and only then takes one of the session's connection slots: a
+    flood of connections that never speak evicts its own oldest members and
+    leaves the slots to real peers.
+    """
 
     protocol = PeerProtocol
     noisy = False
+    log = Logger()
 
     def __init__(
         self,
@@ -344,23 +368,80 @@ class IncomingPeerFactory(Factory):
         lookup: TorrentLookup,
         clock: interfaces.IReactorTime,
         slots: ConnectionSlots | None = None,
+        *,
+        half_open_limit: int = HALF_OPEN_LIMIT,
+        half_open_timeout: float = HALF_OPEN_TIMEOUT,
+        half_open_overflow: int = HALF_OPEN_OVERFLOW,
     ) -> None:
         self.our_peer_id = our_peer_id
         self.lookup = lookup
         self.clock = clock
         self.slots = slots or ConnectionSlots(None)
+        self.half_open: HalfOpenBudget[PeerProtocol] = HalfOpenBudget(
+            half_open_limit, half_open_overflow
+        )
+        self.half_open_timeout = half_open_timeout
+        self._turn_call: Any = None
+        self._evicted_unreported = 0
+        self._last_report: float | None = None
 
-    def buildProtocol(self, addr: Any) -> PeerProtocol | None:
-        if not self.slots.acquire():
-            return None  # over the global connection limit: Twisted closes the socket
-        protocol = PeerProtocol(PeerConnection(self.our_peer_id), self, self.clock)
+    def buildProtocol(self, addr: Any) -> PeerProtocol:
+        protocol = PeerProtocol(
+            PeerConnection(self.our_peer_id),
+            self,
+            self.clock,
+            handshake_timeout=self.half_open_timeout,
+        )
         protocol.factory = self
-        protocol.on_closed = self.slots.release
+        protocol.quiet_handshake = True
+        protocol.on_closed = lambda: self.half_open.leave(protocol)
+        self._evict(self.half_open.admit(protocol))
+        if self._turn_call is None:
+            self._turn_call = self.clock.callLater(0, self._next_turn)
         return protocol
 
+    def stopFactory(self) -> None:
+        """The listener is gone: no more turns to count."""
+        if self._turn_call is not None and self._turn_call.active():
+            self._turn_call.cancel()
+        self._turn_call = None
+
+    def _next_turn(self) -> None:
+        """Once per pass of the reactor while connections arrive (see HalfOpenBudget)."""
+        self._turn_call = None
+        self._evict(self.half_open.next_turn())
+        if self.half_open.settling:
+            self._turn_call = self.clock.callLater(0, self._next_turn)
+
+    def _evict(self, oldest: list[PeerProtocol]) -> None:
+        """Close the oldest connections without a handshake; warn at most once a minute."""
+        if not oldest:
+            return
+        for protocol in oldest:
+            protocol.drop(
+                f"half-open budget full: oldest of {self.half_open.limit} without a handshake",
+                quiet=True,
+            )
+        self._evicted_unreported += len(oldest)
+        now = self.clock.seconds()
+        if self._last_report is None or now - self._last_report >= HALF_OPEN_REPORT_EVERY:
+            self.log.warn(
+                "half-open budget of {limit} full: closed {count} incoming connection(s) "
+                "without a handshake, oldest first (a flood of silent connections?)",
+                limit=self.half_open.limit,
+                count=self._evicted_unreported,
+            )
+            self._last_report = now
+            self._evicted_unreported = 0
+
     def attach(self, protocol: PeerProtocol, handshake: HandshakeReceived) -> PeerDelegate:
+        """The handshake arrived: out of the half-open budget, into a connection slot."""
+        self.half_open.leave(protocol)
         torrent = self.lookup.torrent_for(handshake.info_hash)
         if torrent is None:
             raise RemoteProtocolError(f"unknown info-hash {handshake.info_hash.hex()}")
+        if not self.slots.acquire():
+            raise RemoteProtocolError(f"all {self.slots.limit} connection slots are taken")
+        protocol.on_closed = self.slots.release
         protocol.bind(handshake.info_hash, torrent.geometry)
         return torrent.attach(protocol, handshake)
