@@ -105,6 +105,8 @@ class Announcer:
         self._completed_sent = False
         self._timer: IDelayedCall | None = None
         self._in_flight: defer.Deferred[Any] | None = None
+        #: The ``stopped`` announce under way, so a later stop() waits for it too.
+        self._stopping: defer.Deferred[None] | None = None
         #: Failed announces over the announcer's life (for status and metrics).
         self.errors = 0
 
@@ -153,7 +155,7 @@ class Announcer:
         only sent when the tracker may know about us.
         """
         if not self._running:
-            return defer.succeed(None)
+            return self._after_stopping()
         self._running = False
         if self._timer is not None:
             self._timer.cancel()
@@ -174,7 +176,26 @@ class Announcer:
         else:
             d = defer.maybeDeferred(self._send, "stopped")
         d.addTimeout(timeout, self._clock)
-        return d.addCallbacks(self._stopped, self._stop_failed)
+        d.addCallbacks(self._stopped, self._stop_failed)
+        self._stopping = d
+        d.addBoth(self._stop_done)
+        return d
+
+    def _after_stopping(self) -> defer.Deferred[None]:
+        """A stop() after another: fires once that one's ``stopped`` announce is over.
+
+        A seeding goal met stops the announcers; the daemon stopping a moment
+        later (``--exit-when-done``) must still wait for that ``stopped``.
+        """
+        if self._stopping is None:
+            return defer.succeed(None)
+        waiter: defer.Deferred[None] = defer.Deferred()
+        self._stopping.addBoth(lambda result: (waiter.callback(None), result)[1])
+        return waiter
+
+    def _stop_done(self, result: object) -> object:
+        self._stopping = None
+        return result
 
     def _completed_at_stop(self, _: AnnounceResponse) -> None:
         self._completed_sent = True

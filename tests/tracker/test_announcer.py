@@ -336,6 +336,19 @@ def test_stop_sends_stopped_and_leaves_no_timer() -> None:
     assert not h.announcer.running
 
 
+def test_a_second_stop_waits_for_the_first_stopped_announce() -> None:
+    """A seeding goal met stops the announcers; the daemon's own stop waits for them."""
+    h = Harness()
+    h.started()
+    first = h.announcer.stop()
+    second = h.announcer.stop()
+    assert h.tracker.events == ["started", "stopped"], "stopped is sent once"
+    assert not first.called and not second.called
+    h.tracker.answer()
+    assert first.called and second.called and second.result is None
+    assert h.announcer.stop().called, "nothing left to wait for"
+
+
 def test_stop_is_bounded_when_the_tracker_never_answers() -> None:
     h = Harness()
     h.started()
