@@ -25,6 +25,8 @@ from twisted.logger import (
 )
 from twisted.logger import Logger as _TwistedLogger
 
+from bt.errors import BtError
+
 __all__ = ["LEVELS", "JSONLogService", "Logger", "set_log_level"]
 
 LEVELS = ("debug", "info", "warn", "error", "critical")
@@ -65,6 +67,24 @@ class JSONLogService(Service):
         self.path = path
         self._file: IO[str] | None = None
         self._observer: ILogObserver | None = None
+
+    def check_writable(self) -> None:
+        """Fail now, with a line naming the option, if the file cannot be opened later.
+
+        Called before twistd forks: a daemon child's start-up error would reach
+        the terminal cut at 100 bytes.
+        """
+        if self.path == "-":
+            return
+        parent = Path(self.path).parent
+        if parent.exists() and not parent.is_dir():
+            raise BtError(f"--json-log {self.path}: {parent} is not a folder")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise BtError(f"--json-log {self.path}: cannot open: {exc.strerror or exc}") from exc
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()

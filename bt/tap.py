@@ -278,7 +278,10 @@ def makeService(options: Options) -> service.IService:
     if not twistd.switches_user:  # else as the service's user, at start (files it owns)
         _early(session.lock_state_dir)
     if options["json-log"]:
-        JSONLogService(options["json-log"]).setServiceParent(session)
+        json_log = JSONLogService(options["json-log"])
+        if not twistd.switches_user:  # else the service's user opens it, after the fork
+            _early(json_log.check_writable)
+        json_log.setServiceParent(session)
     startup.QuietRepeatedSignals().setServiceParent(session)
     session.restore()
     for _path, metainfo in options.metainfos:

@@ -189,6 +189,26 @@ def test_a_malformed_listen_endpoint_is_one_line(tmp_path: Path, mode: str) -> N
     )
 
 
+@pytest.mark.parametrize("mode", ["-n", "daemon"])
+def test_a_json_log_that_cannot_be_opened_is_one_line(tmp_path: Path, mode: str) -> None:
+    (tmp_path / "not-a-folder").write_text("")
+    where = tmp_path / "not-a-folder" / "bt.json"
+    result = twistd(
+        *daemon_args(tmp_path, mode),
+        "bittorrent",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+        "--control",
+        "none",
+        "--json-log",
+        str(where),
+        cwd=tmp_path,
+    )
+    assert_one_line_failure(result, f"--json-log {where}: {where.parent} is not a folder", tmp_path)
+
+
 def test_option_errors_go_to_stderr_without_the_usage_text(tmp_path: Path) -> None:
     result = twistd("-n", "bittorrent", "--max-peers", "x", cwd=tmp_path)
     assert result.returncode == 1
