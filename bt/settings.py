@@ -52,7 +52,8 @@ def _rate(data: dict[str, Any], key: str, where: str) -> float | None:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e15:
+    largest = float(1 << 50)  # the control API's MAX_RATE: what it accepts must load again
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= largest:
         raise BtError(f"{where}: {key} is {value!r}, not a rate in bytes/s or null")
     return float(value)
 

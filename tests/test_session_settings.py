@@ -110,3 +110,12 @@ async def test_limits_set_through_the_control_api_come_back_after_a_restart(
     second, _ = restarted(tmp_path)
     assert limits(second) == (300_000.0, None)
     assert (await response.json())["upload_limit"] == 300_000.0
+
+
+def test_the_largest_limit_the_api_accepts_is_read_back(tmp_path: Path) -> None:
+    from bt.control.fields import MAX_RATE
+    from bt.settings import SessionSettings, SettingsFile
+
+    saved = SettingsFile(tmp_path)
+    saved.save(SessionSettings(upload_limit=MAX_RATE, download_limit=None))
+    assert saved.load() == SessionSettings(upload_limit=MAX_RATE, download_limit=None)
