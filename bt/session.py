@@ -14,19 +14,15 @@ from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.internet import defer
-from twisted.internet.address import IPv6Address
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from bt import __version__
-from bt.endpoints import describe_listen_error
 from bt.errors import BtError, DuplicateTorrentError, TrackerError, UnknownTorrentError
 from bt.interfaces import IStorage
+from bt.listener import PeerListener
 from bt.logs import Logger
 from bt.metainfo import Metainfo, torrent_bytes
 from bt.peer.protocol import HALF_OPEN_LIMIT, HALF_OPEN_TIMEOUT, IncomingPeerFactory
@@ -109,7 +105,8 @@ class Session(MultiService):
             TokenBucket(_given(config.download_limit), now),
             ConnectionSlots(config.max_connections),
         )
-        self._listening: IListeningPort | None = None
+        #: The peer port, bound by ``listen``.
+        self.listener = PeerListener(reactor, config.listen)
         #: Held while the session runs: one process per state folder.
         self.state_lock = StateDirLock(config.state_dir)
         self.registry = TorrentRegistry(config.state_dir)
@@ -134,23 +131,12 @@ class Session(MultiService):
     @property
     def port(self) -> int:
         """The port peers reach us on (known once the listener is up)."""
-        if self._listening is not None:
-            return self._listening.getHost().port
-        return 6881
+        return self.listener.port
 
     @property
     def announce_ipv6(self) -> str | None:
-        """BEP 7 ``ipv6=``: our address when we listen on one specific IPv6 address.
-
-        Listening on all interfaces (``::``) or IPv4 says nothing useful: the
-        tracker sees the address we connect from.
-        """
-        if self._listening is None:
-            return None
-        host = self._listening.getHost()
-        if isinstance(host, IPv6Address) and host.host not in ("::", "::0"):
-            return host.host
-        return None
+        """BEP 7 ``ipv6=``: our address when we listen on one specific IPv6 address."""
+        return self.listener.announce_ipv6
 
     # -- torrents: add, find, remove -------------------------------------------
 
@@ -552,13 +538,8 @@ class Session(MultiService):
         bt.startup), ``privilegedStartService`` before dropping privileges,
         embedders at start.
         """
-        if self._listening is not None:
+        if self.listener.listening is not None:
             return
-        given = self.config.listen
-        try:
-            endpoint = serverFromString(self.reactor, with_backlog(given))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise BtError(f"--listen {given}: not a valid endpoint: {exc}") from exc
         factory = IncomingPeerFactory(
             self.peer_id,
             self,
@@ -567,16 +548,7 @@ class Session(MultiService):
             half_open_limit=self.config.half_open_limit,
             half_open_timeout=self.config.half_open_timeout,
         )
-        outcome: list[Any] = []
-        endpoint.listen(factory).addBoth(outcome.append)
-        if not outcome:
-            raise BtError(f"--listen {given}: did not start listening")
-        if isinstance(outcome[0], Failure):
-            error = outcome[0].value
-            if not isinstance(error, CannotListenError | OSError):
-                outcome[0].raiseException()
-            raise BtError(f"--listen {given}: {describe_listen_error(error)}") from error
-        self._listening = outcome[0]
+        self.listener.listen(factory)
         for torrent in self.torrents.values():
             torrent.port = self.port
             torrent.announce_ipv6 = self.announce_ipv6
@@ -611,9 +583,7 @@ class Session(MultiService):
     def stopService(self) -> defer.Deferred[None]:
         """Stop accepting peers, then stop every torrent, then close tracker connections."""
         stopped: defer.Deferred[Any] = defer.succeed(None)
-        if self._listening is not None:
-            listening, self._listening = self._listening, None
-            stopped.addCallback(lambda _: listening.stopListening())
+        stopped.addCallback(lambda _: self.listener.stop())
         # MultiService stops children concurrently; each torrent orders its own parts.
         stopped.addCallback(lambda _: MultiService.stopService(self))
         stopped.addErrback(lambda failure: self.log.failure("stopping torrents failed", failure))
@@ -628,19 +598,6 @@ class Session(MultiService):
         self.state_lock.release()
         if isinstance(result, Failure):
             self.log.failure("stopping the session failed", result)
-
-
-#: Connections the kernel queues before we accept them. Twisted's default of 50
-#: made 200 peers arriving at once take 1.3 s to connect (libtorrent: 0.06 s).
-LISTEN_BACKLOG = 511
-
-
-def with_backlog(description: str) -> str:
-    """``description`` with a listen backlog for TCP, unless it names one already."""
-    kind = description.split(":", 1)[0].strip().lower()
-    if kind in ("tcp", "tcp6") and "backlog=" not in description:
-        return f"{description}:backlog={LISTEN_BACKLOG}"
-    return description
 
 
 def _given(limit: float | None) -> float | None:
