@@ -20,7 +20,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from bt import __version__
-from bt.errors import BtError, DuplicateTorrentError, TrackerError, UnknownTorrentError
+from bt.errors import BtError, DuplicateTorrentError, UnknownTorrentError
 from bt.interfaces import IStorage
 from bt.listener import PeerListener
 from bt.logs import Logger
@@ -43,9 +43,7 @@ from bt.storage.readcache import ReadCachePool
 from bt.ticker import Ticker
 from bt.torrent import SharedLimits, Torrent, TorrentConfig
 from bt.tracker.announcer import Tracker
-from bt.tracker.http import HTTPTracker, make_http_client
-from bt.tracker.tiers import build_tiers
-from bt.tracker.udp import UDPTracker
+from bt.tracker.factory import TrackerFactory
 
 
 @dataclass(frozen=True)
@@ -98,7 +96,8 @@ class Session(MultiService):
         self.rng = rng or random.Random()
         self.peer_id = make_peer_id(self.rng)
         self.torrents: dict[bytes, Torrent] = {}
-        self.http_client, self._http_pool = make_http_client(reactor)
+        #: Every torrent's tracker clients, sharing one HTTP connection pool.
+        self.tracker_factory = TrackerFactory(reactor, self.rng)
         now = reactor.seconds()
         self.limits = SharedLimits(
             TokenBucket(_given(config.upload_limit), now),
@@ -222,7 +221,7 @@ class Session(MultiService):
             port=self.port,
             reactor=self.reactor,
             rng=random.Random(self.rng.getrandbits(64)),
-            trackers=self._trackers_for(metainfo),
+            trackers=self.tracker_factory.tiers_for(metainfo),
             config=config,
             limits=self.limits,
             resume_path=self._resume_path(metainfo.info_hash),
@@ -487,33 +486,9 @@ class Session(MultiService):
             return deferToThreadPool(self.reactor, self.disk_threads, job, *args)
         return defer.maybeDeferred(job, *args)
 
-    def _trackers_for(self, metainfo: Metainfo) -> list[Tracker]:
-        """BEP 12: one tier per announce-list entry; each tier is announced to on its own."""
-
-        def make_tracker(url: str) -> Tracker | None:
-            try:
-                return self.tracker_for_url(url)
-            except TrackerError as exc:
-                self.log.warn("{name}: skipping tracker: {error}", name=metainfo.name, error=exc)
-                return None
-
-        tiers = build_tiers(metainfo.trackers, make_tracker, self.rng)
-        if not tiers:
-            self.log.warn(
-                "{name}: no usable tracker; waiting for incoming peers", name=metainfo.name
-            )
-        return list(tiers)
-
     def tracker_for_url(self, url: str) -> Tracker | None:
         """A client for one announce URL; None for schemes bt does not speak."""
-        if url.startswith(("http://", "https://")):
-            return HTTPTracker(url, self.http_client, self.reactor)
-        if url.startswith("udp://"):
-            # 15 s doubling, 4 tries: about 4 minutes before a dead tracker counts as failed.
-            return UDPTracker(
-                url, self.reactor, rng=random.Random(self.rng.getrandbits(64)), max_retries=3
-            )
-        return None
+        return self.tracker_factory.for_url(url)
 
     def torrent_for(self, info_hash: bytes) -> Torrent | None:
         torrent = self.torrents.get(info_hash)
@@ -589,7 +564,7 @@ class Session(MultiService):
         stopped.addErrback(lambda failure: self.log.failure("stopping torrents failed", failure))
         stopped.addCallback(lambda _: self._registry_writes)
         stopped.addCallback(lambda _: self._stop_disk_threads())
-        stopped.addCallback(lambda _: self._http_pool.closeCachedConnections())
+        stopped.addCallback(lambda _: self.tracker_factory.close())
         stopped.addBoth(self._release_state_dir)
         return stopped
 
