@@ -15,9 +15,7 @@ from typing import Any
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
 from bt import __version__
 from bt.errors import BtError, DuplicateTorrentError, UnknownTorrentError
@@ -40,6 +38,7 @@ from bt.storage.files import FileStorage
 from bt.storage.layout import Layout
 from bt.storage.partfile import PartFile
 from bt.storage.readcache import ReadCachePool
+from bt.storage.threads import DiskThreads
 from bt.ticker import Ticker
 from bt.torrent import SharedLimits, Torrent, TorrentConfig
 from bt.tracker.announcer import Tracker
@@ -122,10 +121,7 @@ class Session(MultiService):
         #: Torrents being stopped and forgotten; adding one again must wait.
         self._removing: dict[bytes, Deferred[Any]] = {}
         #: One pool of disk threads for every torrent: 1,000 torrents, not 2,000 threads.
-        self.disk_threads = ThreadPool(
-            minthreads=1, maxthreads=config.torrent.disk_threads, name="bt-disk"
-        )
-        self._disk_trigger: Any = None
+        self.disk_threads = DiskThreads(reactor, config.torrent.disk_threads)
 
     @property
     def port(self) -> int:
@@ -211,7 +207,7 @@ class Session(MultiService):
             threads=self.config.torrent.disk_threads,
             reactor=self.reactor,
             high_water=config.disk_high_water(metainfo.piece_length),
-            pool=self.disk_threads,
+            pool=self.disk_threads.pool,
         )
         torrent = Torrent(
             metainfo,
@@ -469,7 +465,7 @@ class Session(MultiService):
         done: Deferred[Any] = Deferred()
 
         def run(_: object) -> Deferred[Any]:
-            work = self._in_threads(job, *args)
+            work = self.disk_threads.run(job, *args)
             work.chainDeferred(done)  # the queue goes on whatever this job's outcome
             return work
 
@@ -478,13 +474,7 @@ class Session(MultiService):
 
     def run_blocking(self, job: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """Run blocking file work off the reactor (the watch folder's, say)."""
-        return self._in_threads(job, *args)
-
-    def _in_threads(self, job: Callable[..., Any], *args: Any) -> Deferred[Any]:
-        """Blocking file work: in the disk threads once they run, else right here."""
-        if self.disk_threads.started:
-            return deferToThreadPool(self.reactor, self.disk_threads, job, *args)
-        return defer.maybeDeferred(job, *args)
+        return self.disk_threads.run(job, *args)
 
     def tracker_for_url(self, url: str) -> Tracker | None:
         """A client for one announce URL; None for schemes bt does not speak."""
@@ -538,22 +528,7 @@ class Session(MultiService):
             raise
         # The disk threads first: starting torrents queue disk jobs at once.
         self.disk_threads.start()
-        # Safety net, as for the reactor's pool: non-daemon threads would hang exit.
-        self._disk_trigger = self.reactor.addSystemEventTrigger(
-            "during", "shutdown", self._disk_threads_at_shutdown
-        )
         super().startService()
-
-    def _disk_threads_at_shutdown(self) -> None:
-        self._disk_trigger = None  # firing: it must not be removed now
-        self._stop_disk_threads()
-
-    def _stop_disk_threads(self) -> None:
-        if self._disk_trigger is not None:
-            self.reactor.removeSystemEventTrigger(self._disk_trigger)
-            self._disk_trigger = None
-        if self.disk_threads.started:
-            self.disk_threads.stop()  # every torrent's queue is idle by now: a quick join
 
     def stopService(self) -> defer.Deferred[None]:
         """Stop accepting peers, then stop every torrent, then close tracker connections."""
@@ -563,7 +538,7 @@ class Session(MultiService):
         stopped.addCallback(lambda _: MultiService.stopService(self))
         stopped.addErrback(lambda failure: self.log.failure("stopping torrents failed", failure))
         stopped.addCallback(lambda _: self._registry_writes)
-        stopped.addCallback(lambda _: self._stop_disk_threads())
+        stopped.addCallback(lambda _: self.disk_threads.stop())
         stopped.addCallback(lambda _: self.tracker_factory.close())
         stopped.addBoth(self._release_state_dir)
         return stopped
