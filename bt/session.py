@@ -24,11 +24,10 @@ from bt.listener import PeerListener
 from bt.logs import Logger
 from bt.metainfo import Metainfo, torrent_bytes
 from bt.peer.protocol import HALF_OPEN_LIMIT, HALF_OPEN_TIMEOUT, IncomingPeerFactory
+from bt.persistence import SessionMemory
 from bt.policy.ratelimit import TokenBucket
 from bt.policy.slots import ConnectionSlots
-from bt.progress import format_bytes
-from bt.registry import TorrentRecord, TorrentRegistry
-from bt.settings import SessionSettings, SettingsFile
+from bt.registry import TorrentRecord
 from bt.snapshot import torrent_status
 from bt.statelock import StateDirLock
 from bt.status import UNCHANGED, FilePriority, SessionStatus, TorrentStatus
@@ -107,21 +106,16 @@ class Session(MultiService):
         self.listener = PeerListener(reactor, config.listen)
         #: Held while the session runs: one process per state folder.
         self.state_lock = StateDirLock(config.state_dir)
-        self.registry = TorrentRegistry(config.state_dir)
-        #: The global limits last in force, kept across restarts.
-        self.settings = SettingsFile(config.state_dir)
         #: One timer for every torrent's once-a-second tick.
         self.ticker = Ticker(reactor)
         #: One byte budget for every torrent's seeding reads (32 MiB, not 32 MiB each).
         self.read_cache_pool = ReadCachePool()
-        #: When each torrent was added (the rest of its record is read off the torrent).
-        self._added: dict[bytes, float] = {}
-        self._remembered: set[bytes] = set()
-        self._registry_writes: Deferred[Any] = defer.succeed(None)
         #: Torrents being stopped and forgotten; adding one again must wait.
         self._removing: dict[bytes, Deferred[Any]] = {}
         #: One pool of disk threads for every torrent: 1,000 torrents, not 2,000 threads.
         self.disk_threads = DiskThreads(reactor, config.torrent.disk_threads)
+        #: The torrents and global limits remembered in the state folder.
+        self.memory = SessionMemory(config.state_dir, self.disk_threads.run)
 
     @property
     def port(self) -> int:
@@ -170,8 +164,8 @@ class Session(MultiService):
         )
         torrent = self._build(metainfo, record, storage)
         if remembered:
-            self._remembered.add(metainfo.info_hash)
-            self._persist(metainfo.info_hash, copy)
+            self.memory.remembered.add(metainfo.info_hash)
+            self.memory.save(torrent, copy)
         return torrent
 
     def _build(
@@ -192,7 +186,7 @@ class Session(MultiService):
             shown_folder = str(folder)
         else:
             shown_folder = ""
-        self._added[metainfo.info_hash] = record.added
+        self.memory.added[metainfo.info_hash] = record.added
         config = self.config.torrent
         if record.upload_limit is not None or record.download_limit is not None:
             config = replace(
@@ -254,9 +248,9 @@ class Session(MultiService):
         """
         torrent = self.get(info_hash)
         del self.torrents[info_hash]
-        self._added.pop(info_hash, None)
-        remembered = info_hash in self._remembered
-        self._remembered.discard(info_hash)
+        self.memory.added.pop(info_hash, None)
+        remembered = info_hash in self.memory.remembered
+        self.memory.remembered.discard(info_hash)
         stopped = defer.maybeDeferred(torrent.disownServiceParent)
         resume = self._resume_path(info_hash)
         parts = self._parts_path(info_hash)
@@ -264,7 +258,7 @@ class Session(MultiService):
 
         def forget() -> None:
             if remembered:
-                self.registry.forget(info_hash)
+                self.memory.registry.forget(info_hash)
             resume.unlink(missing_ok=True)
             if delete_data and folder is not None:
                 delete_files(folder, torrent.metainfo, parts)
@@ -274,7 +268,7 @@ class Session(MultiService):
         stopped.addErrback(
             lambda failure: self.log.failure("stopping {name}", failure, name=torrent.title)
         )
-        stopped.addCallback(lambda _: self._serially(forget))
+        stopped.addCallback(lambda _: self.memory.serially(forget))
         stopped.addCallback(
             lambda _: self.log.info(
                 "{name}: removed{data}",
@@ -293,13 +287,15 @@ class Session(MultiService):
     # -- torrents: the user's controls ----------------------------------------
 
     def pause_torrent(self, info_hash: bytes) -> Deferred[None]:
-        paused = self.get(info_hash).pause()
-        self._persist(info_hash)
+        torrent = self.get(info_hash)
+        paused = torrent.pause()
+        self.memory.save(torrent)
         return paused
 
     def resume_torrent(self, info_hash: bytes) -> None:
-        self.get(info_hash).resume()
-        self._persist(info_hash)
+        torrent = self.get(info_hash)
+        torrent.resume()
+        self.memory.save(torrent)
 
     def recheck_torrent(self, info_hash: bytes) -> None:
         self.get(info_hash).recheck()
@@ -312,13 +308,13 @@ class Session(MultiService):
         upload = _limit("upload_limit", upload)
         download = _limit("download_limit", download)
         torrent.set_limits(upload=upload, download=download)
-        self._persist(info_hash)
+        self.memory.save(torrent)
 
     def set_file_priorities(self, info_hash: bytes, priorities: Mapping[int, FilePriority]) -> None:
         """Change some files' priorities (skip, normal, high); ValueError names a bad one."""
         torrent = self.get(info_hash)
         torrent.set_file_priorities(priorities)
-        self._persist(info_hash)
+        self.memory.save(torrent)
 
     def set_limits(self, *, upload: Any = UNCHANGED, download: Any = UNCHANGED) -> Deferred[None]:
         """The whole process's rate limits in bytes/s; they apply at once and are saved.
@@ -335,15 +331,7 @@ class Session(MultiService):
             self.limits.download.set_rate(download, now)
         for torrent in self.torrents.values():
             torrent.limits_changed()
-        return self._save_settings()
-
-    def _save_settings(self) -> Deferred[None]:
-        settings = SessionSettings(self.limits.upload.rate, self.limits.download.rate)
-        saved = self._serially(self.settings.save, settings)
-        saved.addErrback(
-            lambda failure: self.log.failure("cannot remember the global limits", failure)
-        )
-        return saved.addCallback(lambda _: None)
+        return self.memory.save_limits(self.limits)
 
     # -- status -----------------------------------------------------------------
 
@@ -378,8 +366,13 @@ class Session(MultiService):
         A broken entry is reported and skipped, never fatal: one bad file must
         not keep a seedbox's other torrents down.
         """
-        problems = self._restore_settings()
-        for entry in self.registry.load():
+        problems = self.memory.restore_limits(
+            self.limits,
+            given_upload=self.config.upload_limit is not UNCHANGED,
+            given_download=self.config.download_limit is not UNCHANGED,
+            now=self.reactor.seconds(),
+        )
+        for entry in self.memory.load():
             if entry.metainfo is None:
                 problems.append(entry.error or entry.info_hash_hex)
                 self.log.error("cannot restore torrent: {error}", error=entry.error)
@@ -394,83 +387,8 @@ class Session(MultiService):
                     "cannot restore {hash}: {error}", hash=entry.info_hash_hex, error=exc
                 )
                 continue
-            self._remembered.add(entry.metainfo.info_hash)
+            self.memory.remembered.add(entry.metainfo.info_hash)
         return problems
-
-    def _restore_settings(self) -> list[str]:
-        """Take the global limits saved at run time, unless the configuration gives them.
-
-        Like Transmission's ``settings.json``, the file holds the limits last in
-        force; a limit given at start (``--upload-limit``) wins and is saved.
-        """
-        try:
-            saved = self.settings.load()
-        except BtError as exc:
-            self.log.error("{error}; using the global limits of the command line", error=exc)
-            return [str(exc)]
-        config = self.config
-        given = {
-            "upload": config.upload_limit is not UNCHANGED,
-            "download": config.download_limit is not UNCHANGED,
-        }
-        if saved is None:
-            if any(given.values()):
-                self._save_settings()
-            return []
-        now = self.reactor.seconds()
-        if not given["upload"]:
-            self.limits.upload.set_rate(saved.upload_limit, now)
-        if not given["download"]:
-            self.limits.download.set_rate(saved.download_limit, now)
-        overridden = [
-            f"{name} {_shown_rate(old)}"
-            for name, old, bucket in (
-                ("upload", saved.upload_limit, self.limits.upload),
-                ("download", saved.download_limit, self.limits.download),
-            )
-            if given[name] and bucket.rate != old
-        ]
-        self.log.info(
-            "global limits: upload {upload}, download {download} ({source})",
-            upload=_shown_rate(self.limits.upload.rate),
-            download=_shown_rate(self.limits.download.rate),
-            source=f"the command line replaces the saved {' and '.join(overridden)}"
-            if overridden
-            else f"as last set, from {self.settings.path}",
-        )
-        if overridden:
-            self._save_settings()
-        return []
-
-    def _persist(self, info_hash: bytes, torrent_file: bytes | None = None) -> None:
-        """Write a remembered torrent's record (and .torrent), in order, off the reactor."""
-        if info_hash not in self._remembered:
-            return
-        live = self.torrents[info_hash]
-        record = TorrentRecord(  # the torrent's settings as they are now
-            paused=live.paused,
-            download_dir=live.download_dir or None,
-            file_priorities=list(live.file_priorities),
-            upload_limit=live.upload_bucket.rate,
-            download_limit=live.download_bucket.rate,
-            added=self._added[info_hash],
-        )
-        saved = self._serially(self.registry.save, info_hash, record, torrent_file)
-        saved.addErrback(
-            lambda failure: self.log.failure("cannot remember torrent settings", failure)
-        )
-
-    def _serially(self, job: Callable[..., Any], *args: Any) -> Deferred[Any]:
-        """Run a registry job after every one queued before it; fires with its outcome."""
-        done: Deferred[Any] = Deferred()
-
-        def run(_: object) -> Deferred[Any]:
-            work = self.disk_threads.run(job, *args)
-            work.chainDeferred(done)  # the queue goes on whatever this job's outcome
-            return work
-
-        self._registry_writes.addCallback(run)
-        return done
 
     def run_blocking(self, job: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """Run blocking file work off the reactor (the watch folder's, say)."""
@@ -537,7 +455,7 @@ class Session(MultiService):
         # MultiService stops children concurrently; each torrent orders its own parts.
         stopped.addCallback(lambda _: MultiService.stopService(self))
         stopped.addErrback(lambda failure: self.log.failure("stopping torrents failed", failure))
-        stopped.addCallback(lambda _: self._registry_writes)
+        stopped.addCallback(lambda _: self.memory.flushed())
         stopped.addCallback(lambda _: self.disk_threads.stop())
         stopped.addCallback(lambda _: self.tracker_factory.close())
         stopped.addBoth(self._release_state_dir)
@@ -553,10 +471,6 @@ class Session(MultiService):
 def _given(limit: float | None) -> float | None:
     """A configured limit, with UNCHANGED (not given) as unlimited until restore()."""
     return None if limit is UNCHANGED else limit
-
-
-def _shown_rate(rate: float | None) -> str:
-    return "unlimited" if rate is None else f"{format_bytes(rate)}/s"
 
 
 def _limit(name: str, value: Any) -> Any:
