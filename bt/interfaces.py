@@ -6,11 +6,15 @@ files, memory, a test double) without the user knowing which it got.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any
 
 from zope.interface import Interface
 
-__all__ = ["IStorage"]
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+__all__ = ["IDiskQueue", "IStorage"]
 
 
 class IStorage(Interface):
@@ -81,3 +85,60 @@ class IStorage(Interface):
 
     def close() -> None:
         """Release open files. Idempotent; any later read or write raises StorageError."""
+
+
+class IDiskQueue(Interface):
+    """A torrent's storage seen from the reactor: every job returns a Deferred.
+
+    What a torrent (its inventory, damage checks, completion chain and seeding
+    reads) asks of ``bt.storage.disk.DiskQueue``; tests give the torrent a fake
+    that provides this interface instead. Work offered before ``start`` or after
+    ``stop`` fails with ``bt.errors.StorageError``; a piece or range that does
+    not exist raises ``ValueError`` at once.
+    """
+
+    def start() -> None:
+        """Begin accepting work (the threads run from here on)."""
+
+    def stop() -> Deferred[None]:
+        """Refuse new work; fires once every job already queued has finished."""
+
+    def verify_and_write(index: int, blocks: Sequence[bytes]) -> Deferred[None]:
+        """Hash piece ``index`` from its blocks; write it only if the hash matches.
+
+        Fails with ``bt.errors.PieceHashError`` (nothing written) when it does not.
+        """
+
+    def read(index: int, begin: int, length: int) -> Deferred[bytes]:
+        """Bytes to serve to a peer; ``DataMissingError`` if they are not all on disk."""
+
+    def hash_piece(index: int) -> Deferred[bool]:
+        """Whether piece ``index`` on disk matches its hash (missing data: False)."""
+
+    def call(job: Callable[..., Any], *args: object) -> Deferred[Any]:
+        """Run any blocking job (resume state I/O, say) off the reactor."""
+
+    def file_stamps() -> Deferred[tuple[tuple[int, int], ...]]:
+        """``IStorage.file_stamps``, off the reactor."""
+
+    def existing_lengths() -> Deferred[list[int]]:
+        """``IStorage.existing_lengths``, off the reactor."""
+
+    def prepare() -> Deferred[None]:
+        """``IStorage.prepare``, off the reactor."""
+
+    def set_skipped(files: frozenset[int]) -> Deferred[None]:
+        """``IStorage.set_skipped``, off the reactor (it may move data)."""
+
+    def parted_pieces() -> Deferred[list[int]]:
+        """``IStorage.parted_pieces``, off the reactor."""
+
+    def sync() -> Deferred[None]:
+        """``IStorage.sync``, off the reactor: before saving resume state that claims pieces."""
+
+    def add_pressure_listener(listener: Any) -> None:
+        """Pause ``listener`` (``pauseProducing``) while too many pieces wait to be written,
+        at once if that is so now; ``resumeProducing`` once the queue has drained."""
+
+    def remove_pressure_listener(listener: Any) -> None:
+        """Forget ``listener`` (a peer that disconnected); it is not resumed."""

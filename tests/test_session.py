@@ -9,8 +9,9 @@ from torrents import handmade_info, handmade_torrent
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.testing import MemoryReactorClock
 
+from bt.listener import LISTEN_BACKLOG, with_backlog
 from bt.metainfo import parse_metainfo
-from bt.session import LISTEN_BACKLOG, Session, SessionConfig, with_backlog
+from bt.session import Session, SessionConfig
 
 
 class FakePort:
@@ -33,7 +34,7 @@ def test_only_a_specific_ipv6_listen_address_is_announced(
     tmp_path: Path, address: IPv4Address | IPv6Address, expected: str | None
 ) -> None:
     session = Session(SessionConfig(tmp_path, tmp_path), reactor=MemoryReactorClock())
-    session._listening = FakePort(address)
+    session.listener.listening = FakePort(address)  # type: ignore[assignment]
     assert session.port == 7000
     assert session.announce_ipv6 == expected
 

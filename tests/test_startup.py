@@ -72,7 +72,7 @@ async def test_two_sessions_on_one_state_dir_conflict(tmp_path: Path) -> None:
     try:
         with pytest.raises(StateDirBusy, match=f"pid {os.getpid()}"):
             second.startService()
-        assert not second.running and second._listening is None
+        assert not second.running and second.listener.listening is None
     finally:
         await first.stopService()
     second.startService()
@@ -172,7 +172,7 @@ async def test_make_service_gives_the_session_twistds_data_umask(tmp_path: Path)
         assert isinstance(session, Session)
         assert session.config.data_umask == 0o022
         # Done before twistd forks, so a failure is reported whole: lock and ports.
-        assert session.state_lock.held and session._listening is not None
+        assert session.state_lock.held and session.listener.listening is not None
     finally:
         await session.stopService()
     assert not session.state_lock.held

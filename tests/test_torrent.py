@@ -16,9 +16,11 @@ import pytest
 from torrents import handmade_info, handmade_torrent, pseudo_random_bytes
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from zope.interface import implementer
 
 from bt.bitfield import Bitfield
 from bt.errors import PieceHashError, StorageError
+from bt.interfaces import IDiskQueue
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.peer.connection import HandshakeReceived, PeerConnection
 from bt.peer.link import IDLE_SECONDS, KEEPALIVE_SECONDS, SNUB_SECONDS
@@ -45,6 +47,7 @@ PIECE = 32 * 1024
 DATA = pseudo_random_bytes(5 * PIECE + 1000, seed=7)  # six pieces, the last one short
 
 
+@implementer(IDiskQueue)
 class FakeDisk:
     """Verifies with hashlib at once and keeps written pieces in a dict."""
 

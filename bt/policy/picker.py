@@ -16,32 +16,27 @@ Order of a pick, for one peer:
    from other peers, at most ``endgame_requests_per_block`` peers per block.
    ``block_received`` then names the peers to CANCEL.
 
-Cost. Availability is kept like libtorrent's sorted piece list: ``_order`` holds
-every wanted piece we lack and have not started, sorted by how many non-seed
-peers have it, with one contiguous bucket per availability. A HAVE or a lost
-peer moves a piece to the next bucket with one swap, so a pick scans from the
-rarest bucket and stops as soon as it has enough blocks; with a seed that is one
-or two pieces whatever the torrent's size. Seeds are one counter, not a pass
-over every piece. Ties are random because the list starts as a shuffle and each
-peer bitfield is applied in a shuffled order. A peer whose pieces are sparse
-among rarer ones would make the scan long, so after a budget the pick walks that
-peer's own bitfield instead (same order, fewer Python-level steps). Started
-pieces leave ``_order`` for ``_downloads``, so scans never step over pieces in
-flight; their per-block state is dropped when the piece is had or returns
-untouched to the pool.
+Cost. Availability is kept like libtorrent's sorted piece list
+(:mod:`bt.policy.availability`): a pick scans from the rarest bucket and stops as
+soon as it has enough blocks; with a seed that is one or two pieces whatever the
+torrent's size. A peer whose pieces are sparse among rarer ones would make the
+scan long, so after a budget the pick walks that peer's own bitfield instead
+(same order, fewer Python-level steps). Started pieces leave the order for
+``_downloads``, so scans never step over pieces in flight; their per-block state
+is dropped when the piece is had or returns untouched to the pool.
 """
 
 from __future__ import annotations
 
 import heapq
 import random
-from array import array
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Final
 
 from bt.bitfield import Bitfield
 from bt.peer.messages import BLOCK_SIZE
+from bt.policy.availability import Availability
 
 __all__ = [
     "PRIORITY_MAX",
@@ -54,14 +49,14 @@ __all__ = [
 
 #: Piece priorities use libtorrent's 0..7 range. 0 means "never download"; every
 #: other value is currently treated alike. Levels will become the major key of
-#: ``_order`` (priority, then availability) without changing this API.
+#: the availability order (priority, then availability) without changing this API.
 PRIORITY_SKIP: Final = 0
 PRIORITY_NORMAL: Final = 4
 PRIORITY_MAX: Final = 7
 
 #: Random-first mode samples this many pieces per pick before falling back to rarest-first.
 _RANDOM_PROBES: Final = 16
-#: A rarest-first scan of ``_order`` looks at no more than this many pieces, or 1/16
+#: A rarest-first scan of the availability order looks at no more than this many pieces, or 1/16
 #: of the list, before switching to the peer's own bitfield.
 _MIN_SCAN_BUDGET: Final = 64
 
@@ -160,21 +155,9 @@ class PiecePicker:
         self._rng = rng
         self._have = Bitfield(num_pieces)
         self._priority = bytearray([PRIORITY_NORMAL]) * num_pieces
-        #: Per piece: how many registered non-seed peers have it.
-        self._count = array("i", [0]) * num_pieces
-        self._seeds = 0
-        #: Peers whose pieces are counted -> whether they are counted as a seed.
-        self._peers: dict[Hashable, bool] = {}
-        order = list(range(num_pieces))
-        rng.shuffle(order)
-        #: Wanted pieces we lack, by ``_count``; bucket b is
-        #: ``_order[_bucket_start[b]:_bucket_start[b + 1]]``, the last entry a sentinel.
-        self._order = array("i", order)
-        #: Piece -> its position in ``_order``, -1 when had, skipped or started.
-        self._position = array("i", [0]) * num_pieces
-        for position, index in enumerate(order):
-            self._position[index] = position
-        self._bucket_start = [0, num_pieces]
+        #: Peers' pieces counted; wanted pieces we lack and have not started, listed
+        #: rarest first.
+        self._available = Availability(num_pieces, rng)
         #: Pieces with a priority above skip that we do not have.
         self._wanted_missing = num_pieces
         self._downloads: dict[int, _PieceDownload] = {}
@@ -232,8 +215,8 @@ class PiecePicker:
         self._have.add(index)
         if self._priority[index] != PRIORITY_SKIP:
             self._wanted_missing -= 1
-        if self._position[index] >= 0:
-            self._unlist(index)
+        if self._available.listed(index):
+            self._available.remove(index)
         self._discard_download(index)
 
     def lose(self, index: int) -> None:
@@ -245,7 +228,7 @@ class PiecePicker:
         self._have.discard(index)
         if self._priority[index] != PRIORITY_SKIP:
             self._wanted_missing += 1
-            self._list(index)
+            self._available.insert(index)
 
     def piece_failed(self, index: int) -> frozenset[Hashable]:
         """``index`` failed its hash: every block is missing again.
@@ -259,7 +242,7 @@ class PiecePicker:
         if download is None:
             return frozenset()
         if self._priority[index] != PRIORITY_SKIP:
-            self._list(index)
+            self._available.insert(index)
         return frozenset(download.received_from.values())
 
     def set_piece_priority(self, index: int, priority: int) -> None:
@@ -276,9 +259,9 @@ class PiecePicker:
         if index in self._downloads:
             return  # a started piece stays started; see _unrequest and piece_failed
         if wanted:
-            self._list(index)
+            self._available.insert(index)
         else:
-            self._unlist(index)
+            self._available.remove(index)
 
     def piece_priority(self, index: int) -> int:
         self._check(index)
@@ -289,28 +272,17 @@ class PiecePicker:
     def availability(self, index: int) -> int:
         """How many registered peers have ``index``."""
         self._check(index)
-        return self._count[index] + self._seeds
+        return self._available.of(index)
 
     def add_peer_bitfield(self, peer: Hashable, bitfield: Bitfield) -> None:
         """The peer's first word on its pieces (BITFIELD, HAVE_ALL or HAVE_NONE)."""
         self._check_bitfield(bitfield)
-        if peer in self._peers:
-            raise ValueError(f"pieces of peer {peer!r} are already counted")
-        if bitfield.is_complete():
-            self._peers[peer] = True
-            self._seeds += 1
-            return
-        self._peers[peer] = False
-        indexes = list(bitfield)
-        self._rng.shuffle(indexes)  # the order pieces enter a bucket is their tie order
-        for index in indexes:
-            self._raise(index)
+        self._available.add_peer(peer, bitfield)
 
     def add_peer_have(self, peer: Hashable, index: int) -> None:
         """The peer announced ``index``; call only when its bit was not already set."""
         self._check(index)
-        if not self._peers.setdefault(peer, False):
-            self._raise(index)
+        self._available.add_have(peer, index)
 
     def replace_peer_bitfield(self, peer: Hashable, old: Bitfield, new: Bitfield) -> None:
         """The peer sent another BITFIELD (aria2 does, after some HAVEs): uncount the
@@ -319,43 +291,14 @@ class PiecePicker:
         peer's view of its pieces and nothing else."""
         self._check_bitfield(old)
         self._check_bitfield(new)
-        was_seed = self._peers.get(peer)
-        if was_seed is None:
-            self.add_peer_bitfield(peer, new)
-            return
-        if was_seed or new.is_complete():
-            # A seed is one counter, not per-piece counts: move it out, then back in.
-            if was_seed:
-                self._seeds -= 1
-            else:
-                for index in old:
-                    self._lower(index)
-            del self._peers[peer]
-            self.add_peer_bitfield(peer, new)
-            return
-        # Only the difference moves: a late bitfield mostly repeats what HAVEs said.
-        before = int.from_bytes(old.to_bytes(), "big")
-        after = int.from_bytes(new.to_bytes(), "big")
-        width = (self.num_pieces + 7) // 8 * 8
-        for changed, step in ((before & ~after, self._lower), (after & ~before, self._raise)):
-            while changed:
-                top = changed.bit_length() - 1
-                step(width - 1 - top)
-                changed ^= 1 << top
+        self._available.replace_peer(peer, old, new)
 
     def peer_gone(self, peer: Hashable, bitfield: Bitfield) -> list[BlockRequest]:
         """The peer disconnected: uncount its pieces (``bitfield`` as last known) and
         return its outstanding requests to the pool (they are returned too)."""
         self._check_bitfield(bitfield)
         abandoned = self.peer_requests_abandoned(peer)
-        is_seed = self._peers.pop(peer, None)
-        if is_seed:
-            self._seeds -= 1
-        elif is_seed is not None:
-            indexes = list(bitfield)
-            self._rng.shuffle(indexes)
-            for index in indexes:
-                self._lower(index)
+        self._available.remove_peer(peer, bitfield)
         return abandoned
 
     # -- requests -------------------------------------------------------------
@@ -382,7 +325,7 @@ class PiecePicker:
     @property
     def in_endgame(self) -> bool:
         """Every block of every wanted missing piece is requested or received."""
-        if self._order or not self._wanted_missing:
+        if self._available.order or not self._wanted_missing:
             return False  # some wanted piece is not even started, or none is missing
         priority = self._priority
         return not any(priority[index] for index in self._with_free)
@@ -456,7 +399,7 @@ class PiecePicker:
         priority = self._priority
         self.pieces_examined += len(self._with_free)
         started = [i for i in self._with_free if priority[i] and i in peer_bitfield]
-        started.sort(key=self._count.__getitem__)  # rarest first
+        started.sort(key=self._available.count.__getitem__)  # rarest first
         for index in started:
             if self._take_free(peer, index, self._downloads[index], count, picked):
                 return
@@ -464,7 +407,7 @@ class PiecePicker:
     def _pick_random(
         self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[BlockRequest]
     ) -> None:
-        order = self._order
+        order = self._available.order
         for _ in range(_RANDOM_PROBES):
             if not order:
                 return
@@ -477,13 +420,13 @@ class PiecePicker:
     def _pick_rarest(
         self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[BlockRequest]
     ) -> None:
-        # Starting a piece reorders ``_order``: choose every piece first, start them after.
-        order = self._order
+        # Starting a piece reorders the order: choose every piece first, start them after.
+        order = self._available.order
         needed = count - len(picked)
         chosen = []
         # A non-seed peer's pieces are all counted, so they are never in bucket 0.
-        is_seed = self._peers.get(peer) or peer_bitfield.is_complete()
-        first = 0 if is_seed else self._bucket_start[1]
+        is_seed = self._available.is_seed(peer) or peer_bitfield.is_complete()
+        first = 0 if is_seed else self._available.starts[1]
         stop = min(len(order), first + max(_MIN_SCAN_BUDGET, len(order) >> 4))
         position = first
         while needed > 0 and position < stop:
@@ -503,7 +446,7 @@ class PiecePicker:
     ) -> list[int]:
         """Rarest-first over the peer's bitfield, for a sparse peer: the scan's order
         from ``from_position`` on, enough pieces for ``needed`` blocks."""
-        position = self._position
+        position = self._available.position
         self.pieces_examined += peer_bitfield.count()
         candidates = [i for i in peer_bitfield if position[i] >= from_position]
         chosen = []
@@ -521,7 +464,7 @@ class PiecePicker:
         """Duplicate requests, least-requested blocks first, then rarest pieces."""
         limit = self.endgame_requests_per_block
         priority = self._priority
-        availability = self._count
+        availability = self._available.count
         downloads = self._downloads
         # Only blocks other peers owe us can be duplicated: walk their outstanding
         # requests, not every started piece (thousands of small pieces may wait for
@@ -579,8 +522,8 @@ class PiecePicker:
     # -- block bookkeeping ----------------------------------------------------
 
     def _start(self, index: int) -> _PieceDownload:
-        """First pick of a listed piece: it leaves ``_order`` and gets block state."""
-        self._unlist(index)
+        """First pick of a listed piece: it leaves the order and gets block state."""
+        self._available.remove(index)
         download = self._downloads[index] = _PieceDownload(self.block_count(index))
         self._with_free[index] = None
         return download
@@ -603,7 +546,7 @@ class PiecePicker:
             del self._downloads[index]
             self._with_free.pop(index, None)
             if self._priority[index] != PRIORITY_SKIP:
-                self._list(index)
+                self._available.insert(index)
         else:
             self._with_free[index] = None
 
@@ -616,68 +559,6 @@ class PiecePicker:
             for requester in requesters:
                 self._forget_request(requester, (index, block))
         return download
-
-    # -- availability buckets -------------------------------------------------
-
-    def _swap(self, a: int, b: int) -> None:
-        order = self._order
-        order[a], order[b] = order[b], order[a]
-        self._position[order[a]] = a
-        self._position[order[b]] = b
-
-    def _raise(self, index: int) -> None:
-        """One more peer has ``index``: it becomes the first of the next bucket."""
-        count = self._count[index]
-        self._count[index] = count + 1
-        position = self._position[index]
-        if position < 0:
-            return
-        starts = self._bucket_start
-        if count + 2 == len(starts):
-            starts.append(starts[-1])  # open an empty top bucket
-        last = starts[count + 1] - 1
-        self._swap(position, last)
-        starts[count + 1] = last
-
-    def _lower(self, index: int) -> None:
-        """One fewer peer has ``index``: it becomes the last of the previous bucket."""
-        count = self._count[index]
-        if not count:
-            raise ValueError(f"piece {index} lost a peer but none was counted")
-        self._count[index] = count - 1
-        position = self._position[index]
-        if position < 0:
-            return
-        starts = self._bucket_start
-        first = starts[count]
-        self._swap(position, first)
-        starts[count] = first + 1
-
-    def _unlist(self, index: int) -> None:
-        """Move ``index`` up through every higher bucket to the end, then drop it."""
-        starts = self._bucket_start
-        position = self._position[index]
-        for bucket in range(self._count[index], len(starts) - 1):
-            last = starts[bucket + 1] - 1
-            self._swap(position, last)
-            starts[bucket + 1] = position = last
-        self._order.pop()
-        self._position[index] = -1
-
-    def _list(self, index: int) -> None:
-        """Append ``index`` to the top bucket, then move it down to its own."""
-        starts = self._bucket_start
-        count = self._count[index]
-        while len(starts) < count + 2:
-            starts.append(starts[-1])
-        self._order.append(index)
-        position = self._position[index] = len(self._order) - 1
-        starts[-1] = len(self._order)
-        for bucket in range(len(starts) - 2, count, -1):
-            first = starts[bucket]
-            self._swap(position, first)
-            starts[bucket] = first + 1
-            position = first
 
     # -- checks ---------------------------------------------------------------
 
@@ -697,21 +578,7 @@ class PiecePicker:
         wanted = {i for i in range(n) if self._priority[i] and i not in self._have}
         assert self._wanted_missing == len(wanted), "wanted missing count"
         unstarted = wanted - self._downloads.keys()
-        assert sorted(self._order) == sorted(unstarted), "order holds the unstarted wanted"
-        for index in range(n):
-            position = self._position[index]
-            assert self._count[index] >= 0
-            if index in unstarted:
-                assert self._order[position] == index, f"position of {index}"
-            else:
-                assert position == -1, f"{index} is listed but had, skipped or started"
-        starts = self._bucket_start
-        assert starts[0] == 0 and starts[-1] == len(self._order), "bucket ends"
-        for bucket in range(len(starts) - 1):
-            assert starts[bucket] <= starts[bucket + 1], "buckets in order"
-            for position in range(starts[bucket], starts[bucket + 1]):
-                assert self._count[self._order[position]] == bucket, "piece in its bucket"
-        assert self._seeds == sum(self._peers.values())
+        self._available.check_invariants(unstarted)
         requested: dict[Hashable, set[tuple[int, int]]] = {}
         for index, download in self._downloads.items():
             assert index not in self._have, f"download state for had piece {index}"

@@ -26,9 +26,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
 
 from bt.errors import DataMissingError, PieceHashError, StorageError
-from bt.interfaces import IStorage
+from bt.interfaces import IDiskQueue, IStorage
 from bt.logs import Logger
 
 __all__ = ["DiskQueue", "Hash", "PressureListener"]
@@ -77,6 +78,7 @@ class PressureListener(Protocol):
     def resumeProducing(self) -> None: ...
 
 
+@implementer(IDiskQueue)
 class DiskQueue:
     """Runs storage jobs in a ``bt-disk`` thread pool and returns Deferreds.
 
