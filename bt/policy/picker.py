@@ -41,13 +41,12 @@ from dataclasses import dataclass
 from typing import Final
 
 from bt.bitfield import Bitfield
-from bt.peer.messages import BLOCK_SIZE
+from bt.geometry import Block, PieceGeometry
 
 __all__ = [
     "PRIORITY_MAX",
     "PRIORITY_NORMAL",
     "PRIORITY_SKIP",
-    "BlockRequest",
     "BlockResult",
     "PiecePicker",
 ]
@@ -67,15 +66,6 @@ _MIN_SCAN_BUDGET: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
-class BlockRequest:
-    """One block: the arguments of a REQUEST, CANCEL or PIECE message."""
-
-    index: int
-    begin: int
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
 class BlockResult:
     """What a received block means.
 
@@ -88,7 +78,7 @@ class BlockResult:
     """
 
     wanted: bool
-    block: BlockRequest | None = None
+    block: Block | None = None
     piece_complete: bool = False
     cancel: tuple[Hashable, ...] = ()
 
@@ -123,40 +113,25 @@ class PiecePicker:
 
     def __init__(
         self,
-        num_pieces: int,
-        piece_length: int,
-        total_length: int,
+        geometry: PieceGeometry,
         rng: random.Random,
         *,
-        block_size: int = BLOCK_SIZE,
         random_first: int = 4,
         endgame_requests_per_block: int = 2,
     ) -> None:
-        if piece_length <= 0 or total_length <= 0:
+        if random_first < 0 or endgame_requests_per_block < 1:
             raise ValueError(
-                f"piece length {piece_length} and total length {total_length} must be positive"
+                f"endgame requests per block {endgame_requests_per_block} must be positive,"
+                f" random first {random_first} not negative"
             )
-        if num_pieces != -(-total_length // piece_length):
-            raise ValueError(
-                f"{total_length} bytes in pieces of {piece_length} make"
-                f" {-(-total_length // piece_length)} pieces, not {num_pieces}"
-            )
-        if block_size <= 0 or random_first < 0 or endgame_requests_per_block < 1:
-            raise ValueError(
-                f"block size {block_size} and endgame requests per block"
-                f" {endgame_requests_per_block} must be positive, random first"
-                f" {random_first} not negative"
-            )
-        self.num_pieces = num_pieces
-        self.piece_length = piece_length
-        self.total_length = total_length
-        self.block_size = block_size
+        self.geometry = geometry
+        num_pieces = self.num_pieces = geometry.num_pieces
+        self.block_size = geometry.block_size
         self.random_first = random_first
         self.endgame_requests_per_block = endgame_requests_per_block
         #: Pieces ``pick`` has looked at, ever: a diagnostic of pick cost that
         #: does not depend on the machine (tests and docs/performance.rst).
         self.pieces_examined = 0
-        self._last_piece_size = total_length - piece_length * (num_pieces - 1)
         self._rng = rng
         self._have = Bitfield(num_pieces)
         self._priority = bytearray([PRIORITY_NORMAL]) * num_pieces
@@ -186,15 +161,10 @@ class PiecePicker:
     # -- geometry -------------------------------------------------------------
 
     def piece_size(self, index: int) -> int:
-        self._check(index)
-        return self._last_piece_size if index == self.num_pieces - 1 else self.piece_length
+        return self.geometry.piece_size(index)
 
     def block_count(self, index: int) -> int:
-        return -(-self.piece_size(index) // self.block_size)
-
-    def _block(self, index: int, block: int) -> BlockRequest:
-        begin = block * self.block_size
-        return BlockRequest(index, begin, min(self.block_size, self.piece_size(index) - begin))
+        return self.geometry.block_count(index)
 
     # -- our pieces -----------------------------------------------------------
 
@@ -343,7 +313,7 @@ class PiecePicker:
                 step(width - 1 - top)
                 changed ^= 1 << top
 
-    def peer_gone(self, peer: Hashable, bitfield: Bitfield) -> list[BlockRequest]:
+    def peer_gone(self, peer: Hashable, bitfield: Bitfield) -> list[Block]:
         """The peer disconnected: uncount its pieces (``bitfield`` as last known) and
         return its outstanding requests to the pool (they are returned too)."""
         self._check_bitfield(bitfield)
@@ -360,14 +330,14 @@ class PiecePicker:
 
     # -- requests -------------------------------------------------------------
 
-    def pick(self, peer: Hashable, peer_bitfield: Bitfield, count: int) -> list[BlockRequest]:
+    def pick(self, peer: Hashable, peer_bitfield: Bitfield, count: int) -> list[Block]:
         """Up to ``count`` blocks to request from ``peer``, now marked requested from it.
 
         Only pieces the peer has, we lack and want; never a block already
         requested from this peer. Blocks of one piece come in order.
         """
         self._check_bitfield(peer_bitfield)
-        picked: list[BlockRequest] = []
+        picked: list[Block] = []
         if count <= 0 or not self._wanted_missing:
             return picked
         self._pick_started(peer, peer_bitfield, count, picked)
@@ -395,7 +365,7 @@ class PiecePicker:
         block = begin // self.block_size
         if block >= len(download.requested_by):
             return _UNWANTED
-        request = self._block(index, block)
+        request = self.geometry.block(index, block)
         requesters = download.requested_by[block]
         if peer not in requesters or length != request.length:
             return _UNWANTED
@@ -422,7 +392,7 @@ class PiecePicker:
         self._unrequest(peer, *key)
         return True
 
-    def peer_requests_abandoned(self, peer: Hashable) -> list[BlockRequest]:
+    def peer_requests_abandoned(self, peer: Hashable) -> list[Block]:
         """None of the peer's requests will be answered (choke, disconnect, snub):
         all go back to the pool. Returns them, in request order."""
         requests = self._requests.pop(peer, None)
@@ -430,13 +400,13 @@ class PiecePicker:
             return []
         abandoned = []
         for index, block in requests:
-            abandoned.append(self._block(index, block))
+            abandoned.append(self.geometry.block(index, block))
             self._unrequest(peer, index, block)
         return abandoned
 
-    def outstanding_requests(self, peer: Hashable) -> list[BlockRequest]:
+    def outstanding_requests(self, peer: Hashable) -> list[Block]:
         """Blocks requested from the peer and not yet received, in request order."""
-        return [self._block(index, block) for index, block in self._requests.get(peer, {})]
+        return [self.geometry.block(index, block) for index, block in self._requests.get(peer, {})]
 
     def outstanding_count(self, peer: Hashable) -> int:
         """How many blocks are requested from the peer and not yet received (O(1))."""
@@ -451,7 +421,7 @@ class PiecePicker:
     # -- picking steps --------------------------------------------------------
 
     def _pick_started(
-        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[BlockRequest]
+        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[Block]
     ) -> None:
         priority = self._priority
         self.pieces_examined += len(self._with_free)
@@ -462,7 +432,7 @@ class PiecePicker:
                 return
 
     def _pick_random(
-        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[BlockRequest]
+        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[Block]
     ) -> None:
         order = self._order
         for _ in range(_RANDOM_PROBES):
@@ -475,7 +445,7 @@ class PiecePicker:
                     return
 
     def _pick_rarest(
-        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[BlockRequest]
+        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[Block]
     ) -> None:
         # Starting a piece reorders ``_order``: choose every piece first, start them after.
         order = self._order
@@ -516,7 +486,7 @@ class PiecePicker:
         return chosen
 
     def _pick_endgame(
-        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[BlockRequest]
+        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[Block]
     ) -> None:
         """Duplicate requests, least-requested blocks first, then rarest pieces."""
         limit = self.endgame_requests_per_block
@@ -549,7 +519,7 @@ class PiecePicker:
         for _, _, index, block in candidates[: count - len(picked)]:
             self._downloads[index].requested_by[block] += (peer,)
             requests[(index, block)] = None
-            picked.append(self._block(index, block))
+            picked.append(self.geometry.block(index, block))
 
     def _take_free(
         self,
@@ -557,7 +527,7 @@ class PiecePicker:
         index: int,
         download: _PieceDownload,
         count: int,
-        picked: list[BlockRequest],
+        picked: list[Block],
     ) -> bool:
         """Request free blocks of one piece from ``peer``; True when ``picked`` is full."""
         requests = self._requests.setdefault(peer, {})
@@ -569,7 +539,7 @@ class PiecePicker:
             requested_by[block] = (peer,)
             download.free -= 1
             requests[(index, block)] = None
-            picked.append(self._block(index, block))
+            picked.append(self.geometry.block(index, block))
             if len(picked) >= count or not download.free:
                 break
         if not download.free:
