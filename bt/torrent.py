@@ -241,7 +241,7 @@ class Torrent(Service):
         metainfo = self.metainfo
         picker = PiecePicker(metainfo.geometry, self.rng)
         for index, priority in enumerate(self._piece_priorities()):
-            if priority != 1:
+            if priority != picker.piece_priority(index):
                 picker.set_piece_priority(index, priority)
         return picker
 

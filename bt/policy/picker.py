@@ -42,21 +42,18 @@ from typing import Final
 
 from bt.bitfield import Bitfield
 from bt.geometry import Block, PieceGeometry
+from bt.policy.priority import Priority
 
 __all__ = [
-    "PRIORITY_MAX",
-    "PRIORITY_NORMAL",
-    "PRIORITY_SKIP",
     "BlockResult",
     "PiecePicker",
 ]
 
-#: Piece priorities use libtorrent's 0..7 range. 0 means "never download"; every
-#: other value is currently treated alike. Levels will become the major key of
-#: ``_order`` (priority, then availability) without changing this API.
-PRIORITY_SKIP: Final = 0
-PRIORITY_NORMAL: Final = 4
-PRIORITY_MAX: Final = 7
+#: Piece priorities are bt.policy.priority levels (libtorrent's 0..7). 0 means "never
+#: download"; every other value is currently treated alike. Levels will become the
+#: major key of ``_order`` (priority, then availability) without changing this API.
+_SKIP: Final = int(Priority.SKIP)
+_MAX: Final = int(Priority.HIGH)
 
 #: Random-first mode samples this many pieces per pick before falling back to rarest-first.
 _RANDOM_PROBES: Final = 16
@@ -134,7 +131,7 @@ class PiecePicker:
         self.pieces_examined = 0
         self._rng = rng
         self._have = Bitfield(num_pieces)
-        self._priority = bytearray([PRIORITY_NORMAL]) * num_pieces
+        self._priority = bytearray([Priority.NORMAL]) * num_pieces
         #: Per piece: how many registered non-seed peers have it.
         self._count = array("i", [0]) * num_pieces
         self._seeds = 0
@@ -200,7 +197,7 @@ class PiecePicker:
         if index in self._have:
             return
         self._have.add(index)
-        if self._priority[index] != PRIORITY_SKIP:
+        if self._priority[index] != _SKIP:
             self._wanted_missing -= 1
         if self._position[index] >= 0:
             self._unlist(index)
@@ -213,7 +210,7 @@ class PiecePicker:
         if index not in self._have:
             return
         self._have.discard(index)
-        if self._priority[index] != PRIORITY_SKIP:
+        if self._priority[index] != _SKIP:
             self._wanted_missing += 1
             self._list(index)
 
@@ -228,17 +225,17 @@ class PiecePicker:
         download = self._discard_download(index)
         if download is None:
             return frozenset()
-        if self._priority[index] != PRIORITY_SKIP:
+        if self._priority[index] != _SKIP:
             self._list(index)
         return frozenset(download.received_from.values())
 
     def set_piece_priority(self, index: int, priority: int) -> None:
-        """``PRIORITY_SKIP`` (0) pieces are never picked; requests in flight stay valid."""
+        """``Priority.SKIP`` (0) pieces are never picked; requests in flight stay valid."""
         self._check(index)
-        if not PRIORITY_SKIP <= priority <= PRIORITY_MAX:
-            raise ValueError(f"priority {priority} outside {PRIORITY_SKIP}..{PRIORITY_MAX}")
-        was_wanted = self._priority[index] != PRIORITY_SKIP
-        wanted = priority != PRIORITY_SKIP
+        if not _SKIP <= priority <= _MAX:
+            raise ValueError(f"priority {priority} outside {_SKIP}..{_MAX}")
+        was_wanted = self._priority[index] != _SKIP
+        wanted = priority != _SKIP
         self._priority[index] = priority
         if index in self._have or wanted == was_wanted:
             return
@@ -572,7 +569,7 @@ class PiecePicker:
         if download.is_pristine():  # untouched again: back among the unstarted pieces
             del self._downloads[index]
             self._with_free.pop(index, None)
-            if self._priority[index] != PRIORITY_SKIP:
+            if self._priority[index] != _SKIP:
                 self._list(index)
         else:
             self._with_free[index] = None

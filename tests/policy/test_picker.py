@@ -19,12 +19,8 @@ from hypothesis.stateful import (
 
 from bt.bitfield import Bitfield
 from bt.geometry import Block, PieceGeometry
-from bt.policy.picker import (
-    PRIORITY_MAX,
-    PRIORITY_NORMAL,
-    PRIORITY_SKIP,
-    PiecePicker,
-)
+from bt.policy.picker import PiecePicker
+from bt.policy.priority import Priority
 
 BLOCK = 16384
 
@@ -297,8 +293,8 @@ def test_never_gives_one_peer_the_same_block_twice_even_in_endgame() -> None:
 def test_skipped_pieces_are_never_picked_until_wanted_again() -> None:
     picker = make_picker(4)
     picker.add_peer_bitfield("seed", Bitfield.full(4))
-    picker.set_piece_priority(1, PRIORITY_SKIP)
-    picker.set_piece_priority(3, PRIORITY_SKIP)
+    picker.set_piece_priority(1, Priority.SKIP)
+    picker.set_piece_priority(3, Priority.SKIP)
     assert picker.missing_count == 2
     picked = picker.pick("seed", Bitfield.full(4), 100)
     assert set(pieces_of(picked)) == {0, 2}
@@ -308,8 +304,8 @@ def test_skipped_pieces_are_never_picked_until_wanted_again() -> None:
     assert not picker.in_endgame
     assert picker.pick("seed", Bitfield.full(4), 100) == []
 
-    picker.set_piece_priority(3, PRIORITY_MAX)
-    assert picker.piece_priority(3) == PRIORITY_MAX
+    picker.set_piece_priority(3, Priority.HIGH)
+    assert picker.piece_priority(3) == Priority.HIGH
     assert set(pieces_of(picker.pick("seed", Bitfield.full(4), 100))) == {3}
     picker.check_invariants()
 
@@ -319,7 +315,7 @@ def test_priority_outside_the_range_is_refused() -> None:
     with pytest.raises(ValueError, match=r"priority 8 outside 0\.\.7"):
         picker.set_piece_priority(0, 8)
     with pytest.raises(IndexError):
-        picker.set_piece_priority(2, PRIORITY_NORMAL)
+        picker.set_piece_priority(2, Priority.NORMAL)
 
 
 # -- received blocks ----------------------------------------------------------
@@ -622,7 +618,7 @@ class PickerMachine(RuleBasedStateMachine):
             assert block not in self.outstanding[peer]
             assert block.index in bitfield
             assert not self.picker.has(block.index)
-            assert self.picker.piece_priority(block.index) != PRIORITY_SKIP
+            assert self.picker.piece_priority(block.index) != Priority.SKIP
             assert block not in self.received.get(block.index, {})
         self.outstanding[peer] |= set(picked)
 
@@ -676,7 +672,7 @@ class PickerMachine(RuleBasedStateMachine):
             assert self.picker.piece_failed(index) == senders
         self._drop_piece(index)
 
-    @rule(index=st.integers(0, 9), priority=st.sampled_from([PRIORITY_SKIP, PRIORITY_NORMAL]))
+    @rule(index=st.integers(0, 9), priority=st.sampled_from([Priority.SKIP, Priority.NORMAL]))
     def set_priority(self, index: int, priority: int) -> None:
         self.picker.set_piece_priority(index % self.n, priority)
 
@@ -716,7 +712,7 @@ class PickerMachine(RuleBasedStateMachine):
         for peer in PEERS:
             picker.peer_gone(peer, self.bitfields.pop(peer, Bitfield(self.n)))
         for index in range(self.n):
-            picker.set_piece_priority(index, PRIORITY_NORMAL)
+            picker.set_piece_priority(index, Priority.NORMAL)
         for index in self.verifying:
             picker.have(index)
         seed = Bitfield.full(self.n)
@@ -822,7 +818,7 @@ def test_a_lost_piece_is_missing_again_and_picked_like_any_other() -> None:
 def test_losing_a_skipped_piece_does_not_make_it_wanted() -> None:
     picker = make_picker(4)
     picker.have(1)
-    picker.set_piece_priority(1, PRIORITY_SKIP)
+    picker.set_piece_priority(1, Priority.SKIP)
     picker.lose(1)
     picker.lose(3)  # never had: nothing to lose
     picker.check_invariants()
