@@ -96,12 +96,14 @@ def timed(function: Any, *args: Any) -> tuple[float, Any]:
 def picker_bench(pieces: int, piece_length: int, partial_peers: int, seeds: int) -> dict[str, Any]:
     """Drive a PiecePicker through a whole download of ``pieces`` pieces, timing each call."""
     from bt.bitfield import Bitfield
+    from bt.geometry import PieceGeometry
     from bt.policy.picker import PiecePicker
 
     rng = random.Random(8)
     total = pieces * piece_length
     out: dict[str, Any] = {"pieces": pieces, "piece_length": piece_length}
-    construct_s, picker = timed(PiecePicker, pieces, piece_length, total, random.Random(1))
+    geometry = PieceGeometry(pieces, piece_length, total)
+    construct_s, picker = timed(PiecePicker, geometry, random.Random(1))
     out["construct_ms"] = construct_s * 1e3
 
     # Peer bitfields: seeds, and partial peers holding a random half of the pieces.

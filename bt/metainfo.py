@@ -8,12 +8,13 @@ path stays inside the download folder.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bt import bencode
 from bt.errors import BencodeError, MetainfoError
+from bt.geometry import PieceGeometry, piece_count
 
 __all__ = ["FileEntry", "Metainfo", "load_metainfo", "parse_metainfo"]
 
@@ -59,6 +60,12 @@ class Metainfo:
     created_by: str | None
     creation_date: int | None
     raw_info: bytes
+    #: Piece and block sizes (bt.geometry), derived from the fields above.
+    geometry: PieceGeometry = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        geometry = PieceGeometry(len(self.piece_hashes), self.piece_length, self.total_length)
+        object.__setattr__(self, "geometry", geometry)
 
     @property
     def num_pieces(self) -> int:
@@ -66,11 +73,7 @@ class Metainfo:
 
     def piece_size(self, index: int) -> int:
         """Length of piece ``index``; only the last piece may be shorter."""
-        if not 0 <= index < len(self.piece_hashes):
-            raise IndexError(f"piece {index} out of range 0..{len(self.piece_hashes) - 1}")
-        if index == len(self.piece_hashes) - 1:
-            return self.total_length - index * self.piece_length
-        return self.piece_length
+        return self.geometry.piece_size(index)
 
     @property
     def trackers(self) -> tuple[tuple[str, ...], ...]:
@@ -129,7 +132,7 @@ def parse_metainfo(data: bytes) -> Metainfo:
     _check_writable(files)
     total_length = sum(f.length for f in files)
 
-    expected = -(-total_length // piece_length)
+    expected = piece_count(total_length, piece_length)
     if len(piece_hashes) != expected:
         raise MetainfoError(
             f"info.pieces holds {len(piece_hashes)} hashes but {total_length} bytes "

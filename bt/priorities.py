@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from bt.policy.priority import Priority
 from bt.status import FilePriority
 from bt.storage.layout import Layout
 
@@ -18,10 +19,10 @@ __all__ = ["file_done_bytes", "piece_priorities", "skipped_files", "updated_prio
 def piece_priorities(
     layout: Layout, files: Sequence[FilePriority], padding: Sequence[bool]
 ) -> list[int]:
-    """The picker priority (0 skip .. 7 first) of every piece; O(pieces + files)."""
+    """The priority (bt.policy.priority) of every piece; O(pieces + files)."""
     if len(files) != layout.num_files:
         raise ValueError(f"{len(files)} file priorities for {layout.num_files} files")
-    result = [0] * layout.num_pieces
+    result = [int(Priority.SKIP)] * layout.num_pieces
     holds_data = [False] * layout.num_pieces
     for file_index, priority in enumerate(files):
         if padding[file_index]:
@@ -32,7 +33,7 @@ def piece_priorities(
             if value > result[piece]:
                 result[piece] = value
     # A piece of padding alone (never in practice) is trivially complete: keep it wanted.
-    return [p if held else 1 for p, held in zip(result, holds_data, strict=True)]
+    return [p if held else Priority.NORMAL for p, held in zip(result, holds_data, strict=True)]
 
 
 def skipped_files(files: Sequence[FilePriority], padding: Sequence[bool]) -> frozenset[int]:

@@ -73,10 +73,5 @@ def torrent_status(torrent: Torrent, *, files: bool = True) -> TorrentStatus:
 
 def _have_bytes(torrent: Torrent) -> int:
     """Bytes in verified pieces (the last piece may be short)."""
-    metainfo = torrent.metainfo
-    count = torrent.picker.have_count
-    total = count * metainfo.piece_length
-    last = metainfo.num_pieces - 1
-    if count and torrent.picker.has(last):
-        total -= metainfo.piece_length - metainfo.piece_size(last)
-    return total
+    geometry, picker = torrent.metainfo.geometry, torrent.picker
+    return geometry.bytes_in_count(picker.have_count, includes_last=picker.has(geometry.last_piece))

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from bt.policy.priority import Priority
+
 __all__ = [
     "UNCHANGED",
     "FilePriority",
@@ -52,9 +54,9 @@ class FilePriority(StrEnum):
     HIGH = "high"
 
     @property
-    def piece_priority(self) -> int:
-        """The picker's scale: 0 never downloaded, 1 normal, 7 first."""
-        return {"skip": 0, "normal": 1, "high": 7}[self.value]
+    def piece_priority(self) -> Priority:
+        """This level on the one scale of files and pieces (bt.policy.priority)."""
+        return Priority[self.name]
 
 
 @dataclass(frozen=True, slots=True)

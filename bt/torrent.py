@@ -32,7 +32,7 @@ from bt.errors import (
 from bt.interfaces import IStorage
 from bt.logs import Logger
 from bt.metainfo import Metainfo
-from bt.peer.connection import HandshakeReceived, TorrentGeometry
+from bt.peer.connection import HandshakeReceived
 from bt.peer.link import PeerLink
 from bt.peer.messages import BitfieldMessage, Cancel, Have, NotInterested, Piece, Request
 from bt.peer.protocol import PeerProtocol, TorrentPeerFactory
@@ -165,9 +165,7 @@ class Torrent(Service):
         #: Where FileStorage writes (shown in status; empty for other storages).
         self.download_dir = download_dir
         self.layout = Layout.from_files(metainfo.files, metainfo.piece_length)
-        self.geometry = TorrentGeometry(
-            metainfo.num_pieces, metainfo.piece_length, metainfo.total_length
-        )
+        self.geometry = metainfo.geometry
         self.file_priorities = list(file_priorities or [FilePriority.NORMAL] * len(metainfo.files))
         self.picker = self._new_picker()
         self.links: dict[PeerLink, None] = {}
@@ -241,11 +239,9 @@ class Torrent(Service):
 
     def _new_picker(self) -> PiecePicker:
         metainfo = self.metainfo
-        picker = PiecePicker(
-            metainfo.num_pieces, metainfo.piece_length, metainfo.total_length, self.rng
-        )
+        picker = PiecePicker(metainfo.geometry, self.rng)
         for index, priority in enumerate(self._piece_priorities()):
-            if priority != 1:
+            if priority != picker.piece_priority(index):
                 picker.set_piece_priority(index, priority)
         return picker
 
@@ -265,12 +261,9 @@ class Torrent(Service):
     @property
     def bytes_left(self) -> int:
         """Bytes of wanted pieces we do not have (the tracker's ``left``)."""
-        picker = self.picker
-        left = picker.missing_count * self.metainfo.piece_length
-        last = self.metainfo.num_pieces - 1
-        if not picker.has(last) and picker.piece_priority(last):
-            left -= self.metainfo.piece_length - self.metainfo.piece_size(last)
-        return max(0, left)
+        picker, last = self.picker, self.geometry.last_piece
+        wants_last = not picker.has(last) and picker.piece_priority(last) != 0
+        return self.geometry.bytes_in_count(picker.missing_count, includes_last=wants_last)
 
     @property
     def is_finished(self) -> bool:

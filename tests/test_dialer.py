@@ -13,8 +13,9 @@ from twisted.python.failure import Failure
 
 from bt.candidates import RETRY_BASE, Address
 from bt.dialer import Dialer, PeerSource
+from bt.geometry import PieceGeometry
 from bt.metainfo import parse_metainfo
-from bt.peer.connection import HandshakeReceived, TorrentGeometry
+from bt.peer.connection import HandshakeReceived
 from bt.peer.messages import Handshake, encode_handshake
 from bt.peer.protocol import SELF_CONNECTION, PeerProtocol, TorrentPeerFactory
 from bt.policy.slots import ConnectionSlots
@@ -22,7 +23,7 @@ from bt.torrent import TorrentConfig
 
 OUR_ID = b"-BT0100-ourselves!!!"
 INFO_HASH = b"\x07" * 20
-GEOMETRY = TorrentGeometry(4, 16384, 4 * 16384)
+GEOMETRY = PieceGeometry(4, 16384, 4 * 16384)
 TIMEOUT = 15.0
 
 

@@ -33,6 +33,7 @@ from zope.interface import provider
 from bt import bencode
 from bt.bitfield import Bitfield
 from bt.errors import MetainfoError, RemoteProtocolError
+from bt.geometry import PieceGeometry
 from bt.metainfo import MAX_PIECE_LENGTH, Metainfo, parse_metainfo
 from bt.peer import messages as m
 from bt.peer.connection import (
@@ -40,7 +41,6 @@ from bt.peer.connection import (
     HandshakeReceived,
     PeerBitfield,
     PeerConnection,
-    TorrentGeometry,
 )
 from bt.torrent import Torrent
 
@@ -338,11 +338,11 @@ INFO_HASH = b"\x11" * 20
 
 
 @st.composite
-def geometries(draw: st.DrawFn) -> TorrentGeometry:
+def geometries(draw: st.DrawFn) -> PieceGeometry:
     piece_length = draw(st.sampled_from([1, 1000, 16384, 32768, 2**20]) | st.integers(1, 70_000))
     num_pieces = draw(st.integers(1, 40) | st.sampled_from([8 * 65536, 8 * 65536 + 3]))
     last = draw(st.integers(1, piece_length))
-    return TorrentGeometry(num_pieces, piece_length, piece_length * (num_pieces - 1) + last)
+    return PieceGeometry(num_pieces, piece_length, piece_length * (num_pieces - 1) + last)
 
 
 edge_u32 = st.sampled_from(
@@ -388,7 +388,7 @@ wire_units = st.one_of(
 )
 
 
-def render(unit: tuple[Any, ...], geometry: TorrentGeometry) -> bytes:
+def render(unit: tuple[Any, ...], geometry: PieceGeometry) -> bytes:
     """The bytes of one unit of traffic for a torrent of ``geometry``."""
     kind = unit[0]
     if kind == "keep-alive":
@@ -411,7 +411,7 @@ def render(unit: tuple[Any, ...], geometry: TorrentGeometry) -> bytes:
     return m.encode(msg)
 
 
-def traffic(geometry: TorrentGeometry, units: list[tuple[Any, ...]]) -> bytes:
+def traffic(geometry: PieceGeometry, units: list[tuple[Any, ...]]) -> bytes:
     handshake = m.encode_handshake(m.Handshake(INFO_HASH, PEER_ID))
     return handshake + b"".join(render(unit, geometry) for unit in units)
 
@@ -421,7 +421,7 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
 
 
-def check_events(events: list[Event], geometry: TorrentGeometry, handshaken: bool) -> bool:
+def check_events(events: list[Event], geometry: PieceGeometry, handshaken: bool) -> bool:
     """Every event a connection emits is already range-checked; returns the handshake state."""
     n = geometry.num_pieces
     for item in events:
@@ -445,7 +445,7 @@ def check_events(events: list[Event], geometry: TorrentGeometry, handshaken: boo
     return handshaken
 
 
-def feed(conn: PeerConnection, chunks: list[bytes], geometry: TorrentGeometry) -> list[Event]:
+def feed(conn: PeerConnection, chunks: list[bytes], geometry: PieceGeometry) -> list[Event]:
     """Feed ``chunks`` as a PeerProtocol would (binding an incoming connection on its
     handshake); returns the events, or raises the connection's RemoteProtocolError."""
     events: list[Event] = []
@@ -461,7 +461,7 @@ def feed(conn: PeerConnection, chunks: list[bytes], geometry: TorrentGeometry) -
 
 
 def refused_only_by_protocol_error(
-    conn: PeerConnection, chunks: list[bytes], geometry: TorrentGeometry
+    conn: PeerConnection, chunks: list[bytes], geometry: PieceGeometry
 ) -> list[Event] | None:
     try:
         events = feed(conn, chunks, geometry)
@@ -481,7 +481,7 @@ def refused_only_by_protocol_error(
 @fuzz
 @given(geometries(), st.lists(st.binary(max_size=100), max_size=10), st.booleans())
 def test_peer_connection_without_a_handshake_raises_only_remote_protocol_error(
-    geometry: TorrentGeometry, chunks: list[bytes], incoming: bool
+    geometry: PieceGeometry, chunks: list[bytes], incoming: bool
 ) -> None:
     conn = PeerConnection(OUR_ID) if incoming else PeerConnection(OUR_ID, INFO_HASH, geometry)
     refused_only_by_protocol_error(conn, chunks, geometry)
@@ -490,7 +490,7 @@ def test_peer_connection_without_a_handshake_raises_only_remote_protocol_error(
 @fuzz
 @given(geometries(), st.data())
 def test_peer_connection_after_a_handshake_raises_only_remote_protocol_error(
-    geometry: TorrentGeometry, data: st.DataObject
+    geometry: PieceGeometry, data: st.DataObject
 ) -> None:
     incoming = data.draw(st.booleans(), label="incoming")
     conn = PeerConnection(OUR_ID) if incoming else PeerConnection(OUR_ID, INFO_HASH, geometry)
@@ -502,7 +502,7 @@ def test_peer_connection_after_a_handshake_raises_only_remote_protocol_error(
 @fuzz
 @given(geometries(), st.data())
 def test_peer_connection_verdict_does_not_depend_on_how_tcp_splits_the_stream(
-    geometry: TorrentGeometry, data: st.DataObject
+    geometry: PieceGeometry, data: st.DataObject
 ) -> None:
     stream = traffic(geometry, data.draw(st.lists(wire_units, max_size=12), label="traffic"))
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=8), label="cuts")

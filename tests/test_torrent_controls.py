@@ -17,6 +17,7 @@ from twisted.internet.testing import MemoryReactorClock
 from bt.errors import StorageError
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.peer.messages import Interested, Piece, Request
+from bt.policy.priority import Priority
 from bt.snapshot import torrent_status
 from bt.status import FilePriority, TorrentState
 from bt.torrent import Torrent, TorrentConfig
@@ -391,3 +392,16 @@ def test_a_disk_error_stops_announcing(single: Metainfo, clock: MemoryReactorClo
     assert torrent.state == "error"
     assert tracker.events[-1] == "stopped" and not any(a.running for a in torrent.announcers)
     torrent.stopService()
+
+
+def test_files_and_pieces_share_one_priority_scale(
+    multi: Metainfo, clock: MemoryReactorClock
+) -> None:
+    """A normal file's pieces are at the picker's normal level, before and after a change
+    (two scales had a fresh picker at 4 and a changed one at 1 for the same file)."""
+    torrent = make_torrent(multi, clock, file_priorities=[NORMAL, SKIP, HIGH])
+    levels = [torrent.picker.piece_priority(i) for i in range(6)]
+    assert levels == [Priority.NORMAL] * 2 + [Priority.SKIP] * 2 + [Priority.HIGH] * 2
+    torrent.set_file_priorities({1: NORMAL, 2: NORMAL})
+    assert [torrent.picker.piece_priority(i) for i in range(6)] == [Priority.NORMAL] * 6
+    assert [p.piece_priority for p in (SKIP, NORMAL, HIGH)] == list(Priority)

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeAlias
 
 from bt.bitfield import Bitfield
 from bt.errors import BitfieldError, RemoteProtocolError
+from bt.geometry import BLOCK_SIZE, PieceGeometry
 from bt.peer.messages import (
-    BLOCK_SIZE,
     HANDSHAKE_LENGTH,
     BitfieldMessage,
     Cancel,
@@ -75,36 +75,8 @@ class Geometry(Protocol):
     def piece_size(self, index: int) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
-class TorrentGeometry:
-    """Piece sizes of a torrent: every piece is ``piece_length`` except a shorter last one."""
-
-    num_pieces: int
-    piece_length: int
-    total_length: int
-    _last_piece_length: int = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.piece_length <= 0 or self.total_length <= 0:
-            raise ValueError(
-                f"piece length {self.piece_length} and total length {self.total_length}"
-                " must be positive"
-            )
-        expected = -(-self.total_length // self.piece_length)
-        if self.num_pieces != expected:
-            raise ValueError(
-                f"{self.total_length} bytes in pieces of {self.piece_length} make"
-                f" {expected} pieces, not {self.num_pieces}"
-            )
-        last = self.total_length - self.piece_length * (self.num_pieces - 1)
-        object.__setattr__(self, "_last_piece_length", last)
-
-    def piece_size(self, index: int) -> int:
-        if 0 <= index < self.num_pieces - 1:
-            return self.piece_length
-        if index == self.num_pieces - 1:
-            return self._last_piece_length
-        raise IndexError(f"piece index {index} out of range for {self.num_pieces} pieces")
+#: The geometry a torrent binds its connections to (an alias kept for old imports).
+TorrentGeometry = PieceGeometry
 
 
 @dataclass(frozen=True, slots=True)

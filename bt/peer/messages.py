@@ -16,6 +16,7 @@ from enum import IntEnum
 from typing import Any, Final, TypeAlias
 
 from bt.errors import RemoteProtocolError
+from bt.geometry import BLOCK_SIZE
 
 __all__ = [
     "BLOCK_SIZE",
@@ -45,8 +46,6 @@ __all__ = [
     "parse_handshake",
 ]
 
-#: Bytes per block: the unit of REQUEST and PIECE that every client uses.
-BLOCK_SIZE: Final = 16384
 PROTOCOL: Final = b"BitTorrent protocol"
 #: pstrlen (1) + pstr (19) + reserved (8) + info-hash (20) + peer id (20).
 HANDSHAKE_LENGTH: Final = 68

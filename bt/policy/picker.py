@@ -35,39 +35,26 @@ from dataclasses import dataclass
 from typing import Final
 
 from bt.bitfield import Bitfield
-from bt.peer.messages import BLOCK_SIZE
+from bt.geometry import Block, PieceGeometry
 from bt.policy.availability import Availability
+from bt.policy.priority import Priority
 
 __all__ = [
-    "PRIORITY_MAX",
-    "PRIORITY_NORMAL",
-    "PRIORITY_SKIP",
-    "BlockRequest",
     "BlockResult",
     "PiecePicker",
 ]
 
-#: Piece priorities use libtorrent's 0..7 range. 0 means "never download"; every
-#: other value is currently treated alike. Levels will become the major key of
-#: the availability order (priority, then availability) without changing this API.
-PRIORITY_SKIP: Final = 0
-PRIORITY_NORMAL: Final = 4
-PRIORITY_MAX: Final = 7
+#: Piece priorities are bt.policy.priority levels (libtorrent's 0..7). 0 means "never
+#: download"; every other value is currently treated alike. Levels will become the
+#: major key of the availability order (priority, then availability) without changing this API.
+_SKIP: Final = int(Priority.SKIP)
+_MAX: Final = int(Priority.HIGH)
 
 #: Random-first mode samples this many pieces per pick before falling back to rarest-first.
 _RANDOM_PROBES: Final = 16
 #: A rarest-first scan of the availability order looks at no more than this many pieces, or 1/16
 #: of the list, before switching to the peer's own bitfield.
 _MIN_SCAN_BUDGET: Final = 64
-
-
-@dataclass(frozen=True, slots=True)
-class BlockRequest:
-    """One block: the arguments of a REQUEST, CANCEL or PIECE message."""
-
-    index: int
-    begin: int
-    length: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +70,7 @@ class BlockResult:
     """
 
     wanted: bool
-    block: BlockRequest | None = None
+    block: Block | None = None
     piece_complete: bool = False
     cancel: tuple[Hashable, ...] = ()
 
@@ -118,43 +105,28 @@ class PiecePicker:
 
     def __init__(
         self,
-        num_pieces: int,
-        piece_length: int,
-        total_length: int,
+        geometry: PieceGeometry,
         rng: random.Random,
         *,
-        block_size: int = BLOCK_SIZE,
         random_first: int = 4,
         endgame_requests_per_block: int = 2,
     ) -> None:
-        if piece_length <= 0 or total_length <= 0:
+        if random_first < 0 or endgame_requests_per_block < 1:
             raise ValueError(
-                f"piece length {piece_length} and total length {total_length} must be positive"
+                f"endgame requests per block {endgame_requests_per_block} must be positive,"
+                f" random first {random_first} not negative"
             )
-        if num_pieces != -(-total_length // piece_length):
-            raise ValueError(
-                f"{total_length} bytes in pieces of {piece_length} make"
-                f" {-(-total_length // piece_length)} pieces, not {num_pieces}"
-            )
-        if block_size <= 0 or random_first < 0 or endgame_requests_per_block < 1:
-            raise ValueError(
-                f"block size {block_size} and endgame requests per block"
-                f" {endgame_requests_per_block} must be positive, random first"
-                f" {random_first} not negative"
-            )
-        self.num_pieces = num_pieces
-        self.piece_length = piece_length
-        self.total_length = total_length
-        self.block_size = block_size
+        self.geometry = geometry
+        num_pieces = self.num_pieces = geometry.num_pieces
+        self.block_size = geometry.block_size
         self.random_first = random_first
         self.endgame_requests_per_block = endgame_requests_per_block
         #: Pieces ``pick`` has looked at, ever: a diagnostic of pick cost that
         #: does not depend on the machine (tests and docs/performance.rst).
         self.pieces_examined = 0
-        self._last_piece_size = total_length - piece_length * (num_pieces - 1)
         self._rng = rng
         self._have = Bitfield(num_pieces)
-        self._priority = bytearray([PRIORITY_NORMAL]) * num_pieces
+        self._priority = bytearray([Priority.NORMAL]) * num_pieces
         #: Peers' pieces counted; wanted pieces we lack and have not started, listed
         #: rarest first.
         self._available = Availability(num_pieces, rng)
@@ -169,15 +141,10 @@ class PiecePicker:
     # -- geometry -------------------------------------------------------------
 
     def piece_size(self, index: int) -> int:
-        self._check(index)
-        return self._last_piece_size if index == self.num_pieces - 1 else self.piece_length
+        return self.geometry.piece_size(index)
 
     def block_count(self, index: int) -> int:
-        return -(-self.piece_size(index) // self.block_size)
-
-    def _block(self, index: int, block: int) -> BlockRequest:
-        begin = block * self.block_size
-        return BlockRequest(index, begin, min(self.block_size, self.piece_size(index) - begin))
+        return self.geometry.block_count(index)
 
     # -- our pieces -----------------------------------------------------------
 
@@ -213,7 +180,7 @@ class PiecePicker:
         if index in self._have:
             return
         self._have.add(index)
-        if self._priority[index] != PRIORITY_SKIP:
+        if self._priority[index] != _SKIP:
             self._wanted_missing -= 1
         if self._available.listed(index):
             self._available.remove(index)
@@ -226,7 +193,7 @@ class PiecePicker:
         if index not in self._have:
             return
         self._have.discard(index)
-        if self._priority[index] != PRIORITY_SKIP:
+        if self._priority[index] != _SKIP:
             self._wanted_missing += 1
             self._available.insert(index)
 
@@ -241,17 +208,17 @@ class PiecePicker:
         download = self._discard_download(index)
         if download is None:
             return frozenset()
-        if self._priority[index] != PRIORITY_SKIP:
+        if self._priority[index] != _SKIP:
             self._available.insert(index)
         return frozenset(download.received_from.values())
 
     def set_piece_priority(self, index: int, priority: int) -> None:
-        """``PRIORITY_SKIP`` (0) pieces are never picked; requests in flight stay valid."""
+        """``Priority.SKIP`` (0) pieces are never picked; requests in flight stay valid."""
         self._check(index)
-        if not PRIORITY_SKIP <= priority <= PRIORITY_MAX:
-            raise ValueError(f"priority {priority} outside {PRIORITY_SKIP}..{PRIORITY_MAX}")
-        was_wanted = self._priority[index] != PRIORITY_SKIP
-        wanted = priority != PRIORITY_SKIP
+        if not _SKIP <= priority <= _MAX:
+            raise ValueError(f"priority {priority} outside {_SKIP}..{_MAX}")
+        was_wanted = self._priority[index] != _SKIP
+        wanted = priority != _SKIP
         self._priority[index] = priority
         if index in self._have or wanted == was_wanted:
             return
@@ -293,7 +260,7 @@ class PiecePicker:
         self._check_bitfield(new)
         self._available.replace_peer(peer, old, new)
 
-    def peer_gone(self, peer: Hashable, bitfield: Bitfield) -> list[BlockRequest]:
+    def peer_gone(self, peer: Hashable, bitfield: Bitfield) -> list[Block]:
         """The peer disconnected: uncount its pieces (``bitfield`` as last known) and
         return its outstanding requests to the pool (they are returned too)."""
         self._check_bitfield(bitfield)
@@ -303,14 +270,14 @@ class PiecePicker:
 
     # -- requests -------------------------------------------------------------
 
-    def pick(self, peer: Hashable, peer_bitfield: Bitfield, count: int) -> list[BlockRequest]:
+    def pick(self, peer: Hashable, peer_bitfield: Bitfield, count: int) -> list[Block]:
         """Up to ``count`` blocks to request from ``peer``, now marked requested from it.
 
         Only pieces the peer has, we lack and want; never a block already
         requested from this peer. Blocks of one piece come in order.
         """
         self._check_bitfield(peer_bitfield)
-        picked: list[BlockRequest] = []
+        picked: list[Block] = []
         if count <= 0 or not self._wanted_missing:
             return picked
         self._pick_started(peer, peer_bitfield, count, picked)
@@ -338,7 +305,7 @@ class PiecePicker:
         block = begin // self.block_size
         if block >= len(download.requested_by):
             return _UNWANTED
-        request = self._block(index, block)
+        request = self.geometry.block(index, block)
         requesters = download.requested_by[block]
         if peer not in requesters or length != request.length:
             return _UNWANTED
@@ -365,7 +332,7 @@ class PiecePicker:
         self._unrequest(peer, *key)
         return True
 
-    def peer_requests_abandoned(self, peer: Hashable) -> list[BlockRequest]:
+    def peer_requests_abandoned(self, peer: Hashable) -> list[Block]:
         """None of the peer's requests will be answered (choke, disconnect, snub):
         all go back to the pool. Returns them, in request order."""
         requests = self._requests.pop(peer, None)
@@ -373,13 +340,13 @@ class PiecePicker:
             return []
         abandoned = []
         for index, block in requests:
-            abandoned.append(self._block(index, block))
+            abandoned.append(self.geometry.block(index, block))
             self._unrequest(peer, index, block)
         return abandoned
 
-    def outstanding_requests(self, peer: Hashable) -> list[BlockRequest]:
+    def outstanding_requests(self, peer: Hashable) -> list[Block]:
         """Blocks requested from the peer and not yet received, in request order."""
-        return [self._block(index, block) for index, block in self._requests.get(peer, {})]
+        return [self.geometry.block(index, block) for index, block in self._requests.get(peer, {})]
 
     def outstanding_count(self, peer: Hashable) -> int:
         """How many blocks are requested from the peer and not yet received (O(1))."""
@@ -394,7 +361,7 @@ class PiecePicker:
     # -- picking steps --------------------------------------------------------
 
     def _pick_started(
-        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[BlockRequest]
+        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[Block]
     ) -> None:
         priority = self._priority
         self.pieces_examined += len(self._with_free)
@@ -405,7 +372,7 @@ class PiecePicker:
                 return
 
     def _pick_random(
-        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[BlockRequest]
+        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[Block]
     ) -> None:
         order = self._available.order
         for _ in range(_RANDOM_PROBES):
@@ -418,7 +385,7 @@ class PiecePicker:
                     return
 
     def _pick_rarest(
-        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[BlockRequest]
+        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[Block]
     ) -> None:
         # Starting a piece reorders the order: choose every piece first, start them after.
         order = self._available.order
@@ -459,7 +426,7 @@ class PiecePicker:
         return chosen
 
     def _pick_endgame(
-        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[BlockRequest]
+        self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[Block]
     ) -> None:
         """Duplicate requests, least-requested blocks first, then rarest pieces."""
         limit = self.endgame_requests_per_block
@@ -492,7 +459,7 @@ class PiecePicker:
         for _, _, index, block in candidates[: count - len(picked)]:
             self._downloads[index].requested_by[block] += (peer,)
             requests[(index, block)] = None
-            picked.append(self._block(index, block))
+            picked.append(self.geometry.block(index, block))
 
     def _take_free(
         self,
@@ -500,7 +467,7 @@ class PiecePicker:
         index: int,
         download: _PieceDownload,
         count: int,
-        picked: list[BlockRequest],
+        picked: list[Block],
     ) -> bool:
         """Request free blocks of one piece from ``peer``; True when ``picked`` is full."""
         requests = self._requests.setdefault(peer, {})
@@ -512,7 +479,7 @@ class PiecePicker:
             requested_by[block] = (peer,)
             download.free -= 1
             requests[(index, block)] = None
-            picked.append(self._block(index, block))
+            picked.append(self.geometry.block(index, block))
             if len(picked) >= count or not download.free:
                 break
         if not download.free:
@@ -545,7 +512,7 @@ class PiecePicker:
         if download.is_pristine():  # untouched again: back among the unstarted pieces
             del self._downloads[index]
             self._with_free.pop(index, None)
-            if self._priority[index] != PRIORITY_SKIP:
+            if self._priority[index] != _SKIP:
                 self._available.insert(index)
         else:
             self._with_free[index] = None

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from bt.geometry import PieceGeometry, piece_count
+
 __all__ = ["FileSpan", "Layout", "SizedFile"]
 
 
@@ -46,6 +48,7 @@ class Layout:
         "_ends",
         "_file_lengths",
         "_file_starts",
+        "_geometry",
         "_indexes",
         "_starts",
         "num_pieces",
@@ -69,7 +72,9 @@ class Layout:
             raise ValueError(f"total length {total_length} != sum of file lengths {total}")
         self.piece_length = piece_length
         self.total_length = total
-        self.num_pieces = -(-total // piece_length)
+        self.num_pieces = piece_count(total, piece_length)
+        # An empty torrent has no pieces and so no geometry: _check_piece refuses every index.
+        self._geometry = PieceGeometry(self.num_pieces, piece_length, total) if total else None
         self._file_lengths = lengths
         starts: list[int] = []
         position = 0
@@ -111,9 +116,7 @@ class Layout:
     def piece_size(self, index: int) -> int:
         """Length of piece ``index``; only the last piece may be shorter."""
         self._check_piece(index)
-        if index == self.num_pieces - 1:
-            return self.total_length - index * self.piece_length
-        return self.piece_length
+        return self._geometry.piece_size(index)  # type: ignore[union-attr]  # index checked
 
     def spans(self, offset: int, length: int) -> list[FileSpan]:
         """The file spans covering ``length`` bytes of the stream from ``offset``, in order."""

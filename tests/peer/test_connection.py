@@ -8,13 +8,13 @@ from hypothesis import strategies as st
 
 from bt.bitfield import Bitfield
 from bt.errors import RemoteProtocolError
+from bt.geometry import PieceGeometry
 from bt.peer import messages as m
 from bt.peer.connection import (
     MIN_MAX_MESSAGE_LENGTH,
     HandshakeReceived,
     PeerBitfield,
     PeerConnection,
-    TorrentGeometry,
 )
 
 OUR_ID = b"-BT0001-ourpeerid000"
@@ -22,11 +22,11 @@ PEER_ID = b"-XX0001-theirpeerid0"
 INFO_HASH = b"\x11" * 20
 OTHER_HASH = b"\x22" * 20
 #: Ten pieces of 32 KiB, the last one only 1000 bytes.
-GEOMETRY = TorrentGeometry(num_pieces=10, piece_length=32768, total_length=9 * 32768 + 1000)
+GEOMETRY = PieceGeometry(num_pieces=10, piece_length=32768, total_length=9 * 32768 + 1000)
 HANDSHAKE = m.encode_handshake(m.Handshake(INFO_HASH, PEER_ID, b"\x00" * 7 + b"\x01"))
 
 
-def connected(geometry: TorrentGeometry = GEOMETRY) -> PeerConnection:
+def connected(geometry: PieceGeometry = GEOMETRY) -> PeerConnection:
     """An outgoing connection that has received the peer's handshake."""
     conn = PeerConnection(OUR_ID, INFO_HASH, geometry)
     [event] = conn.receive_data(HANDSHAKE)
@@ -51,7 +51,7 @@ def test_geometry_piece_sizes() -> None:
     assert GEOMETRY.piece_size(0) == 32768
     assert GEOMETRY.piece_size(8) == 32768
     assert GEOMETRY.piece_size(9) == 1000
-    exact = TorrentGeometry(2, 100, 200)
+    exact = PieceGeometry(2, 100, 200)
     assert exact.piece_size(1) == 100
     with pytest.raises(IndexError, match="piece index 10 out of range for 10 pieces"):
         GEOMETRY.piece_size(10)
@@ -61,9 +61,9 @@ def test_geometry_piece_sizes() -> None:
 
 def test_geometry_must_be_consistent() -> None:
     with pytest.raises(ValueError, match="200 bytes in pieces of 100 make 2 pieces, not 3"):
-        TorrentGeometry(3, 100, 200)
+        PieceGeometry(3, 100, 200)
     with pytest.raises(ValueError, match="must be positive"):
-        TorrentGeometry(0, 100, 0)
+        PieceGeometry(0, 100, 0)
 
 
 # -- handshake ------------------------------------------------------------------
@@ -214,7 +214,7 @@ def test_oversized_length_is_rejected_before_the_body_arrives() -> None:
 
 def test_message_limit_grows_for_a_huge_bitfield() -> None:
     pieces = 8 * 100_000
-    geometry = TorrentGeometry(pieces, 16384, pieces * 16384)
+    geometry = PieceGeometry(pieces, 16384, pieces * 16384)
     conn = connected(geometry)
     assert conn.max_message_length == 100_001
     [event] = conn.receive_data(frames(m.BitfieldMessage(b"\xff" * 100_000)))

@@ -7,6 +7,7 @@ import pytest
 from twisted.internet import defer
 
 from bt.errors import RemoteProtocolError
+from bt.geometry import Block
 from bt.peer.upload import UploadQueue
 
 
@@ -104,6 +105,8 @@ def test_a_failed_read_is_handed_to_the_owner_and_serving_goes_on() -> None:
     missing = DataMissingError(3, 0, 16, 5)
     disk.waiting[0].errback(missing)
     assert failed == [((3, 0, 16), missing)]
+    assert failed[0][0] == Block(index=3, begin=0, length=16)  # the one block-address type
+    assert isinstance(failed[0][0], Block)
     disk.waiting[1].callback(block(4, 0, 16))
     assert sent == [(4, 0)]
 

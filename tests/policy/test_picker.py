@@ -18,13 +18,9 @@ from hypothesis.stateful import (
 )
 
 from bt.bitfield import Bitfield
-from bt.policy.picker import (
-    PRIORITY_MAX,
-    PRIORITY_NORMAL,
-    PRIORITY_SKIP,
-    BlockRequest,
-    PiecePicker,
-)
+from bt.geometry import Block, PieceGeometry
+from bt.policy.picker import PiecePicker
+from bt.policy.priority import Priority
 
 BLOCK = 16384
 
@@ -47,16 +43,14 @@ def make_picker(
     """Equal pieces of whole blocks; rarest-first from the start unless told otherwise."""
     piece_length = blocks_per_piece * BLOCK
     return PiecePicker(
-        num_pieces,
-        piece_length,
-        num_pieces * piece_length,
+        PieceGeometry(num_pieces, piece_length, num_pieces * piece_length),
         random.Random(seed),
         random_first=random_first,
         endgame_requests_per_block=endgame_requests_per_block,
     )
 
 
-def receive(picker: PiecePicker, peer: str, blocks: Iterable[BlockRequest]) -> list[int]:
+def receive(picker: PiecePicker, peer: str, blocks: Iterable[Block]) -> list[int]:
     """Deliver blocks from ``peer``; return the pieces that became complete."""
     complete = []
     for block in blocks:
@@ -67,7 +61,7 @@ def receive(picker: PiecePicker, peer: str, blocks: Iterable[BlockRequest]) -> l
     return complete
 
 
-def pieces_of(blocks: Iterable[BlockRequest]) -> list[int]:
+def pieces_of(blocks: Iterable[Block]) -> list[int]:
     """Piece indexes in pick order, each once."""
     return list(dict.fromkeys(block.index for block in blocks))
 
@@ -241,11 +235,11 @@ def test_started_pieces_are_finished_before_rarer_new_ones() -> None:
     picker.add_peer_bitfield("a", bits(4, {1}))
     picker.add_peer_bitfield("seed", Bitfield.full(4))
     [started] = picker.pick("a", bits(4, {1}), 1)
-    assert started == BlockRequest(1, 0, BLOCK)
+    assert started == Block(1, 0, BLOCK)
 
     picked = picker.pick("seed", Bitfield.full(4), 3)
 
-    assert picked == [BlockRequest(1, b * BLOCK, BLOCK) for b in (1, 2, 3)]
+    assert picked == [Block(1, b * BLOCK, BLOCK) for b in (1, 2, 3)]
     assert picker.availability(1) > min(picker.availability(i) for i in (0, 2, 3))
 
 
@@ -287,7 +281,7 @@ def test_never_gives_one_peer_the_same_block_twice_even_in_endgame() -> None:
     picker = make_picker(5, blocks_per_piece=3, endgame_requests_per_block=3)
     picker.add_peer_bitfield("seed", Bitfield.full(5))
     picker.add_peer_bitfield("other", Bitfield.full(5))
-    given_out: list[BlockRequest] = []
+    given_out: list[Block] = []
     for _ in range(20):
         given_out += picker.pick("seed", Bitfield.full(5), 2)
     assert len(given_out) == len(set(given_out)) == 15
@@ -299,8 +293,8 @@ def test_never_gives_one_peer_the_same_block_twice_even_in_endgame() -> None:
 def test_skipped_pieces_are_never_picked_until_wanted_again() -> None:
     picker = make_picker(4)
     picker.add_peer_bitfield("seed", Bitfield.full(4))
-    picker.set_piece_priority(1, PRIORITY_SKIP)
-    picker.set_piece_priority(3, PRIORITY_SKIP)
+    picker.set_piece_priority(1, Priority.SKIP)
+    picker.set_piece_priority(3, Priority.SKIP)
     assert picker.missing_count == 2
     picked = picker.pick("seed", Bitfield.full(4), 100)
     assert set(pieces_of(picked)) == {0, 2}
@@ -310,8 +304,8 @@ def test_skipped_pieces_are_never_picked_until_wanted_again() -> None:
     assert not picker.in_endgame
     assert picker.pick("seed", Bitfield.full(4), 100) == []
 
-    picker.set_piece_priority(3, PRIORITY_MAX)
-    assert picker.piece_priority(3) == PRIORITY_MAX
+    picker.set_piece_priority(3, Priority.HIGH)
+    assert picker.piece_priority(3) == Priority.HIGH
     assert set(pieces_of(picker.pick("seed", Bitfield.full(4), 100))) == {3}
     picker.check_invariants()
 
@@ -321,7 +315,7 @@ def test_priority_outside_the_range_is_refused() -> None:
     with pytest.raises(ValueError, match=r"priority 8 outside 0\.\.7"):
         picker.set_piece_priority(0, 8)
     with pytest.raises(IndexError):
-        picker.set_piece_priority(2, PRIORITY_NORMAL)
+        picker.set_piece_priority(2, Priority.NORMAL)
 
 
 # -- received blocks ----------------------------------------------------------
@@ -358,17 +352,17 @@ def test_unrequested_repeated_misaligned_or_wrong_length_blocks_are_not_wanted()
 def test_last_piece_and_its_last_block_are_shorter() -> None:
     piece_length = 2 * BLOCK + 100
     total = 2 * piece_length + 5000
-    picker = PiecePicker(3, piece_length, total, random.Random(0))
+    picker = PiecePicker(PieceGeometry(3, piece_length, total), random.Random(0))
     picker.add_peer_bitfield("seed", Bitfield.full(3))
     picked = picker.pick("seed", Bitfield.full(3), 100)
     assert sorted(picked, key=lambda b: (b.index, b.begin)) == [
-        BlockRequest(0, 0, BLOCK),
-        BlockRequest(0, BLOCK, BLOCK),
-        BlockRequest(0, 2 * BLOCK, 100),
-        BlockRequest(1, 0, BLOCK),
-        BlockRequest(1, BLOCK, BLOCK),
-        BlockRequest(1, 2 * BLOCK, 100),
-        BlockRequest(2, 0, 5000),
+        Block(0, 0, BLOCK),
+        Block(0, BLOCK, BLOCK),
+        Block(0, 2 * BLOCK, 100),
+        Block(1, 0, BLOCK),
+        Block(1, BLOCK, BLOCK),
+        Block(1, 2 * BLOCK, 100),
+        Block(2, 0, 5000),
     ]
     assert [picker.piece_size(i) for i in range(3)] == [piece_length, piece_length, 5000]
     assert [picker.block_count(i) for i in range(3)] == [3, 3, 1]
@@ -377,7 +371,7 @@ def test_last_piece_and_its_last_block_are_shorter() -> None:
 
 def test_geometry_that_does_not_add_up_is_refused() -> None:
     with pytest.raises(ValueError, match="make 3 pieces, not 4"):
-        PiecePicker(4, BLOCK, 3 * BLOCK, random.Random(0))
+        PiecePicker(PieceGeometry(4, BLOCK, 3 * BLOCK), random.Random(0))
     with pytest.raises(ValueError, match="bitfield of 3 pieces for a torrent of 4"):
         make_picker(4).add_peer_bitfield("a", Bitfield(3))
 
@@ -408,8 +402,8 @@ def test_endgame_hands_requested_blocks_to_other_peers_with_bounded_duplicates()
     picker = endgame_setup(requests_per_block=2)
     assert picker.in_endgame
     assert picker.pick("b", Bitfield.full(1), 5) == [
-        BlockRequest(0, 0, BLOCK),
-        BlockRequest(0, BLOCK, BLOCK),
+        Block(0, 0, BLOCK),
+        Block(0, BLOCK, BLOCK),
     ]
     assert picker.pick("c", Bitfield.full(1), 5) == [], "each block is out to two peers already"
 
@@ -421,8 +415,8 @@ def test_endgame_hands_requested_blocks_to_other_peers_with_bounded_duplicates()
 
 def test_endgame_prefers_the_least_requested_blocks() -> None:
     picker = endgame_setup(requests_per_block=3)
-    assert picker.pick("b", Bitfield.full(1), 1) == [BlockRequest(0, 0, BLOCK)]
-    assert picker.pick("c", Bitfield.full(1), 1) == [BlockRequest(0, BLOCK, BLOCK)]
+    assert picker.pick("b", Bitfield.full(1), 1) == [Block(0, 0, BLOCK)]
+    assert picker.pick("c", Bitfield.full(1), 1) == [Block(0, BLOCK, BLOCK)]
 
 
 def test_a_block_received_in_endgame_names_the_other_requesters_to_cancel() -> None:
@@ -434,7 +428,7 @@ def test_a_block_received_in_endgame_names_the_other_requesters_to_cancel() -> N
 
     assert result.wanted and not result.piece_complete
     assert set(result.cancel) == {"a", "c"}
-    assert picker.outstanding_requests("a") == [BlockRequest(0, BLOCK, BLOCK)]
+    assert picker.outstanding_requests("a") == [Block(0, BLOCK, BLOCK)]
     assert picker.outstanding_requests("c") == []
     assert not picker.block_received("a", 0, 0, BLOCK).wanted, "a's copy crossed the CANCEL"
     last = picker.block_received("a", 0, BLOCK, BLOCK)
@@ -446,7 +440,7 @@ def test_an_abandoned_request_in_endgame_is_handed_out_normally_again() -> None:
     picker = endgame_setup(requests_per_block=2)
     picker.request_abandoned("a", 0, BLOCK)
     assert not picker.in_endgame
-    assert picker.pick("c", Bitfield.full(1), 1) == [BlockRequest(0, BLOCK, BLOCK)]
+    assert picker.pick("c", Bitfield.full(1), 1) == [Block(0, BLOCK, BLOCK)]
 
 
 # -- requests returning to the pool ---------------------------------------------
@@ -460,7 +454,7 @@ def test_an_abandoned_request_returns_its_block_to_the_pool() -> None:
     assert picker.request_abandoned("a", 0, BLOCK)
     assert not picker.request_abandoned("a", 0, BLOCK), "only once"
     assert not picker.request_abandoned("b", 0, 0), "b never had it"
-    assert picker.pick("b", Bitfield.full(1), 1) == [BlockRequest(0, BLOCK, BLOCK)]
+    assert picker.pick("b", Bitfield.full(1), 1) == [Block(0, BLOCK, BLOCK)]
     assert not picker.block_received("a", 0, BLOCK, BLOCK).wanted
     picker.check_invariants()
 
@@ -508,8 +502,8 @@ def test_a_failed_piece_is_missing_again_and_its_senders_are_named() -> None:
 
     assert not picker.has(0) and picker.missing_count == 1
     assert picker.pick("a", Bitfield.full(1), 5) == [
-        BlockRequest(0, 0, BLOCK),
-        BlockRequest(0, BLOCK, BLOCK),
+        Block(0, 0, BLOCK),
+        Block(0, BLOCK, BLOCK),
     ]
     picker.check_invariants()
 
@@ -561,16 +555,14 @@ class PickerMachine(RuleBasedStateMachine):
         last = max(1, int(piece_length * last_piece_fraction))
         self.n = num_pieces
         self.picker = PiecePicker(
-            num_pieces,
-            piece_length,
-            (num_pieces - 1) * piece_length + last,
+            PieceGeometry(num_pieces, piece_length, (num_pieces - 1) * piece_length + last),
             random.Random(seed),
             random_first=random_first,
             endgame_requests_per_block=requests_per_block,
         )
         self.bitfields: dict[str, Bitfield] = {}
-        self.outstanding: dict[str, set[BlockRequest]] = {p: set() for p in PEERS}
-        self.received: dict[int, dict[BlockRequest, str]] = {}
+        self.outstanding: dict[str, set[Block]] = {p: set() for p in PEERS}
+        self.received: dict[int, dict[Block, str]] = {}
         self.verifying: set[int] = set()
 
     def _drop_piece(self, index: int) -> None:
@@ -626,7 +618,7 @@ class PickerMachine(RuleBasedStateMachine):
             assert block not in self.outstanding[peer]
             assert block.index in bitfield
             assert not self.picker.has(block.index)
-            assert self.picker.piece_priority(block.index) != PRIORITY_SKIP
+            assert self.picker.piece_priority(block.index) != Priority.SKIP
             assert block not in self.received.get(block.index, {})
         self.outstanding[peer] |= set(picked)
 
@@ -650,7 +642,7 @@ class PickerMachine(RuleBasedStateMachine):
 
     @rule(peer=st.sampled_from(PEERS), index=st.integers(0, 9), block=st.integers(0, 3))
     def unexpected_block_arrives(self, peer: str, index: int, block: int) -> None:
-        request = BlockRequest(index % self.n, block * BLOCK, BLOCK)
+        request = Block(index % self.n, block * BLOCK, BLOCK)
         if request not in self.outstanding[peer]:
             result = self.picker.block_received(peer, request.index, request.begin, request.length)
             assert not result.wanted
@@ -680,7 +672,7 @@ class PickerMachine(RuleBasedStateMachine):
             assert self.picker.piece_failed(index) == senders
         self._drop_piece(index)
 
-    @rule(index=st.integers(0, 9), priority=st.sampled_from([PRIORITY_SKIP, PRIORITY_NORMAL]))
+    @rule(index=st.integers(0, 9), priority=st.sampled_from([Priority.SKIP, Priority.NORMAL]))
     def set_priority(self, index: int, priority: int) -> None:
         self.picker.set_piece_priority(index % self.n, priority)
 
@@ -720,7 +712,7 @@ class PickerMachine(RuleBasedStateMachine):
         for peer in PEERS:
             picker.peer_gone(peer, self.bitfields.pop(peer, Bitfield(self.n)))
         for index in range(self.n):
-            picker.set_piece_priority(index, PRIORITY_NORMAL)
+            picker.set_piece_priority(index, Priority.NORMAL)
         for index in self.verifying:
             picker.have(index)
         seed = Bitfield.full(self.n)
@@ -787,7 +779,7 @@ def test_endgame_cost_follows_other_peers_requests_not_pieces_waiting_for_the_di
     """Thousands of small pieces fully received but not yet written must not be
     rescanned by every endgame pick (it took 24 ms a pick at 32k pieces)."""
     count = 4096
-    picker = PiecePicker(count, BLOCK, count * BLOCK, random.Random(1))
+    picker = PiecePicker(PieceGeometry(count, BLOCK, count * BLOCK), random.Random(1))
     full = Bitfield.full(count)
     picker.add_peer_bitfield("a", full)
     picker.add_peer_bitfield("b", full)
@@ -817,9 +809,7 @@ def test_a_lost_piece_is_missing_again_and_picked_like_any_other() -> None:
     assert not picker.has(2) and 2 not in picker.have_bitfield()
     assert picker.missing_count == 1 and not picker.is_finished
     assert {b.index for b in picker.pick("seed", Bitfield.full(4), 10)} == {2}
-    assert receive(picker, "seed", [BlockRequest(2, 0, BLOCK), BlockRequest(2, BLOCK, BLOCK)]) == [
-        2
-    ]
+    assert receive(picker, "seed", [Block(2, 0, BLOCK), Block(2, BLOCK, BLOCK)]) == [2]
     picker.have(2)
     picker.check_invariants()
     assert picker.is_finished
@@ -828,7 +818,7 @@ def test_a_lost_piece_is_missing_again_and_picked_like_any_other() -> None:
 def test_losing_a_skipped_piece_does_not_make_it_wanted() -> None:
     picker = make_picker(4)
     picker.have(1)
-    picker.set_piece_priority(1, PRIORITY_SKIP)
+    picker.set_piece_priority(1, Priority.SKIP)
     picker.lose(1)
     picker.lose(3)  # never had: nothing to lose
     picker.check_invariants()
