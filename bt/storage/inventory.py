@@ -110,34 +110,36 @@ class PieceInventory:
             count=len(doubt),
             trusted=len(trusted),
         )
-        padding = [f.padding for f in self.metainfo.files]
-        lengths = self.disk.existing_lengths()
-        lengths.addCallback(
-            lambda existing: recheck(
-                self.disk.hash_piece,
-                [i for i in pieces_with_data(self.layout, existing, padding) if i in doubt],
-            )
+        found = self._pieces_with_data()
+        found.addCallback(
+            lambda candidates: recheck(self.disk.hash_piece, [i for i in candidates if i in doubt])
         )
-        return lengths.addCallback(
+        return found.addCallback(
             lambda valid: Inventory(sorted(trusted + valid), state.uploaded, state.downloaded)
+        )
+
+    def _pieces_with_data(self) -> Deferred[list[int]]:
+        """Pieces some of whose bytes exist: in the files, or in the part file (pieces that
+        straddle into skipped files count too)."""
+        found = defer.gatherResults(
+            [self.disk.existing_lengths(), self.disk.parted_pieces()], consumeErrors=True
+        )
+        found.addErrback(lambda failure: failure.value.subFailure)
+        padding = [f.padding for f in self.metainfo.files]
+        return found.addCallback(
+            lambda both: pieces_with_data(self.layout, both[0], padding, both[1])
         )
 
     def check(self, why: str | None) -> Deferred[Inventory]:
         """Hash whatever data exists; a seed seeds and a partial download resumes."""
         if why:
             self.log.info("{name}: checking existing data: {why}", name=self.name, why=why)
-        # Pieces kept in the part file (they straddle into skipped files) count too.
-        found = defer.gatherResults(
-            [self.disk.existing_lengths(), self.disk.parted_pieces()], consumeErrors=True
-        )
-        found.addErrback(lambda failure: failure.value.subFailure)
-        found.addCallback(lambda both: self._hash_existing(*both))
+        found = self._pieces_with_data()
+        found.addCallback(self._hash_existing)
         found.addCallback(Inventory)
         return found
 
-    def _hash_existing(self, lengths: list[int], parted: list[int]) -> Deferred[list[int]]:
-        padding = [f.padding for f in self.metainfo.files]
-        candidates = pieces_with_data(self.layout, lengths, padding, parted)
+    def _hash_existing(self, candidates: list[int]) -> Deferred[list[int]]:
         if not candidates:
             return defer.succeed([])
         self.log.info(

@@ -309,3 +309,34 @@ def test_concurrent_writes_and_rerouting_keep_every_piece_readable(
     for index in WANTED:
         assert storage.read(index, 0, len(piece(index))) == piece(index)
     storage.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_changed_neighbour_keeps_the_pieces_the_part_file_holds(tmp_path: Path) -> None:
+    """Resume state, then c.bin touched: its pieces are hashed again, part-file ones included."""
+    from twisted.internet import reactor
+
+    from bt.bitfield import Bitfield
+
+    info = handmade_info(
+        [(["a.bin"], 30), (["skip.bin"], 40), (["c.bin"], 30)], piece_length=PIECE, data=DATA
+    )
+    meta = parse_metainfo(handmade_torrent(info))
+    disk = Disk(tmp_path, list(meta.files))  # type: ignore[arg-type]
+    fill(disk)
+    resume = tmp_path / "state" / "x.resume"
+    have = Bitfield(meta.num_pieces)
+    for index in WANTED:
+        have.add(index)
+    storage = disk.open()
+    queue = DiskQueue(storage, meta.piece_hashes, meta.piece_size, reactor=reactor)
+    queue.start()
+    try:
+        await PieceInventory(queue, meta, disk.layout, resume).save(have, lambda: (0, 0))
+        later = disk.path(2).stat().st_mtime + 10
+        os.utime(disk.path(2), (later, later))  # c.bin "changed"; piece 4 straddles skip.bin
+        found = await PieceInventory(queue, meta, disk.layout, resume).load()
+        assert found.pieces == WANTED
+    finally:
+        await queue.stop()
+        storage.close()
