@@ -386,3 +386,25 @@ def test_peer_wire_request_for_a_piece_never_had_is_still_ignored(seed: Seed) ->
     peer.say(Interested(), Request(3, 0, 16384))
     assert not peer.transport.disconnecting
     assert not blocks(peer)
+
+
+def test_a_skipped_file_that_kept_its_bytes_and_was_cut_is_damage_too(
+    seed: Seed, folder: Path
+) -> None:
+    """Skipping a.bin after the download keeps its bytes in a.bin (not in a part file):
+    deleting it then must not leave piece 2 (shared with b.bin) silently unanswered."""
+    from bt.status import FilePriority
+
+    torrent = seed.torrent
+    torrent.set_file_priorities({0: FilePriority.SKIP})
+    peer = leecher(torrent, 2)
+    peer.heard()
+    os.truncate(folder / "a.bin", 0)
+    peer.say(Request(2, 0, 16384))
+
+    assert not blocks(peer)
+    assert peer.transport.disconnecting
+    assert pieces(torrent) == [3, 4, 5], "a.bin's pieces, 2 included, are lost"
+    status = torrent_status(torrent)
+    assert status.error is not None and "a.bin" in status.error
+    assert torrent.state == "downloading", "piece 2 holds b.bin's bytes: wanted again"

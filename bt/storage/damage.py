@@ -61,24 +61,27 @@ def short_files(
     has: Callable[[int], bool],
     padding: Sequence[bool] = (),
     skipped: Collection[int] = (),
+    parted: Collection[int] = (),
 ) -> list[int]:
     """Files now shorter than a piece we have needs them to be: shortened or deleted.
 
     A file of a download in progress is short by nature (sparse, written as
     pieces arrive); it counts only if a piece ``has`` says we have reaches past its end.
-    A skipped file need not exist at all (the bytes of the pieces straddling into it
-    may live elsewhere, in a part file), so it is never counted.
+    A skipped file need not exist: the part file holds the bytes of the pieces
+    straddling into it (``parted``). Only a piece we have whose bytes are neither
+    in the file nor in the part file makes it count: a skipped file that kept its
+    own bytes and was then deleted or cut is damage like any other.
     """
     damaged = []
     piece_length = layout.piece_length
     for file_index, length in enumerate(layout.file_lengths):
         if (padding and padding[file_index]) or existing[file_index] >= length:
             continue
-        if file_index in skipped:
-            continue
         first_gone = (layout.file_offset(file_index) + existing[file_index]) // piece_length
         pieces = layout.pieces_of_file(file_index)
-        if any(has(index) for index in range(first_gone, pieces.stop)):
+        elsewhere = parted if file_index in skipped else ()
+        gone = range(first_gone, pieces.stop)
+        if any(has(index) and index not in elsewhere for index in gone):
             damaged.append(file_index)
     return damaged
 
@@ -102,11 +105,14 @@ class FileCheck:
         self, has: Callable[[int], bool], skipped: Collection[int] = ()
     ) -> Deferred[tuple[list[int], list[int]]]:
         """(files shorter than our pieces need, every file's bytes on disk now)."""
-        lengths = self.disk.existing_lengths()
-        return lengths.addCallback(
-            lambda existing: (
-                short_files(self.layout, existing, has, self.padding, skipped),
-                existing,
+        found = defer.gatherResults(
+            [self.disk.existing_lengths(), self.disk.parted_pieces()], consumeErrors=True
+        )
+        found.addErrback(lambda failure: failure.value.subFailure)  # the StorageError itself
+        return found.addCallback(
+            lambda both: (
+                short_files(self.layout, both[0], has, self.padding, skipped, set(both[1])),
+                both[0],
             )
         )
 

@@ -37,8 +37,11 @@ def test_a_short_file_counts_only_if_a_piece_we_have_reaches_past_its_end() -> N
     assert short_files(LAYOUT, [0, 0, 10, 15], have_all, [True, False, False, False]) == [], (
         "padding files are never on disk"
     )
-    assert short_files(LAYOUT, [0, 0, 10, 15], have_all, skipped={0}) == [], (
-        "a skipped file need not exist: its straddling pieces may live in a part file"
+    assert short_files(LAYOUT, [0, 0, 10, 15], lambda i: i == 2, skipped={0}, parted={2}) == [], (
+        "a skipped file need not exist: the part file holds its straddling piece"
+    )
+    assert short_files(LAYOUT, [0, 0, 10, 15], have_all, skipped={0}, parted={2}) == [0], (
+        "a skipped file that kept its own bytes (pieces 0 and 1) and was then deleted"
     )
 
 
