@@ -220,6 +220,8 @@ class Torrent(Service):
         #: Every wanted piece got written while out of the swarm: tell trackers on return.
         self._finished_offline = False
         self._save_call: Any = None
+        #: set_skipped jobs, one at a time (see _apply_skipped).
+        self._skipping: Deferred[None] = defer.succeed(None)
         self._progress_logged: tuple[int, int, int] | None = None
         self._factory = TorrentPeerFactory(
             peer_id, metainfo.info_hash, self.geometry, self, reactor
@@ -300,7 +302,7 @@ class Torrent(Service):
             files=len(self.metainfo.files),
         )
         # Skipped files first: prepare must not create them, and checks read their part file.
-        checked = self.disk.set_skipped(self._skipped_files())
+        checked = self._apply_skipped()
         checked.addCallback(lambda _: self.disk.prepare())
         checked.addCallback(lambda _: self.inventory.load())
         checked.addCallbacks(self._begin, self._disk_failed)
@@ -478,7 +480,7 @@ class Torrent(Service):
         if self.running and self._skipped_files() != skipped:
             # In the disk threads (the storage orders it against writes there): a file
             # wanted again gets its bytes from the part file, and its new stamp is saved.
-            moved = self.disk.set_skipped(self._skipped_files())
+            moved = self._apply_skipped()
             moved.addCallback(self._skipped_moved)
             moved.addErrback(self._disk_failed)
             moved.addErrback(self._log_failure, "moving data of skipped files")
@@ -488,8 +490,25 @@ class Torrent(Service):
                 picker.set_piece_priority(index, priority)
         self._wanted_changed()
 
+    def _apply_skipped(self) -> Deferred[None]:
+        """Tell the storage which files are skipped, one job at a time.
+
+        Each job reads the set when it runs: two jobs in two disk threads could
+        otherwise finish in the wrong order and leave the older set in force.
+        """
+        done: Deferred[None] = Deferred()
+
+        def run(_: object) -> Deferred[None]:
+            job = self.disk.set_skipped(self._skipped_files())
+            job.chainDeferred(done)  # the queue goes on whatever this job's outcome
+            return job
+
+        self._skipping.addCallback(run)
+        return done
+
     def _skipped_moved(self, _: None) -> None:
         self._resume_dirty = True  # a file created or filled: its new stamp must be saved
+        self._save_soon()  # also while paused: a resume compares the files' stamps
 
     def _wanted_changed(self, why: str = "more files wanted") -> None:
         if self.state in ("seeding", "finished") and not self.is_finished:

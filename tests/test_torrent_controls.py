@@ -136,6 +136,41 @@ def test_the_storage_learns_the_skipped_files_before_it_prepares_and_on_each_cha
     torrent.stopService()
 
 
+class SlowSkipDisk(SkipRecordingDisk):
+    """set_skipped jobs that finish only when the test says so (disk threads are slow)."""
+
+    def __init__(self, metainfo: Metainfo) -> None:
+        super().__init__(metainfo)
+        self.jobs: list[defer.Deferred[None]] = []
+
+    def set_skipped(self, files: frozenset[int]) -> defer.Deferred[None]:
+        super().set_skipped(files)
+        job: defer.Deferred[None] = defer.Deferred()
+        self.jobs.append(job)
+        return job
+
+
+def test_skip_changes_reach_the_storage_one_at_a_time_the_last_one_last(
+    multi: Metainfo, clock: MemoryReactorClock
+) -> None:
+    """Two jobs in two disk threads could apply an older set last: they run in turn, and
+    each reads the set when it runs."""
+    disk = SlowSkipDisk(multi)
+    torrent = make_torrent(multi, clock, disk)
+    torrent.startService()
+    disk.jobs[0].callback(None)  # the start-up job
+    torrent.set_file_priorities({0: SKIP})
+    torrent.set_file_priorities({1: SKIP})
+    torrent.set_file_priorities({0: NORMAL})
+    assert len(disk.jobs) == 2, "one job in flight; the others wait for it"
+    disk.jobs[1].callback(None)
+    disk.jobs[2].callback(None)
+    disk.jobs[3].callback(None)
+    assert disk.calls[-1] == ("skipped", {1}), "the set in force is the last one asked for"
+    assert len(disk.jobs) == 4
+    torrent.stopService()
+
+
 def test_skipping_the_rest_of_a_download_finishes_it(
     multi: Metainfo, clock: MemoryReactorClock
 ) -> None:
