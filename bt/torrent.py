@@ -773,12 +773,13 @@ class Torrent(Service):
 
     def _read_failed(self, link: PeerLink, index: int, error: StorageError) -> None:
         """A block could not be read for ``link``: data gone, or a failing disk."""
-        if not isinstance(error, DataMissingError):
-            self._disk_failed(Failure(error))  # EIO and the like: the disk-error path
-            return
         link.protocol.drop(f"cannot serve piece {index}: {error}")
-        if self.picker.has(index):
-            self.repair.short_read()
+        if not self.picker.has(index):
+            return
+        if isinstance(error, DataMissingError):
+            self.repair.short_read()  # which files shrank? their pieces are checked again
+        else:
+            self.repair.read_error(index, error)  # EIO and the like: that file's pieces
 
     def _lose_pieces(self, pieces: list[int]) -> None:
         """Pieces no longer on disk: out of the bitfield and the resume state; peers

@@ -246,7 +246,7 @@ def test_a_deleted_file_loses_all_its_pieces(
     seed.stop()
 
 
-def test_a_failing_disk_is_not_damage_it_stops_the_torrent(
+def test_a_read_error_checks_that_file_and_a_failing_disk_stops_the_torrent(
     metainfo: Metainfo, folder: Path, clock: SyncReactor
 ) -> None:
     seed = Seed(metainfo, folder, clock)
@@ -263,11 +263,15 @@ def test_a_failing_disk_is_not_damage_it_stops_the_torrent(
     peer = leecher(torrent)
     peer.heard()
     peer.say(Request(4, 0, 16384))
+    # The issue: a read error marks that file's pieces missing and checks them again;
+    # the check fails the same way, so it is a failing disk and the torrent stops.
     assert torrent.state == "error"
     assert "Input/output error" in (torrent.error or "")
-    assert pieces(torrent) == list(range(6)), "an I/O error is not proof the data is gone"
+    assert pieces(torrent) == [0, 1], "b.bin's pieces are no longer served as had"
     assert peer.transport.disconnecting
     failing["on"] = False
+    clock.advance(torrent.config.error_retry)  # the disk error's own retry: a full check
+    assert pieces(torrent) == list(range(6)), "nothing on disk was lost: all verify again"
     seed.stop()
 
 
@@ -408,3 +412,27 @@ def test_a_skipped_file_that_kept_its_bytes_and_was_cut_is_damage_too(
     status = torrent_status(torrent)
     assert status.error is not None and "a.bin" in status.error
     assert torrent.state == "downloading", "piece 2 holds b.bin's bytes: wanted again"
+
+
+def test_one_unreadable_block_rechecks_its_file_and_what_verifies_comes_back(
+    seed: Seed, folder: Path
+) -> None:
+    """A read error once (a bad sector, a flaky mount): the file's pieces are checked
+    again, they verify, and the torrent keeps seeding."""
+    torrent = seed.torrent
+    read = seed.storage.read
+    failures = {"left": 1}
+
+    def eio_once(index: int, begin: int, length: int) -> bytes:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise StorageError(f"cannot read {folder}/b.bin: Input/output error (EIO)")
+        return read(index, begin, length)
+
+    seed.storage.read = eio_once  # type: ignore[method-assign]
+    peer = leecher(torrent, 2)
+    peer.heard()
+    peer.say(Request(4, 0, 16384))
+    assert peer.transport.disconnecting
+    assert seed.hashes.hashed == PIECES_OF_B, "only that file's pieces are checked"
+    assert pieces(torrent) == list(range(6)) and torrent.state == "seeding"

@@ -191,6 +191,23 @@ class DamageRepair:
         checking = self.check.damaged(self._has, self._skipped())
         checking.addCallback(self._damaged)
         checking.addErrback(self._check_failed)
+        checking.addErrback(self._unexpected)
+
+    def read_error(self, index: int, error: Exception) -> None:
+        """Reading piece ``index`` failed (EIO and the like): its files' pieces are no
+        longer trusted. They leave the bitfield and are hashed again; a check that fails
+        the same way is a disk error (``failed``), which stops the torrent."""
+        padding = self.check.padding
+        files = [f for f in self.check.layout.files_of_piece(index) if not padding[f]]
+        pieces = self._doubted(files)
+        if not pieces:
+            return
+        self._message = (
+            f"cannot read piece {index} of {describe_files(self.file_names, files)}: {error}; "
+            f"its {len(pieces)} pieces are checked again"
+        )
+        self.log.error("{name}: {message}", name=self.name, message=self._message)
+        self._drop(pieces, files)
 
     def _damaged(self, result: tuple[list[int], list[int]]) -> None:
         files, existing = result
@@ -247,6 +264,11 @@ class DamageRepair:
         verifying = self.check.verify(pieces)
         verifying.addCallback(self._verified, files, len(pieces))
         verifying.addErrback(self._failed)
+        verifying.addErrback(self._unexpected)
+
+    def _unexpected(self, failure: Failure) -> None:
+        """Not a disk error (``failed`` takes those): a bug, logged whole."""
+        self.log.failure("{name}: checking damaged data failed", failure, name=self.name)
 
     def _verified(self, valid: list[int], files: list[int], total: int) -> None:
         self._regain(valid)
