@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from twisted.application.service import Service
 from twisted.internet import task
 from twisted.internet.error import ReactorNotRunning
+from twisted.python.failure import Failure
 
 from bt.logs import Logger
 
@@ -119,7 +120,15 @@ class ExitWhenDone(Service):
         super().startService()
         self._loop = task.LoopingCall(self.check)
         self._loop.clock = self.reactor
-        self._loop.start(self.interval, now=False)  # torrents start checking first
+        running = self._loop.start(self.interval, now=False)  # torrents start checking first
+        running.addErrback(self._check_failed)
+
+    def _check_failed(self, failure: Failure) -> None:
+        """A bug in check(): say so and stop, rather than run forever unwatched."""
+        self.log.failure("--exit-when-done: checking the torrents failed", failure)
+        self._loop = None
+        if self.status is None:
+            self._exit(NOT_DONE, "checking the torrents failed")
 
     def stopService(self) -> None:
         super().stopService()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs
 
 from bt.exitwhendone import ExitWhenDone, Verdict, verdict
 
@@ -157,3 +158,23 @@ def test_a_reactor_already_stopping_is_no_error() -> None:
 def test_verdicts(torrent: FakeTorrent, expected: bool | None) -> None:
     found = verdict(torrent)
     assert (found.ok if isinstance(found, Verdict) else None) == expected
+
+
+class BrokenTorrent(FakeTorrent):
+    """A torrent whose state cannot be read: a bug in what the watcher relies on."""
+
+    @property  # type: ignore[override]
+    def state(self) -> str:
+        raise AttributeError("state")
+
+    @state.setter
+    def state(self, value: str) -> None:
+        pass
+
+
+def test_a_bug_in_the_check_is_logged_and_stops_the_daemon_with_status_1() -> None:
+    h = harness(BrokenTorrent("broken"))
+    with capturedLogs() as events:
+        h.after()
+    assert h.stopped and h.statuses == [1], "not left running forever, unwatched"
+    assert any(e.get("log_failure") is not None for e in events)
