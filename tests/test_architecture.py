@@ -29,6 +29,9 @@ LAYER_0 = [
     "bt.units",
     "bt.priorities",
     "bt.status",
+    "bt.storage.changes",
+    "bt.storage.layout",
+    "bt.storage.resume",
     "bt.geometry",  # when it exists (issue 13)
     "bt.lifecycle",  # when it exists (issue 13)
     # every module of bt/policy/, found below

@@ -5,14 +5,14 @@ or the torrent paused, must not be served as if it were intact. Only the pieces
 of the files concerned are checked again, never the whole torrent: the pieces
 that still verify come back at once, the rest are downloaded again.
 
-The functions at the top are pure; :class:`FileCheck` runs them over the disk
+The pure rules live in :mod:`bt.storage.changes`; :class:`FileCheck` runs them over the disk
 queue, and :class:`DamageRepair` is the single flight a torrent drives: drop the
 pieces, verify them, hand back the ones that passed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from twisted.internet import defer
@@ -20,77 +20,13 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from bt.logs import Logger
+from bt.storage.changes import changed_files, describe_files, pieces_of_files, short_files
 from bt.storage.disk import DiskQueue
 from bt.storage.layout import Layout
 from bt.storage.recheck import recheck
 from bt.storage.resume import FileStamp
 
-__all__ = [
-    "DamageRepair",
-    "FileCheck",
-    "changed_files",
-    "describe_files",
-    "pieces_of_files",
-    "short_files",
-]
-
-
-def changed_files(saved: Sequence[FileStamp], now: Sequence[FileStamp]) -> list[int] | None:
-    """Files whose (size, mtime) differ from ``saved``; None when the lists do not match
-    at all (not this torrent's file list: everything is in doubt)."""
-    if len(saved) != len(now):
-        return None
-    return [
-        index
-        for index, (old, new) in enumerate(zip(saved, now, strict=True))
-        if tuple(old) != tuple(new)
-    ]
-
-
-def pieces_of_files(layout: Layout, files: Iterable[int]) -> list[int]:
-    """Every piece holding bytes of one of ``files`` (pieces straddling into them too)."""
-    pieces: set[int] = set()
-    for file_index in files:
-        pieces.update(layout.pieces_of_file(file_index))
-    return sorted(pieces)
-
-
-def short_files(
-    layout: Layout,
-    existing: Sequence[int],
-    has: Callable[[int], bool],
-    padding: Sequence[bool] = (),
-    skipped: Collection[int] = (),
-    parted: Collection[int] = (),
-) -> list[int]:
-    """Files now shorter than a piece we have needs them to be: shortened or deleted.
-
-    A file of a download in progress is short by nature (sparse, written as
-    pieces arrive); it counts only if a piece ``has`` says we have reaches past its end.
-    A skipped file need not exist: the part file holds the bytes of the pieces
-    straddling into it (``parted``). Only a piece we have whose bytes are neither
-    in the file nor in the part file makes it count: a skipped file that kept its
-    own bytes and was then deleted or cut is damage like any other.
-    """
-    damaged = []
-    piece_length = layout.piece_length
-    for file_index, length in enumerate(layout.file_lengths):
-        if (padding and padding[file_index]) or existing[file_index] >= length:
-            continue
-        first_gone = (layout.file_offset(file_index) + existing[file_index]) // piece_length
-        pieces = layout.pieces_of_file(file_index)
-        elsewhere = parted if file_index in skipped else ()
-        gone = range(first_gone, pieces.stop)
-        if any(has(index) and index not in elsewhere for index in gone):
-            damaged.append(file_index)
-    return damaged
-
-
-def describe_files(names: Sequence[str], files: Sequence[int], limit: int = 3) -> str:
-    """``a, b and 2 more files``: file names for one log line, however many there are."""
-    shown = [names[index] for index in files[:limit]]
-    rest = len(files) - len(shown)
-    return ", ".join(shown) + (f" and {rest} more files" if rest else "")
+__all__ = ["DamageRepair", "FileCheck"]
 
 
 class FileCheck:

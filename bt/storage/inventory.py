@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred
 from bt.bitfield import Bitfield
 from bt.logs import Logger
 from bt.metainfo import Metainfo
-from bt.storage.damage import changed_files, describe_files, pieces_of_files
+from bt.storage.changes import changed_files, describe_files, pieces_of_files
 from bt.storage.disk import DiskQueue
 from bt.storage.layout import Layout
 from bt.storage.recheck import pieces_with_data, recheck

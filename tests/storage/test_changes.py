@@ -1,8 +1,8 @@
-"""The pure rules of bt.storage.damage: which files changed or shrank, which pieces that doubts."""
+"""The pure rules of bt.storage.changes: which files changed or shrank, which pieces that doubts."""
 
 from __future__ import annotations
 
-from bt.storage.damage import changed_files, describe_files, pieces_of_files, short_files
+from bt.storage.changes import changed_files, describe_files, pieces_of_files, short_files
 from bt.storage.layout import Layout
 
 #: Pieces of 10 bytes over files of 25, 0, 10 and 15 bytes: piece 2 straddles files 0 and 2.
