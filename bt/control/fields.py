@@ -17,6 +17,7 @@ from typing import Any
 
 from twisted.web import server
 
+from bt import metainfo
 from bt.control.replies import ApiError
 from bt.status import FilePriority
 from bt.units import parse_rate
@@ -30,9 +31,10 @@ _INDEX = re.compile(r"[0-9]{1,9}")
 MAX_DEPTH = 16
 #: Largest rate limit accepted, in bytes/s (1 PiB/s); 0 or null mean unlimited.
 MAX_RATE = float(1 << 50)
-#: POSIX limits on what the daemon's file system calls accept (PATH_MAX, NAME_MAX).
-MAX_PATH_BYTES = 4096
-MAX_NAME_BYTES = 255
+#: POSIX limits on what the daemon's file system calls accept (PATH_MAX, NAME_MAX):
+#: the same ones a torrent's file paths are held to.
+MAX_PATH_BYTES = metainfo.MAX_PATH_BYTES
+MAX_NAME_BYTES = metainfo.MAX_COMPONENT_BYTES
 
 
 def quoted(value: Any) -> str:
