@@ -6,9 +6,14 @@ so that both report a typo or a taken port the same way, naming the option.
 
 from __future__ import annotations
 
-from twisted.internet.error import CannotListenError
+from typing import Any
 
-__all__ = ["check_endpoint", "describe_listen_error"]
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IStreamServerEndpoint
+
+from bt.errors import BtError
+
+__all__ = ["check_endpoint", "describe_listen_error", "server_endpoint"]
 
 
 def check_endpoint(option: str, description: str) -> str | None:
@@ -18,13 +23,22 @@ def check_endpoint(option: str, description: str) -> str | None:
     before twistd forks, not a traceback in the log.
     """
     from twisted.internet import reactor
+
+    try:
+        server_endpoint(reactor, option, description)
+    except BtError as exc:
+        return str(exc)
+    return None
+
+
+def server_endpoint(reactor: Any, option: str, description: str) -> IStreamServerEndpoint:
+    """The endpoint ``description`` names; BtError naming ``--option`` when it names none."""
     from twisted.internet.endpoints import serverFromString
 
     try:
-        serverFromString(reactor, description)
+        return serverFromString(reactor, description)
     except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:
-        return f"--{option} {description}: not a Twisted endpoint ({_reason(exc)})"
-    return None
+        raise BtError(f"--{option} {description}: not a Twisted endpoint ({_reason(exc)})") from exc
 
 
 def _reason(exc: BaseException) -> str:

@@ -11,12 +11,11 @@ from typing import Any
 
 from twisted.internet.address import IPv6Address
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.python.failure import Failure
 
-from bt.endpoints import describe_listen_error
+from bt.endpoints import describe_listen_error, server_endpoint
 from bt.errors import BtError
 
 __all__ = ["DEFAULT_PORT", "LISTEN_BACKLOG", "PeerListener", "with_backlog"]
@@ -71,10 +70,7 @@ class PeerListener:
     def listen(self, factory: IProtocolFactory) -> None:
         """Bind ``factory`` now or raise BtError naming ``--listen`` and the cause."""
         given = self.description
-        try:
-            endpoint = serverFromString(self.reactor, with_backlog(given))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise BtError(f"--listen {given}: not a valid endpoint: {exc}") from exc
+        endpoint = server_endpoint(self.reactor, "listen", with_backlog(given))
         outcome: list[Any] = []
         endpoint.listen(factory).addBoth(outcome.append)
         if not outcome:

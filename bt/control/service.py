@@ -21,7 +21,6 @@ from urllib.parse import quote
 from twisted.application.service import Service
 from twisted.internet import defer, threads
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.python.failure import Failure
@@ -30,7 +29,7 @@ from bt.control.api import ControlResource, ControlSession
 from bt.control.auth import BearerAuth
 from bt.control.files import ensure_token, remove_control_info, write_control_info
 from bt.control.site import ControlConnections, ControlSite
-from bt.endpoints import describe_listen_error
+from bt.endpoints import describe_listen_error, server_endpoint
 from bt.errors import BtError
 from bt.logs import Logger
 
@@ -165,10 +164,7 @@ class ControlService(Service):
                 "has the token controls the daemon; put TLS in front of it",
                 endpoint=description,
             )
-        try:
-            endpoint = serverFromString(reactor, description)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise BtError(f"--control {description}: not a valid endpoint: {exc}") from exc
+        endpoint = server_endpoint(reactor, "control", description)
         outcome: list[Any] = []
         endpoint.listen(self._connections).addBoth(outcome.append)
         if not outcome:

@@ -138,7 +138,7 @@ async def test_the_default_endpoint_taken_falls_back_to_a_free_loopback_port(
 
 
 def test_a_malformed_endpoint_fails_the_start(tmp_path: Path) -> None:
-    with pytest.raises(BtError, match="--control nosuchkind:1: not a valid endpoint"):
+    with pytest.raises(BtError, match="--control nosuchkind:1: not a Twisted endpoint"):
         ControlService(FakeSession(), "nosuchkind:1", tmp_path).startService()
 
 
