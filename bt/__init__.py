@@ -25,7 +25,7 @@ _EXPORTS = {
     "SessionConfig": "bt.session",
     "UNCHANGED": "bt.status",
     "Torrent": "bt.torrent",
-    "TorrentConfig": "bt.torrent",
+    "TorrentConfig": "bt.torrentconfig",
     "TorrentStatus": "bt.status",
     "SessionStatus": "bt.status",
     "TorrentState": "bt.status",
@@ -104,4 +104,5 @@ if TYPE_CHECKING:
     )
     from bt.storage.files import FileStorage
     from bt.storage.memory import MemoryStorage
-    from bt.torrent import Torrent, TorrentConfig
+    from bt.torrent import Torrent
+    from bt.torrentconfig import TorrentConfig

@@ -8,8 +8,19 @@ offered again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 Address = tuple[str, int]
+
+
+class PeerSource(StrEnum):
+    """Where a candidate address came from; private torrents accept only TRACKER."""
+
+    TRACKER = "tracker"
+    PEX = "pex"
+    DHT = "dht"
+    LSD = "lsd"
+
 
 #: Seconds before retrying an address after its first failure; doubles per failure.
 RETRY_BASE = 10.0

@@ -9,27 +9,17 @@ usual attach path of the protocol; the dialer only hears that it arrived.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from enum import StrEnum
 from typing import Any, Protocol
 
 from twisted.internet.protocol import ClientFactory
 from twisted.python.failure import Failure
 
-from bt.candidates import Address, CandidatePool
+from bt.candidates import Address, CandidatePool, PeerSource
 from bt.logs import Logger
 from bt.peer.protocol import SELF_CONNECTION, PeerProtocol
 from bt.policy.slots import ConnectionSlots
 
-__all__ = ["Dialer", "PeerSource"]
-
-
-class PeerSource(StrEnum):
-    """Where a candidate address came from; private torrents accept only TRACKER."""
-
-    TRACKER = "tracker"
-    PEX = "pex"
-    DHT = "dht"
-    LSD = "lsd"
+__all__ = ["Dialer"]
 
 
 class DialingReactor(Protocol):

@@ -23,7 +23,8 @@ from bt.registry import RegistryEntry, TorrentRecord, TorrentRegistry
 from bt.settings import SessionSettings, SettingsFile
 
 if TYPE_CHECKING:
-    from bt.torrent import SharedLimits, Torrent
+    from bt.torrent import Torrent
+    from bt.torrentconfig import SharedLimits
 
 __all__ = ["SessionMemory"]
 

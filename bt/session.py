@@ -39,7 +39,8 @@ from bt.storage.partfile import PartFile
 from bt.storage.readcache import ReadCachePool
 from bt.storage.threads import DiskThreads
 from bt.ticker import Ticker
-from bt.torrent import SharedLimits, Torrent, TorrentConfig
+from bt.torrent import Torrent
+from bt.torrentconfig import SharedLimits, TorrentConfig
 from bt.tracker.announcer import Tracker
 from bt.tracker.factory import TrackerFactory
 

@@ -250,7 +250,7 @@ def makeService(options: Options) -> service.IService:
     from bt.errors import DuplicateTorrentError
     from bt.logs import JSONLogService, set_log_level
     from bt.session import Session, SessionConfig
-    from bt.torrent import TorrentConfig
+    from bt.torrentconfig import TorrentConfig
     from bt.watchdir import WatchDirectory
 
     set_log_level(options["log-level"])

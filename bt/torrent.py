@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,8 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from bt.bitfield import Bitfield
-from bt.candidates import Address, CandidatePool
-from bt.dialer import Dialer, PeerSource
+from bt.candidates import Address, CandidatePool, PeerSource
+from bt.dialer import Dialer
 from bt.errors import (
     DataMissingError,
     PieceHashError,
@@ -41,7 +40,6 @@ from bt.policy.blame import Blame
 from bt.policy.choker import Choker, PeerSnapshot
 from bt.policy.picker import PiecePicker
 from bt.policy.ratelimit import RateLimit, TokenBucket
-from bt.policy.slots import ConnectionSlots
 from bt.priorities import piece_priorities, skipped_files, updated_priorities
 from bt.progress import describe_progress, describe_totals
 from bt.rate import RateMeter
@@ -52,11 +50,12 @@ from bt.storage.inventory import Inventory, PieceInventory
 from bt.storage.layout import Layout
 from bt.storage.readcache import PieceReadCache, ReadCachePool
 from bt.ticker import Ticker
+from bt.torrentconfig import SharedLimits, TorrentConfig
 from bt.tracker.announce import AnnounceRequest
 from bt.tracker.announcer import Announcer, Tracker
 from bt.tracker.scrape import ScrapeResult
 
-__all__ = ["PeerSource", "SharedLimits", "Torrent", "TorrentConfig"]
+__all__ = ["Torrent"]
 
 #: Seconds (ticks) between choking rounds, as in BEP 3 and every reference client.
 CHOKE_INTERVAL = 10
@@ -65,54 +64,6 @@ IDLE_TICK_INTERVAL = 5.0
 IDLE_SEED_TICK_INTERVAL = 30.0
 #: Peers asked of a tracker per announce, downloading or seeding (``stopped`` asks none).
 NUMWANT = 50
-
-
-@dataclass(frozen=True)
-class TorrentConfig:
-    """Per-torrent knobs; the defaults are what a user gets without options."""
-
-    max_peers: int = 50
-    connect_timeout: float = 15.0
-    progress_interval: float = 5.0
-    seed_progress_interval: float = 60.0
-    #: Failed pieces a peer may be the only source of before it is banned.
-    ban_strikes: int = 2
-    disk_threads: int = 2
-    #: Bytes of verified-but-unwritten pieces the disk queue may hold before peers are
-    #: paused. In bytes, not pieces, so memory does not grow with the piece size.
-    disk_queue_bytes: int = 32 * 1024 * 1024
-
-    def disk_high_water(self, piece_length: int) -> int:
-        """The disk queue's bound in pieces for this piece length (at least 4)."""
-        return max(4, self.disk_queue_bytes // piece_length)
-
-    #: Regular unchoke slots (plus one optimistic); -1 means unlimited.
-    upload_slots: int = 4
-    #: This torrent's own rate limits in bytes/s (None: unlimited).
-    upload_limit: float | None = None
-    download_limit: float | None = None
-    #: Stop seeding once uploaded/size reaches this ratio, or after this many seconds.
-    seed_ratio: float | None = None
-    seed_time: float | None = None
-    #: Seconds between resume-state saves while pieces complete (also saved on stop).
-    resume_interval: float = 5.0
-    #: Seconds after a disk error before the data is checked again and the torrent resumes.
-    error_retry: float = 60.0
-
-
-@dataclass
-class SharedLimits:
-    """What every torrent of a session draws from: global rate buckets and connection slots
-    (and the session's own addresses, once a tracker handed one to some torrent)."""
-
-    upload: TokenBucket
-    download: TokenBucket
-    connections: ConnectionSlots
-    own_addresses: set[Address] = field(default_factory=set)
-
-    @classmethod
-    def unlimited(cls, now: float) -> SharedLimits:
-        return cls(TokenBucket(None, now), TokenBucket(None, now), ConnectionSlots(None))
 
 
 class Torrent(Service):

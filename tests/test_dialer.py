@@ -11,15 +11,15 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
-from bt.candidates import RETRY_BASE, Address
-from bt.dialer import Dialer, PeerSource
+from bt.candidates import RETRY_BASE, Address, PeerSource
+from bt.dialer import Dialer
 from bt.geometry import PieceGeometry
 from bt.metainfo import parse_metainfo
 from bt.peer.connection import HandshakeReceived
 from bt.peer.messages import Handshake, encode_handshake
 from bt.peer.protocol import SELF_CONNECTION, PeerProtocol, TorrentPeerFactory
 from bt.policy.slots import ConnectionSlots
-from bt.torrent import TorrentConfig
+from bt.torrentconfig import TorrentConfig
 
 OUR_ID = b"-BT0100-ourselves!!!"
 INFO_HASH = b"\x07" * 20

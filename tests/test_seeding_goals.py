@@ -15,7 +15,7 @@ from twisted.internet.testing import MemoryReactorClock
 
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.peer.messages import BitfieldMessage, Piece, Request
-from bt.torrent import TorrentConfig
+from bt.torrentconfig import TorrentConfig
 
 NO_SEEDING = [TorrentConfig(seed_ratio=0.0), TorrentConfig(seed_time=0.0)]
 

@@ -19,6 +19,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from zope.interface import implementer
 
 from bt.bitfield import Bitfield
+from bt.candidates import PeerSource
 from bt.errors import PieceHashError, StorageError
 from bt.interfaces import IDiskQueue
 from bt.metainfo import Metainfo, parse_metainfo
@@ -40,7 +41,8 @@ from bt.peer.messages import (
     encode_handshake,
 )
 from bt.peer.protocol import HANDSHAKE_TIMEOUT, IncomingPeerFactory, PeerProtocol
-from bt.torrent import PeerSource, Torrent, TorrentConfig
+from bt.torrent import Torrent
+from bt.torrentconfig import TorrentConfig
 from bt.tracker.scrape import ScrapeResult
 
 PIECE = 32 * 1024

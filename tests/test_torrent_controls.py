@@ -20,7 +20,8 @@ from bt.peer.messages import Interested, Piece, Request
 from bt.policy.priority import Priority
 from bt.snapshot import torrent_status
 from bt.status import FilePriority, TorrentState
-from bt.torrent import Torrent, TorrentConfig
+from bt.torrent import Torrent
+from bt.torrentconfig import TorrentConfig
 from bt.tracker.announce import AnnounceRequest, AnnounceResponse
 
 SKIP, NORMAL, HIGH = FilePriority.SKIP, FilePriority.NORMAL, FilePriority.HIGH
