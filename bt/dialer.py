@@ -12,11 +12,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from twisted.internet.protocol import ClientFactory
-from twisted.python.failure import Failure
 
 from bt.candidates import Address, CandidatePool, PeerSource
 from bt.logs import Logger
-from bt.peer.protocol import SELF_CONNECTION, PeerProtocol
+from bt.peer.protocol import SELF_CONNECTION, TorrentPeerFactory
 from bt.policy.slots import ConnectionSlots
 
 __all__ = ["Dialer"]
@@ -40,7 +39,7 @@ class Dialer:
         self,
         reactor: DialingReactor,
         slots: ConnectionSlots,
-        build_protocol: Callable[[Any], PeerProtocol],
+        factory: TorrentPeerFactory,
         room: Callable[[], int],
         *,
         connect_timeout: float,
@@ -53,14 +52,14 @@ class Dialer:
         """``room()`` is how many more peers the torrent wants now (0: do not dial);
         while ``skip_seeds()`` (the torrent is a seed itself) known seeds are not dialled.
 
-        ``build_protocol`` makes the protocol of one connection (its attacher is
+        ``factory`` makes the factory of each attempt (its protocols' attacher is
         the torrent); a private torrent (BEP 27) takes addresses only from its
         trackers. ``own_addresses`` are the session's own listening addresses as
         learnt by any of its torrents (a tracker hands them out): never dialled.
         """
         self.reactor = reactor
         self.slots = slots
-        self.build_protocol = build_protocol
+        self.factory = factory
         self.room = room
         self.connect_timeout = connect_timeout
         self.private = private
@@ -181,25 +180,9 @@ class Dialer:
     def _dial(self, address: Address) -> None:
         self.in_flight.add(address)
         host, port = address
-        attempt = _OneConnection(self, address)
+        attempt = self.factory.for_candidate(
+            address,
+            on_closed=lambda reason: self.outgoing_closed(address, reason),
+            on_failed=lambda reason: self.connection_failed(address, reason),
+        )
         self.reactor.connectTCP(host, port, attempt, timeout=self.connect_timeout)
-
-
-class _OneConnection(ClientFactory):
-    """A factory for one outgoing attempt, so failures and closes name the candidate."""
-
-    noisy = False
-
-    def __init__(self, dialer: Dialer, address: Address) -> None:
-        self.dialer = dialer
-        self.address = address
-
-    def buildProtocol(self, addr: Any) -> PeerProtocol:
-        protocol = self.dialer.build_protocol(addr)
-        protocol.factory = self
-        protocol.candidate = self.address  # type: ignore[attr-defined]
-        protocol.on_closed = lambda: self.dialer.outgoing_closed(self.address, protocol.lost_reason)
-        return protocol
-
-    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
-        self.dialer.connection_failed(self.address, reason.getErrorMessage())

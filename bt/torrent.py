@@ -1,15 +1,17 @@
-"""Torrent: one torrent's swarm, picker, disk queue and trackers, and the completion chain.
+"""Torrent: one torrent's life (check, download, seed, pause), its data and the completion chain.
 
-The completion chain is one Deferred per piece: the last block arrives ->
+Its live peers are its :class:`~bt.swarm.swarm.Swarm`; its candidates come from
+its peer sources (``bt.peersources``; trackers today). The completion chain
+is one Deferred per piece: the swarm hands over a complete piece ->
 ``disk.verify_and_write`` (hash, then write, in the disk threads) ->
-``picker.have`` -> HAVE to every peer that lacks the piece. Its errback
+``swarm.have`` (picker, HAVE to every peer that lacks the piece). Its errback
 resets the piece and blames the peers that sent it.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,37 +20,22 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from bt.bitfield import Bitfield
-from bt.candidates import Address, CandidatePool, PeerSource
-from bt.dialer import Dialer
-from bt.errors import (
-    DataMissingError,
-    PieceHashError,
-    RemoteProtocolError,
-    ResumeSaveError,
-    StorageError,
-)
+from bt.candidates import Address, PeerSource
+from bt.errors import DataMissingError, PieceHashError, ResumeSaveError, StorageError
 from bt.interfaces import IStorage
 from bt.logs import Logger
 from bt.metainfo import Metainfo
-from bt.peer.connection import HandshakeReceived
-from bt.peer.link import PeerLink
-from bt.peer.messages import BitfieldMessage, Cancel, Have, NotInterested, Piece, Request
-from bt.peer.protocol import PeerProtocol, TorrentPeerFactory
-from bt.peer.upload import UploadQueue
-from bt.policy.blame import Blame
-from bt.policy.choker import Choker, PeerSnapshot
+from bt.peersources import PeerSources
 from bt.policy.picker import PiecePicker
-from bt.policy.ratelimit import RateLimit, TokenBucket
 from bt.priorities import piece_priorities, skipped_files, updated_priorities
 from bt.progress import describe_progress, describe_totals
-from bt.rate import RateMeter
 from bt.status import UNCHANGED, FilePriority
 from bt.storage.damage import DamageRepair, FileCheck
 from bt.storage.disk import DiskQueue
 from bt.storage.inventory import Inventory, PieceInventory
 from bt.storage.layout import Layout
-from bt.storage.readcache import PieceReadCache, ReadCachePool
+from bt.storage.readcache import ReadCachePool
+from bt.swarm.swarm import Swarm
 from bt.ticker import Ticker
 from bt.torrentconfig import SharedLimits, TorrentConfig
 from bt.tracker.announce import AnnounceRequest
@@ -57,8 +44,6 @@ from bt.tracker.scrape import ScrapeResult
 
 __all__ = ["Torrent"]
 
-#: Seconds (ticks) between choking rounds, as in BEP 3 and every reference client.
-CHOKE_INTERVAL = 10
 #: Seconds between the ticks of a torrent without peers (downloading, finished).
 IDLE_TICK_INTERVAL = 5.0
 IDLE_SEED_TICK_INTERVAL = 30.0
@@ -118,15 +103,29 @@ class Torrent(Service):
         self.layout = Layout.from_files(metainfo.files, metainfo.piece_length)
         self.geometry = metainfo.geometry
         self.file_priorities = list(file_priorities or [FilePriority.NORMAL] * len(metainfo.files))
-        self.picker = self._new_picker()
-        self.links: dict[PeerLink, None] = {}
-        self._blocks: dict[int, list[bytes | None]] = {}
         now = reactor.seconds()
         self.limits = limits or SharedLimits.unlimited(now)
-        self.upload_bucket = TokenBucket(config.upload_limit, now)
-        self.download_bucket = TokenBucket(config.download_limit, now)
-        self.upload_limit = RateLimit(self.upload_bucket, self.limits.upload)
-        self.download_limit = RateLimit(self.download_bucket, self.limits.download)
+        #: The live peers; the torrent asks it, and tells it, through narrow calls.
+        self.swarm = Swarm(
+            self,
+            metainfo,
+            self._new_picker(),
+            disk,
+            peer_id=peer_id,
+            reactor=reactor,
+            rng=rng,
+            config=config,
+            limits=self.limits,
+            read_cache_pool=read_cache_pool,
+        )
+        # The swarm's values that status, the session and the resume state show.
+        self.links = self.swarm.links
+        self.candidates = self.swarm.dialer.candidates
+        self.upload_bucket, self.download_bucket = (
+            self.swarm.upload_bucket,
+            self.swarm.download_bucket,
+        )
+        self.download_rate, self.upload_rate = self.swarm.download_rate, self.swarm.upload_rate
         self.seeding_since: float | None = None
         #: Verified pieces at start-up (resume state or a check), and saving them.
         self.inventory = PieceInventory(
@@ -135,8 +134,6 @@ class Torrent(Service):
         self._resume_dirty = False
         self._last_resume_save = now
         self._retry_call: Any = None
-        #: Seeding reads; the session's torrents share one byte budget (``read_cache_pool``).
-        self.read_cache = PieceReadCache(disk.read, metainfo.piece_size, pool=read_cache_pool)
         #: Files shortened under us or changed while paused: their pieces dropped and checked.
         self.repair = DamageRepair(
             FileCheck(disk, self.layout, [f.padding for f in metainfo.files]),
@@ -150,11 +147,6 @@ class Torrent(Service):
                 i for i, p in enumerate(self.file_priorities) if p == FilePriority.SKIP
             },
         )
-        self.blame = Blame(config.ban_strikes)
-        self.choker = Choker(rng, regular_slots=config.upload_slots)
-        self._ticks = 0
-        self.download_rate = RateMeter(reactor.seconds())
-        self.upload_rate = RateMeter(reactor.seconds())
         self.hash_failures = 0
         self._completion_waiters: list[Deferred[None]] = []
         self._announce_key = f"{rng.getrandbits(32):08x}"
@@ -164,6 +156,8 @@ class Torrent(Service):
             Announcer(tracker, reactor, rng, self._announce_request, self.add_candidates)
             for tracker in trackers
         ]
+        #: Where candidates come from: the trackers first (see bt.peersources).
+        self.sources = PeerSources(self.title, self.announcers)
         #: Shared with the session's other torrents; a torrent alone gets its own.
         self.ticker = ticker if ticker is not None else Ticker(reactor)
         self._next_idle_tick = 0.0
@@ -174,21 +168,6 @@ class Torrent(Service):
         #: set_skipped jobs, one at a time (see _apply_skipped).
         self._skipping: Deferred[None] = defer.succeed(None)
         self._progress_logged: tuple[int, int, int] | None = None
-        self._factory = TorrentPeerFactory(
-            peer_id, metainfo.info_hash, self.geometry, self, reactor
-        )
-        #: Outgoing connections: the candidate pool (and its bans) and attempts in flight.
-        self.dialer = Dialer(
-            reactor,
-            self.limits.connections,
-            self._factory.buildProtocol,
-            self._dial_room,
-            connect_timeout=config.connect_timeout,
-            private=metainfo.private,
-            name=self.title,
-            skip_seeds=lambda: self.is_finished,
-            own_addresses=self.limits.own_addresses,
-        )
 
     def _new_picker(self) -> PiecePicker:
         metainfo = self.metainfo
@@ -206,6 +185,11 @@ class Torrent(Service):
         return skipped_files(self.file_priorities, [f.padding for f in self.metainfo.files])
 
     # -- public state -------------------------------------------------------
+
+    @property
+    def picker(self) -> PiecePicker:
+        """Which pieces we have and want (the swarm drives it for peers)."""
+        return self.swarm.picker
 
     @property
     def info_hash(self) -> bytes:
@@ -288,7 +272,7 @@ class Torrent(Service):
         self.upload_rate.total = max(self.upload_rate.total, inventory.uploaded)
         self.download_rate.total = max(self.download_rate.total, inventory.downloaded)
         for index in valid:
-            self.picker.have(index)
+            self.swarm.have(index, announce=False)
         if valid:
             self.log.info(
                 "{name}: {valid} of {total} pieces already on disk",
@@ -317,10 +301,7 @@ class Torrent(Service):
             # A download finished while paused tells trackers first; the tick checks then.
             if not self._finished_offline and self._goal_met_now():
                 return
-        for announcer in self.announcers:
-            announcer.start()
-            if self._finished_offline:
-                announcer.completed()  # the download finished while we were away
+        self.sources.start(completed=self._finished_offline)  # finished while we were away
         self._finished_offline = False
 
     def _save_soon(self) -> None:
@@ -333,18 +314,12 @@ class Torrent(Service):
         if self._resume_dirty:
             self.save_resume()
 
-    def _leave_swarm(self, why: str) -> list[Deferred[None]]:
+    def _leave_swarm(self, why: str) -> Deferred[Any]:
         """Stop ticking and announcing, drop every peer now (not when their sockets
-        close); returns the trackers' ``stopped`` announces."""
+        close); fires when the peer sources (trackers: ``stopped``) are done."""
         self.ticker.remove(self._tick)
-        self.read_cache.clear()
-        for link in list(self.links):
-            link.protocol.drop(why)
-            self.link_lost(link, why)
-        stops = [announcer.stop() for announcer in self.announcers if announcer.running]
-        for stop in stops:
-            stop.addErrback(self._log_failure, "announce stopped")
-        return stops
+        self.swarm.close_all(why, detach=True)
+        return self.sources.stop()
 
     # -- the user's controls --------------------------------------------------
 
@@ -360,7 +335,7 @@ class Torrent(Service):
         stops = self._leave_swarm("torrent paused")
         self.state = "paused"
         saved = self.save_resume()
-        done = defer.DeferredList([saved, *stops], consumeErrors=True)
+        done = defer.DeferredList([saved, stops], consumeErrors=True)
         return done.addCallback(lambda _: None)
 
     def resume(self) -> None:
@@ -394,8 +369,7 @@ class Torrent(Service):
             return
         self._cancel_retry()
         self._leave_swarm("torrent rechecking")
-        self._blocks.clear()
-        self.picker = self._new_picker()
+        self.swarm.reset(self._new_picker())
         self._check_again("recheck asked for")
 
     def _check_again(self, why: str) -> None:
@@ -420,9 +394,7 @@ class Torrent(Service):
 
     def limits_changed(self) -> None:
         """A bucket this torrent draws from changed: throttle (or free) reads of every peer."""
-        throttle = None if self.download_limit.unlimited else self._download_throttle
-        for link in self.links:
-            link.protocol.read_throttle = throttle
+        self.swarm.limits_changed()
 
     def set_file_priorities(self, changes: Mapping[int, FilePriority]) -> None:
         """Skip files or put them first; a finished torrent downloads again if more is wanted."""
@@ -466,15 +438,11 @@ class Torrent(Service):
             self.log.info("{name}: {why}; downloading again", name=self.title, why=why)
             self.state = "downloading"
             self.seeding_since = None
-            for announcer in self.announcers:
-                announcer.start()  # a torrent that met its seeding goal had left its trackers
+            self.sources.start()  # a torrent that met its seeding goal had left its trackers
         elif self.state == "downloading" and self.is_finished:
             self._finished()
             return
-        for link in list(self.links):
-            if link.bitfield_counted:
-                link.update_interest()
-        self.dialer.connect_more()
+        self.swarm.wanted_changed()
 
     def stopService(self) -> Deferred[None]:
         """Drop peers, tell trackers we left, flush and close the files."""
@@ -486,14 +454,10 @@ class Torrent(Service):
         if self.state != "stopped":
             self.log.info("{line}", line=describe_totals(self))
         self.ticker.remove(self._tick)
-        self.read_cache.clear()
-        for link in list(self.links):
-            link.protocol.drop("torrent stopping")
+        self.swarm.close_all("torrent stopping")
         saved = self.save_resume() if self._resume_dirty else defer.succeed(None)
         self.state = "stopped"
-        stops = defer.DeferredList(
-            [announcer.stop() for announcer in self.announcers], consumeErrors=True
-        )
+        stops = self.sources.stop(every=True)
         stops.addCallback(lambda _: self._close_trackers())
         done = defer.DeferredList([saved, stops], consumeErrors=True)
         done.addCallback(lambda _: self.disk.sync())
@@ -510,184 +474,32 @@ class Torrent(Service):
         if self.storage is not None:
             self.storage.close()
 
-    # -- peers: candidates and connections -----------------------------------
-
-    @property
-    def candidates(self) -> CandidatePool:
-        """Known addresses and bans (the dialer's pool)."""
-        return self.dialer.candidates
+    # -- peers: the swarm asks, the torrent answers -----------------------------
 
     def add_candidates(
         self, peers: Sequence[tuple[str, int]], source: str = PeerSource.TRACKER
     ) -> None:
-        """Addresses from a tracker (or PEX, DHT, ...); a private torrent takes only trackers'."""
-        self.dialer.add(peers, source)
+        """Addresses from a peer source; a private torrent takes only trackers'."""
+        self.swarm.add_candidates(peers, source)
 
-    def _dial_room(self) -> int:
-        """How many more peers to dial for now: none unless the torrent is in the swarm.
+    def attach(self, protocol: Any, handshake: Any) -> Any:
+        """An incoming handshake named this torrent: the peer joins its swarm."""
+        return self.swarm.attach(protocol, handshake)
 
-        A seed dials too, as libtorrent does: some leechers never dial the addresses
-        a tracker gives them (Transmission drops loopback ones) and are served only
-        by a seed that dials them. Known seeds are skipped (``skip_seeds``).
-        """
+    def refusal(self) -> str | None:
+        """Peers join (and are dialled) only while the torrent is in the swarm."""
         if self.state not in ("downloading", "seeding"):
-            return 0
-        return self.config.max_peers - len(self.links)
+            return f"torrent is {self.state}"
+        return None
 
-    def attach(self, protocol: PeerProtocol, handshake: HandshakeReceived) -> PeerLink:
-        """A handshake completed: the peer joins the swarm."""
-        address: Address = getattr(protocol, "candidate", None) or _peer_address(protocol)
-        self.dialer.arrived(address)
-        refusal = None
-        if self.state not in ("downloading", "seeding"):
-            refusal = f"torrent is {self.state}"
-        elif self.dialer.is_banned(address):
-            refusal = "peer is banned for sending bad data"
-        elif len(self.links) >= self.config.max_peers:
-            refusal = "too many peers"
-        if refusal is not None:
-            self.dialer.left(address)  # a known address is tried again later, with backoff
-            raise RemoteProtocolError(refusal)
-        link = PeerLink(self, protocol, address, self.reactor.seconds())
-        link.upload_queue = UploadQueue(
-            self.read_cache.read,
-            protocol.send_block,
-            throttle=self._upload_throttle,
-            call_later=self.reactor.callLater,
-            on_sent=lambda amount: self._count_upload(link, amount),
-            cached=self.read_cache.cached,
-            on_read_failed=lambda block, error: self._read_failed(link, block[0], error),
-        )
-        protocol.transport.registerProducer(link.upload_queue, True)
-        if not self.download_limit.unlimited:
-            protocol.read_throttle = self._download_throttle
-        self.links[link] = None
-        self.dialer.joined(address)
-        have = self.picker.have_bitfield()
-        if not have.is_empty():
-            protocol.send(BitfieldMessage(have.to_bytes()))
-        self.disk.add_pressure_listener(protocol)
-        self.log.debug("{name}: connected to {address}", name=self.title, address=address)
-        return link
+    def was_lost(self, index: int) -> bool:
+        return index in self.repair.lost
 
-    def link_lost(self, link: PeerLink, reason: str) -> None:
-        if link not in self.links:
-            return  # already detached (the torrent left the swarm first)
-        del self.links[link]
-        self.choker.peer_gone(link)
-        self.disk.remove_pressure_listener(link.protocol)
-        bitfield = link.bitfield if link.bitfield_counted else Bitfield(self.metainfo.num_pieces)
-        if link.bitfield_counted:
-            self.picker.peer_gone(link, bitfield)
-        else:
-            self.picker.peer_requests_abandoned(link)
-        self.dialer.left(link.address, seed=link.bitfield.is_complete())
-        self.log.debug(
-            "{name}: peer {address} gone: {reason}",
-            name=self.title,
-            address=link.address,
-            reason=reason,
-        )
-        self._refill_others()
-        self.dialer.connect_more()
+    # -- the completion chain ------------------------------------------------------
 
-    def is_interesting(self, bitfield: Bitfield) -> bool:
-        """Does a peer with ``bitfield`` have a piece we want and lack?"""
-        picker = self.picker
-        if picker.is_finished or bitfield.is_empty():
-            return False
-        # O(1) answer for the common case: a peer with more pieces than we have plus
-        # the ones we skip must hold a piece we want (this runs for every peer
-        # whenever a piece completes, so the bitfield arithmetic below is the exception).
-        skipped_missing = self.metainfo.num_pieces - picker.have_count - picker.missing_count
-        if bitfield.count() > picker.have_count + skipped_missing:
-            return True
-        mine = picker.have_bitfield()
-        theirs = int.from_bytes(bitfield.to_bytes(), "big")
-        missing = ~int.from_bytes(mine.to_bytes(), "big")
-        if not theirs & missing:
-            return False
-        # Skipped pieces are rare; check them only when the cheap test passes.
-        return any(self.picker.piece_priority(i) for i in _bits(theirs & missing, bitfield.length))
-
-    # -- blocks and the completion chain --------------------------------------
-
-    def request_received(self, link: PeerLink, msg: Request) -> None:
-        """Queue a block to serve; ranges were checked by the connection already."""
-        if link.connection.am_choking or link.upload_queue is None:
-            return  # BEP 3: requests from a choked peer are dropped
-        if not self.picker.has(msg.index):
-            if msg.index in self.repair.lost:
-                # It had our word that we have it; BEP 3 cannot take that back (REJECT
-                # needs the fast extension): close rather than leave it waiting forever.
-                link.protocol.drop(f"asked for piece {msg.index}, whose data we lost")
-            return  # else we never announced it; a confused peer, not a harmful one
-        link.upload_queue.add(msg.index, msg.begin, msg.length)
-
-    def interest_changed(self, link: PeerLink) -> None:
-        """A peer became (not) interested: fill a free upload slot now, not in 10 s."""
-        if link.connection.peer_interested and link.connection.am_choking:
-            unchoked = sum(1 for other in self.links if not other.connection.am_choking)
-            if unchoked < self.choker.regular_slots + self.choker.optimistic_slots:
-                self._choke_round(self.reactor.seconds())
-
-    def _choke_round(self, now: float) -> None:
-        snapshots = [
-            PeerSnapshot(
-                key=link,
-                interested=link.connection.peer_interested,
-                connected_at=link.connected_at,
-                download_rate=link.download_meter.rate,
-                upload_rate=link.upload_meter.rate,
-                snubbed=link.snubbed,
-                unchoked_since=link.unchoked_since,
-                choked_at=link.choked_at,
-            )
-            for link in self.links
-        ]
-        unchoke = self.choker.decide(snapshots, seeding=self.is_finished, now=now)
-        for link in list(self.links):
-            if link in unchoke:
-                link.unchoke(now)
-            else:
-                link.choke(now)
-
-    def _upload_throttle(self, amount: int) -> float:
-        return self.upload_limit.try_consume(amount, self.reactor.seconds())
-
-    def _download_throttle(self, amount: int) -> float:
-        now = self.reactor.seconds()
-        if amount:
-            self.download_limit.consume(amount, now)
-        return self.download_limit.debt_delay(now)
-
-    def _count_upload(self, link: PeerLink, amount: int) -> None:
-        link.upload_meter.add(amount)
-        self.upload_rate.add(amount)
-
-    def block_arrived(self, link: PeerLink, msg: Piece) -> bool:
-        """Store a block we asked for; False for unrequested data (dropped, not an error)."""
-        index, begin, block = msg.index, msg.begin, msg.block
-        result = self.picker.block_received(link, index, begin, len(block))
-        if not result.wanted:
-            return False
-        self.download_rate.add(len(block))
-        blocks = self._blocks.get(index)
-        if blocks is None:
-            blocks = self._blocks[index] = [None] * self.picker.block_count(index)
-        blocks[begin // self.picker.block_size] = block
-        for other in result.cancel:
-            if isinstance(other, PeerLink) and not other.closed:
-                other.protocol.send(Cancel(index, begin, len(block)))
-        if result.piece_complete:
-            self._verify(index)
-        return True
-
-    def _verify(self, index: int) -> None:
-        """The completion chain: verify and write off the reactor, then have or blame."""
-        blocks = self._blocks.pop(index)
-        sources = {n: peer.address for n, peer in self.picker.block_sources(index).items()}
-        d = self.disk.verify_and_write(index, blocks)  # type: ignore[arg-type]
+    def on_piece_complete(self, index: int, blocks: list[bytes], sources: dict[int, Any]) -> None:
+        """Verify and write off the reactor, then have or blame."""
+        d = self.disk.verify_and_write(index, blocks)
         d.addCallbacks(
             self._piece_written,
             self._piece_failed,
@@ -697,11 +509,10 @@ class Torrent(Service):
         d.addErrback(self._log_failure, f"piece {index}")
 
     def _piece_written(self, _: None, index: int, blocks: list[bytes]) -> None:
-        self.picker.have(index)
         self._resume_dirty = True
-        for liar in self.blame.piece_verified(index, blocks):
-            self._ban(liar, f"sent a bad block of piece {index}")  # type: ignore[arg-type]
-        if self.state != "downloading":
+        announce = self.state == "downloading"
+        self.swarm.have(index, blocks=blocks, announce=announce)
+        if not announce:
             # Written after the torrent left the swarm (paused, disk error, recheck):
             # the piece counts, but only _run() may take the torrent back into it.
             if self.picker.is_finished and self.state in ("paused", "error"):
@@ -709,22 +520,13 @@ class Torrent(Service):
                 self._fire_completion_waiters()
             self._save_soon()
             return
-        self._announce_have(index)
         if self.picker.is_finished:
             self._finished()
 
-    def _announce_have(self, index: int) -> None:
-        for link in list(self.links):
-            if index not in link.bitfield:
-                link.protocol.send(Have(index))
-            elif link.connection.am_interested and not self.is_interesting(link.bitfield):
-                link.protocol.send(NotInterested())
-
     # -- data damaged under us (bt.storage.damage) -------------------------------
 
-    def _read_failed(self, link: PeerLink, index: int, error: StorageError) -> None:
-        """A block could not be read for ``link``: data gone, or a failing disk."""
-        link.protocol.drop(f"cannot serve piece {index}: {error}")
+    def read_failed(self, index: int, error: StorageError) -> None:
+        """A block could not be read for a peer (dropped already): data gone, or a failing disk."""
         if not self.picker.has(index):
             return
         if isinstance(error, DataMissingError):
@@ -733,16 +535,9 @@ class Torrent(Service):
             self.repair.read_error(index, error)  # EIO and the like: that file's pieces
 
     def _lose_pieces(self, pieces: list[int]) -> None:
-        """Pieces no longer on disk: out of the bitfield and the resume state; peers
-        with requests for them queued are closed, as no REJECT can answer them."""
-        for index in pieces:
-            self.picker.lose(index)
+        """Pieces no longer on disk: out of the bitfield and the resume state."""
+        self.swarm.lose(pieces)
         self._resume_dirty = True
-        self.read_cache.clear()
-        lost = set(pieces)
-        for link in list(self.links):
-            if link.upload_queue is not None and link.upload_queue.asks_for(lost):
-                link.protocol.drop("asked for pieces whose data we lost")
         self._wanted_changed("data lost")
 
     def _regain_pieces(self, pieces: list[int]) -> None:
@@ -750,10 +545,8 @@ class Torrent(Service):
         for index in pieces:
             if self.picker.has(index):
                 continue  # downloaded again meanwhile
-            self.picker.have(index)
+            self.swarm.have(index, announce=self.state == "downloading")
             self._resume_dirty = True
-            if self.state == "downloading":
-                self._announce_have(index)
         if self.state != "downloading":
             self._save_soon()  # the check ended while the torrent was out of the swarm
         elif self.picker.is_finished:
@@ -762,7 +555,7 @@ class Torrent(Service):
     def _piece_failed(
         self, failure: Failure, index: int, blocks: list[bytes], sources: dict[int, Address]
     ) -> None:
-        self.picker.piece_failed(index)
+        self.swarm.piece_failed(index)
         if failure.check(StorageError) is not None:
             self._disk_failed(failure)
             return
@@ -774,24 +567,7 @@ class Torrent(Service):
             index=index,
             senders=sorted(set(sources.values())),
         )
-        for address in self.blame.piece_failed(index, sources, blocks):
-            strikes = self.blame.strikes(address)
-            self._ban(address, f"sent {strikes} pieces alone that failed their hash")  # type: ignore[arg-type]
-        self._refill_others()
-
-    def _ban(self, address: Address, why: str) -> None:
-        if not self.dialer.ban(address):
-            return
-        self.log.warn(
-            "{name}: banned peer {host}:{port}: {why}",
-            name=self.title,
-            host=address[0],
-            port=address[1],
-            why=why,
-        )
-        for link in list(self.links):
-            if link.address == address:
-                link.protocol.drop(f"banned: {why}")
+        self.swarm.bad_data(index, sources, blocks)
 
     def _finished(self) -> None:
         self.log.info(
@@ -800,19 +576,15 @@ class Torrent(Service):
             size=self.metainfo.total_length,
         )
         self._start_seeding()
-        for announcer in self.announcers:
-            announcer.completed()
+        self.sources.completed()
         self._goal_met_now()  # --seed-ratio 0: stop before serving a single block
         self._fire_completion_waiters()
 
     def _start_seeding(self) -> None:
         self.state = "seeding"
         self.seeding_since = self.reactor.seconds()
-        if not self.picker.is_complete:
-            return  # some files skipped: a seed may still be needed if the user wants them
-        for link in list(self.links):
-            if link.bitfield.is_complete():
-                link.protocol.drop("both sides are seeds")
+        if self.picker.is_complete:  # else some files skipped: a seed may still be needed
+            self.swarm.drop_seeds()
 
     def _seed_goal_reached(self, now: float) -> str | None:
         ratio, seconds = self.config.seed_ratio, self.config.seed_time
@@ -835,19 +607,13 @@ class Torrent(Service):
         """The seeding goal is met: leave the swarm politely and stay idle."""
         self.state = "finished"
         self.log.info("{name}: {why}; stopped seeding", name=self.title, why=why)
-        for link in list(self.links):
-            link.protocol.drop("finished seeding")
-        for announcer in self.announcers:
-            announcer.stop().addErrback(self._log_failure, "announce stopped")
+        self.swarm.close_all("finished seeding")
+        self.sources.stop(every=True)
 
     def _fire_completion_waiters(self) -> None:
         waiters, self._completion_waiters = self._completion_waiters, []
         for waiter in waiters:
             waiter.callback(None)
-
-    def _refill_others(self) -> None:
-        for other in list(self.links):
-            other.fill_pipeline()
 
     # -- timers and trackers ----------------------------------------------------
 
@@ -865,24 +631,17 @@ class Torrent(Service):
             if self.seeding_since is not None and self.config.seed_time is not None:
                 deadline = self.seeding_since + self.config.seed_time
                 self._next_idle_tick = min(self._next_idle_tick, max(now + 1, deadline))
-        self.download_rate.tick(now)
-        self.upload_rate.tick(now)
-        for link in list(self.links):
-            link.tick(now)
-        self._ticks += 1
+        self.swarm.tick(now)  # rates, each peer's tick, the choke round
         if self._resume_dirty and now - self._last_resume_save >= self.config.resume_interval:
             self.save_resume()
-        if self._ticks % CHOKE_INTERVAL == 0:
-            self._choke_round(now)
         if self.state == "seeding":
             why = self._seed_goal_reached(now)
             if why is not None:
                 self._finish_seeding(why)
                 return
-        self.dialer.connect_more()
+        self.swarm.connect_more()
         if not self.is_finished and len(self.links) < self.config.max_peers // 2:
-            for announcer in self.announcers:
-                announcer.need_peers()
+            self.sources.need_peers()
         interval = (
             self.config.seed_progress_interval
             if self.is_finished
@@ -938,17 +697,3 @@ class Torrent(Service):
 
     def _log_failure(self, failure: Failure, what: str) -> None:
         self.log.failure("{name}: unexpected error in {what}", failure, name=self.title, what=what)
-
-
-def _peer_address(protocol: PeerProtocol) -> Address:
-    peer = protocol.transport.getPeer()
-    return (str(getattr(peer, "host", "?")), int(getattr(peer, "port", 0)))
-
-
-def _bits(value: int, length: int) -> Iterator[int]:
-    """Indexes of set bits of a big-endian bitfield integer of ``length`` bits."""
-    width = (length + 7) // 8 * 8
-    while value:
-        top = value.bit_length() - 1
-        yield width - 1 - top
-        value ^= 1 << top

@@ -62,7 +62,7 @@ def make_rig(*, room: int = 50, slots: int | None = None, private: bool = False)
     dialer = Dialer(
         clock,
         shared,
-        peers.buildProtocol,
+        peers,
         lambda: wanted[0],
         connect_timeout=TIMEOUT,
         private=private,

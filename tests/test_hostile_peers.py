@@ -34,7 +34,6 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from bt.bitfield import Bitfield
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.peer.connection import MIN_MAX_MESSAGE_LENGTH
-from bt.peer.link import IDLE_SECONDS, MIN_PIPELINE, SNUB_SECONDS, PeerLink
 from bt.peer.messages import (
     BLOCK_SIZE,
     BitfieldMessage,
@@ -59,6 +58,7 @@ from bt.peer.protocol import (
     IncomingPeerFactory,
     PeerProtocol,
 )
+from bt.swarm.link import IDLE_SECONDS, MIN_PIPELINE, SNUB_SECONDS, PeerLink
 from bt.torrent import Torrent
 
 GOOD_ID = b"-LT2000-goodpeer0001"
@@ -636,8 +636,7 @@ def test_banned_peer_is_refused_when_it_reconnects(torrent: Torrent) -> None:
 def new_connection(torrent: Torrent, clock: MemoryReactorClock, direction: str) -> PeerProtocol:
     """A fresh connection before any handshake: one we dialled, or one that dialled us."""
     if direction == "outgoing":
-        protocol = torrent._factory.buildProtocol(None)
-        protocol.candidate = ("10.0.0.1", 2)  # type: ignore[attr-defined]
+        protocol = torrent.swarm.factory.for_candidate(("10.0.0.1", 2)).buildProtocol(None)
     else:
         factory = IncomingPeerFactory(torrent.peer_id, _Lookup(torrent), clock)
         protocol = factory.buildProtocol(None)

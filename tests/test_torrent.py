@@ -24,7 +24,6 @@ from bt.errors import PieceHashError, StorageError
 from bt.interfaces import IDiskQueue
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.peer.connection import HandshakeReceived, PeerConnection
-from bt.peer.link import IDLE_SECONDS, KEEPALIVE_SECONDS, SNUB_SECONDS
 from bt.peer.messages import (
     BitfieldMessage,
     Cancel,
@@ -41,6 +40,7 @@ from bt.peer.messages import (
     encode_handshake,
 )
 from bt.peer.protocol import HANDSHAKE_TIMEOUT, IncomingPeerFactory, PeerProtocol
+from bt.swarm.link import IDLE_SECONDS, KEEPALIVE_SECONDS, SNUB_SECONDS
 from bt.torrent import Torrent
 from bt.torrentconfig import TorrentConfig
 from bt.tracker.scrape import ScrapeResult
@@ -232,8 +232,7 @@ def leecher(torrent: Torrent, number: int = 1) -> ScriptedPeer:
 
 
 def connect(torrent: Torrent, peer_id: bytes, port: int) -> ScriptedPeer:
-    protocol = torrent._factory.buildProtocol(None)
-    protocol.candidate = ("10.0.0.1", port)  # type: ignore[attr-defined]
+    protocol = torrent.swarm.factory.for_candidate(("10.0.0.1", port)).buildProtocol(None)
     return ScriptedPeer(protocol, torrent.metainfo, peer_id)
 
 
@@ -343,7 +342,7 @@ def test_connecting_to_ourselves_is_dropped(torrent: Torrent) -> None:
 
 
 def test_handshake_for_another_torrent_is_dropped(torrent: Torrent) -> None:
-    protocol = torrent._factory.buildProtocol(None)
+    protocol = torrent.swarm.factory.buildProtocol(None)
     transport = StringTransport()
     protocol.makeConnection(transport)
     protocol.dataReceived(encode_handshake(Handshake(b"\x01" * 20, b"-XX0000-other0000001")))
@@ -354,7 +353,7 @@ def test_handshake_for_another_torrent_is_dropped(torrent: Torrent) -> None:
 def test_a_peer_that_never_handshakes_is_dropped(
     torrent: Torrent, clock: MemoryReactorClock
 ) -> None:
-    protocol = torrent._factory.buildProtocol(None)
+    protocol = torrent.swarm.factory.buildProtocol(None)
     transport = StringTransport()
     protocol.makeConnection(transport)
     clock.advance(HANDSHAKE_TIMEOUT + 1)
@@ -481,8 +480,8 @@ def test_choker_round_unchokes_at_most_the_slots(seed: Torrent, clock: MemoryRea
     clock.advance(1)
     for _ in range(10):
         clock.advance(1)
-    unchoked = [link for link in seed.links if not link.connection.am_choking]
-    assert len(unchoked) == seed.choker.regular_slots + seed.choker.optimistic_slots
+    unchoked = [link for link in seed.links if not link.am_choking]
+    assert len(unchoked) == seed.swarm.choker.regular_slots + seed.swarm.choker.optimistic_slots
     assert all(not p.transport.disconnecting for p in peers)
 
 
@@ -648,7 +647,7 @@ def test_interest_matches_the_pieces_we_still_want(torrent: Torrent, skip: bool)
         wanted = {i for i in range(torrent.metainfo.num_pieces) if i not in (0, 2)}
         if skip:
             wanted -= {1, 3}
-        assert torrent.is_interesting(theirs) == bool(wanted & set(theirs))
+        assert torrent.swarm.is_interesting(theirs) == bool(wanted & set(theirs))
 
 
 def test_a_resume_state_that_cannot_be_saved_does_not_stop_the_download(

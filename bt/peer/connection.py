@@ -11,7 +11,7 @@ Strict on what can hurt (lengths, ranges, memory), lenient on harmless habits of
 real clients, as libtorrent is: a BITFIELD may come again at any time (aria2
 sends one after some HAVEs) and replaces the peer's pieces; spare bits after the
 last piece are ignored; repeated flags and HAVEs are accepted (their meaning is
-idempotent, see bt/peer/link.py).
+idempotent, see bt/swarm/link.py).
 """
 
 from __future__ import annotations

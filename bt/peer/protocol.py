@@ -105,8 +105,12 @@ class PeerProtocol(Protocol):
         clock: interfaces.IReactorTime,
         *,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        candidate: tuple[str, int] | None = None,
     ) -> None:
+        """``candidate``: the address we dialled (None for an incoming peer), which
+        names the peer rather than the socket's address."""
         self.connection = connection
+        self.candidate = candidate
         self.attacher = attacher
         self.clock = clock
         self.handshake_timeout = handshake_timeout
@@ -317,7 +321,11 @@ def _lost_reason(reason: Failure) -> str:
 
 
 class TorrentPeerFactory(ClientFactory):
-    """Makes outgoing connections for one torrent."""
+    """Makes the outgoing connections of one torrent.
+
+    The dialer asks :meth:`for_candidate` for one factory per attempt, so the
+    protocol knows its candidate and a failure or a close names the address dialled.
+    """
 
     protocol = PeerProtocol
     noisy = False
@@ -329,18 +337,53 @@ class TorrentPeerFactory(ClientFactory):
         geometry: Geometry,
         attacher: PeerAttacher,
         clock: interfaces.IReactorTime,
+        *,
+        candidate: tuple[str, int] | None = None,
+        on_closed: Callable[[str | None], None] | None = None,
+        on_failed: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_closed(reason)``: the connection ended; ``on_failed(reason)``: it was
+        never made."""
         self.our_peer_id = our_peer_id
         self.info_hash = info_hash
         self.geometry = geometry
         self.attacher = attacher
         self.clock = clock
+        self.candidate = candidate
+        self.on_closed = on_closed
+        self.on_failed = on_failed
+
+    def for_candidate(
+        self,
+        address: tuple[str, int],
+        *,
+        on_closed: Callable[[str | None], None] | None = None,
+        on_failed: Callable[[str], None] | None = None,
+    ) -> TorrentPeerFactory:
+        """A factory for one attempt to dial ``address``."""
+        return TorrentPeerFactory(
+            self.our_peer_id,
+            self.info_hash,
+            self.geometry,
+            self.attacher,
+            self.clock,
+            candidate=address,
+            on_closed=on_closed,
+            on_failed=on_failed,
+        )
 
     def buildProtocol(self, addr: Any) -> PeerProtocol:
         connection = PeerConnection(self.our_peer_id, self.info_hash, self.geometry)
-        protocol = PeerProtocol(connection, self.attacher, self.clock)
+        protocol = PeerProtocol(connection, self.attacher, self.clock, candidate=self.candidate)
         protocol.factory = self
+        on_closed = self.on_closed
+        if on_closed is not None:
+            protocol.on_closed = lambda: on_closed(protocol.lost_reason)
         return protocol
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        if self.on_failed is not None:
+            self.on_failed(reason.getErrorMessage())
 
 
 class TorrentLookup(TypingProtocol):

@@ -24,9 +24,12 @@ from typing import Any, Protocol
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from bt.candidates import PeerSource
 from bt.errors import TrackerError
 from bt.logs import Logger
+from bt.peersources import IPeerSource
 from bt.tracker.announce import AnnounceRequest, AnnounceResponse, Peer
 
 __all__ = ["Announcer", "Tracker", "tracker_name"]
@@ -61,6 +64,7 @@ class _TrackerState:
     """Failed announces in a row; drives the backoff."""
 
 
+@implementer(IPeerSource)
 class Announcer:
     """Announces one torrent to one tracker on the tracker's schedule.
 
@@ -74,7 +78,12 @@ class Announcer:
     After a failure the retry comes after a backoff doubling from
     ``retry_delay`` to ``max_retry_delay``, with jitter so that many torrents
     on one failed tracker do not retry in lockstep.
+
+    It is the torrent's first peer source (``bt.peersources``).
     """
+
+    #: What its candidates are: a private torrent takes no others.
+    tag = PeerSource.TRACKER
 
     def __init__(
         self,

@@ -1,19 +1,27 @@
-"""The torrent's side of one connected peer: its pieces, our requests to it, its rates.
+"""One connected peer as its swarm sees it: the one face of a peer.
 
 A :class:`PeerLink` is the delegate a :class:`~bt.peer.protocol.PeerProtocol`
-forwards events to. It keeps the request pipeline full (depth adapted to the
-peer's rate), notices snubbing and lost requests, and hands received blocks to
-its :class:`Swarm` (the torrent), which owns the picker and the completion chain.
+forwards events to, and the only thing outside ``bt.peer`` that touches the
+protocol. It keeps the request pipeline full (depth adapted to the peer's
+rate), notices snubbing and lost requests, serves the peer's requests through
+its own :class:`~bt.swarm.upload.UploadQueue` (built from what the swarm
+injects), and hands received blocks to its :class:`Swarm`, which owns the
+picker and the blocks of unfinished pieces.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Container
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bt.bitfield import Bitfield
+from bt.errors import StorageError
+from bt.geometry import Block
 from bt.peer.connection import PeerBitfield
 from bt.peer.messages import (
     BLOCK_SIZE,
+    BitfieldMessage,
     Cancel,
     Choke,
     Have,
@@ -25,11 +33,11 @@ from bt.peer.messages import (
     Unchoke,
 )
 from bt.rate import RateMeter
+from bt.swarm.upload import UploadQueue
 
 if TYPE_CHECKING:
-    from bt.peer.upload import UploadQueue
+    from twisted.internet.defer import Deferred
 
-if TYPE_CHECKING:
     from bt.peer.protocol import PeerProtocol
     from bt.policy.picker import PiecePicker
 
@@ -55,15 +63,37 @@ class Swarm(Protocol):
     def is_interesting(self, bitfield: Bitfield) -> bool: ...
     def block_arrived(self, link: PeerLink, msg: Piece) -> bool: ...
     def link_lost(self, link: PeerLink, reason: str) -> None: ...
-    def request_received(self, link: PeerLink, msg: Request) -> None: ...
     def interest_changed(self, link: PeerLink) -> None: ...
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What a link serves its peer's requests with, injected by the swarm."""
+
+    read: Callable[[int, int, int], Deferred[bytes]]
+    #: The block at once if it is in memory (a read cache hit), else None.
+    cached: Callable[[int, int, int], bytes | None]
+    #: The upload rate limit: 0.0 (and ``amount`` charged) or seconds to wait.
+    throttle: Callable[[int], float]
+    call_later: Callable[..., Any]
+    #: Bytes sent, for the torrent's upload total.
+    sent: Callable[[int], None]
+    #: Pieces we announced whose data is gone since (a REJECT cannot take them back).
+    lost: Callable[[int], bool]
+    #: A block of ``index`` could not be read (after this peer was dropped).
+    read_failed: Callable[[int, StorageError], None]
 
 
 class PeerLink:
     """One connected peer as the torrent sees it."""
 
     def __init__(
-        self, swarm: Swarm, protocol: PeerProtocol, address: tuple[str, int], now: float
+        self,
+        swarm: Swarm,
+        protocol: PeerProtocol,
+        address: tuple[str, int],
+        now: float,
+        serving: Serving,
     ) -> None:
         self.swarm = swarm
         self.protocol = protocol
@@ -79,15 +109,76 @@ class PeerLink:
         self.connected_at = now
         self.unchoked_since: float | None = None
         self.choked_at: float | None = None
-        #: Serves this peer's requests; set by the torrent when the peer joins.
-        self.upload_queue: UploadQueue | None = None
+        self._serving = serving
+        #: Serves this peer's requests (registered as the transport's producer by start).
+        self.upload_queue = UploadQueue(
+            serving.read,
+            protocol.send_block,
+            throttle=serving.throttle,
+            call_later=serving.call_later,
+            on_sent=self._sent,
+            cached=serving.cached,
+            on_read_failed=self._read_failed,
+        )
+        #: Per-peer state of each peer extension, by the extension's name.
+        self.extensions: dict[str, object] = {}
 
     def __repr__(self) -> str:
         return f"<PeerLink {self.address[0]}:{self.address[1]}>"
 
+    def start(self, have: Bitfield, read_throttle: Callable[[int], float] | None) -> None:
+        """The peer joined: serve it under flow control and tell it what we have."""
+        self.protocol.transport.registerProducer(self.upload_queue, True)
+        self.protocol.read_throttle = read_throttle
+        if not have.is_empty():
+            self.protocol.send(BitfieldMessage(have.to_bytes()))
+
+    # -- the four flags of BEP 3 -----------------------------------------------
+
     @property
-    def connection(self):
-        return self.protocol.connection
+    def am_choking(self) -> bool:
+        return self.protocol.connection.am_choking
+
+    @property
+    def am_interested(self) -> bool:
+        return self.protocol.connection.am_interested
+
+    @property
+    def peer_interested(self) -> bool:
+        return self.protocol.connection.peer_interested
+
+    # -- what the swarm tells the peer ------------------------------------------
+
+    def drop(self, why: str) -> None:
+        """Close this peer (it leaves the swarm when its connection is lost)."""
+        self.protocol.drop(why)
+
+    def have(self, index: int) -> None:
+        """We have ``index`` now: tell the peer, or stop being interested in it."""
+        if index not in self.bitfield:
+            self.protocol.send(Have(index))
+        elif self.am_interested and not self.swarm.is_interesting(self.bitfield):
+            self.protocol.send(NotInterested())
+
+    def cancel(self, block: Block) -> None:
+        """Another peer sent ``block`` first (endgame): this one need not."""
+        if not self.closed:
+            self.protocol.send(Cancel(block.index, block.begin, block.length))
+
+    def set_read_throttle(self, throttle: Callable[[int], float] | None) -> None:
+        self.protocol.read_throttle = throttle
+
+    def asks_for(self, pieces: Container[int]) -> bool:
+        """Has the peer a request for one of ``pieces`` queued with us?"""
+        return self.upload_queue.asks_for(pieces)
+
+    # -- IPushProducer for the disk queue's back-pressure -----------------------
+
+    def pauseProducing(self) -> None:
+        self.protocol.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.protocol.resumeProducing()
 
     # -- events from the protocol -----------------------------------------
 
@@ -116,7 +207,7 @@ class PeerLink:
         else:
             picker.add_peer_bitfield(self, self.bitfield)
             self.bitfield_counted = True
-        if not self.connection.am_interested and not picker.has(index):
+        if not self.am_interested and not picker.has(index):
             if picker.piece_priority(index):
                 self.protocol.send(Interested())
         self.fill_pipeline()
@@ -133,12 +224,21 @@ class PeerLink:
         self.bitfield = msg.bitfield
         self.bitfield_counted = True
         if self.swarm.picker.is_complete and self.bitfield.is_complete():
-            self.protocol.drop("both sides are seeds")
+            self.drop("both sides are seeds")
             return
         self.update_interest()
 
     def on_request(self, msg: Request) -> None:
-        self.swarm.request_received(self, msg)
+        """Queue a block to serve; ranges were checked by the connection already."""
+        if self.am_choking:
+            return  # BEP 3: requests from a choked peer are dropped
+        if not self.swarm.picker.has(msg.index):
+            if self._serving.lost(msg.index):
+                # It had our word that we have it; BEP 3 cannot take that back (REJECT
+                # needs the fast extension): close rather than leave it waiting forever.
+                self.drop(f"asked for piece {msg.index}, whose data we lost")
+            return  # else we never announced it; a confused peer, not a harmful one
+        self.upload_queue.add(msg.index, msg.begin, msg.length)
 
     def on_piece(self, msg: Piece) -> None:
         # Only blocks we asked for count: junk must not buy rate, pipeline or a slot.
@@ -149,34 +249,43 @@ class PeerLink:
         self.fill_pipeline(batch=True)
 
     def on_cancel(self, msg: Cancel) -> None:
-        if self.upload_queue is not None:
-            self.upload_queue.cancel(msg.index, msg.begin, msg.length)
+        self.upload_queue.cancel(msg.index, msg.begin, msg.length)
 
-    # -- choking (decided by the torrent's choker) ----------------------------
+    # -- choking (decided by the swarm's choker) ----------------------------
 
     def unchoke(self, now: float) -> None:
-        if self.connection.am_choking:
+        if self.am_choking:
             self.protocol.send(Unchoke())
             self.unchoked_since = now
 
     def choke(self, now: float) -> None:
-        if not self.connection.am_choking:
+        if not self.am_choking:
             self.protocol.send(Choke())
             self.unchoked_since = None
             self.choked_at = now
-            if self.upload_queue is not None:
-                self.upload_queue.clear()  # BEP 3: a choke discards the peer's requests
+            self.upload_queue.clear()  # BEP 3: a choke discards the peer's requests
 
     def on_connection_lost(self, reason: str) -> None:
         self.closed = True
         self.swarm.link_lost(self, reason)
+
+    # -- serving ----------------------------------------------------------------
+
+    def _sent(self, amount: int) -> None:
+        self.upload_meter.add(amount)
+        self._serving.sent(amount)
+
+    def _read_failed(self, block: Block, error: StorageError) -> None:
+        """Data gone or a failing disk: this peer is dropped, the owner decides the rest."""
+        self.drop(f"cannot serve piece {block.index}: {error}")
+        self._serving.read_failed(block.index, error)
 
     # -- requests -------------------------------------------------------------
 
     def update_interest(self) -> None:
         """Tell the peer whether it has anything we still want."""
         interested = self.swarm.is_interesting(self.bitfield)
-        if interested != self.connection.am_interested:
+        if interested != self.am_interested:
             self.protocol.send(Interested() if interested else NotInterested())
         if interested:
             self.fill_pipeline()
@@ -187,7 +296,7 @@ class PeerLink:
         With ``batch`` (a block just arrived) it waits until a few slots are free,
         so requests go out several to a write rather than one write per block.
         """
-        connection = self.connection
+        connection = self.protocol.connection
         if self.closed or connection.peer_choking or not connection.am_interested:
             return
         picker = self.swarm.picker
@@ -206,7 +315,7 @@ class PeerLink:
     def tick(self, now: float) -> None:
         """Once a second: rates, pipeline depth, snubbing, keep-alives, idle peers."""
         if now - self.protocol.last_received > IDLE_SECONDS:
-            self.protocol.drop(f"nothing received for {IDLE_SECONDS:g} s")
+            self.drop(f"nothing received for {IDLE_SECONDS:g} s")
             return
         if now - self.protocol.last_sent > KEEPALIVE_SECONDS:
             self.protocol.send(KeepAlive())

@@ -8,7 +8,7 @@ from twisted.internet import defer
 
 from bt.errors import RemoteProtocolError
 from bt.geometry import Block
-from bt.peer.upload import UploadQueue
+from bt.swarm.upload import UploadQueue
 
 
 class Disk:

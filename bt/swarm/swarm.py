@@ -1,0 +1,395 @@
+"""Swarm: the live peers of one torrent and every decision made about them.
+
+It attaches and loses peers, decides interest, runs the choke round, applies
+the rate limits, bans liars, and collects the blocks of unfinished pieces. It
+is the one driver of the picker for peers. It speaks to its torrent through a
+narrow :class:`SwarmOwner`: upward, ``on_piece_complete(index, blocks,
+sources)`` (the torrent runs the completion chain) and a few questions;
+downward, the torrent calls :meth:`Swarm.have`, :meth:`Swarm.lose` and
+:meth:`Swarm.close_all`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from bt.bitfield import Bitfield
+from bt.candidates import Address, PeerSource
+from bt.dialer import Dialer
+from bt.errors import RemoteProtocolError, StorageError
+from bt.geometry import Block
+from bt.logs import Logger
+from bt.metainfo import Metainfo
+from bt.peer.connection import HandshakeReceived
+from bt.peer.messages import Piece
+from bt.peer.protocol import PeerProtocol, TorrentPeerFactory
+from bt.policy.blame import Blame
+from bt.policy.choker import Choker, PeerSnapshot
+from bt.policy.picker import PiecePicker
+from bt.policy.ratelimit import RateLimit, TokenBucket
+from bt.rate import RateMeter
+from bt.storage.readcache import PieceReadCache, ReadCachePool
+from bt.swarm.extension import PeerExtensions
+from bt.swarm.link import PeerLink, Serving
+from bt.torrentconfig import SharedLimits, TorrentConfig
+
+__all__ = ["CHOKE_INTERVAL", "Swarm", "SwarmOwner"]
+
+#: Seconds (ticks) between choking rounds, as in BEP 3 and every reference client.
+CHOKE_INTERVAL = 10
+
+
+class SwarmOwner(Protocol):
+    """What a swarm asks of its torrent."""
+
+    def refusal(self) -> str | None:
+        """Why no peer may join now (the torrent is not in the swarm), or None."""
+
+    def on_piece_complete(self, index: int, blocks: list[bytes], sources: dict[int, Any]) -> None:
+        """Every block of ``index`` arrived: verify and write it, then call ``have``."""
+
+    def read_failed(self, index: int, error: StorageError) -> None:
+        """A block of a piece we have could not be read for a peer."""
+
+    def was_lost(self, index: int) -> bool:
+        """Was ``index`` announced to peers and its data lost since?"""
+
+
+class DiskPressure(Protocol):
+    """The part of the disk queue a swarm uses: back-pressure on its peers, and reads."""
+
+    def read(self, index: int, begin: int, length: int) -> Any: ...
+    def add_pressure_listener(self, listener: Any) -> None: ...
+    def remove_pressure_listener(self, listener: Any) -> None: ...
+
+
+class Swarm:
+    """The set of live peers of one torrent."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        owner: SwarmOwner,
+        metainfo: Metainfo,
+        picker: PiecePicker,
+        disk: DiskPressure,
+        *,
+        peer_id: bytes,
+        reactor: Any,
+        rng: random.Random,
+        config: TorrentConfig,
+        limits: SharedLimits,
+        read_cache_pool: ReadCachePool | None = None,
+        extensions: PeerExtensions | None = None,
+    ) -> None:
+        self.owner = owner
+        self.metainfo = metainfo
+        self.title = metainfo.name
+        #: Replaced by the torrent on a recheck (while no peer is attached).
+        self.picker = picker
+        self.disk = disk
+        self.reactor = reactor
+        self.config = config
+        self.extensions = extensions if extensions is not None else PeerExtensions()
+        self.links: dict[PeerLink, None] = {}
+        self._blocks: dict[int, list[bytes | None]] = {}
+        now = reactor.seconds()
+        self.upload_bucket = TokenBucket(config.upload_limit, now)
+        self.download_bucket = TokenBucket(config.download_limit, now)
+        self.upload_limit = RateLimit(self.upload_bucket, limits.upload)
+        self.download_limit = RateLimit(self.download_bucket, limits.download)
+        self.download_rate = RateMeter(now)
+        self.upload_rate = RateMeter(now)
+        #: Seeding reads; the session's torrents share one byte budget (``read_cache_pool``).
+        self.read_cache = PieceReadCache(disk.read, metainfo.piece_size, pool=read_cache_pool)
+        self.blame = Blame(config.ban_strikes)
+        self.choker = Choker(rng, regular_slots=config.upload_slots)
+        self._ticks = 0
+        self.factory = TorrentPeerFactory(
+            peer_id, metainfo.info_hash, metainfo.geometry, self, reactor
+        )
+        #: Outgoing connections: the candidate pool (and its bans) and attempts in flight.
+        self.dialer = Dialer(
+            reactor,
+            limits.connections,
+            self.factory,
+            self._dial_room,
+            connect_timeout=config.connect_timeout,
+            private=metainfo.private,
+            name=self.title,
+            skip_seeds=lambda: self.picker.is_finished,
+            own_addresses=limits.own_addresses,
+        )
+        self._serving = Serving(
+            read=self.read_cache.read,
+            cached=self.read_cache.cached,
+            throttle=self._upload_throttle,
+            call_later=reactor.callLater,
+            sent=self.upload_rate.add,
+            lost=owner.was_lost,
+            read_failed=owner.read_failed,
+        )
+
+    # -- candidates -------------------------------------------------------------
+
+    def add_candidates(
+        self, peers: Sequence[tuple[str, int]], source: str = PeerSource.TRACKER
+    ) -> None:
+        """Addresses from a peer source; a private torrent takes only trackers'."""
+        self.dialer.add(peers, source)
+
+    def connect_more(self) -> None:
+        self.dialer.connect_more()
+
+    def _dial_room(self) -> int:
+        """How many more peers to dial for now: none unless the torrent is in the swarm.
+
+        A seed dials too, as libtorrent does: some leechers never dial the addresses
+        a tracker gives them (Transmission drops loopback ones) and are served only
+        by a seed that dials them. Known seeds are skipped (``skip_seeds``).
+        """
+        if self.owner.refusal() is not None:
+            return 0
+        return self.config.max_peers - len(self.links)
+
+    # -- peers joining and leaving ------------------------------------------------
+
+    def attach(self, protocol: PeerProtocol, handshake: HandshakeReceived) -> PeerLink:
+        """A handshake completed: the peer joins the swarm."""
+        address: Address = protocol.candidate or _peer_address(protocol)
+        self.dialer.arrived(address)
+        refusal = self.owner.refusal() or self._refusal(address)
+        if refusal is not None:
+            self.dialer.left(address)  # a known address is tried again later, with backoff
+            raise RemoteProtocolError(refusal)
+        link = PeerLink(self, protocol, address, self.reactor.seconds(), self._serving)
+        link.start(self.picker.have_bitfield(), self._read_throttle())
+        self.links[link] = None
+        self.dialer.joined(address)
+        self.disk.add_pressure_listener(link)
+        self.extensions.attached(link)
+        self.log.debug("{name}: connected to {address}", name=self.title, address=address)
+        return link
+
+    def _refusal(self, address: Address) -> str | None:
+        if self.dialer.is_banned(address):
+            return "peer is banned for sending bad data"
+        if len(self.links) >= self.config.max_peers:
+            return "too many peers"
+        return None
+
+    def link_lost(self, link: PeerLink, reason: str) -> None:
+        if link not in self.links:
+            return  # already detached (the torrent left the swarm first)
+        del self.links[link]
+        self.choker.peer_gone(link)
+        self.disk.remove_pressure_listener(link)
+        if link.bitfield_counted:
+            self.picker.peer_gone(link, link.bitfield)
+        else:
+            self.picker.peer_requests_abandoned(link)
+        self.dialer.left(link.address, seed=link.bitfield.is_complete())
+        self.extensions.lost(link)
+        self.log.debug(
+            "{name}: peer {address} gone: {reason}",
+            name=self.title,
+            address=link.address,
+            reason=reason,
+        )
+        self.refill()
+        self.dialer.connect_more()
+
+    def close_all(self, why: str, *, detach: bool = False) -> None:
+        """Drop every peer; ``detach``: out of the swarm now, not when their sockets close."""
+        self.read_cache.clear()
+        for link in list(self.links):
+            link.drop(why)
+            if detach:
+                self.link_lost(link, why)
+
+    def drop_seeds(self) -> None:
+        """We are a seed: peers that are seeds too have nothing to trade with us."""
+        for link in list(self.links):
+            if link.bitfield.is_complete():
+                link.drop("both sides are seeds")
+
+    def ban(self, address: Address, why: str) -> None:
+        if not self.dialer.ban(address):
+            return
+        self.log.warn(
+            "{name}: banned peer {host}:{port}: {why}",
+            name=self.title,
+            host=address[0],
+            port=address[1],
+            why=why,
+        )
+        for link in list(self.links):
+            if link.address == address:
+                link.drop(f"banned: {why}")
+
+    # -- interest and choking -------------------------------------------------------
+
+    def is_interesting(self, bitfield: Bitfield) -> bool:
+        """Does a peer with ``bitfield`` have a piece we want and lack?"""
+        picker = self.picker
+        if picker.is_finished or bitfield.is_empty():
+            return False
+        # O(1) answer for the common case: a peer with more pieces than we have plus
+        # the ones we skip must hold a piece we want (this runs for every peer
+        # whenever a piece completes, so the bitfield arithmetic below is the exception).
+        skipped_missing = self.metainfo.num_pieces - picker.have_count - picker.missing_count
+        if bitfield.count() > picker.have_count + skipped_missing:
+            return True
+        mine = picker.have_bitfield()
+        theirs = int.from_bytes(bitfield.to_bytes(), "big")
+        missing = ~int.from_bytes(mine.to_bytes(), "big")
+        if not theirs & missing:
+            return False
+        # Skipped pieces are rare; check them only when the cheap test passes.
+        return any(picker.piece_priority(i) for i in _bits(theirs & missing, bitfield.length))
+
+    def wanted_changed(self) -> None:
+        """Pieces are wanted (or not) anew: every peer's interest is decided again."""
+        for link in list(self.links):
+            if link.bitfield_counted:
+                link.update_interest()
+        self.dialer.connect_more()
+
+    def interest_changed(self, link: PeerLink) -> None:
+        """A peer became (not) interested: fill a free upload slot now, not in 10 s."""
+        if link.peer_interested and link.am_choking:
+            unchoked = sum(1 for other in self.links if not other.am_choking)
+            if unchoked < self.choker.regular_slots + self.choker.optimistic_slots:
+                self.choke_round(self.reactor.seconds())
+
+    def choke_round(self, now: float) -> None:
+        snapshots = [
+            PeerSnapshot(
+                key=link,
+                interested=link.peer_interested,
+                connected_at=link.connected_at,
+                download_rate=link.download_meter.rate,
+                upload_rate=link.upload_meter.rate,
+                snubbed=link.snubbed,
+                unchoked_since=link.unchoked_since,
+                choked_at=link.choked_at,
+            )
+            for link in self.links
+        ]
+        unchoke = self.choker.decide(snapshots, seeding=self.picker.is_finished, now=now)
+        for link in list(self.links):
+            if link in unchoke:
+                link.unchoke(now)
+            else:
+                link.choke(now)
+
+    def tick(self, now: float) -> None:
+        """Once a second: rates, every peer's own tick, and the choke round every 10 s."""
+        self.download_rate.tick(now)
+        self.upload_rate.tick(now)
+        for link in list(self.links):
+            link.tick(now)
+        self._ticks += 1
+        if self._ticks % CHOKE_INTERVAL == 0:
+            self.choke_round(now)
+
+    # -- rate limits ------------------------------------------------------------------
+
+    def limits_changed(self) -> None:
+        """A bucket this torrent draws from changed: throttle (or free) reads of every peer."""
+        throttle = self._read_throttle()
+        for link in self.links:
+            link.set_read_throttle(throttle)
+
+    def _read_throttle(self) -> Any:
+        return None if self.download_limit.unlimited else self._download_throttle
+
+    def _upload_throttle(self, amount: int) -> float:
+        return self.upload_limit.try_consume(amount, self.reactor.seconds())
+
+    def _download_throttle(self, amount: int) -> float:
+        now = self.reactor.seconds()
+        if amount:
+            self.download_limit.consume(amount, now)
+        return self.download_limit.debt_delay(now)
+
+    # -- blocks in, pieces out -----------------------------------------------------------
+
+    def block_arrived(self, link: PeerLink, msg: Piece) -> bool:
+        """Store a block we asked for; False for unrequested data (dropped, not an error)."""
+        index, begin, block = msg.index, msg.begin, msg.block
+        result = self.picker.block_received(link, index, begin, len(block))
+        if not result.wanted:
+            return False
+        self.download_rate.add(len(block))
+        blocks = self._blocks.get(index)
+        if blocks is None:
+            blocks = self._blocks[index] = [None] * self.picker.block_count(index)
+        blocks[begin // self.picker.block_size] = block
+        for other in result.cancel:
+            if isinstance(other, PeerLink):
+                other.cancel(Block(index, begin, len(block)))
+        if result.piece_complete:
+            done = self._blocks.pop(index)
+            sources = {n: peer.address for n, peer in self.picker.block_sources(index).items()}
+            self.owner.on_piece_complete(index, done, sources)  # type: ignore[arg-type]
+        return True
+
+    def reset(self, picker: PiecePicker) -> None:
+        """A recheck (no peer is attached): a new picker, unfinished pieces forgotten."""
+        self.picker = picker
+        self._blocks.clear()
+
+    def have(self, index: int, *, blocks: list[bytes] | None = None, announce: bool) -> None:
+        """``index`` is verified and written (from ``blocks``, whose senders are cleared
+        of blame, or found again on disk); ``announce``: tell the peers."""
+        self.picker.have(index)
+        if blocks is not None:
+            for liar in self.blame.piece_verified(index, blocks):
+                self.ban(liar, f"sent a bad block of piece {index}")  # type: ignore[arg-type]
+        if announce:
+            for link in list(self.links):
+                link.have(index)
+
+    def piece_failed(self, index: int) -> None:
+        """The piece was not written: its blocks are wanted again."""
+        self.picker.piece_failed(index)
+
+    def bad_data(self, index: int, sources: dict[int, Address], blocks: list[bytes]) -> None:
+        """The piece failed its hash: blame its senders, and ask the others for it."""
+        for address in self.blame.piece_failed(index, sources, blocks):
+            strikes = self.blame.strikes(address)
+            self.ban(address, f"sent {strikes} pieces alone that failed their hash")
+        self.refill()
+
+    def lose(self, pieces: list[int]) -> None:
+        """Pieces no longer on disk: out of the bitfield; peers with requests for them
+        queued are closed, as no REJECT can answer them."""
+        for index in pieces:
+            self.picker.lose(index)
+        self.read_cache.clear()
+        lost = set(pieces)
+        for link in list(self.links):
+            if link.asks_for(lost):
+                link.drop("asked for pieces whose data we lost")
+
+    def refill(self) -> None:
+        for other in list(self.links):
+            other.fill_pipeline()
+
+
+def _peer_address(protocol: PeerProtocol) -> Address:
+    peer = protocol.transport.getPeer()
+    return (str(getattr(peer, "host", "?")), int(getattr(peer, "port", 0)))
+
+
+def _bits(value: int, length: int) -> Iterator[int]:
+    """Indexes of set bits of a big-endian bitfield integer of ``length`` bits."""
+    width = (length + 7) // 8 * 8
+    while value:
+        top = value.bit_length() - 1
+        yield width - 1 - top
+        value ^= 1 << top
