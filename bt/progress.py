@@ -69,3 +69,27 @@ def describe_totals(torrent: object) -> str:
     down = torrent.download_rate.total  # type: ignore[attr-defined]
     up = torrent.upload_rate.total  # type: ignore[attr-defined]
     return f"{torrent.metainfo.name}: uploaded {up} bytes, downloaded {down} bytes"  # type: ignore[attr-defined]
+
+
+class ProgressLine:
+    """When a torrent's progress line is due: every few seconds (a minute for a seed),
+    and only when something moved: 1,000 idle seeds must not write 1,000 lines a minute."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+        self._logged: tuple[int, int, int] | None = None
+
+    def due(self, torrent: object, now: float) -> str | None:
+        """The line to log now, if any."""
+        config = torrent.config  # type: ignore[attr-defined]
+        finished = torrent.is_finished  # type: ignore[attr-defined]
+        interval = config.seed_progress_interval if finished else config.progress_interval
+        if now - self._last < interval:
+            return None
+        down, up = torrent.download_rate, torrent.upload_rate  # type: ignore[attr-defined]
+        moved = (down.total, up.total, len(torrent.links))  # type: ignore[attr-defined]
+        if moved == self._logged:
+            return None
+        self._logged = moved
+        self._last = now
+        return describe_progress(torrent)

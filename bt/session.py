@@ -102,6 +102,8 @@ class Session(MultiService):
             TokenBucket(_given(config.upload_limit), now),
             TokenBucket(_given(config.download_limit), now),
             ConnectionSlots(config.max_connections),
+            #: One byte budget for every torrent's seeding reads (32 MiB, not 32 MiB each).
+            read_cache=ReadCachePool(),
         )
         #: The peer port, bound by ``listen``.
         self.listener = PeerListener(reactor, config.listen)
@@ -109,8 +111,6 @@ class Session(MultiService):
         self.state_lock = StateDirLock(config.state_dir)
         #: One timer for every torrent's once-a-second tick.
         self.ticker = Ticker(reactor)
-        #: One byte budget for every torrent's seeding reads (32 MiB, not 32 MiB each).
-        self.read_cache_pool = ReadCachePool()
         #: Torrents being stopped and forgotten; adding one again must wait.
         self._removing: dict[bytes, Deferred[Any]] = {}
         #: One pool of disk threads for every torrent: 1,000 torrents, not 2,000 threads.
@@ -218,7 +218,6 @@ class Session(MultiService):
             resume_path=self._resume_path(metainfo.info_hash),
             recheck=self.config.recheck,
             ticker=self.ticker,
-            read_cache_pool=self.read_cache_pool,
             paused=record.paused,
             file_priorities=record.file_priorities,
             download_dir=shown_folder,

@@ -15,7 +15,11 @@ from twisted.internet import task
 
 from bt.logs import Logger
 
-__all__ = ["Ticker"]
+__all__ = ["IDLE_SEED_TICK_INTERVAL", "IDLE_TICK_INTERVAL", "IdlePace", "Ticker"]
+
+#: Seconds between the ticks of a torrent without peers (downloading, finished).
+IDLE_TICK_INTERVAL = 5.0
+IDLE_SEED_TICK_INTERVAL = 30.0
 
 
 class Ticker:
@@ -58,3 +62,22 @@ class Ticker:
                 # The one wide net: a bug in one torrent's tick must not stop every
                 # other torrent's timers. It is logged with its traceback.
                 self.log.failure("tick of {callback!r} failed", callback=callback)
+
+
+class IdlePace:
+    """A torrent without peers has nothing to measure, choke or keep alive: it connects,
+    announces and checks its seeding goal every few seconds only, a finished one (which
+    dials its due candidates; a tracker's answer dials at once) at a slower pace."""
+
+    def __init__(self) -> None:
+        self._next = 0.0
+
+    def skip(self, now: float, *, finished: bool, urgent: bool, deadline: float | None) -> bool:
+        """Should this idle tick return at once? ``urgent``: state to save; ``deadline``:
+        when the seeding time runs out (None: no such goal)."""
+        if now < self._next and not urgent:
+            return True
+        self._next = now + (IDLE_SEED_TICK_INTERVAL if finished else IDLE_TICK_INTERVAL)
+        if deadline is not None:
+            self._next = min(self._next, max(now + 1, deadline))
+        return False

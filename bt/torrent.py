@@ -20,35 +20,24 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from bt.candidates import Address, PeerSource
 from bt.errors import DataMissingError, PieceHashError, ResumeSaveError, StorageError
-from bt.interfaces import IStorage
+from bt.interfaces import IDiskQueue, IStorage
 from bt.logs import Logger
 from bt.metainfo import Metainfo
 from bt.peersources import PeerSources
 from bt.policy.picker import PiecePicker
 from bt.priorities import piece_priorities, skipped_files, updated_priorities
-from bt.progress import describe_progress, describe_totals
-from bt.status import UNCHANGED, FilePriority
+from bt.progress import ProgressLine, describe_totals
+from bt.status import FilePriority
 from bt.storage.damage import DamageRepair, FileCheck
-from bt.storage.disk import DiskQueue
 from bt.storage.inventory import Inventory, PieceInventory
 from bt.storage.layout import Layout
-from bt.storage.readcache import ReadCachePool
 from bt.swarm.swarm import Swarm
-from bt.ticker import Ticker
+from bt.ticker import IdlePace, Ticker
 from bt.torrentconfig import SharedLimits, TorrentConfig
-from bt.tracker.announce import AnnounceRequest
-from bt.tracker.announcer import Announcer, Tracker
-from bt.tracker.scrape import ScrapeResult
+from bt.tracker.sources import Tracker, Trackers
 
 __all__ = ["Torrent"]
-
-#: Seconds between the ticks of a torrent without peers (downloading, finished).
-IDLE_TICK_INTERVAL = 5.0
-IDLE_SEED_TICK_INTERVAL = 30.0
-#: Peers asked of a tracker per announce, downloading or seeding (``stopped`` asks none).
-NUMWANT = 50
 
 
 class Torrent(Service):
@@ -59,7 +48,7 @@ class Torrent(Service):
     def __init__(
         self,
         metainfo: Metainfo,
-        disk: DiskQueue,
+        disk: IDiskQueue,
         *,
         storage: IStorage | None = None,
         peer_id: bytes,
@@ -72,7 +61,6 @@ class Torrent(Service):
         resume_path: Path | None = None,
         recheck: bool = False,
         ticker: Ticker | None = None,
-        read_cache_pool: ReadCachePool | None = None,
         paused: bool = False,
         file_priorities: Sequence[FilePriority] | None = None,
         download_dir: str = "",
@@ -116,11 +104,12 @@ class Torrent(Service):
             rng=rng,
             config=config,
             limits=self.limits,
-            read_cache_pool=read_cache_pool,
         )
         # The swarm's values that status, the session and the resume state show.
         self.links = self.swarm.links
         self.candidates = self.swarm.dialer.candidates
+        #: Addresses from a peer source (trackers, PEX, DHT, ...): ``(peers, source)``.
+        self.add_candidates = self.swarm.add_candidates
         self.upload_bucket, self.download_bucket = (
             self.swarm.upload_bucket,
             self.swarm.download_bucket,
@@ -149,25 +138,19 @@ class Torrent(Service):
         )
         self.hash_failures = 0
         self._completion_waiters: list[Deferred[None]] = []
-        self._announce_key = f"{rng.getrandbits(32):08x}"
-        #: One tracker (a BEP 12 tier) per announcer.
-        self.trackers = list(trackers)
-        self.announcers = [
-            Announcer(tracker, reactor, rng, self._announce_request, self.add_candidates)
-            for tracker in trackers
-        ]
+        self.trackers = Trackers(trackers, reactor, rng, self, self.add_candidates)
+        self.announcers = self.trackers.announcers
         #: Where candidates come from: the trackers first (see bt.peersources).
         self.sources = PeerSources(self.title, self.announcers)
         #: Shared with the session's other torrents; a torrent alone gets its own.
         self.ticker = ticker if ticker is not None else Ticker(reactor)
-        self._next_idle_tick = 0.0
-        self._last_progress = 0.0
+        self._idle = IdlePace()
+        self._progress = ProgressLine()
         #: Every wanted piece got written while out of the swarm: tell trackers on return.
         self._finished_offline = False
         self._save_call: Any = None
         #: set_skipped jobs, one at a time (see _apply_skipped).
         self._skipping: Deferred[None] = defer.succeed(None)
-        self._progress_logged: tuple[int, int, int] | None = None
 
     def _new_picker(self) -> PiecePicker:
         metainfo = self.metainfo
@@ -206,13 +189,9 @@ class Torrent(Service):
     def is_finished(self) -> bool:
         return self.picker.is_finished
 
-    def scrape(self) -> Deferred[ScrapeResult | None]:
+    def scrape(self) -> Deferred[Any]:
         """Seeders, downloads and leechers as the first tracker able to scrape counts them."""
-        for tracker in self.trackers:
-            if hasattr(tracker, "scrape"):
-                counts = tracker.scrape([self.info_hash])
-                return counts.addCallback(lambda results: results.get(self.info_hash))
-        return defer.succeed(None)
+        return self.trackers.scrape(self.info_hash)
 
     def when_finished(self) -> Deferred[None]:
         """A Deferred that fires once every wanted piece is verified and written."""
@@ -383,14 +362,9 @@ class Torrent(Service):
             self._retry_call.cancel()
         self._retry_call = None
 
-    def set_limits(self, *, upload: Any = UNCHANGED, download: Any = UNCHANGED) -> None:
-        """This torrent's own rate limits in bytes/s (None: unlimited); they apply at once."""
-        now = self.reactor.seconds()
-        if upload is not UNCHANGED:
-            self.upload_bucket.set_rate(upload, now)
-        if download is not UNCHANGED:
-            self.download_bucket.set_rate(download, now)
-        self.limits_changed()
+    def set_limits(self, **limits: Any) -> None:
+        """This torrent's own rate limits (``upload``, ``download``; see Swarm.set_limits)."""
+        self.swarm.set_limits(**limits)
 
     def limits_changed(self) -> None:
         """A bucket this torrent draws from changed: throttle (or free) reads of every peer."""
@@ -458,7 +432,7 @@ class Torrent(Service):
         saved = self.save_resume() if self._resume_dirty else defer.succeed(None)
         self.state = "stopped"
         stops = self.sources.stop(every=True)
-        stops.addCallback(lambda _: self._close_trackers())
+        stops.addCallback(lambda _: self.trackers.close())
         done = defer.DeferredList([saved, stops], consumeErrors=True)
         done.addCallback(lambda _: self.disk.sync())
         done.addErrback(self._disk_failed)
@@ -466,21 +440,11 @@ class Torrent(Service):
         done.addCallback(self._close_storage)
         return done
 
-    def _close_trackers(self) -> Deferred[Any]:
-        closing = [t.close() for t in self.trackers if hasattr(t, "close")]
-        return defer.DeferredList([d for d in closing if d is not None], consumeErrors=True)
-
     def _close_storage(self, _: object) -> None:
         if self.storage is not None:
             self.storage.close()
 
     # -- peers: the swarm asks, the torrent answers -----------------------------
-
-    def add_candidates(
-        self, peers: Sequence[tuple[str, int]], source: str = PeerSource.TRACKER
-    ) -> None:
-        """Addresses from a peer source; a private torrent takes only trackers'."""
-        self.swarm.add_candidates(peers, source)
 
     def attach(self, protocol: Any, handshake: Any) -> Any:
         """An incoming handshake named this torrent: the peer joins its swarm."""
@@ -553,7 +517,7 @@ class Torrent(Service):
             self._finished()
 
     def _piece_failed(
-        self, failure: Failure, index: int, blocks: list[bytes], sources: dict[int, Address]
+        self, failure: Failure, index: int, blocks: list[bytes], sources: dict[int, tuple[str, int]]
     ) -> None:
         self.swarm.piece_failed(index)
         if failure.check(StorageError) is not None:
@@ -619,18 +583,13 @@ class Torrent(Service):
 
     def _tick(self) -> None:
         now = self.reactor.seconds()
-        if not self.links:
-            # Nothing to measure, choke or keep alive: connect, announce and check the
-            # seeding goal every few seconds only (1,000 idle torrents share one timer).
-            if now < self._next_idle_tick and not self._resume_dirty:
-                return
-            # A finished torrent dials its due candidates (a tracker's answer dials at
-            # once), checks its seeding goal and saves its state at a slower pace.
-            idle = IDLE_SEED_TICK_INTERVAL if self.is_finished else IDLE_TICK_INTERVAL
-            self._next_idle_tick = now + idle
-            if self.seeding_since is not None and self.config.seed_time is not None:
-                deadline = self.seeding_since + self.config.seed_time
-                self._next_idle_tick = min(self._next_idle_tick, max(now + 1, deadline))
+        since, seconds = self.seeding_since, self.config.seed_time
+        deadline = since + seconds if since is not None and seconds is not None else None
+        finished, dirty = self.is_finished, self._resume_dirty
+        if not self.links and self._idle.skip(
+            now, finished=finished, urgent=dirty, deadline=deadline
+        ):
+            return  # 1,000 idle torrents share one timer
         self.swarm.tick(now)  # rates, each peer's tick, the choke round
         if self._resume_dirty and now - self._last_resume_save >= self.config.resume_interval:
             self.save_resume()
@@ -642,32 +601,9 @@ class Torrent(Service):
         self.swarm.connect_more()
         if not self.is_finished and len(self.links) < self.config.max_peers // 2:
             self.sources.need_peers()
-        interval = (
-            self.config.seed_progress_interval
-            if self.is_finished
-            else self.config.progress_interval
-        )
-        if now - self._last_progress >= interval:
-            # Only when something moved: 1,000 idle seeds must not write 1,000 lines a minute.
-            moved = (self.download_rate.total, self.upload_rate.total, len(self.links))
-            if moved != self._progress_logged:
-                self._progress_logged = moved
-                self._last_progress = now
-                self.log.info("{line}", line=describe_progress(self))
-
-    def _announce_request(self, event: str | None) -> AnnounceRequest:
-        return AnnounceRequest(
-            info_hash=self.info_hash,
-            peer_id=self.peer_id,
-            port=self.port,
-            uploaded=self.upload_rate.total,
-            downloaded=self.download_rate.total,
-            left=self.bytes_left,
-            event=event,
-            key=self._announce_key,
-            ipv6=self.announce_ipv6,
-            numwant=NUMWANT,  # a seed too wants leechers to dial (libtorrent: num_want)
-        )
+        line = self._progress.due(self, now)
+        if line is not None:
+            self.log.info("{line}", line=line)
 
     def _disk_failed(self, failure: Failure) -> None:
         """A disk error stops this torrent (not the others) until a check finds what is valid."""

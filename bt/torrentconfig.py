@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from bt.candidates import Address
 from bt.policy.ratelimit import TokenBucket
 from bt.policy.slots import ConnectionSlots
+from bt.storage.readcache import ReadCachePool
 
 __all__ = ["SharedLimits", "TorrentConfig"]
 
@@ -53,6 +54,8 @@ class SharedLimits:
     download: TokenBucket
     connections: ConnectionSlots
     own_addresses: set[Address] = field(default_factory=set)
+    #: The byte budget of seeding reads held in memory (None: a torrent's own).
+    read_cache: ReadCachePool | None = None
 
     @classmethod
     def unlimited(cls, now: float) -> SharedLimits:

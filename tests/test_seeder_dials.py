@@ -22,8 +22,10 @@ from bt.bitfield import Bitfield
 from bt.candidates import RETRY_BASE, Address
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.peer.messages import BLOCK_SIZE, BitfieldMessage, Interested, Piece, Request, Unchoke
-from bt.torrent import IDLE_SEED_TICK_INTERVAL, NUMWANT, Torrent
+from bt.ticker import IDLE_SEED_TICK_INTERVAL
+from bt.torrent import Torrent
 from bt.tracker.announce import AnnounceRequest, AnnounceResponse
+from bt.tracker.sources import NUMWANT
 
 LEECHER: Address = ("10.0.0.5", 51413)
 LEECHER_ID = b"-TR3000-leecher00001"

@@ -7,8 +7,7 @@ from torrents import handmade_info, handmade_torrent
 from twisted.internet.testing import MemoryReactorClock
 
 from bt.metainfo import parse_metainfo
-from bt.ticker import Ticker
-from bt.torrent import IDLE_SEED_TICK_INTERVAL
+from bt.ticker import IDLE_SEED_TICK_INTERVAL, Ticker
 
 
 def test_callbacks_run_once_per_interval_and_the_timer_stops_when_empty() -> None:

@@ -30,7 +30,8 @@ from bt.policy.choker import Choker, PeerSnapshot
 from bt.policy.picker import PiecePicker
 from bt.policy.ratelimit import RateLimit, TokenBucket
 from bt.rate import RateMeter
-from bt.storage.readcache import PieceReadCache, ReadCachePool
+from bt.status import UNCHANGED
+from bt.storage.readcache import PieceReadCache
 from bt.swarm.extension import PeerExtensions
 from bt.swarm.link import PeerLink, Serving
 from bt.torrentconfig import SharedLimits, TorrentConfig
@@ -82,7 +83,6 @@ class Swarm:
         rng: random.Random,
         config: TorrentConfig,
         limits: SharedLimits,
-        read_cache_pool: ReadCachePool | None = None,
         extensions: PeerExtensions | None = None,
     ) -> None:
         self.owner = owner
@@ -103,8 +103,8 @@ class Swarm:
         self.download_limit = RateLimit(self.download_bucket, limits.download)
         self.download_rate = RateMeter(now)
         self.upload_rate = RateMeter(now)
-        #: Seeding reads; the session's torrents share one byte budget (``read_cache_pool``).
-        self.read_cache = PieceReadCache(disk.read, metainfo.piece_size, pool=read_cache_pool)
+        #: Seeding reads; the session's torrents share one byte budget (``limits.read_cache``).
+        self.read_cache = PieceReadCache(disk.read, metainfo.piece_size, pool=limits.read_cache)
         self.blame = Blame(config.ban_strikes)
         self.choker = Choker(rng, regular_slots=config.upload_slots)
         self._ticks = 0
@@ -297,6 +297,15 @@ class Swarm:
             self.choke_round(now)
 
     # -- rate limits ------------------------------------------------------------------
+
+    def set_limits(self, *, upload: Any = UNCHANGED, download: Any = UNCHANGED) -> None:
+        """This torrent's own rate limits in bytes/s (None: unlimited); they apply at once."""
+        now = self.reactor.seconds()
+        if upload is not UNCHANGED:
+            self.upload_bucket.set_rate(upload, now)
+        if download is not UNCHANGED:
+            self.download_bucket.set_rate(download, now)
+        self.limits_changed()
 
     def limits_changed(self) -> None:
         """A bucket this torrent draws from changed: throttle (or free) reads of every peer."""
