@@ -38,6 +38,7 @@ from bt.storage.layout import Layout
 from bt.storage.partfile import PartFile
 from bt.storage.readcache import ReadCachePool
 from bt.storage.threads import DiskThreads
+from bt.swarm.swarm import Swarm
 from bt.ticker import Ticker
 from bt.torrent import Torrent
 from bt.torrentconfig import SharedLimits, TorrentConfig
@@ -398,9 +399,9 @@ class Session(MultiService):
         """A client for one announce URL; None for schemes bt does not speak."""
         return self.tracker_factory.for_url(url)
 
-    def torrent_for(self, info_hash: bytes) -> Torrent | None:
+    def torrent_for(self, info_hash: bytes) -> Swarm | None:
         torrent = self.torrents.get(info_hash)
-        return torrent if torrent is not None and torrent.running else None
+        return torrent.swarm if torrent is not None and torrent.running else None
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()  # a JSON log starts first and sees what follows

@@ -20,7 +20,7 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from bt.errors import DataMissingError, PieceHashError, ResumeSaveError, StorageError
+from bt.errors import PieceHashError, ResumeSaveError, StorageError
 from bt.interfaces import IDiskQueue, IStorage
 from bt.logs import Logger
 from bt.metainfo import Metainfo
@@ -93,12 +93,26 @@ class Torrent(Service):
         self.file_priorities = list(file_priorities or [FilePriority.NORMAL] * len(metainfo.files))
         now = reactor.seconds()
         self.limits = limits or SharedLimits.unlimited(now)
+        #: Files shortened under us or changed while paused: their pieces dropped and checked.
+        self.repair = DamageRepair(
+            FileCheck(disk, self.layout, [f.padding for f in metainfo.files]),
+            self.title,
+            ["/".join(f.path) for f in metainfo.files],
+            has=lambda index: self.picker.has(index),
+            lose=self._lose_pieces,
+            regain=self._regain_pieces,
+            failed=self._disk_failed,
+            skipped=lambda: {
+                i for i, p in enumerate(self.file_priorities) if p == FilePriority.SKIP
+            },
+        )
         #: The live peers; the torrent asks it, and tells it, through narrow calls.
         self.swarm = Swarm(
             self,
             metainfo,
             self._new_picker(),
             disk,
+            self.repair,
             peer_id=peer_id,
             reactor=reactor,
             rng=rng,
@@ -123,20 +137,6 @@ class Torrent(Service):
         self._resume_dirty = False
         self._last_resume_save = now
         self._retry_call: Any = None
-        #: Files shortened under us or changed while paused: their pieces dropped and checked.
-        self.repair = DamageRepair(
-            FileCheck(disk, self.layout, [f.padding for f in metainfo.files]),
-            self.title,
-            ["/".join(f.path) for f in metainfo.files],
-            has=lambda index: self.picker.has(index),
-            lose=self._lose_pieces,
-            regain=self._regain_pieces,
-            failed=self._disk_failed,
-            skipped=lambda: {
-                i for i, p in enumerate(self.file_priorities) if p == FilePriority.SKIP
-            },
-        )
-        self.hash_failures = 0
         self._completion_waiters: list[Deferred[None]] = []
         self.trackers = Trackers(trackers, reactor, rng, self, self.add_candidates)
         self.announcers = self.trackers.announcers
@@ -173,6 +173,10 @@ class Torrent(Service):
     def picker(self) -> PiecePicker:
         """Which pieces we have and want (the swarm drives it for peers)."""
         return self.swarm.picker
+
+    @property
+    def hash_failures(self) -> int:
+        return self.swarm.hash_failures
 
     @property
     def info_hash(self) -> bytes:
@@ -446,18 +450,11 @@ class Torrent(Service):
 
     # -- peers: the swarm asks, the torrent answers -----------------------------
 
-    def attach(self, protocol: Any, handshake: Any) -> Any:
-        """An incoming handshake named this torrent: the peer joins its swarm."""
-        return self.swarm.attach(protocol, handshake)
-
     def refusal(self) -> str | None:
         """Peers join (and are dialled) only while the torrent is in the swarm."""
         if self.state not in ("downloading", "seeding"):
             return f"torrent is {self.state}"
         return None
-
-    def was_lost(self, index: int) -> bool:
-        return index in self.repair.lost
 
     # -- the completion chain ------------------------------------------------------
 
@@ -489,15 +486,6 @@ class Torrent(Service):
 
     # -- data damaged under us (bt.storage.damage) -------------------------------
 
-    def read_failed(self, index: int, error: StorageError) -> None:
-        """A block could not be read for a peer (dropped already): data gone, or a failing disk."""
-        if not self.picker.has(index):
-            return
-        if isinstance(error, DataMissingError):
-            self.repair.short_read()  # which files shrank? their pieces are checked again
-        else:
-            self.repair.read_error(index, error)  # EIO and the like: that file's pieces
-
     def _lose_pieces(self, pieces: list[int]) -> None:
         """Pieces no longer on disk: out of the bitfield and the resume state."""
         self.swarm.lose(pieces)
@@ -524,13 +512,6 @@ class Torrent(Service):
             self._disk_failed(failure)
             return
         failure.trap(PieceHashError)
-        self.hash_failures += 1
-        self.log.warn(
-            "{name}: piece {index} failed its hash check (sent by {senders})",
-            name=self.title,
-            index=index,
-            senders=sorted(set(sources.values())),
-        )
         self.swarm.bad_data(index, sources, blocks)
 
     def _finished(self) -> None:
@@ -551,13 +532,8 @@ class Torrent(Service):
             self.swarm.drop_seeds()
 
     def _seed_goal_reached(self, now: float) -> str | None:
-        ratio, seconds = self.config.seed_ratio, self.config.seed_time
-        if ratio is not None and self.upload_rate.total >= ratio * self.metainfo.total_length:
-            return f"seed ratio {ratio:g} reached"
-        if seconds is not None and self.seeding_since is not None:
-            if now - self.seeding_since >= seconds:
-                return f"seeded for {seconds:g} s"
-        return None
+        uploaded, size = self.upload_rate.total, self.metainfo.total_length
+        return self.config.seed_goal_reached(uploaded, size, self.seeding_since, now)
 
     def _goal_met_now(self) -> bool:
         """Finish at once when the seeding goal is met already (a ratio or time of 0)."""
@@ -583,11 +559,9 @@ class Torrent(Service):
 
     def _tick(self) -> None:
         now = self.reactor.seconds()
-        since, seconds = self.seeding_since, self.config.seed_time
-        deadline = since + seconds if since is not None and seconds is not None else None
-        finished, dirty = self.is_finished, self._resume_dirty
+        deadline = self.config.seed_deadline(self.seeding_since)
         if not self.links and self._idle.skip(
-            now, finished=finished, urgent=dirty, deadline=deadline
+            now, finished=self.is_finished, urgent=self._resume_dirty, deadline=deadline
         ):
             return  # 1,000 idle torrents share one timer
         self.swarm.tick(now)  # rates, each peer's tick, the choke round

@@ -39,6 +39,22 @@ class TorrentConfig:
     #: Stop seeding once uploaded/size reaches this ratio, or after this many seconds.
     seed_ratio: float | None = None
     seed_time: float | None = None
+
+    def seed_goal_reached(
+        self, uploaded: int, size: int, since: float | None, now: float
+    ) -> str | None:
+        """Why seeding is over (the ratio reached, the time served), or None."""
+        ratio, seconds = self.seed_ratio, self.seed_time
+        if ratio is not None and uploaded >= ratio * size:
+            return f"seed ratio {ratio:g} reached"
+        if seconds is not None and since is not None and now - since >= seconds:
+            return f"seeded for {seconds:g} s"
+        return None
+
+    def seed_deadline(self, since: float | None) -> float | None:
+        """When the seeding time runs out (None: no such goal, or not seeding)."""
+        return None if since is None or self.seed_time is None else since + self.seed_time
+
     #: Seconds between resume-state saves while pieces complete (also saved on stop).
     resume_interval: float = 5.0
     #: Seconds after a disk error before the data is checked again and the torrent resumes.

@@ -41,6 +41,7 @@ from bt.peer.messages import (
 )
 from bt.peer.protocol import HANDSHAKE_TIMEOUT, IncomingPeerFactory, PeerProtocol
 from bt.swarm.link import IDLE_SECONDS, KEEPALIVE_SECONDS, SNUB_SECONDS
+from bt.swarm.swarm import Swarm
 from bt.torrent import Torrent
 from bt.torrentconfig import TorrentConfig
 from bt.tracker.scrape import ScrapeResult
@@ -375,9 +376,10 @@ class _Lookup:
     def __init__(self, torrent: Torrent | None) -> None:
         self.torrent = torrent
 
-    def torrent_for(self, info_hash: bytes) -> Torrent | None:
+    def torrent_for(self, info_hash: bytes) -> Swarm | None:
+        """The swarm a handshake joins, as the session finds it."""
         if self.torrent is not None and info_hash == self.torrent.info_hash:
-            return self.torrent
+            return self.torrent.swarm
         return None
 
 

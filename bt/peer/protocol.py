@@ -387,7 +387,7 @@ class TorrentPeerFactory(ClientFactory):
 
 
 class TorrentLookup(TypingProtocol):
-    """Finds the torrent (as an attacher with its geometry) an incoming handshake names."""
+    """Finds the swarm (an attacher with its geometry) an incoming handshake names."""
 
     def torrent_for(self, info_hash: bytes) -> Any: ...
 

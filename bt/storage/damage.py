@@ -19,6 +19,7 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from bt.errors import DataMissingError
 from bt.logs import Logger
 from bt.storage.changes import changed_files, describe_files, pieces_of_files, short_files
 from bt.storage.disk import DiskQueue
@@ -116,6 +117,20 @@ class DamageRepair:
         if not self.lost and not self._checking:
             self._message = None
         return self._message
+
+    def read_failed(self, index: int, error: Exception) -> None:
+        """A block of ``index`` could not be read for a peer: data gone (which files
+        shrank?) or a failing disk (that file's pieces are checked again)."""
+        if not self._has(index):
+            return
+        if isinstance(error, DataMissingError):
+            self.short_read()
+        else:
+            self.read_error(index, error)
+
+    def was_lost(self, index: int) -> bool:
+        """Did we announce ``index`` and lose its data since (peers may ask for it)?"""
+        return index in self.lost
 
     def short_read(self) -> None:
         """A read of a piece we have came back short: find the files that shrank."""

@@ -51,8 +51,12 @@ class SwarmOwner(Protocol):
     def on_piece_complete(self, index: int, blocks: list[bytes], sources: dict[int, Any]) -> None:
         """Every block of ``index`` arrived: verify and write it, then call ``have``."""
 
+
+class Damage(Protocol):
+    """What a swarm tells of data damaged under us, and asks of it."""
+
     def read_failed(self, index: int, error: StorageError) -> None:
-        """A block of a piece we have could not be read for a peer."""
+        """A block of ``index`` could not be read for a peer (which was dropped)."""
 
     def was_lost(self, index: int) -> bool:
         """Was ``index`` announced to peers and its data lost since?"""
@@ -77,6 +81,7 @@ class Swarm:
         metainfo: Metainfo,
         picker: PiecePicker,
         disk: DiskPressure,
+        damage: Damage,
         *,
         peer_id: bytes,
         reactor: Any,
@@ -88,6 +93,7 @@ class Swarm:
         self.owner = owner
         self.metainfo = metainfo
         self.title = metainfo.name
+        self.geometry = metainfo.geometry
         #: Replaced by the torrent on a recheck (while no peer is attached).
         self.picker = picker
         self.disk = disk
@@ -107,6 +113,8 @@ class Swarm:
         self.read_cache = PieceReadCache(disk.read, metainfo.piece_size, pool=limits.read_cache)
         self.blame = Blame(config.ban_strikes)
         self.choker = Choker(rng, regular_slots=config.upload_slots)
+        #: Pieces that failed their hash check.
+        self.hash_failures = 0
         self._ticks = 0
         self.factory = TorrentPeerFactory(
             peer_id, metainfo.info_hash, metainfo.geometry, self, reactor
@@ -129,8 +137,8 @@ class Swarm:
             throttle=self._upload_throttle,
             call_later=reactor.callLater,
             sent=self.upload_rate.add,
-            lost=owner.was_lost,
-            read_failed=owner.read_failed,
+            lost=damage.was_lost,
+            read_failed=damage.read_failed,
         )
 
     # -- candidates -------------------------------------------------------------
@@ -369,6 +377,13 @@ class Swarm:
 
     def bad_data(self, index: int, sources: dict[int, Address], blocks: list[bytes]) -> None:
         """The piece failed its hash: blame its senders, and ask the others for it."""
+        self.hash_failures += 1
+        self.log.warn(
+            "{name}: piece {index} failed its hash check (sent by {senders})",
+            name=self.title,
+            index=index,
+            senders=sorted(set(sources.values())),
+        )
         for address in self.blame.piece_failed(index, sources, blocks):
             strikes = self.blame.strikes(address)
             self.ban(address, f"sent {strikes} pieces alone that failed their hash")
