@@ -165,10 +165,15 @@ class ScriptedPeer:
         return sent
 
 
-@pytest.fixture
-def metainfo() -> Metainfo:
+def one_file_metainfo() -> Metainfo:
+    """The torrent of DATA: one file of 4 pieces."""
     info = handmade_info([(["data.bin"], len(DATA))], name="t", piece_length=PIECE, data=DATA)
     return parse_metainfo(handmade_torrent(info))
+
+
+@pytest.fixture
+def metainfo() -> Metainfo:
+    return one_file_metainfo()
 
 
 @pytest.fixture
