@@ -331,7 +331,7 @@ class Session(MultiService):
         if download is not UNCHANGED:
             self.limits.download.set_rate(download, now)
         for torrent in self.torrents.values():
-            torrent.limits_changed()
+            torrent.swarm.limits_changed()
         return self.memory.save_limits(self.limits)
 
     # -- status -----------------------------------------------------------------

@@ -107,10 +107,10 @@ class Torrent(Service):
             },
         )
         #: The live peers; the torrent asks it, and tells it, through narrow calls.
-        self.swarm = Swarm(
+        swarm = self.swarm = Swarm(
             self,
             metainfo,
-            self._new_picker(),
+            self._piece_priorities(),
             disk,
             self.repair,
             peer_id=peer_id,
@@ -120,15 +120,11 @@ class Torrent(Service):
             limits=self.limits,
         )
         # The swarm's values that status, the session and the resume state show.
-        self.links = self.swarm.links
-        self.candidates = self.swarm.dialer.candidates
+        self.links, self.candidates = swarm.links, swarm.dialer.candidates
+        self.upload_bucket, self.download_bucket = swarm.upload_bucket, swarm.download_bucket
+        self.download_rate, self.upload_rate = swarm.download_rate, swarm.upload_rate
         #: Addresses from a peer source (trackers, PEX, DHT, ...): ``(peers, source)``.
-        self.add_candidates = self.swarm.add_candidates
-        self.upload_bucket, self.download_bucket = (
-            self.swarm.upload_bucket,
-            self.swarm.download_bucket,
-        )
-        self.download_rate, self.upload_rate = self.swarm.download_rate, self.swarm.upload_rate
+        self.add_candidates = swarm.add_candidates
         self.seeding_since: float | None = None
         #: Verified pieces at start-up (resume state or a check), and saving them.
         self.inventory = PieceInventory(
@@ -151,14 +147,6 @@ class Torrent(Service):
         self._save_call: Any = None
         #: set_skipped jobs, one at a time (see _apply_skipped).
         self._skipping: Deferred[None] = defer.succeed(None)
-
-    def _new_picker(self) -> PiecePicker:
-        metainfo = self.metainfo
-        picker = PiecePicker(metainfo.geometry, self.rng)
-        for index, priority in enumerate(self._piece_priorities()):
-            if priority != picker.piece_priority(index):
-                picker.set_piece_priority(index, priority)
-        return picker
 
     def _piece_priorities(self) -> list[int]:
         padding = [f.padding for f in self.metainfo.files]
@@ -352,7 +340,7 @@ class Torrent(Service):
             return
         self._cancel_retry()
         self._leave_swarm("torrent rechecking")
-        self.swarm.reset(self._new_picker())
+        self.swarm.reset(self._piece_priorities())
         self._check_again("recheck asked for")
 
     def _check_again(self, why: str) -> None:
@@ -369,10 +357,6 @@ class Torrent(Service):
     def set_limits(self, **limits: Any) -> None:
         """This torrent's own rate limits (``upload``, ``download``; see Swarm.set_limits)."""
         self.swarm.set_limits(**limits)
-
-    def limits_changed(self) -> None:
-        """A bucket this torrent draws from changed: throttle (or free) reads of every peer."""
-        self.swarm.limits_changed()
 
     def set_file_priorities(self, changes: Mapping[int, FilePriority]) -> None:
         """Skip files or put them first; a finished torrent downloads again if more is wanted."""

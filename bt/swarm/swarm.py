@@ -79,7 +79,7 @@ class Swarm:
         self,
         owner: SwarmOwner,
         metainfo: Metainfo,
-        picker: PiecePicker,
+        priorities: Sequence[int],
         disk: DiskPressure,
         damage: Damage,
         *,
@@ -94,8 +94,9 @@ class Swarm:
         self.metainfo = metainfo
         self.title = metainfo.name
         self.geometry = metainfo.geometry
-        #: Replaced by the torrent on a recheck (while no peer is attached).
-        self.picker = picker
+        self.rng = rng
+        #: Which blocks to ask whom for; a new one after a recheck (see ``reset``).
+        self.picker = self._new_picker(priorities)
         self.disk = disk
         self.reactor = reactor
         self.config = config
@@ -355,9 +356,17 @@ class Swarm:
             self.owner.on_piece_complete(index, done, sources)  # type: ignore[arg-type]
         return True
 
-    def reset(self, picker: PiecePicker) -> None:
+    def _new_picker(self, priorities: Sequence[int]) -> PiecePicker:
+        """A picker that has nothing yet and wants each piece at its ``priorities``."""
+        picker = PiecePicker(self.geometry, self.rng)
+        for index, priority in enumerate(priorities):
+            if priority != picker.piece_priority(index):
+                picker.set_piece_priority(index, priority)
+        return picker
+
+    def reset(self, priorities: Sequence[int]) -> None:
         """A recheck (no peer is attached): a new picker, unfinished pieces forgotten."""
-        self.picker = picker
+        self.picker = self._new_picker(priorities)
         self._blocks.clear()
 
     def have(self, index: int, *, blocks: list[bytes] | None = None, announce: bool) -> None:
