@@ -173,9 +173,7 @@ class Torrent(Service):
     @property
     def bytes_left(self) -> int:
         """Bytes of wanted pieces we do not have (the tracker's ``left``)."""
-        picker, last = self.picker, self.geometry.last_piece
-        wants_last = not picker.has(last) and picker.piece_priority(last) != 0
-        return self.geometry.bytes_in_count(picker.missing_count, includes_last=wants_last)
+        return self.picker.bytes_missing
 
     @property
     def is_finished(self) -> bool:

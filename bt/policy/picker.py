@@ -161,6 +161,13 @@ class PiecePicker:
         return self._wanted_missing
 
     @property
+    def bytes_missing(self) -> int:
+        """Bytes of wanted pieces we do not have (a tracker's ``left``)."""
+        last = self.geometry.last_piece
+        wants_last = not self.has(last) and self.piece_priority(last) != 0
+        return self.geometry.bytes_in_count(self._wanted_missing, includes_last=wants_last)
+
+    @property
     def is_complete(self) -> bool:
         """We have every piece: a seed."""
         return self._have.is_complete()

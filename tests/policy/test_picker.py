@@ -823,3 +823,15 @@ def test_losing_a_skipped_piece_does_not_make_it_wanted() -> None:
     picker.lose(3)  # never had: nothing to lose
     picker.check_invariants()
     assert not picker.has(1) and picker.missing_count == 3
+
+
+def test_bytes_missing_counts_wanted_pieces_with_a_short_last_one() -> None:
+    """A tracker's ``left``: skipped pieces and pieces we have do not count."""
+    picker = PiecePicker(PieceGeometry(3, 100, 250), random.Random(0))
+    assert picker.bytes_missing == 250
+    picker.have(2)
+    assert picker.bytes_missing == 200
+    picker.set_piece_priority(0, Priority.SKIP)
+    assert picker.bytes_missing == 100
+    picker.lose(2)
+    assert picker.bytes_missing == 150
