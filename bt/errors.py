@@ -24,6 +24,10 @@ class MetainfoError(BtError, ValueError):
     """A .torrent that decodes but does not describe a valid torrent."""
 
 
+class MagnetError(BtError, ValueError):
+    """A magnet link that cannot be used; the message names the parameter."""
+
+
 class RemoteProtocolError(BtError):
     """A peer broke the wire protocol; closes that peer only."""
 

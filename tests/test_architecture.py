@@ -26,6 +26,8 @@ LAYER_0 = [
     "bt.peer.messages",
     "bt.peer.connection",
     "bt.untrusted",
+    "bt.compact",
+    "bt.magnet",
     "bt.units",
     "bt.priorities",
     "bt.status",
