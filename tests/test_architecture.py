@@ -34,6 +34,7 @@ LAYER_0 = [
     "bt.extensions.metadata_messages",
     "bt.extensions.metadata_assembly",
     "bt.extensions.pex_messages",
+    "bt.extensions.pex_policy",
     "bt.units",
     "bt.priorities",
     "bt.status",
