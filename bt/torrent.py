@@ -43,9 +43,9 @@ from bt.policy.choker import Choker, PeerSnapshot
 from bt.policy.picker import PiecePicker
 from bt.policy.ratelimit import RateLimit, TokenBucket
 from bt.policy.slots import ConnectionSlots
-from bt.priorities import piece_priorities, skipped_files, updated_priorities
 from bt.progress import describe_progress, describe_totals
 from bt.rate import RateMeter
+from bt.selection import FileSelection
 from bt.status import UNCHANGED, FilePriority
 from bt.storage.damage import DamageRepair, FileCheck
 from bt.storage.disk import DiskQueue
@@ -164,7 +164,9 @@ class Torrent(Service):
         self.download_dir = download_dir
         self.layout = Layout.from_files(metainfo.files, metainfo.piece_length)
         self.geometry = metainfo.geometry
-        self.file_priorities = list(file_priorities or [FilePriority.NORMAL] * len(metainfo.files))
+        padding = [f.padding for f in metainfo.files]
+        #: The user's choice of files, told to the picker and the storage.
+        self.selection = FileSelection(self.layout, padding, file_priorities, disk.set_skipped)
         self.picker = self._new_picker()
         self.links: dict[PeerLink, None] = {}
         self._blocks: dict[int, list[bytes | None]] = {}
@@ -193,9 +195,7 @@ class Torrent(Service):
             lose=self._lose_pieces,
             regain=self._regain_pieces,
             failed=self._disk_failed,
-            skipped=lambda: {
-                i for i, p in enumerate(self.file_priorities) if p == FilePriority.SKIP
-            },
+            skipped=self.selection.skipped,
         )
         self.blame = Blame(config.ban_strikes)
         self.choker = Choker(rng, regular_slots=config.upload_slots)
@@ -218,8 +218,6 @@ class Torrent(Service):
         #: Every wanted piece got written while out of the swarm: tell trackers on return.
         self._finished_offline = False
         self._save_call: Any = None
-        #: set_skipped jobs, one at a time (see _apply_skipped).
-        self._skipping: Deferred[None] = defer.succeed(None)
         self._progress_logged: tuple[int, int, int] | None = None
         self._factory = TorrentPeerFactory(
             peer_id, metainfo.info_hash, self.geometry, self, reactor
@@ -238,19 +236,9 @@ class Torrent(Service):
         )
 
     def _new_picker(self) -> PiecePicker:
-        metainfo = self.metainfo
-        picker = PiecePicker(metainfo.geometry, self.rng)
-        for index, priority in enumerate(self._piece_priorities()):
-            if priority != picker.piece_priority(index):
-                picker.set_piece_priority(index, priority)
+        picker = PiecePicker(self.geometry, self.rng)
+        self.selection.prioritise(picker)
         return picker
-
-    def _piece_priorities(self) -> list[int]:
-        padding = [f.padding for f in self.metainfo.files]
-        return piece_priorities(self.layout, self.file_priorities, padding)
-
-    def _skipped_files(self) -> frozenset[int]:
-        return skipped_files(self.file_priorities, [f.padding for f in self.metainfo.files])
 
     # -- public state -------------------------------------------------------
 
@@ -268,6 +256,10 @@ class Torrent(Service):
     @property
     def is_finished(self) -> bool:
         return self.picker.is_finished
+
+    @property
+    def file_priorities(self) -> list[FilePriority]:
+        return self.selection.priorities
 
     @property
     def state(self) -> TorrentState:
@@ -382,7 +374,7 @@ class Torrent(Service):
             files=len(self.metainfo.files),
         )
         # Skipped files first: prepare must not create them, and checks read their part file.
-        checked = self._apply_skipped()
+        checked = self.selection.tell_storage()
         checked.addCallback(lambda _: self.disk.prepare())
         checked.addCallback(lambda _: self.inventory.load())
         checked.addCallbacks(self._begin, self._disk_failed)
@@ -445,8 +437,10 @@ class Torrent(Service):
                 announcer.completed()  # the download finished while we were away
         self._finished_offline = False
 
-    def _save_soon(self) -> None:
-        """Save the resume state in a moment; for pieces written while no tick runs."""
+    def _save_soon(self, *, dirty: bool = False) -> None:
+        """Save the resume state in a moment; for pieces written while no tick runs
+        (``dirty``: something else changed that the state records, a file's stamp)."""
+        self._resume_dirty |= dirty
         if self._save_call is None or not self._save_call.active():
             self._save_call = self.reactor.callLater(1.0, self._save_if_dirty)
 
@@ -513,40 +507,14 @@ class Torrent(Service):
 
     def set_file_priorities(self, changes: Mapping[int, FilePriority]) -> None:
         """Skip files or put them first; a finished torrent downloads again if more is wanted."""
-        skipped = self._skipped_files()
-        self.file_priorities = updated_priorities(self.file_priorities, changes)
-        if self.running and self._skipped_files() != skipped:
-            # In the disk threads (the storage orders it against writes there): a file
-            # wanted again gets its bytes from the part file, and its new stamp is saved.
-            moved = self._apply_skipped()
-            moved.addCallback(self._skipped_moved)
+        moved = self.selection.change(changes, self.picker, running=self.running)
+        if moved is not None:
+            # A file created or filled: its new stamp is saved, also while paused (a
+            # resume compares the files' stamps).
+            moved.addCallback(lambda _: self._save_soon(dirty=True))
             moved.addErrback(self._disk_failed)
             moved.addErrback(self._log_failure, "moving data of skipped files")
-        picker = self.picker
-        for index, priority in enumerate(self._piece_priorities()):
-            if picker.piece_priority(index) != priority:
-                picker.set_piece_priority(index, priority)
         self._wanted_changed()
-
-    def _apply_skipped(self) -> Deferred[None]:
-        """Tell the storage which files are skipped, one job at a time.
-
-        Each job reads the set when it runs: two jobs in two disk threads could
-        otherwise finish in the wrong order and leave the older set in force.
-        """
-        done: Deferred[None] = Deferred()
-
-        def run(_: object) -> Deferred[None]:
-            job = self.disk.set_skipped(self._skipped_files())
-            job.chainDeferred(done)  # the queue goes on whatever this job's outcome
-            return job
-
-        self._skipping.addCallback(run)
-        return done
-
-    def _skipped_moved(self, _: None) -> None:
-        self._resume_dirty = True  # a file created or filled: its new stamp must be saved
-        self._save_soon()  # also while paused: a resume compares the files' stamps
 
     def _wanted_changed(self, why: str = "more files wanted") -> None:
         if self.is_finished:
