@@ -416,7 +416,6 @@ class Torrent(Service):
                 valid=len(valid),
                 total=self.metainfo.num_pieces,
             )
-        if valid:
             self._resume_dirty = True  # a check's result is worth saving too
         self._step(Event.CHECKED)
         if self.is_finished:
@@ -466,8 +465,8 @@ class Torrent(Service):
 
     def pause(self) -> Deferred[None]:
         """Leave the swarm (trackers told ``stopped``) and save the state; fires when saved."""
-        if self.paused:
-            return defer.succeed(None)
+        if not self.lifecycle.accepts(Event.PAUSE):
+            return defer.succeed(None)  # paused already
         self.log.info("{name}: paused", name=self.title)
         # Checking: the check ends paused; stopped: nothing runs (bt.lifecycle).
         done = defer.DeferredList(self._step(Event.PAUSE), consumeErrors=True)
@@ -475,8 +474,8 @@ class Torrent(Service):
 
     def resume(self) -> None:
         """Undo :meth:`pause`; a torrent paused in ``error`` checks its data first."""
-        if not self.paused:
-            return
+        if not self.lifecycle.accepts(Event.RESUME):
+            return  # not paused
         self.log.info("{name}: resumed", name=self.title)
         # Still checking (it will run) or not started (it will start): nothing more.
         self._step(Event.RESUME)
