@@ -86,3 +86,7 @@ class DuplicateTorrentError(BtError):
 
 class CreateError(BtError):
     """Files that cannot be made into a torrent; the message says which and why."""
+
+
+class LifecycleError(BtError):
+    """An event the torrent's lifecycle refuses in its state (a bug in the caller)."""
