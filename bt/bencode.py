@@ -13,7 +13,7 @@ from typing import Any
 
 from bt.errors import BencodeError
 
-__all__ = ["MAX_DEPTH", "BencodeError", "decode", "decode_with_spans", "encode"]
+__all__ = ["MAX_DEPTH", "BencodeError", "decode", "decode_prefix", "decode_with_spans", "encode"]
 
 #: Containers may nest at most this deep; real metainfo uses fewer than 10.
 MAX_DEPTH = 64
@@ -35,22 +35,36 @@ def decode(data: bytes) -> Any:
     return value
 
 
+def decode_prefix(data: bytes) -> tuple[Any, int]:
+    """Decode the one value ``data`` starts with; return it and where it ends.
+
+    For messages that carry raw bytes after a bencoded header (BEP 9 metadata
+    pieces): the header is as strict as any value, only what follows is not ours.
+    """
+    data = _checked_bytes(data)
+    return _Decoder(data).value(0, 0, {})
+
+
 def decode_with_spans(data: bytes) -> tuple[Any, dict[bytes, tuple[int, int]]]:
     """Decode ``data`` and, when it is a dict, report where each top-level value lies.
 
     The spans let metainfo hash the exact bytes of ``info`` without re-encoding.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise BencodeError(f"expected bytes, got {type(data).__name__}", 0)
-    data = bytes(data)
-    if not data:
-        raise BencodeError("empty input", 0)
+    data = _checked_bytes(data)
     spans: dict[bytes, tuple[int, int]] = {}
     decoder = _Decoder(data)
     value, end = decoder.value(0, 0, spans)
     if end != len(data):
         raise BencodeError(f"trailing data ({len(data) - end} bytes) after the value", end)
     return value, spans
+
+
+def _checked_bytes(data: bytes) -> bytes:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise BencodeError(f"expected bytes, got {type(data).__name__}", 0)
+    if not data:
+        raise BencodeError("empty input", 0)
+    return bytes(data)
 
 
 class _Decoder:

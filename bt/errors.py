@@ -24,6 +24,10 @@ class MetainfoError(BtError, ValueError):
     """A .torrent that decodes but does not describe a valid torrent."""
 
 
+class MagnetError(BtError, ValueError):
+    """A magnet link that cannot be used; the message names the parameter."""
+
+
 class RemoteProtocolError(BtError):
     """A peer broke the wire protocol; closes that peer only."""
 
@@ -82,3 +86,7 @@ class DuplicateTorrentError(BtError):
 
 class CreateError(BtError):
     """Files that cannot be made into a torrent; the message says which and why."""
+
+
+class LifecycleError(BtError):
+    """An event the torrent's lifecycle refuses in its state (a bug in the caller)."""

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from bt.lifecycle import TorrentState
 from bt.policy.priority import Priority
 
 __all__ = [
@@ -31,19 +32,6 @@ class _Unchanged:
 
 
 UNCHANGED: Any = _Unchanged()
-
-
-class TorrentState(StrEnum):
-    """Where a torrent is in its life; ``paused`` is the user's, ``error`` the disk's."""
-
-    CHECKING = "checking"
-    DOWNLOADING = "downloading"
-    SEEDING = "seeding"
-    #: Every wanted piece is here (some files skipped) or the seeding goal was met.
-    FINISHED = "finished"
-    PAUSED = "paused"
-    ERROR = "error"
-    STOPPED = "stopped"
 
 
 class FilePriority(StrEnum):

@@ -22,12 +22,13 @@ from twisted.python.failure import Failure
 
 from bt.errors import PieceHashError, ResumeSaveError, StorageError
 from bt.interfaces import IDiskQueue, IStorage
+from bt.lifecycle import WHY_CHECKING, WHY_LEAVING, Action, Event, Lifecycle, TorrentState
 from bt.logs import Logger
 from bt.metainfo import Metainfo
 from bt.peersources import PeerSources
 from bt.policy.picker import PiecePicker
-from bt.priorities import piece_priorities, skipped_files, updated_priorities
 from bt.progress import ProgressLine, describe_totals
+from bt.selection import FileSelection
 from bt.status import FilePriority
 from bt.storage.damage import DamageRepair, FileCheck
 from bt.storage.inventory import Inventory, PieceInventory
@@ -81,16 +82,15 @@ class Torrent(Service):
         self.reactor = reactor
         self.rng = rng
         self.config = config
-        self.state = "stopped"
-        #: The user's pause: the torrent holds no peers and announces nothing until resumed.
-        self.paused = paused
-        #: Why the torrent is in ``error`` (None otherwise).
-        self.error: str | None = None
+        #: The state, the user's pause and the disk's error, moved by events (bt.lifecycle).
+        self.lifecycle = Lifecycle(paused=paused)
         #: Where FileStorage writes (shown in status; empty for other storages).
         self.download_dir = download_dir
         self.layout = Layout.from_files(metainfo.files, metainfo.piece_length)
         self.geometry = metainfo.geometry
-        self.file_priorities = list(file_priorities or [FilePriority.NORMAL] * len(metainfo.files))
+        padding = [f.padding for f in metainfo.files]
+        #: The user's choice of files, told to the picker and the storage.
+        self.selection = FileSelection(self.layout, padding, file_priorities, disk.set_skipped)
         now = reactor.seconds()
         self.limits = limits or SharedLimits.unlimited(now)
         #: Files shortened under us or changed while paused: their pieces dropped and checked.
@@ -102,15 +102,13 @@ class Torrent(Service):
             lose=self._lose_pieces,
             regain=self._regain_pieces,
             failed=self._disk_failed,
-            skipped=lambda: {
-                i for i, p in enumerate(self.file_priorities) if p == FilePriority.SKIP
-            },
+            skipped=self.selection.skipped,
         )
         #: The live peers; the torrent asks it, and tells it, through narrow calls.
         swarm = self.swarm = Swarm(
             self,
             metainfo,
-            self._piece_priorities(),
+            self.selection.prioritise,
             disk,
             self.repair,
             peer_id=peer_id,
@@ -145,15 +143,6 @@ class Torrent(Service):
         #: Every wanted piece got written while out of the swarm: tell trackers on return.
         self._finished_offline = False
         self._save_call: Any = None
-        #: set_skipped jobs, one at a time (see _apply_skipped).
-        self._skipping: Deferred[None] = defer.succeed(None)
-
-    def _piece_priorities(self) -> list[int]:
-        padding = [f.padding for f in self.metainfo.files]
-        return piece_priorities(self.layout, self.file_priorities, padding)
-
-    def _skipped_files(self) -> frozenset[int]:
-        return skipped_files(self.file_priorities, [f.padding for f in self.metainfo.files])
 
     # -- public state -------------------------------------------------------
 
@@ -179,6 +168,28 @@ class Torrent(Service):
     def is_finished(self) -> bool:
         return self.picker.is_finished
 
+    @property
+    def file_priorities(self) -> list[FilePriority]:
+        return self.selection.priorities
+
+    @property
+    def state(self) -> TorrentState:
+        return self.lifecycle.state
+
+    @property
+    def paused(self) -> bool:
+        """The user's pause: the torrent holds no peers and announces nothing until resumed."""
+        return self.lifecycle.paused
+
+    @property
+    def error(self) -> str | None:
+        """Why the torrent is in ``error`` (or paused after one); None otherwise."""
+        return self.lifecycle.error
+
+    @property
+    def accepting_peers(self) -> bool:
+        return self.lifecycle.in_swarm
+
     def scrape(self) -> Deferred[Any]:
         """Seeders, downloads and leechers as the first tracker able to scrape counts them."""
         return self.trackers.scrape(self.info_hash)
@@ -195,7 +206,65 @@ class Torrent(Service):
 
     def startService(self) -> None:
         super().startService()
-        self.state = "checking"
+        self._step(Event.START)
+
+    def _step(self, event: Event, error: str | None = None) -> list[Deferred[Any]]:
+        """Move the lifecycle on by ``event`` and carry out its actions, in order;
+        returns what they started (trackers told ``stopped``, the state saving)."""
+        started: list[Deferred[Any]] = []
+        for action in self.lifecycle.handle(event, error=error):
+            started += self._act(action, event)
+        return started
+
+    def _act(self, action: Action, event: Event) -> list[Deferred[Any]]:
+        match action:
+            case Action.LOAD_PIECES:
+                self._load_pieces()
+            case Action.CHECK_PIECES:
+                checked = self.inventory.check(WHY_CHECKING[event])
+                checked.addCallbacks(self._begin, self._disk_failed)
+                checked.addErrback(self._log_failure, "check")
+            case Action.COMPARE_FILES:
+                # Files changed meanwhile (edited, truncated, replaced) are not served as they are.
+                checked = self.repair.files_changed(
+                    self.inventory.stamps, "while the torrent was paused"
+                )
+                checked.addCallbacks(lambda _: self._step(Event.FILES_COMPARED), self._disk_failed)
+                checked.addErrback(self._log_failure, "resume")
+            case Action.JOIN_SWARM:
+                self._join_swarm()
+            case Action.START_SEEDING:
+                self.seeding_since = self.reactor.seconds()
+                if self.picker.is_complete:  # else a seed may be needed for files skipped now
+                    self.swarm.drop_seeds()
+            case Action.FINISH_SEEDING:
+                self.swarm.close_all("finished seeding")
+                self.sources.stop(every=True)
+            case Action.DOWNLOAD_AGAIN:
+                self.seeding_since = None
+                self.sources.start()  # a torrent that met its seeding goal had left its trackers
+            case Action.CANCEL_RETRY:
+                self._cancel_retry()
+            case Action.LEAVE_SWARM:
+                return [self._leave_swarm(WHY_LEAVING[event])]
+            case Action.RESET_PICKER:
+                self.swarm.reset()
+            case Action.SAVE_RESUME:
+                return [self.save_resume()]
+            case Action.SAVE_IF_DIRTY:
+                if self._resume_dirty:
+                    self.save_resume()
+            case Action.SCHEDULE_RETRY:
+                delay = self.config.error_retry
+                self.log.warn(
+                    "{name}: paused by the disk error; checking the data again in {delay:g} s",
+                    name=self.title,
+                    delay=delay,
+                )
+                self._retry_call = self.reactor.callLater(delay, self._retry_after_error)
+        return []
+
+    def _load_pieces(self) -> None:
         self.disk.start()
         self.log.info(
             "{name}: {pieces} pieces of {piece_length} bytes, {size} bytes in {files} files",
@@ -206,7 +275,7 @@ class Torrent(Service):
             files=len(self.metainfo.files),
         )
         # Skipped files first: prepare must not create them, and checks read their part file.
-        checked = self._apply_skipped()
+        checked = self.selection.tell_storage()
         checked.addCallback(lambda _: self.disk.prepare())
         checked.addCallback(lambda _: self.inventory.load())
         checked.addCallbacks(self._begin, self._disk_failed)
@@ -214,7 +283,7 @@ class Torrent(Service):
 
     def save_resume(self) -> Deferred[None]:
         """Save the verified pieces now (they are all written: see ``_piece_written``)."""
-        if self.state in ("stopped", "checking"):
+        if not self.lifecycle.pieces_known:
             return defer.succeed(None)
         self._resume_dirty = False
         self._last_resume_save = self.reactor.seconds()
@@ -234,9 +303,8 @@ class Torrent(Service):
 
     def _begin(self, inventory: Inventory) -> None:
         """The data is checked: take its pieces, then run (or stay paused)."""
-        if not self.running:
-            return
-        self.error = None
+        if not self.lifecycle.accepts(Event.CHECKED):
+            return  # stopped meanwhile
         valid = inventory.pieces
         self.upload_rate.total = max(self.upload_rate.total, inventory.uploaded)
         self.download_rate.total = max(self.download_rate.total, inventory.downloaded)
@@ -249,23 +317,16 @@ class Torrent(Service):
                 valid=len(valid),
                 total=self.metainfo.num_pieces,
             )
-        if valid:
             self._resume_dirty = True  # a check's result is worth saving too
-        if self.paused:
-            self.state = "paused"
-            if self._resume_dirty:
-                self.save_resume()
-        else:
-            self._run()
+        self._step(Event.CHECKED)
         if self.is_finished:
             self._fire_completion_waiters()
 
-    def _run(self) -> None:
-        """Join the swarm: tick, announce, accept and dial peers."""
-        self.state = "downloading"
+    def _join_swarm(self) -> None:
+        """Tick, announce, accept and dial peers."""
         self.ticker.add(self._tick)
         if self.is_finished:
-            self._start_seeding()
+            self._step(Event.COMPLETE)
             # Complete data and the goal met already (say --seed-ratio 0): serve nobody.
             # A download finished while paused tells trackers first; the tick checks then.
             if not self._finished_offline and self._goal_met_now():
@@ -273,8 +334,10 @@ class Torrent(Service):
         self.sources.start(completed=self._finished_offline)  # finished while we were away
         self._finished_offline = False
 
-    def _save_soon(self) -> None:
-        """Save the resume state in a moment; for pieces written while no tick runs."""
+    def _save_soon(self, *, dirty: bool = False) -> None:
+        """Save the resume state in a moment; for pieces written while no tick runs
+        (``dirty``: something else changed that the state records, a file's stamp)."""
+        self._resume_dirty |= dirty
         if self._save_call is None or not self._save_call.active():
             self._save_call = self.reactor.callLater(1.0, self._save_if_dirty)
 
@@ -294,58 +357,24 @@ class Torrent(Service):
 
     def pause(self) -> Deferred[None]:
         """Leave the swarm (trackers told ``stopped``) and save the state; fires when saved."""
-        if self.paused:
-            return defer.succeed(None)
-        self.paused = True
+        if not self.lifecycle.accepts(Event.PAUSE):
+            return defer.succeed(None)  # paused already
         self.log.info("{name}: paused", name=self.title)
-        if self.state not in ("downloading", "seeding", "finished", "error"):
-            return defer.succeed(None)  # checking: _begin stays paused; stopped: nothing runs
-        self._cancel_retry()
-        stops = self._leave_swarm("torrent paused")
-        self.state = "paused"
-        saved = self.save_resume()
-        done = defer.DeferredList([saved, stops], consumeErrors=True)
+        # Checking: the check ends paused; stopped: nothing runs (bt.lifecycle).
+        done = defer.DeferredList(self._step(Event.PAUSE), consumeErrors=True)
         return done.addCallback(lambda _: None)
 
     def resume(self) -> None:
         """Undo :meth:`pause`; a torrent paused in ``error`` checks its data first."""
-        if not self.paused:
-            return
-        self.paused = False
+        if not self.lifecycle.accepts(Event.RESUME):
+            return  # not paused
         self.log.info("{name}: resumed", name=self.title)
-        if self.state != "paused":
-            return  # still checking (it will run) or not started (it will start)
-        if self.error is not None:
-            self._check_again("resuming after a disk error")
-            return
-        # Files changed meanwhile (edited, truncated, replaced) are not served as they are.
-        self.state = "checking"
-        checked = self.repair.files_changed(self.inventory.stamps, "while the torrent was paused")
-        checked.addCallbacks(self._resume_checked, self._disk_failed)
-        checked.addErrback(self._log_failure, "resume")
-
-    def _resume_checked(self, _: None) -> None:
-        if not self.running or self.state != "checking":
-            return  # stopped meanwhile
-        if self.paused:
-            self.state = "paused"  # paused again while the files were looked at
-        else:
-            self._run()
+        # Still checking (it will run) or not started (it will start): nothing more.
+        self._step(Event.RESUME)
 
     def recheck(self) -> None:
         """Forget which pieces are verified and hash the data again, as on a first start."""
-        if self.state in ("checking", "stopped"):
-            return
-        self._cancel_retry()
-        self._leave_swarm("torrent rechecking")
-        self.swarm.reset(self._piece_priorities())
-        self._check_again("recheck asked for")
-
-    def _check_again(self, why: str) -> None:
-        self.state = "checking"
-        checked = self.inventory.check(why)
-        checked.addCallbacks(self._begin, self._disk_failed)
-        checked.addErrback(self._log_failure, "check")
+        self._step(Event.RECHECK)
 
     def _cancel_retry(self) -> None:
         if self._retry_call is not None and self._retry_call.active():
@@ -358,50 +387,23 @@ class Torrent(Service):
 
     def set_file_priorities(self, changes: Mapping[int, FilePriority]) -> None:
         """Skip files or put them first; a finished torrent downloads again if more is wanted."""
-        skipped = self._skipped_files()
-        self.file_priorities = updated_priorities(self.file_priorities, changes)
-        if self.running and self._skipped_files() != skipped:
-            # In the disk threads (the storage orders it against writes there): a file
-            # wanted again gets its bytes from the part file, and its new stamp is saved.
-            moved = self._apply_skipped()
-            moved.addCallback(self._skipped_moved)
+        moved = self.selection.change(changes, self.picker, running=self.running)
+        if moved is not None:
+            # A file created or filled: its new stamp is saved, also while paused (a
+            # resume compares the files' stamps).
+            moved.addCallback(lambda _: self._save_soon(dirty=True))
             moved.addErrback(self._disk_failed)
             moved.addErrback(self._log_failure, "moving data of skipped files")
-        picker = self.picker
-        for index, priority in enumerate(self._piece_priorities()):
-            if picker.piece_priority(index) != priority:
-                picker.set_piece_priority(index, priority)
         self._wanted_changed()
 
-    def _apply_skipped(self) -> Deferred[None]:
-        """Tell the storage which files are skipped, one job at a time.
-
-        Each job reads the set when it runs: two jobs in two disk threads could
-        otherwise finish in the wrong order and leave the older set in force.
-        """
-        done: Deferred[None] = Deferred()
-
-        def run(_: object) -> Deferred[None]:
-            job = self.disk.set_skipped(self._skipped_files())
-            job.chainDeferred(done)  # the queue goes on whatever this job's outcome
-            return job
-
-        self._skipping.addCallback(run)
-        return done
-
-    def _skipped_moved(self, _: None) -> None:
-        self._resume_dirty = True  # a file created or filled: its new stamp must be saved
-        self._save_soon()  # also while paused: a resume compares the files' stamps
-
     def _wanted_changed(self, why: str = "more files wanted") -> None:
-        if self.state in ("seeding", "finished") and not self.is_finished:
+        if self.is_finished:
+            if self.lifecycle.accepts(Event.COMPLETE):
+                self._finished()
+                return
+        elif self.lifecycle.accepts(Event.MORE_WANTED):
             self.log.info("{name}: {why}; downloading again", name=self.title, why=why)
-            self.state = "downloading"
-            self.seeding_since = None
-            self.sources.start()  # a torrent that met its seeding goal had left its trackers
-        elif self.state == "downloading" and self.is_finished:
-            self._finished()
-            return
+            self._step(Event.MORE_WANTED)
         self.swarm.wanted_changed()
 
     def stopService(self) -> Deferred[None]:
@@ -411,12 +413,12 @@ class Torrent(Service):
         if self._save_call is not None and self._save_call.active():
             self._save_call.cancel()
         self._save_call = None
-        if self.state != "stopped":
+        if self.lifecycle.started:
             self.log.info("{line}", line=describe_totals(self))
         self.ticker.remove(self._tick)
         self.swarm.close_all("torrent stopping")
         saved = self.save_resume() if self._resume_dirty else defer.succeed(None)
-        self.state = "stopped"
+        self._step(Event.STOP)
         stops = self.sources.stop(every=True)
         stops.addCallback(lambda _: self.trackers.close())
         done = defer.DeferredList([saved, stops], consumeErrors=True)
@@ -434,9 +436,7 @@ class Torrent(Service):
 
     def refusal(self) -> str | None:
         """Peers join (and are dialled) only while the torrent is in the swarm."""
-        if self.state not in ("downloading", "seeding"):
-            return f"torrent is {self.state}"
-        return None
+        return None if self.accepting_peers else f"torrent is {self.state}"
 
     # -- the completion chain ------------------------------------------------------
 
@@ -453,12 +453,12 @@ class Torrent(Service):
 
     def _piece_written(self, _: None, index: int, blocks: list[bytes]) -> None:
         self._resume_dirty = True
-        announce = self.state == "downloading"
+        announce = self.lifecycle.downloading
         self.swarm.have(index, blocks=blocks, announce=announce)
         if not announce:
             # Written after the torrent left the swarm (paused, disk error, recheck):
-            # the piece counts, but only _run() may take the torrent back into it.
-            if self.picker.is_finished and self.state in ("paused", "error"):
+            # the piece counts, but only _join_swarm() may take the torrent back into it.
+            if self.picker.is_finished and self.lifecycle.interrupted:
                 self._finished_offline = True
                 self._fire_completion_waiters()
             self._save_soon()
@@ -479,9 +479,9 @@ class Torrent(Service):
         for index in pieces:
             if self.picker.has(index):
                 continue  # downloaded again meanwhile
-            self.swarm.have(index, announce=self.state == "downloading")
+            self.swarm.have(index, announce=self.lifecycle.downloading)
             self._resume_dirty = True
-        if self.state != "downloading":
+        if not self.lifecycle.downloading:
             self._save_soon()  # the check ended while the torrent was out of the swarm
         elif self.picker.is_finished:
             self._finished()
@@ -502,16 +502,10 @@ class Torrent(Service):
             name=self.title,
             size=self.metainfo.total_length,
         )
-        self._start_seeding()
+        self._step(Event.COMPLETE)
         self.sources.completed()
         self._goal_met_now()  # --seed-ratio 0: stop before serving a single block
         self._fire_completion_waiters()
-
-    def _start_seeding(self) -> None:
-        self.state = "seeding"
-        self.seeding_since = self.reactor.seconds()
-        if self.picker.is_complete:  # else some files skipped: a seed may still be needed
-            self.swarm.drop_seeds()
 
     def _seed_goal_reached(self, now: float) -> str | None:
         uploaded, size = self.upload_rate.total, self.metainfo.total_length
@@ -527,10 +521,8 @@ class Torrent(Service):
 
     def _finish_seeding(self, why: str) -> None:
         """The seeding goal is met: leave the swarm politely and stay idle."""
-        self.state = "finished"
         self.log.info("{name}: {why}; stopped seeding", name=self.title, why=why)
-        self.swarm.close_all("finished seeding")
-        self.sources.stop(every=True)
+        self._step(Event.GOAL_REACHED)
 
     def _fire_completion_waiters(self) -> None:
         waiters, self._completion_waiters = self._completion_waiters, []
@@ -549,7 +541,7 @@ class Torrent(Service):
         self.swarm.tick(now)  # rates, each peer's tick, the choke round
         if self._resume_dirty and now - self._last_resume_save >= self.config.resume_interval:
             self.save_resume()
-        if self.state == "seeding":
+        if self.lifecycle.accepts(Event.GOAL_REACHED):
             why = self._seed_goal_reached(now)
             if why is not None:
                 self._finish_seeding(why)
@@ -565,27 +557,12 @@ class Torrent(Service):
         """A disk error stops this torrent (not the others) until a check finds what is valid."""
         failure.trap(StorageError)
         self.log.error("{name}: {error}", name=self.title, error=failure.value)
-        if self.state in ("error", "stopped"):
-            return
-        self.state = "error"
-        self.error = str(failure.value)
-        self._leave_swarm("torrent has a disk error")
-        if self.paused:
-            self.state = "paused"  # resume() checks the data again
-            return
-        delay = self.config.error_retry
-        self.log.warn(
-            "{name}: paused by the disk error; checking the data again in {delay:g} s",
-            name=self.title,
-            delay=delay,
-        )
-        self._retry_call = self.reactor.callLater(delay, self._retry_after_error)
+        # Paused: resume() checks the data again; else a retry does, after a while.
+        self._step(Event.DISK_ERROR, str(failure.value))
 
     def _retry_after_error(self) -> None:
         self._retry_call = None
-        if self.state != "error":
-            return
-        self._check_again("retrying after a disk error")
+        self._step(Event.RETRY)
 
     def _log_failure(self, failure: Failure, what: str) -> None:
         self.log.failure("{name}: unexpected error in {what}", failure, name=self.title, what=what)

@@ -129,3 +129,14 @@ def test_encode_refuses_a_key_given_as_both_str_and_bytes() -> None:
 def test_decode_refuses_non_bytes() -> None:
     with pytest.raises(BencodeError, match="expected bytes, got str"):
         bencode.decode("i1e")  # type: ignore[arg-type]
+
+
+def test_decode_prefix_returns_the_leading_value_and_its_end():
+    assert bencode.decode_prefix(b"d1:ai1ee" + b"\x00raw") == ({b"a": 1}, 8)
+
+
+def test_decode_prefix_is_as_strict_as_decode():
+    with pytest.raises(BencodeError):
+        bencode.decode_prefix(b"d1:bi1e1:ai2ee")
+    with pytest.raises(BencodeError):
+        bencode.decode_prefix(b"")

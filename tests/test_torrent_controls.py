@@ -221,6 +221,23 @@ def test_pause_leaves_the_swarm_and_resume_joins_it_again(
     torrent.stopService()
 
 
+@pytest.mark.parametrize("control", ["pause", "recheck"])
+def test_leaving_the_swarm_dials_nobody_while_it_drops_the_peers(
+    single: Metainfo, clock: MemoryReactorClock, control: str
+) -> None:
+    """The torrent is out of the swarm (bt.lifecycle) before its peers are dropped: the
+    room each dropped peer frees is not filled by dials the torrent would refuse."""
+    torrent = make_torrent(single, clock, config=TorrentConfig(max_peers=2))
+    torrent.startService()
+    seeder(torrent, port=1)
+    seeder(torrent, b"-LT2000-seeder000002", 2)
+    torrent.add_candidates([("10.0.0.9", 9), ("10.0.0.8", 8)])
+    assert clock.tcpClients == [], "no room while two peers are connected"
+    getattr(torrent, control)()
+    assert clock.tcpClients == []
+    torrent.stopService()
+
+
 def test_pause_saves_the_verified_pieces(
     single: Metainfo, clock: MemoryReactorClock, tmp_path: Path
 ) -> None:

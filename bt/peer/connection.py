@@ -7,6 +7,12 @@ happens here, once; what an event *means* is the torrent's business. A violation
 raises ``RemoteProtocolError`` and the connection stays dead: every later
 ``receive_data`` raises again.
 
+The handshakes decide which messages exist: BEP 6 (fast extension) and BEP 10
+(extension protocol) messages are parsed only when both sides set their
+reserved bit; otherwise they are ``Unknown`` and ignored like any other id.
+HAVE ALL and HAVE NONE arrive as a ``PeerBitfield``, so the layers above see
+one way of learning a peer's pieces.
+
 Strict on what can hurt (lengths, ranges, memory), lenient on harmless habits of
 real clients, as libtorrent is: a BITFIELD may come again at any time (aria2
 sends one after some HAVEs) and replaces the peer's pieces; spare bits after the
@@ -25,20 +31,29 @@ from bt.bitfield import Bitfield
 from bt.errors import BitfieldError, RemoteProtocolError
 from bt.geometry import BLOCK_SIZE, PieceGeometry
 from bt.peer.messages import (
+    BEP_3,
     HANDSHAKE_LENGTH,
+    AllowedFast,
     BitfieldMessage,
     Cancel,
     Choke,
+    Extended,
     Handshake,
     Have,
+    HaveAll,
+    HaveNone,
     Interested,
     KeepAlive,
     Message,
     MessageId,
     NotInterested,
+    PayloadTable,
     Piece,
     Port,
+    RejectRequest,
     Request,
+    Reserved,
+    SuggestPiece,
     Unchoke,
     Unknown,
     check_handshake_prefix,
@@ -46,6 +61,7 @@ from bt.peer.messages import (
     encode_handshake,
     parse_from,
     parse_handshake,
+    payload_table,
 )
 
 __all__ = [
@@ -111,6 +127,10 @@ Event: TypeAlias = (
     | Piece
     | Cancel
     | Port
+    | SuggestPiece
+    | RejectRequest
+    | AllowedFast
+    | Extended
     | Unknown
 )
 
@@ -127,7 +147,9 @@ class PeerConnection:
     __slots__ = (
         "_buffer",
         "_failure",
+        "_handlers",
         "_num_pieces",
+        "_table",
         "am_choking",
         "am_interested",
         "geometry",
@@ -168,6 +190,8 @@ class PeerConnection:
         self.peer_interested = False
         self._buffer = bytearray()
         self._failure: RemoteProtocolError | None = None
+        self._table: PayloadTable = BEP_3
+        self._handlers = _BEP_3_HANDLERS
 
     # -- setup -----------------------------------------------------------
 
@@ -194,6 +218,24 @@ class PeerConnection:
     @property
     def failed(self) -> bool:
         return self._failure is not None
+
+    def _negotiated(self, bit: tuple[int, int]) -> bool:
+        peer = self.peer_handshake
+        return (
+            peer is not None
+            and Reserved.has(self.our_reserved, bit)
+            and Reserved.has(peer.reserved, bit)
+        )
+
+    @property
+    def fast(self) -> bool:
+        """Both sides speak the fast extension (BEP 6)."""
+        return self._negotiated(Reserved.FAST)
+
+    @property
+    def extended(self) -> bool:
+        """Both sides speak the extension protocol (BEP 10)."""
+        return self._negotiated(Reserved.EXTENSION_PROTOCOL)
 
     # -- sending ---------------------------------------------------------
 
@@ -244,7 +286,8 @@ class PeerConnection:
 
         end = len(buf)
         max_length = self.max_message_length
-        handlers = _HANDLERS
+        handlers = self._handlers
+        table = self._table
         unpack_length = _LENGTH.unpack_from
         while end - pos >= 4:
             (length,) = unpack_length(buf, pos)
@@ -260,7 +303,7 @@ class PeerConnection:
             if end - body < length:
                 break
             message_id = buf[body]
-            msg: Any = parse_from(buf, body + 1, message_id, length - 1)
+            msg: Any = parse_from(buf, body + 1, message_id, length - 1, table)
             handler = handlers.get(message_id)
             if handler is not None:
                 msg = handler(self, msg)
@@ -280,6 +323,8 @@ class PeerConnection:
             )
         event = HandshakeReceived(handshake.info_hash, handshake.peer_id, handshake.reserved)
         self.peer_handshake = event
+        self._table = payload_table(fast=self.fast, extended=self.extended)
+        self._handlers = _FAST_HANDLERS if self.fast else _BEP_3_HANDLERS
         return event
 
     # -- per-message checks (dispatched from _HANDLERS) -------------------
@@ -319,6 +364,24 @@ class PeerConnection:
         except BitfieldError as exc:
             raise RemoteProtocolError(f"bad bitfield message: {exc}") from exc
 
+    def _on_have_all(self, msg: HaveAll) -> PeerBitfield:
+        return PeerBitfield(Bitfield.full(self._num_pieces))
+
+    def _on_have_none(self, msg: HaveNone) -> PeerBitfield:
+        return PeerBitfield(Bitfield(self._num_pieces))
+
+    def _on_suggest_piece(self, msg: SuggestPiece) -> SuggestPiece:
+        self._check_index("suggest-piece", msg.index)
+        return msg
+
+    def _on_allowed_fast(self, msg: AllowedFast) -> AllowedFast:
+        self._check_index("allowed-fast", msg.index)
+        return msg
+
+    def _on_reject_request(self, msg: RejectRequest) -> RejectRequest:
+        self._check_block("reject-request", msg.index, msg.begin, msg.length)
+        return msg
+
     def _check_block(self, name: str, index: int, begin: int, length: int) -> None:
         self._check_index(name, index)
         if not 0 < length <= BLOCK_SIZE:
@@ -350,9 +413,10 @@ class PeerConnection:
         return msg
 
 
-#: Range checks and flag updates per received BEP 3 message id (keep-alives, PORT
-#: and unknown ids, such as BEP 10 extension messages, need none).
-_HANDLERS: Final[dict[int, Callable[[PeerConnection, Any], Event]]] = {
+#: Range checks and flag updates per received message id (keep-alives, PORT,
+#: BEP 10 extended messages and unknown ids need none). Fast-extension ids only
+#: get here when the handshakes negotiated them; otherwise they parse as Unknown.
+_BEP_3_HANDLERS: Final[dict[int, Callable[[PeerConnection, Any], Event]]] = {
     MessageId.CHOKE: PeerConnection._on_choke,
     MessageId.UNCHOKE: PeerConnection._on_unchoke,
     MessageId.INTERESTED: PeerConnection._on_interested,
@@ -362,6 +426,14 @@ _HANDLERS: Final[dict[int, Callable[[PeerConnection, Any], Event]]] = {
     MessageId.REQUEST: PeerConnection._on_request,
     MessageId.PIECE: PeerConnection._on_piece,
     MessageId.CANCEL: PeerConnection._on_cancel,
+}
+_FAST_HANDLERS: Final[dict[int, Callable[[PeerConnection, Any], Event]]] = {
+    **_BEP_3_HANDLERS,
+    MessageId.SUGGEST_PIECE: PeerConnection._on_suggest_piece,
+    MessageId.HAVE_ALL: PeerConnection._on_have_all,
+    MessageId.HAVE_NONE: PeerConnection._on_have_none,
+    MessageId.REJECT_REQUEST: PeerConnection._on_reject_request,
+    MessageId.ALLOWED_FAST: PeerConnection._on_allowed_fast,
 }
 
 #: Our-side flag each sent message sets.

@@ -1,10 +1,13 @@
 """BEP 3 peer wire messages: one frozen value per message, and their codec.
 
-Parsing checks payload *lengths* only, from the single table ``_PAYLOADS``.
-Range checks (piece index, block bounds) need the torrent's geometry and live in
-``connection.py``; meaning lives in the torrent. Unknown message ids parse to
-``Unknown`` rather than failing, because BEP 3 peers must ignore them so that
-extensions cannot break us.
+Parsing checks payload *lengths* only, from one table per protocol level:
+BEP 3 (``BEP_3``), plus the fast extension's messages (BEP 6, ``WITH_FAST``)
+and the extension protocol's message 20 (BEP 10, ``WITH_EXTENDED``) once a
+handshake negotiated them. Range checks (piece index, block bounds) need the
+torrent's geometry and live in ``connection.py``; meaning lives above. Unknown
+message ids (and extension ids that were not negotiated) parse to ``Unknown``
+rather than failing, because BEP 3 peers must ignore them so that extensions
+cannot break us.
 """
 
 from __future__ import annotations
@@ -22,11 +25,15 @@ __all__ = [
     "BLOCK_SIZE",
     "HANDSHAKE_LENGTH",
     "PROTOCOL",
+    "AllowedFast",
     "BitfieldMessage",
     "Cancel",
     "Choke",
+    "Extended",
     "Handshake",
     "Have",
+    "HaveAll",
+    "HaveNone",
     "Interested",
     "KeepAlive",
     "Message",
@@ -34,7 +41,10 @@ __all__ = [
     "NotInterested",
     "Piece",
     "Port",
+    "RejectRequest",
     "Request",
+    "Reserved",
+    "SuggestPiece",
     "Unchoke",
     "Unknown",
     "check_handshake_prefix",
@@ -67,6 +77,33 @@ class MessageId(IntEnum):
     PIECE = 7
     CANCEL = 8
     PORT = 9  # BEP 5: the peer's DHT port
+    SUGGEST_PIECE = 13  # BEP 6 ...
+    HAVE_ALL = 14
+    HAVE_NONE = 15
+    REJECT_REQUEST = 16
+    ALLOWED_FAST = 17  # ... BEP 6
+    EXTENDED = 20  # BEP 10
+
+
+class Reserved:
+    """Bits of the handshake's reserved bytes: (byte, mask) of each extension bt knows."""
+
+    EXTENSION_PROTOCOL: Final = (5, 0x10)  # BEP 10
+    DHT: Final = (7, 0x01)  # BEP 5
+    FAST: Final = (7, 0x04)  # BEP 6
+
+    @staticmethod
+    def of(*bits: tuple[int, int]) -> bytes:
+        """Reserved bytes with ``bits`` set."""
+        reserved = bytearray(8)
+        for byte, mask in bits:
+            reserved[byte] |= mask
+        return bytes(reserved)
+
+    @staticmethod
+    def has(reserved: bytes, bit: tuple[int, int]) -> bool:
+        byte, mask = bit
+        return bool(reserved[byte] & mask)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +170,47 @@ class Port:
 
 
 @dataclass(frozen=True, slots=True)
+class SuggestPiece:
+    """BEP 6: the peer hints that this piece would be cheap for it to send."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class HaveAll:
+    """BEP 6: a bitfield of all ones, in one byte."""
+
+
+@dataclass(frozen=True, slots=True)
+class HaveNone:
+    """BEP 6: a bitfield of all zeros."""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectRequest:
+    """BEP 6: a request that will not be served."""
+
+    index: int
+    begin: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedFast:
+    """BEP 6: a piece the peer will serve even while it chokes us."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Extended:
+    """BEP 10: extension message ``extended_id`` (0 is the extended handshake)."""
+
+    extended_id: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """A message id we do not implement (an extension); kept so it can be logged or ignored."""
 
@@ -152,6 +230,12 @@ Message: TypeAlias = (
     | Piece
     | Cancel
     | Port
+    | SuggestPiece
+    | HaveAll
+    | HaveNone
+    | RejectRequest
+    | AllowedFast
+    | Extended
     | Unknown
 )
 
@@ -182,6 +266,7 @@ _TRIPLE_FRAME: Final = struct.Struct(">IBIII")
 _PIECE_HEADER: Final = struct.Struct(">IBII")
 _PORT_FRAME: Final = struct.Struct(">IBH")
 _ID_FRAME: Final = struct.Struct(">IB")
+_EXTENDED_FRAME: Final = struct.Struct(">IBB")
 
 
 def _constant(message_id: int) -> Callable[[Any], bytes]:
@@ -207,6 +292,16 @@ _ENCODERS: Final[dict[type, Callable[[Any], bytes]]] = {
     Piece: lambda m: encode_piece_header(m.index, m.begin, len(m.block)) + m.block,
     Cancel: lambda m: _TRIPLE_FRAME.pack(13, MessageId.CANCEL, m.index, m.begin, m.length),
     Port: lambda m: _PORT_FRAME.pack(3, MessageId.PORT, m.port),
+    SuggestPiece: lambda m: _HAVE_FRAME.pack(5, MessageId.SUGGEST_PIECE, m.index),
+    HaveAll: _constant(MessageId.HAVE_ALL),
+    HaveNone: _constant(MessageId.HAVE_NONE),
+    RejectRequest: lambda m: _TRIPLE_FRAME.pack(
+        13, MessageId.REJECT_REQUEST, m.index, m.begin, m.length
+    ),
+    AllowedFast: lambda m: _HAVE_FRAME.pack(5, MessageId.ALLOWED_FAST, m.index),
+    Extended: lambda m: (
+        _EXTENDED_FRAME.pack(2 + len(m.payload), MessageId.EXTENDED, m.extended_id) + m.payload
+    ),
     Unknown: lambda m: _ID_FRAME.pack(1 + len(m.payload), m.message_id) + m.payload,
 }
 
@@ -240,17 +335,24 @@ def _parse_piece(buffer: ReadableBuffer, offset: int, size: int) -> Piece:
     return Piece(index, begin, _copy(buffer, offset + 8, offset + size))
 
 
+def _parse_extended(buffer: ReadableBuffer, offset: int, size: int) -> Extended:
+    return Extended(buffer[offset], _copy(buffer, offset + 1, offset + size))
+
+
 _Builder: TypeAlias = Callable[[ReadableBuffer, int, int], Message]
+PayloadTable: TypeAlias = dict[int, tuple[str, int, bool, _Builder]]
 
 # Field-less messages are immutable, so one instance each serves every parse.
 _CHOKE: Final = Choke()
 _UNCHOKE: Final = Unchoke()
 _INTERESTED: Final = Interested()
 _NOT_INTERESTED: Final = NotInterested()
+_HAVE_ALL: Final = HaveAll()
+_HAVE_NONE: Final = HaveNone()
 
-#: The one table of payload lengths: id -> (name, payload bytes, exact?, builder).
+#: The tables of payload lengths: id -> (name, payload bytes, exact?, builder).
 #: When ``exact`` is false the length is a minimum.
-_PAYLOADS: Final[dict[int, tuple[str, int, bool, _Builder]]] = {
+BEP_3: Final[PayloadTable] = {
     MessageId.CHOKE: ("choke", 0, True, lambda b, o, n: _CHOKE),
     MessageId.UNCHOKE: ("unchoke", 0, True, lambda b, o, n: _UNCHOKE),
     MessageId.INTERESTED: ("interested", 0, True, lambda b, o, n: _INTERESTED),
@@ -262,15 +364,57 @@ _PAYLOADS: Final[dict[int, tuple[str, int, bool, _Builder]]] = {
     MessageId.CANCEL: ("cancel", 12, True, lambda b, o, n: Cancel(*_U32X3.unpack_from(b, o))),
     MessageId.PORT: ("port", 2, True, lambda b, o, n: Port(*_U16.unpack_from(b, o))),
 }
+_FAST: Final[PayloadTable] = {
+    MessageId.SUGGEST_PIECE: (
+        "suggest-piece",
+        4,
+        True,
+        lambda b, o, n: SuggestPiece(*_U32.unpack_from(b, o)),
+    ),
+    MessageId.HAVE_ALL: ("have-all", 0, True, lambda b, o, n: _HAVE_ALL),
+    MessageId.HAVE_NONE: ("have-none", 0, True, lambda b, o, n: _HAVE_NONE),
+    MessageId.REJECT_REQUEST: (
+        "reject-request",
+        12,
+        True,
+        lambda b, o, n: RejectRequest(*_U32X3.unpack_from(b, o)),
+    ),
+    MessageId.ALLOWED_FAST: (
+        "allowed-fast",
+        4,
+        True,
+        lambda b, o, n: AllowedFast(*_U32.unpack_from(b, o)),
+    ),
+}
+_EXTENDED: Final[PayloadTable] = {MessageId.EXTENDED: ("extended", 1, False, _parse_extended)}
+
+#: The table a connection parses with, by what its handshakes negotiated.
+WITH_FAST: Final[PayloadTable] = BEP_3 | _FAST
+WITH_EXTENDED: Final[PayloadTable] = BEP_3 | _EXTENDED
+WITH_BOTH: Final[PayloadTable] = BEP_3 | _FAST | _EXTENDED
 
 
-def parse_from(buffer: ReadableBuffer, offset: int, message_id: int, size: int) -> Message:
+def payload_table(*, fast: bool, extended: bool) -> PayloadTable:
+    """The messages two peers that negotiated ``fast`` and ``extended`` can parse."""
+    if fast:
+        return WITH_BOTH if extended else WITH_FAST
+    return WITH_EXTENDED if extended else BEP_3
+
+
+def parse_from(
+    buffer: ReadableBuffer,
+    offset: int,
+    message_id: int,
+    size: int,
+    table: PayloadTable = BEP_3,
+) -> Message:
     """Parse the ``size``-byte payload at ``buffer[offset:]`` of message ``message_id``.
 
     Reads in place so a framing buffer never has its payloads sliced out first;
-    the caller guarantees ``offset + size <= len(buffer)``.
+    the caller guarantees ``offset + size <= len(buffer)``. Ids outside ``table``
+    (the messages negotiated) are ``Unknown``.
     """
-    spec = _PAYLOADS.get(message_id)
+    spec = table.get(message_id)
     if spec is None:
         return Unknown(message_id, _copy(buffer, offset, offset + size))
     name, expected, exact, build = spec
@@ -282,9 +426,9 @@ def parse_from(buffer: ReadableBuffer, offset: int, message_id: int, size: int) 
     return build(buffer, offset, size)
 
 
-def parse(message_id: int, payload: ReadableBuffer) -> Message:
+def parse(message_id: int, payload: ReadableBuffer, table: PayloadTable = BEP_3) -> Message:
     """Parse one message body (the bytes after the length prefix and id)."""
-    return parse_from(payload, 0, message_id, len(payload))
+    return parse_from(payload, 0, message_id, len(payload), table)
 
 
 def check_handshake_prefix(data: ReadableBuffer) -> None:

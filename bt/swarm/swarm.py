@@ -12,7 +12,7 @@ downward, the torrent calls :meth:`Swarm.have`, :meth:`Swarm.lose` and
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from bt.bitfield import Bitfield
@@ -79,7 +79,7 @@ class Swarm:
         self,
         owner: SwarmOwner,
         metainfo: Metainfo,
-        priorities: Sequence[int],
+        prioritise: Callable[[PiecePicker], None],
         disk: DiskPressure,
         damage: Damage,
         *,
@@ -95,8 +95,10 @@ class Swarm:
         self.title = metainfo.name
         self.geometry = metainfo.geometry
         self.rng = rng
+        #: Sets a new picker's piece priorities (the user's choice of files).
+        self._prioritise = prioritise
         #: Which blocks to ask whom for; a new one after a recheck (see ``reset``).
-        self.picker = self._new_picker(priorities)
+        self.picker = self._new_picker()
         self.disk = disk
         self.reactor = reactor
         self.config = config
@@ -356,17 +358,15 @@ class Swarm:
             self.owner.on_piece_complete(index, done, sources)  # type: ignore[arg-type]
         return True
 
-    def _new_picker(self, priorities: Sequence[int]) -> PiecePicker:
-        """A picker that has nothing yet and wants each piece at its ``priorities``."""
+    def _new_picker(self) -> PiecePicker:
+        """A picker that has nothing yet and wants each piece as the user's files say."""
         picker = PiecePicker(self.geometry, self.rng)
-        for index, priority in enumerate(priorities):
-            if priority != picker.piece_priority(index):
-                picker.set_piece_priority(index, priority)
+        self._prioritise(picker)
         return picker
 
-    def reset(self, priorities: Sequence[int]) -> None:
+    def reset(self) -> None:
         """A recheck (no peer is attached): a new picker, unfinished pieces forgotten."""
-        self.picker = self._new_picker(priorities)
+        self.picker = self._new_picker()
         self._blocks.clear()
 
     def have(self, index: int, *, blocks: list[bytes] | None = None, announce: bool) -> None:

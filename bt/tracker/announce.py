@@ -18,13 +18,13 @@ errors.
 from __future__ import annotations
 
 import ipaddress
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from bt import bencode
+from bt.compact import IPV4, IPV6, pack_peers, unpack_peers
 from bt.errors import BencodeError, TrackerError
 from bt.untrusted import shown
 
@@ -48,8 +48,6 @@ Peer = tuple[str, int]
 EVENTS = frozenset({"started", "completed", "stopped"})
 
 _HASH_LENGTH = 20
-_COMPACT4 = struct.Struct("!4sH")
-_COMPACT6 = struct.Struct("!16sH")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -285,35 +283,25 @@ def _dict_peer(entry: object) -> Peer | None:
 
 def parse_compact_peers(data: bytes) -> tuple[Peer, ...]:
     """BEP 23 compact IPv4 peers: 4 address bytes and a big-endian port per entry."""
-    if len(data) % _COMPACT4.size:
-        raise TrackerError(
-            f"compact 'peers' is {len(data)} bytes, not a multiple of {_COMPACT4.size}"
-        )
-    return tuple(
-        (str(ipaddress.IPv4Address(packed)), port) for packed, port in _COMPACT4.iter_unpack(data)
-    )
+    try:
+        return unpack_peers(data, IPV4)
+    except ValueError as error:
+        raise TrackerError(f"compact 'peers' is {error}") from None
 
 
 def parse_compact_peers6(data: bytes) -> tuple[Peer, ...]:
     """BEP 7 compact IPv6 peers: 16 address bytes and a big-endian port per entry."""
-    if len(data) % _COMPACT6.size:
-        raise TrackerError(
-            f"compact 'peers6' is {len(data)} bytes, not a multiple of {_COMPACT6.size}"
-        )
-    return tuple(
-        (str(ipaddress.IPv6Address(packed)), port) for packed, port in _COMPACT6.iter_unpack(data)
-    )
+    try:
+        return unpack_peers(data, IPV6)
+    except ValueError as error:
+        raise TrackerError(f"compact 'peers6' is {error}") from None
 
 
 def encode_compact_peers(peers: Iterable[Peer]) -> bytes:
     """The BEP 23 ``peers`` string for IPv4 ``peers`` (for tests and a tracker of our own)."""
-    return b"".join(
-        _COMPACT4.pack(ipaddress.IPv4Address(host).packed, port) for host, port in peers
-    )
+    return pack_peers(peers, IPV4)
 
 
 def encode_compact_peers6(peers: Iterable[Peer]) -> bytes:
     """The BEP 7 ``peers6`` string for IPv6 ``peers``."""
-    return b"".join(
-        _COMPACT6.pack(ipaddress.IPv6Address(host).packed, port) for host, port in peers
-    )
+    return pack_peers(peers, IPV6)
