@@ -20,7 +20,7 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from bt.errors import PieceHashError, ResumeSaveError, StorageError
+from bt.errors import PieceHashError, StorageError
 from bt.interfaces import IDiskQueue, IStorage
 from bt.lifecycle import WHY_CHECKING, WHY_LEAVING, Action, Event, Lifecycle, TorrentState
 from bt.logs import Logger
@@ -30,9 +30,7 @@ from bt.policy.picker import PiecePicker
 from bt.progress import ProgressLine, describe_totals
 from bt.selection import FileSelection
 from bt.status import FilePriority
-from bt.storage.damage import DamageRepair, FileCheck
-from bt.storage.inventory import Inventory, PieceInventory
-from bt.storage.layout import Layout
+from bt.storage.data import Inventory, TorrentData
 from bt.swarm.swarm import Swarm
 from bt.ticker import IdlePace, Ticker
 from bt.torrentconfig import SharedLimits, TorrentConfig
@@ -86,24 +84,25 @@ class Torrent(Service):
         self.lifecycle = Lifecycle(paused=paused)
         #: Where FileStorage writes (shown in status; empty for other storages).
         self.download_dir = download_dir
-        self.layout = Layout.from_files(metainfo.files, metainfo.piece_length)
         self.geometry = metainfo.geometry
-        padding = [f.padding for f in metainfo.files]
-        #: The user's choice of files, told to the picker and the storage.
-        self.selection = FileSelection(self.layout, padding, file_priorities, disk.set_skipped)
-        now = reactor.seconds()
-        self.limits = limits or SharedLimits.unlimited(now)
-        #: Files shortened under us or changed while paused: their pieces dropped and checked.
-        self.repair = DamageRepair(
-            FileCheck(disk, self.layout, [f.padding for f in metainfo.files]),
-            self.title,
-            ["/".join(f.path) for f in metainfo.files],
+        #: Layout, verified pieces, damage repair and resume saving (bt.storage.data).
+        data = self.data = TorrentData(
+            metainfo,
+            disk,
+            resume_path,
+            recheck=recheck,
+            clock=reactor,
             has=lambda index: self.picker.has(index),
             lose=self._lose_pieces,
             regain=self._regain_pieces,
             failed=self._disk_failed,
-            skipped=self.selection.skipped,
+            skipped=lambda: self.selection.skipped(),
         )
+        self.layout, self.inventory, self.repair = data.layout, data.inventory, data.repair
+        padding = [f.padding for f in metainfo.files]
+        #: The user's choice of files, told to the picker and the storage.
+        self.selection = FileSelection(self.layout, padding, file_priorities, disk.set_skipped)
+        self.limits = limits or SharedLimits.unlimited(reactor.seconds())
         #: The live peers; the torrent asks it, and tells it, through narrow calls.
         swarm = self.swarm = Swarm(
             self,
@@ -124,12 +123,6 @@ class Torrent(Service):
         #: Addresses from a peer source (trackers, PEX, DHT, ...): ``(peers, source)``.
         self.add_candidates = swarm.add_candidates
         self.seeding_since: float | None = None
-        #: Verified pieces at start-up (resume state or a check), and saving them.
-        self.inventory = PieceInventory(
-            disk, metainfo, self.layout, resume_path, force_recheck=recheck
-        )
-        self._resume_dirty = False
-        self._last_resume_save = now
         self._retry_call: Any = None
         self._completion_waiters: list[Deferred[None]] = []
         self.trackers = Trackers(trackers, reactor, rng, self, self.add_candidates)
@@ -142,7 +135,6 @@ class Torrent(Service):
         self._progress = ProgressLine()
         #: Every wanted piece got written while out of the swarm: tell trackers on return.
         self._finished_offline = False
-        self._save_call: Any = None
 
     # -- public state -------------------------------------------------------
 
@@ -252,7 +244,7 @@ class Torrent(Service):
             case Action.SAVE_RESUME:
                 return [self.save_resume()]
             case Action.SAVE_IF_DIRTY:
-                if self._resume_dirty:
+                if self.data.dirty:
                     self.save_resume()
             case Action.SCHEDULE_RETRY:
                 delay = self.config.error_retry
@@ -285,21 +277,9 @@ class Torrent(Service):
         """Save the verified pieces now (they are all written: see ``_piece_written``)."""
         if not self.lifecycle.pieces_known:
             return defer.succeed(None)
-        self._resume_dirty = False
-        self._last_resume_save = self.reactor.seconds()
-        saving = self.inventory.save(
-            self.picker.have_bitfield(),
-            lambda: (self.upload_rate.total, self.download_rate.total),
+        return self.data.save(
+            self.picker.have_bitfield(), lambda: (self.upload_rate.total, self.download_rate.total)
         )
-        saving.addErrback(self._resume_not_saved)
-        saving.addErrback(self._disk_failed)  # the fsync of the data failed: a disk error
-        return saving
-
-    def _resume_not_saved(self, failure: Failure) -> None:
-        """The state folder failed, not the data: keep downloading, try again next time."""
-        failure.trap(ResumeSaveError)
-        self._resume_dirty = True
-        self.log.error("{name}: {error}", name=self.title, error=failure.value)
 
     def _begin(self, inventory: Inventory) -> None:
         """The data is checked: take its pieces, then run (or stay paused)."""
@@ -317,7 +297,7 @@ class Torrent(Service):
                 valid=len(valid),
                 total=self.metainfo.num_pieces,
             )
-            self._resume_dirty = True  # a check's result is worth saving too
+            self.data.dirty = True  # a check's result is worth saving too
         self._step(Event.CHECKED)
         if self.is_finished:
             self._fire_completion_waiters()
@@ -337,14 +317,8 @@ class Torrent(Service):
     def _save_soon(self, *, dirty: bool = False) -> None:
         """Save the resume state in a moment; for pieces written while no tick runs
         (``dirty``: something else changed that the state records, a file's stamp)."""
-        self._resume_dirty |= dirty
-        if self._save_call is None or not self._save_call.active():
-            self._save_call = self.reactor.callLater(1.0, self._save_if_dirty)
-
-    def _save_if_dirty(self) -> None:
-        self._save_call = None
-        if self._resume_dirty:
-            self.save_resume()
+        self.data.dirty |= dirty
+        self.data.save_soon(self.save_resume)
 
     def _leave_swarm(self, why: str) -> Deferred[Any]:
         """Stop ticking and announcing, drop every peer now (not when their sockets
@@ -410,14 +384,12 @@ class Torrent(Service):
         """Drop peers, tell trackers we left, flush and close the files."""
         super().stopService()
         self._cancel_retry()
-        if self._save_call is not None and self._save_call.active():
-            self._save_call.cancel()
-        self._save_call = None
+        self.data.cancel()
         if self.lifecycle.started:
             self.log.info("{line}", line=describe_totals(self))
         self.ticker.remove(self._tick)
         self.swarm.close_all("torrent stopping")
-        saved = self.save_resume() if self._resume_dirty else defer.succeed(None)
+        saved = self.save_resume() if self.data.dirty else defer.succeed(None)
         self._step(Event.STOP)
         stops = self.sources.stop(every=True)
         stops.addCallback(lambda _: self.trackers.close())
@@ -452,7 +424,7 @@ class Torrent(Service):
         d.addErrback(self._log_failure, f"piece {index}")
 
     def _piece_written(self, _: None, index: int, blocks: list[bytes]) -> None:
-        self._resume_dirty = True
+        self.data.dirty = True
         announce = self.lifecycle.downloading
         self.swarm.have(index, blocks=blocks, announce=announce)
         if not announce:
@@ -471,7 +443,7 @@ class Torrent(Service):
     def _lose_pieces(self, pieces: list[int]) -> None:
         """Pieces no longer on disk: out of the bitfield and the resume state."""
         self.swarm.lose(pieces)
-        self._resume_dirty = True
+        self.data.dirty = True
         self._wanted_changed("data lost")
 
     def _regain_pieces(self, pieces: list[int]) -> None:
@@ -480,7 +452,7 @@ class Torrent(Service):
             if self.picker.has(index):
                 continue  # downloaded again meanwhile
             self.swarm.have(index, announce=self.lifecycle.downloading)
-            self._resume_dirty = True
+            self.data.dirty = True
         if not self.lifecycle.downloading:
             self._save_soon()  # the check ended while the torrent was out of the swarm
         elif self.picker.is_finished:
@@ -535,11 +507,11 @@ class Torrent(Service):
         now = self.reactor.seconds()
         deadline = self.config.seed_deadline(self.seeding_since)
         if not self.links and self._idle.skip(
-            now, finished=self.is_finished, urgent=self._resume_dirty, deadline=deadline
+            now, finished=self.is_finished, urgent=self.data.dirty, deadline=deadline
         ):
             return  # 1,000 idle torrents share one timer
         self.swarm.tick(now)  # rates, each peer's tick, the choke round
-        if self._resume_dirty and now - self._last_resume_save >= self.config.resume_interval:
+        if self.data.due(now, self.config.resume_interval):
             self.save_resume()
         if self.lifecycle.accepts(Event.GOAL_REACHED):
             why = self._seed_goal_reached(now)

@@ -261,7 +261,6 @@ def test_torrent_and_session_stay_at_most_500_lines(name: str) -> None:
     assert lines(name) <= 500, f"{modules()[name]} has {lines(name)} lines"
 
 
-@pytest.mark.xfail(strict=True, reason=SWARM_PENDING)
 def test_torrent_imports_at_most_15_bt_modules() -> None:
     """Counted everywhere in the file (in functions, type-only): coupling is coupling."""
     used = bt_imports("bt.torrent", everywhere=True)

@@ -669,5 +669,5 @@ def test_a_resume_state_that_cannot_be_saved_does_not_stop_the_download(
     for _ in range(6):  # past the resume interval: a save is attempted and fails
         clock.advance(1)
     assert torrent.state == "seeding", "the data is fine: no disk error"
-    assert torrent._resume_dirty, "the state is still to be saved: the next tick tries again"
+    assert torrent.data.dirty, "the state is still to be saved: the next tick tries again"
     torrent.stopService()

@@ -133,7 +133,7 @@ def test_the_storage_learns_the_skipped_files_before_it_prepares_and_on_each_cha
     torrent.set_file_priorities({2: HIGH})  # nothing more or less skipped
     torrent.set_file_priorities({0: NORMAL, 1: HIGH})
     assert disk.calls[2:] == [("skipped", set())]
-    assert torrent._resume_dirty  # the moved file's new size and time are saved
+    assert torrent.data.dirty  # the moved file's new size and time are saved
     torrent.stopService()
 
 

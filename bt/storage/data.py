@@ -1,0 +1,114 @@
+"""TorrentData: one torrent's data as the torrent sees it, in one collaborator.
+
+The layout of its files, the inventory of verified pieces (resume state or a
+check), the repair of damage under us, and when the resume state is saved:
+soon after pieces are written (at most every ``interval`` seconds while the
+torrent ticks, in a moment while it does not) and again whenever a save
+failed. The torrent decides *whether* its pieces are worth saving (its
+lifecycle); this object keeps the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+from bt.bitfield import Bitfield
+from bt.errors import ResumeSaveError
+from bt.interfaces import IDiskQueue
+from bt.logs import Logger
+from bt.metainfo import Metainfo
+from bt.storage.damage import DamageRepair, FileCheck
+from bt.storage.inventory import Inventory, PieceInventory
+from bt.storage.layout import Layout
+
+# Inventory (what a load or a check finds) is part of this face, so re-exported.
+__all__ = ["Inventory", "TorrentData"]
+
+#: Seconds to wait before saving the resume state of a torrent that does not tick.
+SAVE_SOON = 1.0
+
+
+class TorrentData:
+    """Layout, inventory, damage repair and resume saving of one torrent."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        metainfo: Metainfo,
+        disk: IDiskQueue,
+        resume_path: Path | None,
+        *,
+        recheck: bool,
+        clock: Any,
+        has: Callable[[int], bool],
+        lose: Callable[[list[int]], None],
+        regain: Callable[[list[int]], None],
+        failed: Callable[[Failure], Any],
+        skipped: Callable[[], Collection[int]],
+    ) -> None:
+        """``has``, ``lose``, ``regain``, ``failed`` and ``skipped`` are the damage
+        repair's (bt.storage.damage); ``failed`` also takes a failed fsync of a save."""
+        self.name = metainfo.name
+        self.layout = Layout.from_files(metainfo.files, metainfo.piece_length)
+        #: Verified pieces at start-up (resume state or a check), and saving them.
+        self.inventory = PieceInventory(
+            disk, metainfo, self.layout, resume_path, force_recheck=recheck
+        )
+        #: Files shortened under us or changed while paused: their pieces dropped and checked.
+        self.repair = DamageRepair(
+            FileCheck(disk, self.layout, [f.padding for f in metainfo.files]),
+            self.name,
+            ["/".join(f.path) for f in metainfo.files],
+            has=has,
+            lose=lose,
+            regain=regain,
+            failed=failed,
+            skipped=skipped,
+        )
+        self._clock = clock
+        self._failed = failed
+        #: Something the resume state records changed since it was last saved.
+        self.dirty = False
+        self._last_save = clock.seconds()
+        self._save_call: Any = None
+
+    def save(self, have: Bitfield, totals: Callable[[], tuple[int, int]]) -> Deferred[None]:
+        """Save the verified pieces ``have`` (they are all written) and byte totals now."""
+        self.dirty = False
+        self._last_save = self._clock.seconds()
+        saving = self.inventory.save(have, totals)
+        saving.addErrback(self._not_saved)
+        saving.addErrback(self._failed)  # the fsync of the data failed: a disk error
+        return saving
+
+    def _not_saved(self, failure: Failure) -> None:
+        """The state folder failed, not the data: keep downloading, try again next time."""
+        failure.trap(ResumeSaveError)
+        self.dirty = True
+        self.log.error("{name}: {error}", name=self.name, error=failure.value)
+
+    def due(self, now: float, interval: float) -> bool:
+        """Is a save due at this tick (something changed, ``interval`` passed)?"""
+        return self.dirty and now - self._last_save >= interval
+
+    def save_soon(self, save: Callable[[], object]) -> None:
+        """Call ``save`` in a moment if still dirty; for changes while no tick runs."""
+        if self._save_call is None or not self._save_call.active():
+            self._save_call = self._clock.callLater(SAVE_SOON, self._save_if_dirty, save)
+
+    def _save_if_dirty(self, save: Callable[[], object]) -> None:
+        self._save_call = None
+        if self.dirty:
+            save()
+
+    def cancel(self) -> None:
+        """The torrent stops: no save in a moment (it saves once more itself)."""
+        if self._save_call is not None and self._save_call.active():
+            self._save_call.cancel()
+        self._save_call = None
