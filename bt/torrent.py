@@ -28,7 +28,6 @@ from bt.metainfo import Metainfo
 from bt.peersources import PeerSources
 from bt.policy.picker import PiecePicker
 from bt.progress import ProgressLine, describe_totals
-from bt.selection import FileSelection
 from bt.status import FilePriority
 from bt.storage.data import Inventory, TorrentData
 from bt.swarm.swarm import Swarm
@@ -71,7 +70,7 @@ class Torrent(Service):
         #: (two torrents may both be called "ubuntu.iso").
         self.name = metainfo.info_hash.hex()
         self.disk = disk
-        #: Closed after the disk queue stops (the queue never closes what it was given).
+        #: Closed by ``data`` after the disk queue stops.
         self.storage = storage
         self.peer_id = peer_id
         self.port = port
@@ -90,18 +89,18 @@ class Torrent(Service):
             metainfo,
             disk,
             resume_path,
+            storage=storage,
+            file_priorities=file_priorities,
             recheck=recheck,
             clock=reactor,
             has=lambda index: self.picker.has(index),
             lose=self._lose_pieces,
             regain=self._regain_pieces,
             failed=self._disk_failed,
-            skipped=lambda: self.selection.skipped(),
         )
         self.layout, self.inventory, self.repair = data.layout, data.inventory, data.repair
-        padding = [f.padding for f in metainfo.files]
         #: The user's choice of files, told to the picker and the storage.
-        self.selection = FileSelection(self.layout, padding, file_priorities, disk.set_skipped)
+        self.selection = data.selection
         self.limits = limits or SharedLimits.unlimited(reactor.seconds())
         #: The live peers; the torrent asks it, and tells it, through narrow calls.
         swarm = self.swarm = Swarm(
@@ -266,10 +265,7 @@ class Torrent(Service):
             size=self.metainfo.total_length,
             files=len(self.metainfo.files),
         )
-        # Skipped files first: prepare must not create them, and checks read their part file.
-        checked = self.selection.tell_storage()
-        checked.addCallback(lambda _: self.disk.prepare())
-        checked.addCallback(lambda _: self.inventory.load())
+        checked = self.data.load()
         checked.addCallbacks(self._begin, self._disk_failed)
         checked.addErrback(self._log_failure, "start")
 
@@ -309,7 +305,7 @@ class Torrent(Service):
             self._step(Event.COMPLETE)
             # Complete data and the goal met already (say --seed-ratio 0): serve nobody.
             # A download finished while paused tells trackers first; the tick checks then.
-            if not self._finished_offline and self._goal_met_now():
+            if not self._finished_offline and self._goal_met(self.reactor.seconds()):
                 return
         self.sources.start(completed=self._finished_offline)  # finished while we were away
         self._finished_offline = False
@@ -394,15 +390,7 @@ class Torrent(Service):
         stops = self.sources.stop(every=True)
         stops.addCallback(lambda _: self.trackers.close())
         done = defer.DeferredList([saved, stops], consumeErrors=True)
-        done.addCallback(lambda _: self.disk.sync())
-        done.addErrback(self._disk_failed)
-        done.addCallback(lambda _: self.disk.stop())
-        done.addCallback(self._close_storage)
-        return done
-
-    def _close_storage(self, _: object) -> None:
-        if self.storage is not None:
-            self.storage.close()
+        return done.addCallback(lambda _: self.data.close())
 
     # -- peers: the swarm asks, the torrent answers -----------------------------
 
@@ -476,25 +464,19 @@ class Torrent(Service):
         )
         self._step(Event.COMPLETE)
         self.sources.completed()
-        self._goal_met_now()  # --seed-ratio 0: stop before serving a single block
+        self._goal_met(self.reactor.seconds())  # --seed-ratio 0: serve not a single block
         self._fire_completion_waiters()
 
-    def _seed_goal_reached(self, now: float) -> str | None:
+    def _goal_met(self, now: float) -> bool:
+        """The seeding goal is met (at once for a ratio or time of 0): leave the swarm
+        politely and stay idle."""
         uploaded, size = self.upload_rate.total, self.metainfo.total_length
-        return self.config.seed_goal_reached(uploaded, size, self.seeding_since, now)
-
-    def _goal_met_now(self) -> bool:
-        """Finish at once when the seeding goal is met already (a ratio or time of 0)."""
-        why = self._seed_goal_reached(self.reactor.seconds())
+        why = self.config.seed_goal_reached(uploaded, size, self.seeding_since, now)
         if why is None:
             return False
-        self._finish_seeding(why)
-        return True
-
-    def _finish_seeding(self, why: str) -> None:
-        """The seeding goal is met: leave the swarm politely and stay idle."""
         self.log.info("{name}: {why}; stopped seeding", name=self.title, why=why)
         self._step(Event.GOAL_REACHED)
+        return True
 
     def _fire_completion_waiters(self) -> None:
         waiters, self._completion_waiters = self._completion_waiters, []
@@ -513,11 +495,8 @@ class Torrent(Service):
         self.swarm.tick(now)  # rates, each peer's tick, the choke round
         if self.data.due(now, self.config.resume_interval):
             self.save_resume()
-        if self.lifecycle.accepts(Event.GOAL_REACHED):
-            why = self._seed_goal_reached(now)
-            if why is not None:
-                self._finish_seeding(why)
-                return
+        if self.lifecycle.accepts(Event.GOAL_REACHED) and self._goal_met(now):
+            return
         self.swarm.connect_more()
         if not self.is_finished and len(self.links) < self.config.max_peers // 2:
             self.sources.need_peers()

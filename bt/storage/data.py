@@ -1,7 +1,8 @@
 """TorrentData: one torrent's data as the torrent sees it, in one collaborator.
 
-The layout of its files, the inventory of verified pieces (resume state or a
-check), the repair of damage under us, and when the resume state is saved:
+The layout of its files, the user's choice of them, the inventory of verified
+pieces (resume state or a check), the repair of damage under us, closing it
+all on stop, and when the resume state is saved:
 soon after pieces are written (at most every ``interval`` seconds while the
 torrent ticks, in a moment while it does not) and again whenever a save
 failed. The torrent decides *whether* its pieces are worth saving (its
@@ -10,7 +11,7 @@ lifecycle); this object keeps the rest.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,11 @@ from twisted.python.failure import Failure
 
 from bt.bitfield import Bitfield
 from bt.errors import ResumeSaveError
-from bt.interfaces import IDiskQueue
+from bt.interfaces import IDiskQueue, IStorage
 from bt.logs import Logger
 from bt.metainfo import Metainfo
+from bt.selection import FileSelection
+from bt.status import FilePriority
 from bt.storage.damage import DamageRepair, FileCheck
 from bt.storage.inventory import Inventory, PieceInventory
 from bt.storage.layout import Layout
@@ -44,32 +47,39 @@ class TorrentData:
         disk: IDiskQueue,
         resume_path: Path | None,
         *,
+        storage: IStorage | None,
+        file_priorities: Sequence[FilePriority] | None,
         recheck: bool,
         clock: Any,
         has: Callable[[int], bool],
         lose: Callable[[list[int]], None],
         regain: Callable[[list[int]], None],
         failed: Callable[[Failure], Any],
-        skipped: Callable[[], Collection[int]],
     ) -> None:
-        """``has``, ``lose``, ``regain``, ``failed`` and ``skipped`` are the damage
-        repair's (bt.storage.damage); ``failed`` also takes a failed fsync of a save."""
+        """``has``, ``lose``, ``regain`` and ``failed`` are the damage repair's
+        (bt.storage.damage); ``failed`` also takes a failed fsync. ``storage`` is
+        closed after the disk queue stops (the queue never closes what it was given)."""
         self.name = metainfo.name
+        self._disk = disk
+        self._storage = storage
         self.layout = Layout.from_files(metainfo.files, metainfo.piece_length)
+        padding = [f.padding for f in metainfo.files]
+        #: The user's choice of files, told to the picker and the storage.
+        self.selection = FileSelection(self.layout, padding, file_priorities, disk.set_skipped)
         #: Verified pieces at start-up (resume state or a check), and saving them.
         self.inventory = PieceInventory(
             disk, metainfo, self.layout, resume_path, force_recheck=recheck
         )
         #: Files shortened under us or changed while paused: their pieces dropped and checked.
         self.repair = DamageRepair(
-            FileCheck(disk, self.layout, [f.padding for f in metainfo.files]),
+            FileCheck(disk, self.layout, padding),
             self.name,
             ["/".join(f.path) for f in metainfo.files],
             has=has,
             lose=lose,
             regain=regain,
             failed=failed,
-            skipped=skipped,
+            skipped=self.selection.skipped,
         )
         self._clock = clock
         self._failed = failed
@@ -77,6 +87,28 @@ class TorrentData:
         self.dirty = False
         self._last_save = clock.seconds()
         self._save_call: Any = None
+
+    def load(self) -> Deferred[Inventory]:
+        """The pieces on disk at start-up: the resume state if it holds, else a check.
+
+        Skipped files first: prepare must not create them, and checks read their part file.
+        """
+        loading = self.selection.tell_storage()
+        loading.addCallback(lambda _: self._disk.prepare())
+        loading.addCallback(lambda _: self.inventory.load())
+        return loading
+
+    def close(self) -> Deferred[None]:
+        """Make the writes durable, stop the disk queue, close the storage."""
+        closing = self._disk.sync()
+        closing.addErrback(self._failed)
+        closing.addCallback(lambda _: self._disk.stop())
+        closing.addCallback(self._close_storage)
+        return closing
+
+    def _close_storage(self, _: object) -> None:
+        if self._storage is not None:
+            self._storage.close()
 
     def save(self, have: Bitfield, totals: Callable[[], tuple[int, int]]) -> Deferred[None]:
         """Save the verified pieces ``have`` (they are all written) and byte totals now."""
