@@ -84,7 +84,7 @@ class Torrent(Service):
         #: Where FileStorage writes (shown in status; empty for other storages).
         self.download_dir = download_dir
         self.geometry = metainfo.geometry
-        #: Layout, verified pieces, damage repair and resume saving (bt.storage.data).
+        #: Layout, file selection, verified pieces, damage repair, saving (bt.storage.data).
         data = self.data = TorrentData(
             metainfo,
             disk,
@@ -98,9 +98,8 @@ class Torrent(Service):
             regain=self._regain_pieces,
             failed=self._disk_failed,
         )
-        self.layout, self.inventory, self.repair = data.layout, data.inventory, data.repair
-        #: The user's choice of files, told to the picker and the storage.
-        self.selection = data.selection
+        self.layout, self.selection = data.layout, data.selection
+        self.inventory, self.repair = data.inventory, data.repair
         self.limits = limits or SharedLimits.unlimited(reactor.seconds())
         #: The live peers; the torrent asks it, and tells it, through narrow calls.
         swarm = self.swarm = Swarm(
@@ -122,7 +121,6 @@ class Torrent(Service):
         #: Addresses from a peer source (trackers, PEX, DHT, ...): ``(peers, source)``.
         self.add_candidates = swarm.add_candidates
         self.seeding_since: float | None = None
-        self._retry_call: Any = None
         self._completion_waiters: list[Deferred[None]] = []
         self.trackers = Trackers(trackers, reactor, rng, self, self.add_candidates)
         self.announcers = self.trackers.announcers
@@ -177,10 +175,6 @@ class Torrent(Service):
         """Why the torrent is in ``error`` (or paused after one); None otherwise."""
         return self.lifecycle.error
 
-    @property
-    def accepting_peers(self) -> bool:
-        return self.lifecycle.in_swarm
-
     def scrape(self) -> Deferred[Any]:
         """Seeders, downloads and leechers as the first tracker able to scrape counts them."""
         return self.trackers.scrape(self.info_hash)
@@ -189,8 +183,7 @@ class Torrent(Service):
         """A Deferred that fires once every wanted piece is verified and written."""
         if self.is_finished:
             return defer.succeed(None)
-        waiter: Deferred[None] = Deferred()
-        self._completion_waiters.append(waiter)
+        self._completion_waiters.append(waiter := Deferred())
         return waiter
 
     # -- service lifecycle ----------------------------------------------------
@@ -235,7 +228,7 @@ class Torrent(Service):
                 self.seeding_since = None
                 self.sources.start()  # a torrent that met its seeding goal had left its trackers
             case Action.CANCEL_RETRY:
-                self._cancel_retry()
+                self.data.cancel_check()
             case Action.LEAVE_SWARM:
                 return [self._leave_swarm(WHY_LEAVING[event])]
             case Action.RESET_PICKER:
@@ -252,7 +245,7 @@ class Torrent(Service):
                     name=self.title,
                     delay=delay,
                 )
-                self._retry_call = self.reactor.callLater(delay, self._retry_after_error)
+                self.data.check_later(delay, lambda: self._step(Event.RETRY))
         return []
 
     def _load_pieces(self) -> None:
@@ -346,11 +339,6 @@ class Torrent(Service):
         """Forget which pieces are verified and hash the data again, as on a first start."""
         self._step(Event.RECHECK)
 
-    def _cancel_retry(self) -> None:
-        if self._retry_call is not None and self._retry_call.active():
-            self._retry_call.cancel()
-        self._retry_call = None
-
     def set_limits(self, **limits: Any) -> None:
         """This torrent's own rate limits (``upload``, ``download``; see Swarm.set_limits)."""
         self.swarm.set_limits(**limits)
@@ -379,7 +367,6 @@ class Torrent(Service):
     def stopService(self) -> Deferred[None]:
         """Drop peers, tell trackers we left, flush and close the files."""
         super().stopService()
-        self._cancel_retry()
         self.data.cancel()
         if self.lifecycle.started:
             self.log.info("{line}", line=describe_totals(self))
@@ -396,7 +383,7 @@ class Torrent(Service):
 
     def refusal(self) -> str | None:
         """Peers join (and are dialled) only while the torrent is in the swarm."""
-        return None if self.accepting_peers else f"torrent is {self.state}"
+        return None if self.lifecycle.in_swarm else f"torrent is {self.state}"
 
     # -- the completion chain ------------------------------------------------------
 
@@ -450,10 +437,8 @@ class Torrent(Service):
         self, failure: Failure, index: int, blocks: list[bytes], sources: dict[int, tuple[str, int]]
     ) -> None:
         self.swarm.piece_failed(index)
-        if failure.check(StorageError) is not None:
-            self._disk_failed(failure)
-            return
-        failure.trap(PieceHashError)
+        if failure.check(PieceHashError) is None:
+            return self._disk_failed(failure)  # a StorageError (else raised again, and logged)
         self.swarm.bad_data(index, sources, blocks)
 
     def _finished(self) -> None:
@@ -510,10 +495,6 @@ class Torrent(Service):
         self.log.error("{name}: {error}", name=self.title, error=failure.value)
         # Paused: resume() checks the data again; else a retry does, after a while.
         self._step(Event.DISK_ERROR, str(failure.value))
-
-    def _retry_after_error(self) -> None:
-        self._retry_call = None
-        self._step(Event.RETRY)
 
     def _log_failure(self, failure: Failure, what: str) -> None:
         self.log.failure("{name}: unexpected error in {what}", failure, name=self.title, what=what)

@@ -47,7 +47,6 @@ LAYER_0 = [
 ]
 IMPURE = ("twisted", "treq")
 MAX_LINES = 600
-SWARM_PENDING = "issue 13: swarm extraction in progress"
 
 
 def module_name(path: Path) -> str:
@@ -244,19 +243,12 @@ def lines(name: str) -> int:
     return len(modules()[name].read_text(encoding="utf-8").splitlines())
 
 
-def _pending(name: str) -> object:
-    """torrent.py is being split by the swarm work; flip to a plain param once it lands."""
-    if name == "bt.torrent":
-        return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=SWARM_PENDING))
-    return name
-
-
 @pytest.mark.parametrize("name", list(modules()))
 def test_no_module_exceeds_600_lines(name: str) -> None:
     assert lines(name) <= MAX_LINES, f"{modules()[name]} has {lines(name)} lines"
 
 
-@pytest.mark.parametrize("name", [_pending("bt.torrent"), "bt.session"])
+@pytest.mark.parametrize("name", ["bt.torrent", "bt.session"])
 def test_torrent_and_session_stay_at_most_500_lines(name: str) -> None:
     assert lines(name) <= 500, f"{modules()[name]} has {lines(name)} lines"
 

@@ -2,7 +2,8 @@
 
 The layout of its files, the user's choice of them, the inventory of verified
 pieces (resume state or a check), the repair of damage under us, closing it
-all on stop, and when the resume state is saved:
+all on stop, the check again after a disk error, and when the resume state is
+saved:
 soon after pieces are written (at most every ``interval`` seconds while the
 torrent ticks, in a moment while it does not) and again whenever a save
 failed. The torrent decides *whether* its pieces are worth saving (its
@@ -87,6 +88,7 @@ class TorrentData:
         self.dirty = False
         self._last_save = clock.seconds()
         self._save_call: Any = None
+        self._check_call: Any = None
 
     def load(self) -> Deferred[Inventory]:
         """The pieces on disk at start-up: the resume state if it holds, else a check.
@@ -139,8 +141,25 @@ class TorrentData:
         if self.dirty:
             save()
 
+    def check_later(self, delay: float, check: Callable[[], object]) -> None:
+        """After a disk error: ``check`` the data again in ``delay`` seconds."""
+        self._check_call = self._clock.callLater(delay, self._check_now, check)
+
+    def _check_now(self, check: Callable[[], object]) -> None:
+        self._check_call = None
+        check()
+
+    def cancel_check(self) -> None:
+        self._check_call = _cancelled(self._check_call)
+
     def cancel(self) -> None:
-        """The torrent stops: no save in a moment (it saves once more itself)."""
-        if self._save_call is not None and self._save_call.active():
-            self._save_call.cancel()
-        self._save_call = None
+        """The torrent stops: no check after an error, no save in a moment (it saves
+        once more itself)."""
+        self.cancel_check()
+        self._save_call = _cancelled(self._save_call)
+
+
+def _cancelled(call: Any) -> None:
+    """Cancel a delayed call if it is still to come; None, to forget it."""
+    if call is not None and call.active():
+        call.cancel()
