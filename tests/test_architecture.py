@@ -26,6 +26,7 @@ LAYER_0 = [
     "bt.peer.messages",
     "bt.peer.connection",
     "bt.untrusted",
+    "bt.candidates",
     "bt.compact",
     "bt.magnet",
     "bt.extensions",

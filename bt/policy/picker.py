@@ -1,9 +1,9 @@
 """Which blocks to request next: partial pieces first, random first pieces, rarest-first, endgame.
 
-The picker is a pure policy object (layer 0). torrent.py tells it what happens
-(peer bitfields and HAVEs, blocks arriving, requests given up, pieces verified or
-failed) and asks it for the next blocks to request from one peer. It tracks only
-block *states*; the bytes of received blocks live in torrent.py.
+The picker is a pure policy object (layer 0). The swarm (bt/swarm/) tells it what
+happens (peer bitfields and HAVEs, blocks arriving, requests given up, pieces
+verified or failed) and asks it for the next blocks to request from one peer. It
+tracks only block *states*; the bytes of received blocks live in the swarm.
 
 Order of a pick, for one peer:
 

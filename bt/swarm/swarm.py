@@ -2,9 +2,10 @@
 
 It attaches and loses peers, decides interest, runs the choke round, applies
 the rate limits, bans liars, and collects the blocks of unfinished pieces. It
-is the one driver of the picker for peers. It speaks to its torrent through a
-narrow :class:`SwarmOwner`: upward, ``on_piece_complete(index, blocks,
-sources)`` (the torrent runs the completion chain) and a few questions;
+builds the picker and, with its links, is what drives it for peers. It speaks
+to its torrent through a narrow :class:`SwarmOwner`: upward,
+``on_piece_complete(index, blocks, sources)`` (the torrent runs the completion
+chain) and ``refusal()``; to the damage repair through :class:`Damage`;
 downward, the torrent calls :meth:`Swarm.have`, :meth:`Swarm.lose` and
 :meth:`Swarm.close_all`.
 """
