@@ -400,6 +400,7 @@ class Session(MultiService):
         return self.tracker_factory.for_url(url)
 
     def torrent_for(self, info_hash: bytes) -> Swarm | None:
+        """The swarm an incoming handshake joins: that of a running torrent."""
         torrent = self.torrents.get(info_hash)
         return torrent.swarm if torrent is not None and torrent.running else None
 

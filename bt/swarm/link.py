@@ -56,7 +56,7 @@ IDLE_SECONDS = 180.0
 
 
 class Swarm(Protocol):
-    """What a link needs from its torrent."""
+    """What a link needs from its swarm."""
 
     picker: PiecePicker
 
@@ -85,7 +85,7 @@ class Serving:
 
 
 class PeerLink:
-    """One connected peer as the torrent sees it."""
+    """One connected peer as its swarm sees it."""
 
     def __init__(
         self,
@@ -133,7 +133,7 @@ class PeerLink:
         if not have.is_empty():
             self.protocol.send(BitfieldMessage(have.to_bytes()))
 
-    # -- the four flags of BEP 3 -----------------------------------------------
+    # -- the flags of BEP 3 (kept by the protocol's connection) -----------------
 
     @property
     def am_choking(self) -> bool:
