@@ -219,8 +219,7 @@ class Torrent(Service):
                 self._join_swarm()
             case Action.START_SEEDING:
                 self.seeding_since = self.reactor.seconds()
-                if self.picker.is_complete:  # else a seed may be needed for files skipped now
-                    self.swarm.drop_seeds()
+                self.swarm.drop_seeds()  # unless files are skipped: then a seed may be needed
             case Action.FINISH_SEEDING:
                 self.swarm.close_all("finished seeding")
                 self.sources.stop(every=True)

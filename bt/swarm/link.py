@@ -6,7 +6,8 @@ protocol. It keeps the request pipeline full (depth adapted to the peer's
 rate), notices snubbing and lost requests, serves the peer's requests through
 its own :class:`~bt.swarm.upload.UploadQueue` (built from what the swarm
 injects), and hands received blocks to its :class:`Swarm`, which owns the
-picker and the blocks of unfinished pieces.
+picker and the blocks of unfinished pieces: the link decides when to ask and
+how much, the swarm's picker which blocks; a link never touches the picker.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from bt.swarm.upload import UploadQueue
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
+    from bt.geometry import PieceGeometry
     from bt.peer.protocol import PeerProtocol
-    from bt.policy.picker import PiecePicker
 
 #: Requests kept in flight: enough to cover this many seconds at the peer's rate.
 REQUEST_QUEUE_SECONDS = 2.0
@@ -58,9 +59,16 @@ IDLE_SECONDS = 180.0
 class Swarm(Protocol):
     """What a link needs from its swarm."""
 
-    picker: PiecePicker
+    geometry: PieceGeometry
 
     def is_interesting(self, bitfield: Bitfield) -> bool: ...
+    def peer_has(self, link: PeerLink, index: int) -> bool: ...
+    def peer_bitfield(self, link: PeerLink, bitfield: Bitfield) -> None: ...
+    def both_seeds(self, link: PeerLink) -> bool: ...
+    def has(self, index: int) -> bool: ...
+    def outstanding(self, link: PeerLink) -> int: ...
+    def pick(self, link: PeerLink, count: int) -> list[Block]: ...
+    def abandon(self, link: PeerLink) -> list[Block]: ...
     def block_arrived(self, link: PeerLink, msg: Piece) -> bool: ...
     def link_lost(self, link: PeerLink, reason: str) -> None: ...
     def interest_changed(self, link: PeerLink) -> None: ...
@@ -98,7 +106,7 @@ class PeerLink:
         self.swarm = swarm
         self.protocol = protocol
         self.address = address
-        self.bitfield = Bitfield(swarm.picker.num_pieces)
+        self.bitfield = Bitfield(swarm.geometry.num_pieces)
         self.bitfield_counted = False
         self.download_meter = RateMeter(now)
         self.upload_meter = RateMeter(now)
@@ -201,29 +209,16 @@ class PeerLink:
         if index in self.bitfield:
             return
         self.bitfield.add(index)
-        picker = self.swarm.picker
-        if self.bitfield_counted:
-            picker.add_peer_have(self, index)
-        else:
-            picker.add_peer_bitfield(self, self.bitfield)
-            self.bitfield_counted = True
-        if not self.am_interested and not picker.has(index):
-            if picker.piece_priority(index):
-                self.protocol.send(Interested())
+        if self.swarm.peer_has(self, index) and not self.am_interested:
+            self.protocol.send(Interested())
         self.fill_pipeline()
 
     def on_bitfield(self, msg: PeerBitfield) -> None:
         """The peer's pieces, first or again: a later BITFIELD (aria2 sends one after
         some HAVEs) replaces what we knew, as in libtorrent, and interest is decided
         again from the new view."""
-        picker = self.swarm.picker
-        if self.bitfield_counted:
-            picker.replace_peer_bitfield(self, self.bitfield, msg.bitfield)
-        else:
-            picker.add_peer_bitfield(self, msg.bitfield)
-        self.bitfield = msg.bitfield
-        self.bitfield_counted = True
-        if self.swarm.picker.is_complete and self.bitfield.is_complete():
+        self.swarm.peer_bitfield(self, msg.bitfield)
+        if self.swarm.both_seeds(self):
             self.drop("both sides are seeds")
             return
         self.update_interest()
@@ -232,7 +227,7 @@ class PeerLink:
         """Queue a block to serve; ranges were checked by the connection already."""
         if self.am_choking:
             return  # BEP 3: requests from a choked peer are dropped
-        if not self.swarm.picker.has(msg.index):
+        if not self.swarm.has(msg.index):
             if self._serving.lost(msg.index):
                 # It had our word that we have it; BEP 3 cannot take that back (REJECT
                 # needs the fast extension): close rather than leave it waiting forever.
@@ -299,17 +294,16 @@ class PeerLink:
         connection = self.protocol.connection
         if self.closed or connection.peer_choking or not connection.am_interested:
             return
-        picker = self.swarm.picker
-        outstanding = picker.outstanding_count(self)
+        outstanding = self.swarm.outstanding(self)
         wanted = (1 if self.snubbed else self.pipeline) - outstanding
         if wanted <= 0:
             return
         if batch and outstanding and wanted < min(REQUEST_BATCH, self.pipeline // 4):
             return
-        blocks = picker.pick(self, self.bitfield, wanted)
+        blocks = self.swarm.pick(self, wanted)
         if blocks:
             self.protocol.send_all([Request(b.index, b.begin, b.length) for b in blocks])
-        elif not picker.outstanding_count(self) and not self.swarm.is_interesting(self.bitfield):
+        elif not self.swarm.outstanding(self) and not self.swarm.is_interesting(self.bitfield):
             self.protocol.send(NotInterested())
 
     def tick(self, now: float) -> None:
@@ -324,10 +318,9 @@ class PeerLink:
         self.pipeline = max(
             MIN_PIPELINE, min(MAX_PIPELINE, int(rate * REQUEST_QUEUE_SECONDS / BLOCK_SIZE))
         )
-        picker = self.swarm.picker
         if (
             not self.snubbed
-            and picker.outstanding_count(self)
+            and self.swarm.outstanding(self)
             and now - self.last_block_at > SNUB_SECONDS
         ):
             self.snubbed = True
@@ -335,6 +328,6 @@ class PeerLink:
         self.fill_pipeline()
 
     def _abandon_all(self, cancel: bool = False) -> None:
-        abandoned = self.swarm.picker.peer_requests_abandoned(self)
+        abandoned = self.swarm.abandon(self)
         if cancel and abandoned:
             self.protocol.send_all([Cancel(b.index, b.begin, b.length) for b in abandoned])

@@ -223,9 +223,9 @@ class Swarm:
                 self.link_lost(link, why)
 
     def drop_seeds(self) -> None:
-        """We are a seed: peers that are seeds too have nothing to trade with us."""
+        """We may be a seed now: peers that are seeds too have nothing to trade with us."""
         for link in list(self.links):
-            if link.bitfield.is_complete():
+            if self.both_seeds(link):
                 link.drop("both sides are seeds")
 
     def ban(self, address: Address, why: str) -> None:
@@ -241,6 +241,45 @@ class Swarm:
         for link in list(self.links):
             if link.address == address:
                 link.drop(f"banned: {why}")
+
+    # -- the picker, for links: they decide when to ask and how much, it which ----
+
+    def peer_has(self, link: PeerLink, index: int) -> bool:
+        """The peer announced ``index`` (in ``link.bitfield`` already): counted for
+        rarity. Do we want that piece?"""
+        picker = self.picker
+        if link.bitfield_counted:
+            picker.add_peer_have(link, index)
+        else:
+            picker.add_peer_bitfield(link, link.bitfield)
+            link.bitfield_counted = True
+        return not picker.has(index) and bool(picker.piece_priority(index))
+
+    def peer_bitfield(self, link: PeerLink, bitfield: Bitfield) -> None:
+        """The peer's pieces, first or again: a later BITFIELD replaces what we knew."""
+        if link.bitfield_counted:
+            self.picker.replace_peer_bitfield(link, link.bitfield, bitfield)
+        else:
+            self.picker.add_peer_bitfield(link, bitfield)
+        link.bitfield, link.bitfield_counted = bitfield, True
+
+    def both_seeds(self, link: PeerLink) -> bool:
+        return self.picker.is_complete and link.bitfield.is_complete()
+
+    def has(self, index: int) -> bool:
+        return self.picker.has(index)
+
+    def outstanding(self, link: PeerLink) -> int:
+        """Blocks we asked ``link`` for that have not arrived."""
+        return self.picker.outstanding_count(link)
+
+    def pick(self, link: PeerLink, count: int) -> list[Block]:
+        """Up to ``count`` blocks to ask ``link`` for, marked as requested from it."""
+        return self.picker.pick(link, link.bitfield, count)
+
+    def abandon(self, link: PeerLink) -> list[Block]:
+        """``link`` will not send what we asked (a choke, a snub): free those blocks."""
+        return self.picker.peer_requests_abandoned(link)
 
     # -- interest and choking -------------------------------------------------------
 
