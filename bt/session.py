@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 
 from bt import __version__
 from bt.errors import BtError, DuplicateTorrentError, UnknownTorrentError
+from bt.extensions.standard import install_standard_extensions
 from bt.interfaces import IStorage
 from bt.listener import PeerListener
 from bt.logs import Logger
@@ -223,6 +224,7 @@ class Session(MultiService):
             file_priorities=record.file_priorities,
             download_dir=shown_folder,
         )
+        install_standard_extensions(torrent)
         self.torrents[metainfo.info_hash] = torrent
         torrent.setServiceParent(self)
         return torrent

@@ -39,7 +39,7 @@ from bt.peer.messages import (
     encode,
     encode_handshake,
 )
-from bt.peer.protocol import HANDSHAKE_TIMEOUT, IncomingPeerFactory, PeerProtocol
+from bt.peer.protocol import HANDSHAKE_TIMEOUT, OUR_RESERVED, IncomingPeerFactory, PeerProtocol
 from bt.swarm.link import IDLE_SECONDS, KEEPALIVE_SECONDS, SNUB_SECONDS
 from bt.swarm.swarm import Swarm
 from bt.torrent import Torrent
@@ -399,7 +399,7 @@ def test_incoming_peer_is_dispatched_by_info_hash(
     hello = encode_handshake(Handshake(torrent.info_hash, b"-LT2000-incoming0001"))
     protocol.dataReceived(hello + encode(Interested()))
     assert transport.value().startswith(
-        encode_handshake(Handshake(torrent.info_hash, torrent.peer_id))
+        encode_handshake(Handshake(torrent.info_hash, torrent.peer_id, OUR_RESERVED))
     )
     assert len(torrent.links) == 1
     assert protocol.connection.peer_interested

@@ -24,6 +24,7 @@ from bt.peer.connection import Geometry, HandshakeReceived, PeerBitfield, PeerCo
 from bt.peer.messages import (
     Cancel,
     Choke,
+    Extended,
     Handshake,
     Have,
     Interested,
@@ -33,6 +34,7 @@ from bt.peer.messages import (
     Piece,
     Port,
     Request,
+    Reserved,
     Unchoke,
     Unknown,
     encode_handshake,
@@ -64,6 +66,8 @@ HALF_OPEN_TIMEOUT = 10.0
 HALF_OPEN_OVERFLOW = 1024
 #: Seconds between two warnings that the half-open budget is overflowing.
 HALF_OPEN_REPORT_EVERY = 60.0
+#: The reserved bits of our handshake: the extension protocol (BEP 10).
+OUR_RESERVED = Reserved.of(Reserved.EXTENSION_PROTOCOL)
 #: The close reason when a tracker handed us our own address.
 SELF_CONNECTION = "connected to ourselves"
 
@@ -80,6 +84,7 @@ class PeerDelegate(TypingProtocol):
     def on_request(self, msg: Request) -> None: ...
     def on_piece(self, msg: Piece) -> None: ...
     def on_cancel(self, msg: Cancel) -> None: ...
+    def on_extended(self, msg: Extended) -> None: ...
     def on_connection_lost(self, reason: str) -> None: ...
 
 
@@ -222,6 +227,7 @@ class PeerProtocol(Protocol):
             Request: delegate.on_request,
             Piece: delegate.on_piece,
             Cancel: delegate.on_cancel,
+            Extended: delegate.on_extended,
         }
 
     def bind(self, info_hash: bytes, geometry: Geometry) -> None:
@@ -373,7 +379,9 @@ class TorrentPeerFactory(ClientFactory):
         )
 
     def buildProtocol(self, addr: Any) -> PeerProtocol:
-        connection = PeerConnection(self.our_peer_id, self.info_hash, self.geometry)
+        connection = PeerConnection(
+            self.our_peer_id, self.info_hash, self.geometry, reserved=OUR_RESERVED
+        )
         protocol = PeerProtocol(connection, self.attacher, self.clock, candidate=self.candidate)
         protocol.factory = self
         on_closed = self.on_closed
@@ -430,7 +438,7 @@ class IncomingPeerFactory(Factory):
 
     def buildProtocol(self, addr: Any) -> PeerProtocol:
         protocol = PeerProtocol(
-            PeerConnection(self.our_peer_id),
+            PeerConnection(self.our_peer_id, reserved=OUR_RESERVED),
             self,
             self.clock,
             handshake_timeout=self.half_open_timeout,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bt.bitfield import Bitfield
 from bt.errors import StorageError
+from bt.extensions.handshake import EXTENDED_HANDSHAKE_ID, ExtendedHandshake
 from bt.geometry import Block
 from bt.peer.connection import PeerBitfield
 from bt.peer.messages import (
@@ -25,6 +26,7 @@ from bt.peer.messages import (
     BitfieldMessage,
     Cancel,
     Choke,
+    Extended,
     Have,
     Interested,
     KeepAlive,
@@ -72,6 +74,7 @@ class Swarm(Protocol):
     def block_arrived(self, link: PeerLink, msg: Piece) -> bool: ...
     def link_lost(self, link: PeerLink, reason: str) -> None: ...
     def interest_changed(self, link: PeerLink) -> None: ...
+    def extended(self, link: PeerLink, message_id: int, payload: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,8 @@ class PeerLink:
         )
         #: Per-peer state of each peer extension, by the extension's name.
         self.extensions: dict[str, object] = {}
+        #: The peer's extended handshake (BEP 10), once it sent one.
+        self.peer_extensions: ExtendedHandshake | None = None
 
     def __repr__(self) -> str:
         return f"<PeerLink {self.address[0]}:{self.address[1]}>"
@@ -167,6 +172,24 @@ class PeerLink:
             self.protocol.send(Have(index))
         elif self.am_interested and not self.swarm.is_interesting(self.bitfield):
             self.protocol.send(NotInterested())
+
+    @property
+    def speaks_extensions(self) -> bool:
+        """Both handshakes set the BEP 10 bit: extended messages may flow."""
+        return self.protocol.connection.extended
+
+    def greet(self, handshake: ExtendedHandshake) -> None:
+        """Send our extended handshake, if the peer speaks BEP 10."""
+        if self.speaks_extensions:
+            self.protocol.send(Extended(EXTENDED_HANDSHAKE_ID, handshake.encode()))
+
+    def send_extended(self, name: str, payload: bytes) -> bool:
+        """Send extension ``name``'s message under the peer's id for it; False if it has none."""
+        ident = self.peer_extensions.messages.get(name) if self.peer_extensions else None
+        if not ident or self.closed:
+            return False
+        self.protocol.send(Extended(ident, payload))
+        return True
 
     def cancel(self, block: Block) -> None:
         """Another peer sent ``block`` first (endgame): this one need not."""
@@ -245,6 +268,9 @@ class PeerLink:
 
     def on_cancel(self, msg: Cancel) -> None:
         self.upload_queue.cancel(msg.index, msg.begin, msg.length)
+
+    def on_extended(self, msg: Extended) -> None:
+        self.swarm.extended(self, msg.extended_id, msg.payload)
 
     # -- choking (decided by the swarm's choker) ----------------------------
 

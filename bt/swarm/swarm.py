@@ -12,6 +12,7 @@ downward, the torrent calls :meth:`Swarm.have`, :meth:`Swarm.lose` and
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
@@ -45,6 +46,9 @@ CHOKE_INTERVAL = 10
 
 class SwarmOwner(Protocol):
     """What a swarm asks of its torrent."""
+
+    #: Where we listen for peers (told to peers in the extended handshake).
+    port: int
 
     def refusal(self) -> str | None:
         """Why no peer may join now (the torrent is not in the swarm), or None."""
@@ -183,6 +187,7 @@ class Swarm:
         self.dialer.joined(address)
         self.disk.add_pressure_listener(link)
         self.extensions.attached(link)
+        link.greet(self.extensions.handshake(port=self.owner.port or None, your_ip=_ip(address)))
         self.log.debug("{name}: connected to {address}", name=self.title, address=address)
         return link
 
@@ -309,6 +314,10 @@ class Swarm:
                 link.update_interest()
         self.dialer.connect_more()
 
+    def extended(self, link: PeerLink, message_id: int, payload: bytes) -> None:
+        """A BEP 10 message from ``link``: the handshake, or one of our extensions'."""
+        self.extensions.received(link, message_id, payload)
+
     def interest_changed(self, link: PeerLink) -> None:
         """A peer became (not) interested: fill a free upload slot now, not in 10 s."""
         if link.peer_interested and link.am_choking:
@@ -343,6 +352,7 @@ class Swarm:
         self.upload_rate.tick(now)
         for link in list(self.links):
             link.tick(now)
+        self.extensions.tick(now)
         self._ticks += 1
         if self._ticks % CHOKE_INTERVAL == 0:
             self.choke_round(now)
@@ -466,3 +476,11 @@ def _bits(value: int, length: int) -> Iterator[int]:
         top = value.bit_length() - 1
         yield width - 1 - top
         value ^= 1 << top
+
+
+def _ip(address: Address) -> str | None:
+    """The address's host if it is an IP address (``yourip`` carries no names)."""
+    try:
+        return str(ipaddress.ip_address(address[0]))
+    except ValueError:
+        return None
