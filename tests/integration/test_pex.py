@@ -73,3 +73,43 @@ def test_bt_learns_a_seeder_only_a_libtorrent_peer_knows_through_its_ut_pex(
         middle.close()
         seeder.close()
     assert "Traceback" not in log and "Unhandled" not in log
+
+
+def test_libtorrent_peers_learn_each_other_from_a_bt_seeders_ut_pex(
+    tmp_path: Path, libtorrent: object
+) -> None:
+    """Two libtorrent leechers that know only bt (each dialled it) and no tracker: bt's
+    ut_pex names each to the other by its listen port (the ``p`` of its extended
+    handshake), and one of them dials the other."""
+    name = "share.bin"
+    write_files(tmp_path / "seed", {name: SIZE})
+    untracked = libtorrent_torrent(tmp_path / "seed" / name, PIECE)
+    (tmp_path / "bt").mkdir()
+    torrent = tmp_path / f"{name}.torrent"
+    torrent.write_bytes(untracked)
+    daemon = BtDaemon(tmp_path / "bt", torrent, tmp_path / "seed", ("--log-level", "debug"))
+    leechers: list[LibtorrentPeer] = []
+    try:
+        daemon.start()
+        daemon.wait_for_log("listening for peers on port", 30)
+        daemon.wait_for_log("pieces already on disk", 30)
+        port = int(daemon.log().split("listening for peers on port ")[1].split()[0])
+        for number in (1, 2):
+            (tmp_path / f"l{number}").mkdir()
+            leecher = LibtorrentPeer(untracked, tmp_path / f"l{number}")
+            leecher.handle.set_download_limit(16 * 1024)  # they stay leechers, who want peers
+            leecher.handle.connect_peer((LOOPBACK, port))
+            leechers.append(leecher)
+            wait_for(lambda: port in connected_ports(leechers[-1]), 30, f"L{number} to reach bt")
+        first, second = leechers
+        wait_for(
+            lambda: second.port in connected_ports(first) or first.port in connected_ports(second),
+            PEX_TIMEOUT,
+            f"a leecher to dial the other\n{daemon.log()[-3000:]}",
+        )
+    finally:
+        for leecher in leechers:
+            leecher.close()
+        log = daemon.log()
+        daemon.stop()
+    assert "Traceback" not in log and "Unhandled" not in log
