@@ -12,6 +12,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_torrent import FakeDisk, ScriptedPeer, make_torrent, one_file_metainfo
 from torrents import handmade_info, handmade_torrent
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -19,12 +21,12 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from bt import bencode
 from bt.bitfield import Bitfield
-from bt.candidates import SOURCE_LIMITS, PeerSource
+from bt.candidates import SOURCE_LIMITS, CandidatePool, PeerSource
 from bt.compact import IPV6, pack_peers
 from bt.extensions.handshake import ExtendedHandshake, parse_extended_handshake
 from bt.extensions.pex import PEX_NAME, PeerExchange, listen_address
 from bt.extensions.pex_messages import PexFlags, PexMessage, encode_pex, parse_pex
-from bt.extensions.pex_policy import PEX_INTERVAL
+from bt.extensions.pex_policy import MAX_PEERS_FROM_ONE, PEX_INTERVAL
 from bt.extensions.standard import install_standard_extensions
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.peer.messages import BitfieldMessage, Extended, Handshake, Reserved, encode
@@ -326,3 +328,63 @@ def test_the_extension_alone_never_feeds_a_private_pool() -> None:
         assert len(torrent.candidates) == 0
     finally:
         torrent.stopService()
+
+
+def test_a_peer_that_turns_ut_pex_off_hears_no_more(torrent: Torrent) -> None:
+    peer = join(torrent, "10.0.0.1", 1)
+    peer.say(Extended(0, ExtendedHandshake({PEX_NAME: 0}).encode()))
+    join(torrent, "10.0.0.2", 2)
+    advance(torrent, 2)
+    assert pex_heard(peer) == []
+
+
+# -- the bounds hold whatever peers send ------------------------------------------
+
+
+class FakeLink:
+    """Just what peer exchange reads of a link."""
+
+    def __init__(self, port: int) -> None:
+        self.address = ("10.9.0.1", port)
+        self.outgoing, self.closed = True, False
+        self.peer_extensions = ExtendedHandshake({PEX_NAME: 1})
+        self.extensions: dict[str, object] = {}
+
+
+PEX_ADDRESSES = st.tuples(
+    st.sampled_from(["127.0.0.1", "10.9.0.1", "::1", "0.0.0.0"]), st.integers(1, 400)
+)
+#: (which of 3 peers, seconds later, the peers it names)
+PEX_SENDS = st.lists(
+    st.tuples(st.integers(0, 2), st.floats(0, 120), st.lists(PEX_ADDRESSES, max_size=100)),
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(PEX_SENDS)
+def test_no_sequence_of_messages_floods_the_pool_or_names_a_connected_peer(sends) -> None:
+    pool = CandidatePool(source_limits={PeerSource.PEX: 120})
+    now = [0.0]
+
+    def add(peers, source) -> None:
+        for peer in peers:
+            pool.add(peer, source)
+
+    links = [FakeLink(port) for port in (1, 2, 3)]
+    exchange = PeerExchange(lambda: links, add, lambda: now[0])
+    for link in links:
+        link.extensions[PEX_NAME] = exchange.attached(link)  # type: ignore[arg-type]
+    taken_from = [0, 0, 0]
+    for sender, later, peers in sends:
+        now[0] += later
+        before = len(pool)
+        message = PexMessage(added=tuple((p, PexFlags.NONE) for p in dict.fromkeys(peers)))
+        link = links[sender]
+        exchange.message(link, link.extensions[PEX_NAME], encode_pex(message))  # type: ignore[arg-type]
+        taken_from[sender] += len(pool) - before
+    assert pool.count(PeerSource.PEX) == len(pool) <= 120
+    assert all(taken <= MAX_PEERS_FROM_ONE for taken in taken_from)
+    remembered = set(pool.take(now[0], len(pool)))
+    assert not remembered & {link.address for link in links}, "connected peers are not candidates"
+    assert all(host != "0.0.0.0" for host, _ in remembered)
