@@ -44,6 +44,10 @@ class PexPeer:
     inbox: PexInbox = field(default_factory=PexInbox)
     #: When we may send to it next; None until it offers ut_pex.
     due: float | None = None
+    #: The view of the swarm it was found up to date with (nothing to send).
+    current: dict[Peer, PexFlags] | None = None
+    #: Where it listens (see :func:`listen_address`), kept as its handshake changes.
+    listen: Peer | None = None
 
 
 @implementer(IPeerExtension)
@@ -66,6 +70,8 @@ class PeerExchange:
         self._add_candidates = add_candidates
         self._clock = clock
         self._seeding = seeding
+        #: The swarm as the last tick saw it: peers up to date with it are not asked again.
+        self._view: dict[Peer, PexFlags] = {}
 
     @classmethod
     def of(cls, swarm: Swarm) -> PeerExchange:
@@ -81,12 +87,15 @@ class PeerExchange:
         return {}  # only our id for ut_pex in ``m``
 
     def attached(self, link: PeerLink) -> PexPeer:
-        return PexPeer()
+        return PexPeer(listen=listen_address(link))
 
     def handshake_received(
         self, link: PeerLink, state: object, handshake: ExtendedHandshake
     ) -> None:
-        if isinstance(state, PexPeer) and state.due is None and PEX_NAME in handshake.messages:
+        if not isinstance(state, PexPeer):
+            return
+        state.listen = listen_address(link)  # the ``p`` of an incoming peer
+        if state.due is None and PEX_NAME in handshake.messages:
             state.due = self._clock()  # the first message goes out on the next tick
 
     def message(self, link: PeerLink, state: object, payload: bytes) -> None:
@@ -98,7 +107,7 @@ class PeerExchange:
         taken = state.inbox.accept(message, self._clock())
         if not taken:
             return
-        known = {address for other in self._links() if (address := listen_address(other))}
+        known = set(vouched_peers(self._links()))
         skip_seeds = self._seeding()
         peers = [
             peer
@@ -129,10 +138,18 @@ class PeerExchange:
         if not due:
             return
         swarm = vouched_peers(links)
+        if swarm == self._view:
+            swarm = self._view  # unchanged: a peer up to date with it has nothing to hear
+        self._view = swarm
         for link, state in due:
-            message = state.outbox.next_message(swarm, listen_address(link) or link.address)
+            if state.current is swarm:
+                continue
+            message = state.outbox.next_message(swarm, state.listen or link.address)
             if message is None:
-                continue  # nothing new: look again next tick, the minute starts with a message
+                # Nothing new: look again when the swarm changes; the minute starts
+                # with a message.
+                state.current = swarm
+                continue
             if link.send_extended(PEX_NAME, encode_pex(message)):
                 state.due = now + PEX_INTERVAL
 
@@ -141,7 +158,8 @@ def vouched_peers(links: Iterable[PeerLink]) -> dict[Peer, PexFlags]:
     """The peers we can tell others about: their listen addresses, with BEP 11's flags."""
     peers: dict[Peer, PexFlags] = {}
     for link in links:
-        address = listen_address(link)
+        state = link.extensions.get(PEX_NAME)
+        address = state.listen if isinstance(state, PexPeer) else None
         if address is None or link.closed:
             continue
         flags = PexFlags.NONE

@@ -349,6 +349,7 @@ class FakeLink:
         self.outgoing, self.closed = True, False
         self.peer_extensions = ExtendedHandshake({PEX_NAME: 1})
         self.extensions: dict[str, object] = {}
+        self.bitfield = Bitfield(8)
 
 
 PEX_ADDRESSES = st.tuples(
