@@ -2,7 +2,9 @@
 
 Pure policy (no Twisted): the torrent asks for addresses to dial and reports
 what happened; failures back off exponentially and banned addresses are never
-offered again.
+offered again. Each source but the trackers has its own bound on what it may
+put in the pool (:data:`SOURCE_LIMITS`), so a flood from one peer exchange,
+say, cannot push out the addresses the trackers gave.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ RETRY_BASE = 10.0
 RETRY_CAP = 600.0
 #: After this many failures in a row an address is forgotten.
 MAX_FAILURES = 6
+#: Candidates a source may hold in the pool at once; trackers have only the pool's limit.
+SOURCE_LIMITS: dict[str, int] = {PeerSource.PEX: 300}
 
 
 @dataclass(slots=True)
@@ -35,25 +39,42 @@ class _Candidate:
     retry_at: float = 0.0
     busy: bool = False  # connecting or connected
     seed: bool = False  # had every piece when last connected
+    source: str = PeerSource.TRACKER  # who told us first
 
 
 class CandidatePool:
     """Known peer addresses with their retry schedule; at most ``limit`` remembered."""
 
-    def __init__(self, limit: int = 2000) -> None:
+    def __init__(self, limit: int = 2000, source_limits: dict[str, int] | None = None) -> None:
         self.limit = limit
+        self.source_limits = SOURCE_LIMITS if source_limits is None else source_limits
         self._known: dict[Address, _Candidate] = {}
         self._banned: set[Address] = set()
+        self._by_source: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._known)
 
-    def add(self, address: Address) -> bool:
-        """Remember ``address``; False if it is banned, known already, or the pool is full."""
+    def count(self, source: str) -> int:
+        """Candidates in the pool that ``source`` told us of first."""
+        return self._by_source.get(source, 0)
+
+    def add(self, address: Address, source: str = PeerSource.TRACKER) -> bool:
+        """Remember ``address`` (a host and port: peers sharing an IP are distinct);
+        False if it is banned, known already, or the pool or its source's share is full."""
         if address in self._banned or address in self._known or len(self._known) >= self.limit:
             return False
-        self._known[address] = _Candidate()
+        held = self._by_source.get(source, 0)
+        if held >= self.source_limits.get(source, self.limit):
+            return False
+        self._known[address] = _Candidate(source=source)
+        self._by_source[source] = held + 1
         return True
+
+    def _forget(self, address: Address) -> None:
+        candidate = self._known.pop(address, None)
+        if candidate is not None:
+            self._by_source[candidate.source] -= 1
 
     def take(self, now: float, count: int, *, skip_seeds: bool = False) -> list[Address]:
         """Up to ``count`` addresses due for a connection attempt, now marked busy.
@@ -89,7 +110,7 @@ class CandidatePool:
         candidate.busy = False
         candidate.failures += 1
         if candidate.failures >= MAX_FAILURES:
-            del self._known[address]
+            self._forget(address)
             return
         delay = min(RETRY_CAP, RETRY_BASE * 2 ** (candidate.failures - 1))
         candidate.retry_at = now + delay
@@ -102,7 +123,7 @@ class CandidatePool:
 
     def ban(self, address: Address) -> None:
         self._banned.add(address)
-        self._known.pop(address, None)
+        self._forget(address)
 
     def is_banned(self, address: Address) -> bool:
         return address in self._banned

@@ -83,7 +83,7 @@ class Dialer:
             )
             return
         own = self.own_addresses
-        added = sum(self.candidates.add(peer) for peer in peers if peer not in own)
+        added = sum(self.candidates.add(peer, source) for peer in peers if peer not in own)
         if added:
             self.log.debug("{name}: {added} new peer addresses", name=self.name, added=added)
         self.connect_more()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bt.candidates import MAX_FAILURES, RETRY_BASE, CandidatePool
+from bt.candidates import MAX_FAILURES, RETRY_BASE, SOURCE_LIMITS, CandidatePool, PeerSource
 
 
 def test_take_offers_each_address_once_until_it_fails() -> None:
@@ -67,3 +67,35 @@ def test_known_seeds_are_skipped_only_when_asked() -> None:
     pool.mark_seed(("127.0.0.1", 3))  # unknown: nothing to mark
     assert pool.take(0.0, 5, skip_seeds=True) == [leecher]
     assert pool.take(0.0, 5) == [seed]
+
+
+def test_a_peer_is_its_address_and_port_so_peers_sharing_an_ip_are_distinct() -> None:
+    pool = CandidatePool()
+    assert all(pool.add(("127.0.0.1", port)) for port in range(6881, 6886))
+    assert len(pool.take(0.0, 10)) == 5
+
+
+def test_each_source_but_the_trackers_has_a_bounded_share() -> None:
+    pool = CandidatePool(limit=10, source_limits={PeerSource.PEX: 3})
+    added = [pool.add(("10.0.0.1", port), PeerSource.PEX) for port in range(1, 6)]
+    assert added == [True, True, True, False, False]
+    assert pool.count(PeerSource.PEX) == 3
+    assert all(pool.add(("10.0.0.2", port)) for port in range(1, 8))
+    assert pool.count(PeerSource.TRACKER) == 7 and len(pool) == 10
+    assert not pool.add(("10.0.0.3", 1)), "the pool's own limit still holds"
+
+
+def test_a_forgotten_or_banned_candidate_frees_its_sources_share() -> None:
+    pool = CandidatePool(source_limits={PeerSource.PEX: 2})
+    first, second, third = ("10.0.0.1", 1), ("10.0.0.1", 2), ("10.0.0.1", 3)
+    pool.add(first, PeerSource.PEX)
+    pool.add(second, PeerSource.PEX)
+    pool.ban(first)
+    for _ in range(MAX_FAILURES):
+        pool.failed(second, 0.0)
+    assert pool.count(PeerSource.PEX) == 0
+    assert pool.add(third, PeerSource.PEX)
+
+
+def test_pex_has_a_share_by_default() -> None:
+    assert 0 < SOURCE_LIMITS[PeerSource.PEX] < CandidatePool().limit

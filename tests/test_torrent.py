@@ -125,10 +125,16 @@ class FakeDisk:
 class ScriptedPeer:
     """The remote side of one connection, speaking through a sans-I/O PeerConnection."""
 
-    def __init__(self, protocol: PeerProtocol, metainfo: Metainfo, peer_id: bytes) -> None:
+    def __init__(
+        self,
+        protocol: PeerProtocol,
+        metainfo: Metainfo,
+        peer_id: bytes,
+        transport: StringTransport | None = None,
+    ) -> None:
         self.protocol = protocol
         self.metainfo = metainfo
-        self.transport = StringTransport()
+        self.transport = transport or StringTransport()
         self.wire = PeerConnection(peer_id, metainfo.info_hash, protocol.connection.geometry)
         self.peer_id = peer_id
         protocol.makeConnection(self.transport)

@@ -174,6 +174,11 @@ class PeerLink:
             self.protocol.send(NotInterested())
 
     @property
+    def outgoing(self) -> bool:
+        """We dialled the peer: its address is where it listens for connections."""
+        return self.protocol.candidate is not None
+
+    @property
     def speaks_extensions(self) -> bool:
         """Both handshakes set the BEP 10 bit: extended messages may flow."""
         return self.protocol.connection.extended

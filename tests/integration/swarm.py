@@ -182,14 +182,17 @@ class LibtorrentPeer:
         upload_only: bool = False,
         upload_rate_limit: int = 0,
         interface: str = LOOPBACK,
+        plugins: bool = True,
     ) -> None:
+        """``plugins=False``: no ut_pex nor ut_metadata (a peer that learns no addresses)."""
         import libtorrent as lt
 
         settings = {**libtorrent_settings(), "upload_rate_limit": upload_rate_limit}
         if interface != LOOPBACK:  # "::1": an IPv6-only peer
             settings["listen_interfaces"] = f"[{interface}]:0"
             settings["outgoing_interfaces"] = interface
-        self.session = lt.session(settings)
+        flags = lt.session_flags_t.add_default_plugins if plugins else 0
+        self.session = lt.session(settings, flags)
         if upload_rate_limit:
             # libtorrent exempts local peers from rate limits; every peer here is local.
             everyone = lt.ip_filter()
