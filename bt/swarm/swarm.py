@@ -278,13 +278,18 @@ class Swarm:
         """Blocks we asked ``link`` for that have not arrived."""
         return self.picker.outstanding_count(link)
 
-    def pick(self, link: PeerLink, count: int) -> list[Block]:
-        """Up to ``count`` blocks to ask ``link`` for, marked as requested from it."""
-        return self.picker.pick(link, link.bitfield, count)
+    def pick(self, link: PeerLink, count: int, among: Bitfield | None = None) -> list[Block]:
+        """Up to ``count`` blocks to ask ``link`` for, marked as requested from it;
+        ``among``: only of these pieces (those a choking fast peer allows us)."""
+        return self.picker.pick(link, link.bitfield if among is None else among, count)
 
     def abandon(self, link: PeerLink) -> list[Block]:
         """``link`` will not send what we asked (a choke, a snub): free those blocks."""
         return self.picker.peer_requests_abandoned(link)
+
+    def rejected(self, link: PeerLink, block: Block) -> bool:
+        """``link`` will not send ``block`` (BEP 6 REJECT): free it; False if never asked."""
+        return self.picker.request_abandoned(link, block.index, block.begin)
 
     # -- interest and choking -------------------------------------------------------
 
@@ -449,15 +454,14 @@ class Swarm:
         self.refill()
 
     def lose(self, pieces: list[int]) -> None:
-        """Pieces no longer on disk: out of the bitfield; peers with requests for them
-        queued are closed, as no REJECT can answer them."""
+        """Pieces no longer on disk: out of the bitfield; a peer's queued requests for
+        them are rejected (fast peers) or it is closed (BEP 3 has no REJECT)."""
         for index in pieces:
             self.picker.lose(index)
         self.read_cache.clear()
         lost = set(pieces)
         for link in list(self.links):
-            if link.asks_for(lost):
-                link.drop("asked for pieces whose data we lost")
+            link.data_lost(lost)
 
     def refill(self) -> None:
         for other in list(self.links):
