@@ -146,6 +146,8 @@ class PeerLink:
         self.extensions: dict[str, object] = {}
         #: The peer's extended handshake (BEP 10), once it sent one.
         self.peer_extensions: ExtendedHandshake | None = None
+        #: The peer said it only uploads (BEP 21): a seed, for trading purposes.
+        self.upload_only = False
         #: The fast extension's state with this peer, if both handshakes set its bit.
         self.fast = FastPeer() if protocol.connection.fast else None
 
@@ -431,6 +433,13 @@ class PeerLink:
         offered = self.fast.offer(self.address[0], info_hash, self.bitfield)
         if offered:
             self.protocol.send_all([AllowedFast(index) for index in offered])
+
+    def set_upload_only(self, upload_only: bool) -> None:
+        """The peer says (BEP 21) whether it only uploads: if we do too, neither side
+        has anything to trade."""
+        self.upload_only = upload_only
+        if upload_only and self.swarm.both_seeds(self):
+            self.drop("both sides are seeds")
 
     def _abandon_all(self, cancel: bool = False) -> None:
         abandoned = self.swarm.abandon(self)

@@ -208,7 +208,7 @@ class Swarm:
             self.picker.peer_gone(link, link.bitfield)
         else:
             self.picker.peer_requests_abandoned(link)
-        self.dialer.left(link.address, seed=link.bitfield.is_complete())
+        self.dialer.left(link.address, seed=link.bitfield.is_complete() or link.upload_only)
         self.extensions.lost(link)
         self.log.debug(
             "{name}: peer {address} gone: {reason}",
@@ -269,7 +269,11 @@ class Swarm:
         link.bitfield, link.bitfield_counted = bitfield, True
 
     def both_seeds(self, link: PeerLink) -> bool:
-        return self.picker.is_complete and link.bitfield.is_complete()
+        """Nothing to trade: a seed and us complete, or an upload-only peer (BEP 21)
+        and us finished (a seed is kept while we skip files: we may want them later)."""
+        if link.bitfield.is_complete():
+            return self.picker.is_complete
+        return link.upload_only and self.picker.is_finished
 
     def has(self, index: int) -> bool:
         return self.picker.has(index)
