@@ -11,16 +11,22 @@ from __future__ import annotations
 from collections import deque
 
 from bt.bitfield import Bitfield
+from bt.errors import RemoteProtocolError
 from bt.peer.messages import BitfieldMessage, HaveAll, HaveNone, Message
 from bt.policy.allowedfast import ALLOWED_FAST_COUNT, allowed_fast_set
 
-__all__ = ["MAX_ALLOWED_FAST", "MAX_SUGGESTIONS", "FastPeer", "opening_message"]
+__all__ = ["MAX_ALLOWED_FAST", "MAX_REFUSED", "MAX_SUGGESTIONS", "FastPeer", "opening_message"]
 
 #: ALLOWED FAST messages from one peer we take; later ones are ignored (libtorrent
 #: sends 10, the BEP's example too: more only costs our memory and picking time).
 MAX_ALLOWED_FAST = 64
 #: SUGGEST PIECE hints kept per peer, the newest; older ones are forgotten.
 MAX_SUGGESTIONS = 16
+#: Requests we may refuse a peer between two unchokes: each costs a REJECT
+#: written, so a peer asking on and on while choked is closed, as libtorrent does
+#: ("too many requests when choked"). Twice the queue we advertise (``reqq``),
+#: so requests in flight when our choke crossed them never count as abuse.
+MAX_REFUSED = 1000
 
 
 def opening_message(have: Bitfield) -> Message:
@@ -36,7 +42,7 @@ def opening_message(have: Bitfield) -> Message:
 class FastPeer:
     """BEP 6 state of one peer: the allowed-fast sets both ways and its suggestions."""
 
-    __slots__ = ("_offered", "suggested", "they_allow", "we_allow")
+    __slots__ = ("_offered", "refused", "suggested", "they_allow", "we_allow")
 
     def __init__(self) -> None:
         #: Pieces we serve this peer even while we choke it (the set we sent it).
@@ -46,6 +52,8 @@ class FastPeer:
         #: The peer's newest hints of pieces cheap for it to send (SUGGEST PIECE).
         self.suggested: deque[int] = deque(maxlen=MAX_SUGGESTIONS)
         self._offered = False
+        #: Requests refused since we last unchoked the peer.
+        self.refused = 0
 
     def offer(self, ip: str, info_hash: bytes, peer_pieces: Bitfield) -> list[int]:
         """Our allowed-fast set for a peer at ``ip``, decided once, from its first
@@ -67,6 +75,13 @@ class FastPeer:
     def serves_choked(self, index: int) -> bool:
         """Do we serve a request for ``index`` while we choke the peer?"""
         return index in self.we_allow
+
+    def refuse(self) -> None:
+        """A request gets a REJECT; past MAX_REFUSED since our last unchoke the peer
+        is abusing the protocol (``RemoteProtocolError``)."""
+        self.refused += 1
+        if self.refused > MAX_REFUSED:
+            raise RemoteProtocolError(f"more than {MAX_REFUSED} requests refused since an unchoke")
 
     def peer_allows(self, index: int) -> bool:
         """ALLOWED FAST from the peer; False if it went over the bound (ignored)."""

@@ -270,13 +270,14 @@ class PeerLink:
 
     def on_request(self, msg: Request) -> None:
         """Queue a block to serve; ranges were checked by the connection already."""
-        if self.fast is not None:
-            if (self.am_choking and not self.fast.serves_choked(msg.index)) or not self.swarm.has(
-                msg.index
-            ):
-                self.protocol.send(RejectRequest(msg.index, msg.begin, msg.length))
+        fast = self.fast
+        if fast is not None:
+            index = msg.index
+            if self.swarm.has(index) and (not self.am_choking or fast.serves_choked(index)):
+                self.upload_queue.add(index, msg.begin, msg.length)
             else:
-                self.upload_queue.add(msg.index, msg.begin, msg.length)
+                fast.refuse()
+                self.protocol.send(RejectRequest(index, msg.begin, msg.length))
             return
         if self.am_choking:
             return  # BEP 3: requests from a choked peer are dropped
@@ -327,6 +328,8 @@ class PeerLink:
         if self.am_choking:
             self.protocol.send(Unchoke())
             self.unchoked_since = now
+            if self.fast is not None:
+                self.fast.refused = 0
 
     def choke(self, now: float) -> None:
         if not self.am_choking:

@@ -50,7 +50,13 @@ from bt.peer.messages import (
 )
 from bt.peer.protocol import OUR_RESERVED
 from bt.policy.allowedfast import allowed_fast_set
-from bt.swarm.fast import MAX_ALLOWED_FAST, MAX_SUGGESTIONS, FastPeer, opening_message
+from bt.swarm.fast import (
+    MAX_ALLOWED_FAST,
+    MAX_REFUSED,
+    MAX_SUGGESTIONS,
+    FastPeer,
+    opening_message,
+)
 from bt.swarm.link import SNUB_SECONDS
 from bt.torrent import Torrent
 
@@ -373,3 +379,24 @@ def test_fast_messages_out_of_range_close_the_peer(torrent: Torrent) -> None:
     peer = fast_seeder(torrent, AllowedFast(6))
     assert peer.transport.disconnecting
     assert "allowed-fast message for piece 6" in (peer.protocol.close_reason or "")
+
+
+def test_a_peer_that_asks_on_and_on_while_choked_is_closed(big_seed: Torrent) -> None:
+    peer = half_leecher(big_seed)
+    peer.say(*[Request(30, 0, 16384)] * MAX_REFUSED)
+    assert len(rejects(peer)) == MAX_REFUSED and not peer.transport.disconnecting
+    peer.say(Request(30, 0, 16384))
+    assert peer.transport.disconnecting
+    assert "requests refused" in (peer.protocol.close_reason or "")
+
+
+def test_an_unchoke_starts_the_count_of_refused_requests_again(
+    big_seed: Torrent, clock: MemoryReactorClock
+) -> None:
+    peer = half_leecher(big_seed)
+    peer.say(*[Request(30, 0, 16384)] * MAX_REFUSED)
+    (link,) = big_seed.links
+    link.unchoke(clock.seconds())
+    link.choke(clock.seconds())
+    peer.say(Request(30, 0, 16384))
+    assert not peer.transport.disconnecting
