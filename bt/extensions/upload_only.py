@@ -2,7 +2,8 @@
 
 Our extended handshake carries ``upload_only`` while every wanted piece is here
 (seeding, or finished with files skipped), and peers hear an updated handshake
-when that changes (checked once a second). A peer's ``upload_only`` (in its
+when that changes (checked once a second; the whole handshake again, as
+libtorrent reads each one as the whole). A peer's ``upload_only`` (in its
 handshake, or libtorrent's one-byte ``upload_only`` message, which we accept
 under this extension's name) makes it count as a seed: the swarm drops it when
 we are finished too, and a finished torrent does not dial it again.
@@ -58,8 +59,7 @@ class UploadOnly:
     def tick(self, now: float) -> None:
         """Tell each peer when we start (or stop) being upload-only."""
         finished = self._finished()
-        update = ExtendedHandshake(upload_only=finished)
         for link, said in list(self._said.items()):
             if said != finished:
                 self._said[link] = finished
-                link.greet(update)
+                link.greet_again()

@@ -86,6 +86,7 @@ class Swarm(Protocol):
     def link_lost(self, link: PeerLink, reason: str) -> None: ...
     def interest_changed(self, link: PeerLink) -> None: ...
     def extended(self, link: PeerLink, message_id: int, payload: bytes) -> None: ...
+    def greeting(self, link: PeerLink) -> ExtendedHandshake: ...
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,10 @@ class PeerLink:
         """Send our extended handshake, if the peer speaks BEP 10."""
         if self.speaks_extensions:
             self.protocol.send(Extended(EXTENDED_HANDSHAKE_ID, handshake.encode()))
+
+    def greet_again(self) -> None:
+        """Send our whole extended handshake again: a field of it changed."""
+        self.greet(self.swarm.greeting(self))
 
     def send_extended(self, name: str, payload: bytes) -> bool:
         """Send extension ``name``'s message under the peer's id for it; False if it has none."""

@@ -21,6 +21,7 @@ from bt.bitfield import Bitfield
 from bt.candidates import Address, PeerSource
 from bt.dialer import Dialer
 from bt.errors import RemoteProtocolError, StorageError
+from bt.extensions.handshake import ExtendedHandshake
 from bt.geometry import Block
 from bt.logs import Logger
 from bt.metainfo import Metainfo
@@ -187,9 +188,15 @@ class Swarm:
         self.dialer.joined(address)
         self.disk.add_pressure_listener(link)
         self.extensions.attached(link)
-        link.greet(self.extensions.handshake(port=self.owner.port or None, your_ip=_ip(address)))
+        link.greet(self.greeting(link))
         self.log.debug("{name}: connected to {address}", name=self.title, address=address)
         return link
+
+    def greeting(self, link: PeerLink) -> ExtendedHandshake:
+        """Our whole extended handshake for ``link``: when it joins, and again when a
+        field changes (libtorrent reads each one as the whole handshake: an update
+        that left out an extension would turn it off)."""
+        return self.extensions.handshake(port=self.owner.port or None, your_ip=_ip(link.address))
 
     def _refusal(self, address: Address) -> str | None:
         if self.dialer.is_banned(address):
