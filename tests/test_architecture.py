@@ -25,6 +25,7 @@ LAYER_0 = [
     "bt.errors",
     "bt.peer.messages",
     "bt.peer.connection",
+    "bt.swarm.fast",
     "bt.untrusted",
     "bt.candidates",
     "bt.compact",

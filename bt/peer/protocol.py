@@ -22,6 +22,7 @@ from bt.errors import RemoteProtocolError
 from bt.logs import Logger
 from bt.peer.connection import Geometry, HandshakeReceived, PeerBitfield, PeerConnection
 from bt.peer.messages import (
+    AllowedFast,
     Cancel,
     Choke,
     Extended,
@@ -33,8 +34,10 @@ from bt.peer.messages import (
     NotInterested,
     Piece,
     Port,
+    RejectRequest,
     Request,
     Reserved,
+    SuggestPiece,
     Unchoke,
     Unknown,
     encode_handshake,
@@ -66,8 +69,9 @@ HALF_OPEN_TIMEOUT = 10.0
 HALF_OPEN_OVERFLOW = 1024
 #: Seconds between two warnings that the half-open budget is overflowing.
 HALF_OPEN_REPORT_EVERY = 60.0
-#: The reserved bits of our handshake: the extension protocol (BEP 10).
-OUR_RESERVED = Reserved.of(Reserved.EXTENSION_PROTOCOL)
+#: The reserved bits of our handshake: the extension protocol (BEP 10) and the
+#: fast extension (BEP 6).
+OUR_RESERVED = Reserved.of(Reserved.EXTENSION_PROTOCOL, Reserved.FAST)
 #: The close reason when a tracker handed us our own address.
 SELF_CONNECTION = "connected to ourselves"
 
@@ -85,6 +89,9 @@ class PeerDelegate(TypingProtocol):
     def on_piece(self, msg: Piece) -> None: ...
     def on_cancel(self, msg: Cancel) -> None: ...
     def on_extended(self, msg: Extended) -> None: ...
+    def on_reject_request(self, msg: RejectRequest) -> None: ...
+    def on_allowed_fast(self, msg: AllowedFast) -> None: ...
+    def on_suggest_piece(self, msg: SuggestPiece) -> None: ...
     def on_connection_lost(self, reason: str) -> None: ...
 
 
@@ -228,6 +235,9 @@ class PeerProtocol(Protocol):
             Piece: delegate.on_piece,
             Cancel: delegate.on_cancel,
             Extended: delegate.on_extended,
+            RejectRequest: delegate.on_reject_request,
+            AllowedFast: delegate.on_allowed_fast,
+            SuggestPiece: delegate.on_suggest_piece,
         }
 
     def bind(self, info_hash: bytes, geometry: Geometry) -> None:

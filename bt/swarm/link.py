@@ -8,6 +8,12 @@ its own :class:`~bt.swarm.upload.UploadQueue` (built from what the swarm
 injects), and hands received blocks to its :class:`Swarm`, which owns the
 picker and the blocks of unfinished pieces: the link decides when to ask and
 how much, the swarm's picker which blocks; a link never touches the picker.
+
+With a peer that negotiated the fast extension (BEP 6) a link also answers
+every request it will not serve with a REJECT, serves the allowed-fast set it
+gave the peer while choking it, keeps its own requests across the peer's choke
+(each gets a PIECE or a REJECT) and may ask for the peer's allowed-fast pieces
+while choked; the rules are in :mod:`bt.swarm.fast`. Plain BEP 3 peers see none of it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from bt.geometry import Block
 from bt.peer.connection import PeerBitfield
 from bt.peer.messages import (
     BLOCK_SIZE,
+    AllowedFast,
     BitfieldMessage,
     Cancel,
     Choke,
@@ -32,10 +39,13 @@ from bt.peer.messages import (
     KeepAlive,
     NotInterested,
     Piece,
+    RejectRequest,
     Request,
+    SuggestPiece,
     Unchoke,
 )
 from bt.rate import RateMeter
+from bt.swarm.fast import FastPeer, opening_message
 from bt.swarm.upload import UploadQueue
 
 if TYPE_CHECKING:
@@ -69,12 +79,14 @@ class Swarm(Protocol):
     def both_seeds(self, link: PeerLink) -> bool: ...
     def has(self, index: int) -> bool: ...
     def outstanding(self, link: PeerLink) -> int: ...
-    def pick(self, link: PeerLink, count: int) -> list[Block]: ...
+    def pick(self, link: PeerLink, count: int, among: Bitfield | None = None) -> list[Block]: ...
     def abandon(self, link: PeerLink) -> list[Block]: ...
+    def rejected(self, link: PeerLink, block: Block) -> bool: ...
     def block_arrived(self, link: PeerLink, msg: Piece) -> bool: ...
     def link_lost(self, link: PeerLink, reason: str) -> None: ...
     def interest_changed(self, link: PeerLink) -> None: ...
     def extended(self, link: PeerLink, message_id: int, payload: bytes) -> None: ...
+    def greeting(self, link: PeerLink) -> ExtendedHandshake: ...
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,10 @@ class PeerLink:
         self.extensions: dict[str, object] = {}
         #: The peer's extended handshake (BEP 10), once it sent one.
         self.peer_extensions: ExtendedHandshake | None = None
+        #: The peer said it only uploads (BEP 21): a seed, for trading purposes.
+        self.upload_only = False
+        #: The fast extension's state with this peer, if both handshakes set its bit.
+        self.fast = FastPeer() if protocol.connection.fast else None
 
     def __repr__(self) -> str:
         return f"<PeerLink {self.address[0]}:{self.address[1]}>"
@@ -143,7 +159,9 @@ class PeerLink:
         """The peer joined: serve it under flow control and tell it what we have."""
         self.protocol.transport.registerProducer(self.upload_queue, True)
         self.protocol.read_throttle = read_throttle
-        if not have.is_empty():
+        if self.fast is not None:
+            self.protocol.send(opening_message(have))
+        elif not have.is_empty():
             self.protocol.send(BitfieldMessage(have.to_bytes()))
 
     # -- the flags of BEP 3 (kept by the protocol's connection) -----------------
@@ -188,6 +206,10 @@ class PeerLink:
         if self.speaks_extensions:
             self.protocol.send(Extended(EXTENDED_HANDSHAKE_ID, handshake.encode()))
 
+    def greet_again(self) -> None:
+        """Send our whole extended handshake again: a field of it changed."""
+        self.greet(self.swarm.greeting(self))
+
     def send_extended(self, name: str, payload: bytes) -> bool:
         """Send extension ``name``'s message under the peer's id for it; False if it has none."""
         ident = self.peer_extensions.messages.get(name) if self.peer_extensions else None
@@ -219,8 +241,11 @@ class PeerLink:
     # -- events from the protocol -----------------------------------------
 
     def on_choke(self, msg: Choke) -> None:
-        # Without the fast extension a choke discards every pending request.
-        self._abandon_all()
+        # Without the fast extension a choke discards every pending request; a fast
+        # peer answers each with a PIECE or a REJECT (the snub timer catches one
+        # that does neither).
+        if self.fast is None:
+            self._abandon_all()
 
     def on_unchoke(self, msg: Unchoke) -> None:
         self.last_block_at = self.protocol.last_received  # restart the snub clock
@@ -249,10 +274,21 @@ class PeerLink:
         if self.swarm.both_seeds(self):
             self.drop("both sides are seeds")
             return
+        if self.fast is not None:
+            self._offer_allowed_fast()
         self.update_interest()
 
     def on_request(self, msg: Request) -> None:
         """Queue a block to serve; ranges were checked by the connection already."""
+        fast = self.fast
+        if fast is not None:
+            index = msg.index
+            if self.swarm.has(index) and (not self.am_choking or fast.serves_choked(index)):
+                self.upload_queue.add(index, msg.begin, msg.length)
+            else:
+                fast.refuse()
+                self.protocol.send(RejectRequest(index, msg.begin, msg.length))
+            return
         if self.am_choking:
             return  # BEP 3: requests from a choked peer are dropped
         if not self.swarm.has(msg.index):
@@ -272,7 +308,26 @@ class PeerLink:
         self.fill_pipeline(batch=True)
 
     def on_cancel(self, msg: Cancel) -> None:
-        self.upload_queue.cancel(msg.index, msg.begin, msg.length)
+        pending = self.upload_queue.cancel(msg.index, msg.begin, msg.length)
+        if pending and self.fast is not None:
+            # BEP 6: a cancelled request still gets its answer, a REJECT (as libtorrent).
+            self.protocol.send(RejectRequest(msg.index, msg.begin, msg.length))
+
+    def on_reject_request(self, msg: RejectRequest) -> None:
+        """The peer will not send a block: it goes back to the swarm's picker (a REJECT
+        of a block we never asked this peer for changes nothing). Not asked again at
+        once: another peer's next top-up, or this one's tick, takes it."""
+        self.swarm.rejected(self, Block(msg.index, msg.begin, msg.length))
+
+    def on_allowed_fast(self, msg: AllowedFast) -> None:
+        """We may ask for ``msg.index`` even while the peer chokes us."""
+        if self.fast is not None and self.fast.peer_allows(msg.index):
+            self.fill_pipeline()
+
+    def on_suggest_piece(self, msg: SuggestPiece) -> None:
+        """A hint only: kept (bounded), never a reason to pick against rarity."""
+        if self.fast is not None:
+            self.fast.suggest(msg.index)
 
     def on_extended(self, msg: Extended) -> None:
         self.swarm.extended(self, msg.extended_id, msg.payload)
@@ -283,13 +338,33 @@ class PeerLink:
         if self.am_choking:
             self.protocol.send(Unchoke())
             self.unchoked_since = now
+            if self.fast is not None:
+                self.fast.refused = 0
 
     def choke(self, now: float) -> None:
         if not self.am_choking:
             self.protocol.send(Choke())
             self.unchoked_since = None
             self.choked_at = now
-            self.upload_queue.clear()  # BEP 3: a choke discards the peer's requests
+            if self.fast is None:
+                self.upload_queue.clear()  # BEP 3: a choke discards the peer's requests
+                return
+            # BEP 6: each is rejected instead, but for the pieces of its allowed-fast set.
+            fast = self.fast
+            self._reject(self.upload_queue.withdraw(lambda i: not fast.serves_choked(i)))
+
+    def data_lost(self, pieces: Container[int]) -> None:
+        """We announced ``pieces`` and lost their data: a fast peer hears a REJECT for
+        each request of them; a plain peer asking for one is closed (BEP 3 has no
+        way to take a HAVE back)."""
+        if self.fast is not None:
+            self._reject(self.upload_queue.withdraw(pieces.__contains__))
+        elif self.asks_for(pieces):
+            self.drop("asked for pieces whose data we lost")
+
+    def _reject(self, blocks: list[Block]) -> None:
+        if blocks:
+            self.protocol.send_all([RejectRequest(*block) for block in blocks])
 
     def on_connection_lost(self, reason: str) -> None:
         self.closed = True
@@ -323,15 +398,20 @@ class PeerLink:
         so requests go out several to a write rather than one write per block.
         """
         connection = self.protocol.connection
-        if self.closed or connection.peer_choking or not connection.am_interested:
+        if self.closed or not connection.am_interested:
             return
+        among = None  # None: any of the peer's pieces
+        if connection.peer_choking:
+            among = self.fast.requestable_while_choked(self.bitfield) if self.fast else None
+            if among is None:
+                return
         outstanding = self.swarm.outstanding(self)
         wanted = (1 if self.snubbed else self.pipeline) - outstanding
         if wanted <= 0:
             return
         if batch and outstanding and wanted < min(REQUEST_BATCH, self.pipeline // 4):
             return
-        blocks = self.swarm.pick(self, wanted)
+        blocks = self.swarm.pick(self, wanted, among)
         if blocks:
             self.protocol.send_all([Request(b.index, b.begin, b.length) for b in blocks])
         elif not self.swarm.outstanding(self) and not self.swarm.is_interesting(self.bitfield):
@@ -357,6 +437,22 @@ class PeerLink:
             self.snubbed = True
             self._abandon_all(cancel=True)
         self.fill_pipeline()
+
+    def _offer_allowed_fast(self) -> None:
+        """Send the peer our allowed-fast set, if it has few pieces (BEP 6)."""
+        info_hash = self.protocol.connection.info_hash
+        if self.fast is None or info_hash is None:
+            return
+        offered = self.fast.offer(self.address[0], info_hash, self.bitfield)
+        if offered:
+            self.protocol.send_all([AllowedFast(index) for index in offered])
+
+    def set_upload_only(self, upload_only: bool) -> None:
+        """The peer says (BEP 21) whether it only uploads: if we do too, neither side
+        has anything to trade."""
+        self.upload_only = upload_only
+        if upload_only and self.swarm.both_seeds(self):
+            self.drop("both sides are seeds")
 
     def _abandon_all(self, cancel: bool = False) -> None:
         abandoned = self.swarm.abandon(self)

@@ -21,6 +21,7 @@ from bt.bitfield import Bitfield
 from bt.candidates import Address, PeerSource
 from bt.dialer import Dialer
 from bt.errors import RemoteProtocolError, StorageError
+from bt.extensions.handshake import ExtendedHandshake
 from bt.geometry import Block
 from bt.logs import Logger
 from bt.metainfo import Metainfo
@@ -187,9 +188,15 @@ class Swarm:
         self.dialer.joined(address)
         self.disk.add_pressure_listener(link)
         self.extensions.attached(link)
-        link.greet(self.extensions.handshake(port=self.owner.port or None, your_ip=_ip(address)))
+        link.greet(self.greeting(link))
         self.log.debug("{name}: connected to {address}", name=self.title, address=address)
         return link
+
+    def greeting(self, link: PeerLink) -> ExtendedHandshake:
+        """Our whole extended handshake for ``link``: when it joins, and again when a
+        field changes (libtorrent reads each one as the whole handshake: an update
+        that left out an extension would turn it off)."""
+        return self.extensions.handshake(port=self.owner.port or None, your_ip=_ip(link.address))
 
     def _refusal(self, address: Address) -> str | None:
         if self.dialer.is_banned(address):
@@ -208,7 +215,7 @@ class Swarm:
             self.picker.peer_gone(link, link.bitfield)
         else:
             self.picker.peer_requests_abandoned(link)
-        self.dialer.left(link.address, seed=link.bitfield.is_complete())
+        self.dialer.left(link.address, seed=link.bitfield.is_complete() or link.upload_only)
         self.extensions.lost(link)
         self.log.debug(
             "{name}: peer {address} gone: {reason}",
@@ -269,7 +276,11 @@ class Swarm:
         link.bitfield, link.bitfield_counted = bitfield, True
 
     def both_seeds(self, link: PeerLink) -> bool:
-        return self.picker.is_complete and link.bitfield.is_complete()
+        """Nothing to trade: a seed and us complete, or an upload-only peer (BEP 21)
+        and us finished (a seed is kept while we skip files: we may want them later)."""
+        if link.bitfield.is_complete():
+            return self.picker.is_complete
+        return link.upload_only and self.picker.is_finished
 
     def has(self, index: int) -> bool:
         return self.picker.has(index)
@@ -278,13 +289,18 @@ class Swarm:
         """Blocks we asked ``link`` for that have not arrived."""
         return self.picker.outstanding_count(link)
 
-    def pick(self, link: PeerLink, count: int) -> list[Block]:
-        """Up to ``count`` blocks to ask ``link`` for, marked as requested from it."""
-        return self.picker.pick(link, link.bitfield, count)
+    def pick(self, link: PeerLink, count: int, among: Bitfield | None = None) -> list[Block]:
+        """Up to ``count`` blocks to ask ``link`` for, marked as requested from it;
+        ``among``: only of these pieces (those a choking fast peer allows us)."""
+        return self.picker.pick(link, link.bitfield if among is None else among, count)
 
     def abandon(self, link: PeerLink) -> list[Block]:
         """``link`` will not send what we asked (a choke, a snub): free those blocks."""
         return self.picker.peer_requests_abandoned(link)
+
+    def rejected(self, link: PeerLink, block: Block) -> bool:
+        """``link`` will not send ``block`` (BEP 6 REJECT): free it; False if never asked."""
+        return self.picker.request_abandoned(link, block.index, block.begin)
 
     # -- interest and choking -------------------------------------------------------
 
@@ -449,15 +465,14 @@ class Swarm:
         self.refill()
 
     def lose(self, pieces: list[int]) -> None:
-        """Pieces no longer on disk: out of the bitfield; peers with requests for them
-        queued are closed, as no REJECT can answer them."""
+        """Pieces no longer on disk: out of the bitfield; a peer's queued requests for
+        them are rejected (fast peers) or it is closed (BEP 3 has no REJECT)."""
         for index in pieces:
             self.picker.lose(index)
         self.read_cache.clear()
         lost = set(pieces)
         for link in list(self.links):
-            if link.asks_for(lost):
-                link.drop("asked for pieces whose data we lost")
+            link.data_lost(lost)
 
     def refill(self) -> None:
         for other in list(self.links):

@@ -93,14 +93,19 @@ class UploadQueue:
         self._queued.add(block)
         self._serve()
 
-    def cancel(self, index: int, begin: int, length: int) -> None:
+    def cancel(self, index: int, begin: int, length: int) -> bool:
+        """Forget a request; True if it was still to be served (a fast peer hears a
+        REJECT for it then), False if already sent or never asked (a cancel may cross it)."""
         block = (index, begin, length)
         if block in self._reading:
+            wanted = self._reading[block]
             self._reading[block] = False
-            return
-        if block in self._queued:  # else already sent or never asked: a cancel may cross it
+            return wanted
+        if block in self._queued:
             self._queued.discard(block)
             self._queue.remove(block)
+            return True
+        return False
 
     def asks_for(self, pieces: Container[int]) -> bool:
         """Is a request for one of ``pieces`` queued or being read (and not cancelled)?"""
@@ -114,6 +119,22 @@ class UploadQueue:
         self._queued.clear()
         for block in self._reading:
             self._reading[block] = False
+
+    def withdraw(self, unserved: Callable[[int], bool]) -> list[Block]:
+        """Forget the pending requests for pieces where ``unserved(index)``; returns
+        them in the order asked, so a fast peer can hear a REJECT for each."""
+        withdrawn = [Block(*b) for b, wanted in self._reading.items() if wanted and unserved(b[0])]
+        for block in withdrawn:
+            self._reading[block] = False
+        kept: deque[_Key] = deque()
+        for block in self._queue:
+            if unserved(block[0]):
+                self._queued.discard(block)
+                withdrawn.append(Block(*block))
+            else:
+                kept.append(block)
+        self._queue = kept
+        return withdrawn
 
     # -- IPushProducer ------------------------------------------------------------
 

@@ -120,3 +120,30 @@ def test_asks_for_sees_queued_and_reading_requests_not_cancelled_ones() -> None:
     queue.cancel(1, 0, 16)
     queue.cancel(2, 0, 16)
     assert not queue.asks_for({1, 2})
+
+
+def test_cancel_says_whether_the_request_was_still_to_be_served() -> None:
+    disk, sent = Disk(), []
+    queue = UploadQueue(disk.read, lambda i, b, d: sent.append((i, b)), max_reads=1)
+    queue.add(0, 0, 16)
+    queue.add(1, 0, 16)
+    assert queue.cancel(1, 0, 16), "queued"
+    assert queue.cancel(0, 0, 16), "being read"
+    assert not queue.cancel(0, 0, 16), "cancelled already"
+    assert not queue.cancel(7, 0, 16), "never asked"
+    disk.waiting[0].callback(block(0, 0, 16))
+    assert sent == []
+
+
+def test_withdraw_forgets_the_chosen_pieces_requests_and_returns_them_in_order() -> None:
+    disk, sent = Disk(), []
+    queue = UploadQueue(disk.read, lambda i, b, d: sent.append((i, b)), max_reads=2)
+    for index, begin in ((2, 0), (5, 0), (2, 16), (7, 0), (5, 0)):  # the last: a duplicate
+        queue.add(index, begin, 16)
+    assert disk.reads == [(2, 0, 16), (5, 0, 16)], "being read; the others queued"
+    withdrawn = queue.withdraw(lambda index: index != 7)
+    assert withdrawn == [Block(2, 0, 16), Block(5, 0, 16), Block(2, 16, 16)]
+    assert queue.withdraw(lambda index: index != 7) == []
+    for waiting in disk.waiting:  # the list grows as reads finish
+        waiting.callback(b"x" * 16)
+    assert sent == [(7, 0)], "only the kept request is served"
