@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bt.extensions.metadata import MetadataServer
+
 if TYPE_CHECKING:
     from bt.torrent import Torrent
 
@@ -20,4 +22,5 @@ def install_standard_extensions(torrent: Torrent) -> None:
     """Register the standard extensions with ``torrent``'s swarm (before it starts)."""
     # Each BEP's extension registers here: torrent.swarm.extensions.register(...),
     # and a peer source with torrent.sources.register(...).
-    del torrent
+    # BEP 9: private torrents serve their metadata too (it finds no peers).
+    torrent.swarm.extensions.register(MetadataServer(torrent.metainfo.raw_info))
