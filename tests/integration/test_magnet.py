@@ -1,7 +1,10 @@
 """BEP 9 with real libtorrent peers on loopback: magnets in both directions.
 
-A libtorrent client holding only the magnet downloads from a bt seeder (bt
-serves the metadata).
+bt given only a magnet (with ``tr=`` to opentracker, or with only ``x.pe=``)
+downloads from a libtorrent seeder; a libtorrent client holding only the magnet
+downloads from a bt seeder (bt serves the metadata); and a bt restarted with
+the magnet in its state folder serves without any other peer, its metadata
+coming from that folder.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ import re
 from pathlib import Path
 
 import pytest
-from swarm import BtDaemon, OpenTracker, libtorrent_settings, wait_for
-from test_download import assert_same_tree, nested_files, tracked_torrent
+from swarm import BtDaemon, LibtorrentPeer, OpenTracker, libtorrent_settings, wait_for
+from test_download import DOWNLOAD_TIMEOUT, assert_same_tree, nested_files, tracked_torrent
 from test_seeding import bt_seeder, stop_cleanly
 
 from bt.metainfo import parse_metainfo
@@ -50,10 +53,7 @@ class LibtorrentMagnet:
 def test_libtorrent_with_only_the_magnet_downloads_from_a_bt_seeder(
     tmp_path: Path, opentracker: OpenTracker, libtorrent: object, layout: str
 ) -> None:
-    if layout == "single":
-        files, name = {"image.iso": 2 * 1024 * 1024 + 4321}, "image.iso"
-    else:
-        files, name = nested_files(), "album"
+    files, name = layout_files(layout)
     torrent = tracked_torrent(tmp_path, opentracker, files, name)
     meta = parse_metainfo(torrent.read_bytes())
     seeder = bt_seeder(tmp_path, torrent, tmp_path / "seed", "bt-seed")
@@ -69,3 +69,79 @@ def test_libtorrent_with_only_the_magnet_downloads_from_a_bt_seeder(
         if client is not None:
             client.close()
         stop_cleanly(seeder)
+
+
+def layout_files(layout: str) -> tuple[dict[str, int], str]:
+    if layout == "single":
+        return {"image.iso": 2 * 1024 * 1024 + 4321}, "image.iso"
+    return nested_files(), "album"
+
+
+def magnet_daemon(tmp_path: Path, uri: str | None) -> BtDaemon:
+    workdir = tmp_path / "bt"
+    workdir.mkdir(exist_ok=True)
+    extra = ("--torrent", uri) if uri is not None else ()
+    daemon = BtDaemon(workdir, None, workdir / "downloads", extra_args=extra)
+    daemon.start()
+    return daemon
+
+
+@pytest.mark.parametrize("layout", ["single", "multi"])
+@pytest.mark.parametrize("found_by", ["tr", "x.pe"])
+def test_bt_downloads_by_magnet_from_a_libtorrent_seeder(
+    tmp_path: Path, opentracker: OpenTracker, libtorrent: object, layout: str, found_by: str
+) -> None:
+    files, name = layout_files(layout)
+    torrent = tracked_torrent(tmp_path, opentracker, files, name)
+    meta = parse_metainfo(torrent.read_bytes())
+    seeder = LibtorrentPeer(torrent.read_bytes(), tmp_path / "seed")
+    daemon = None
+    try:
+        seeder.wait_checked()
+        uri = f"magnet:?xt=urn:btih:{meta.info_hash.hex()}&dn={name}"
+        if found_by == "tr":
+            uri += f"&tr={opentracker.announce_url}"
+        else:
+            uri += f"&x.pe=127.0.0.1:{seeder.port}"
+        daemon = magnet_daemon(tmp_path, uri)
+        daemon.wait_for_log(f"{name}: metadata fetched", TIMEOUT)
+        daemon.wait_for_log(f"{name}: download complete", DOWNLOAD_TIMEOUT)
+        assert_same_tree(tmp_path / "seed" / name, daemon.download_dir / name)
+        saved = daemon.state_dir / "torrents" / f"{meta.info_hash.hex()}.torrent"
+        assert parse_metainfo(saved.read_bytes()).info_hash == meta.info_hash
+    finally:
+        seeder.close()
+        if daemon is not None:
+            stop_cleanly(daemon)
+
+
+def test_a_restarted_bt_serves_a_magnet_from_its_state_dir_alone(
+    tmp_path: Path, opentracker: OpenTracker, libtorrent: object
+) -> None:
+    files, name = layout_files("multi")
+    torrent = tracked_torrent(tmp_path, opentracker, files, name)
+    meta = parse_metainfo(torrent.read_bytes())
+    seeder = LibtorrentPeer(torrent.read_bytes(), tmp_path / "seed")
+    try:
+        seeder.wait_checked()
+        uri = f"magnet:?xt=urn:btih:{meta.info_hash.hex()}&x.pe=127.0.0.1:{seeder.port}"
+        first = magnet_daemon(tmp_path, uri)
+        try:
+            first.wait_for_log(f"{name}: download complete", DOWNLOAD_TIMEOUT)
+        finally:
+            stop_cleanly(first)
+    finally:
+        seeder.close()  # from now on bt is the only peer that has anything
+    (tmp_path / "bt" / "bt.log").rename(tmp_path / "bt" / "first.log")
+    again = magnet_daemon(tmp_path, None)  # nothing but its state folder
+    client = None
+    try:
+        uri = f"magnet:?xt=urn:btih:{meta.info_hash.hex()}&x.pe=127.0.0.1:{peer_port(again)}"
+        client = LibtorrentMagnet(uri, tmp_path / "lt")
+        wait_for(lambda: client.handle.status().is_seeding, TIMEOUT, "libtorrent to finish")
+        assert_same_tree(tmp_path / "seed" / name, tmp_path / "lt" / name)
+    finally:
+        if client is not None:
+            client.close()
+        log = stop_cleanly(again)
+    assert "fetching metadata" not in log
