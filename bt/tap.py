@@ -112,7 +112,7 @@ class Options(usage.Options):
             None,
             "Stop seeding after this long, e.g. 90m, 12h or 2d; 0: do not seed.",
         ],
-        ["watch-dir", "w", None, "Add every .torrent file dropped into this folder."],
+        ["watch-dir", "w", None, "Add every .torrent (and .magnet) file dropped into this folder."],
         [
             "control",
             "c",
@@ -303,7 +303,10 @@ def makeService(options: Options) -> service.IService:
             startup.fail(str(exc))
     if options["watch-dir"] is not None:
         WatchDirectory(
-            options["watch-dir"], session.add_torrent, run_blocking=session.run_blocking
+            options["watch-dir"],
+            session.add_torrent,
+            add_magnet=session.add_magnet,
+            run_blocking=session.run_blocking,
         ).setServiceParent(session)
     # Bound here, before twistd forks: a taken port is reported whole (see bt.startup).
     _early(session.listen)

@@ -145,3 +145,30 @@ def test_a_restarted_bt_serves_a_magnet_from_its_state_dir_alone(
             client.close()
         log = stop_cleanly(again)
     assert "fetching metadata" not in log
+
+
+def test_a_magnet_posted_to_the_api_shows_before_its_metadata_then_downloads(
+    tmp_path: Path, opentracker: OpenTracker, libtorrent: object
+) -> None:
+    files, name = layout_files("single")
+    torrent = tracked_torrent(tmp_path, opentracker, files, name)
+    meta = parse_metainfo(torrent.read_bytes())
+    seeder = LibtorrentPeer(torrent.read_bytes(), tmp_path / "seed")
+    daemon = magnet_daemon(tmp_path, None)
+    try:
+        seeder.wait_checked()
+        daemon.wait_for_api()
+        uri = f"magnet:?xt=urn:btih:{meta.info_hash.hex()}&dn=Shown&x.pe=127.0.0.1:{seeder.port}"
+        status, added = daemon.api("POST", "/api/v1/torrents", {"magnet": uri})
+        assert status == 201, added
+        assert (added["info_hash"], added["name"]) == (meta.info_hash.hex(), "Shown")
+        assert added["state"] == "fetching metadata"
+        bad_status, bad = daemon.api("POST", "/api/v1/torrents", {"magnet": "magnet:?dn=x"})
+        assert bad_status == 400 and "xt" in bad["error"]["message"]
+        daemon.wait_for_log(f"{name}: download complete", DOWNLOAD_TIMEOUT)
+        _, listing = daemon.api("GET", "/api/v1/torrents")
+        [shown] = listing["torrents"]
+        assert (shown["name"], shown["progress"]) == (name, 1.0)
+    finally:
+        seeder.close()
+        stop_cleanly(daemon)
