@@ -356,7 +356,7 @@ class Session(MultiService):
         torrents = list(self.torrents.values())
         return SessionStatus(
             version=__version__,
-            torrents=len(torrents),
+            torrents=len(torrents) + len(self.magnets.fetches),
             peers=sum(len(t.links) for t in torrents),
             download_rate=sum(t.download_rate.rate for t in torrents if t.links),
             upload_rate=sum(t.upload_rate.rate for t in torrents if t.links),

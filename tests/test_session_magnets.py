@@ -34,6 +34,7 @@ def test_a_magnet_shows_by_info_hash_and_name_while_fetching(tmp_path: Path) -> 
     assert status.peers == status.peers_tried == 0
     assert session.torrent_status(ALBUM.info_hash) == status
     assert status.to_json(files=False)["state"] == "fetching metadata"
+    assert session.status().torrents == 1
     # Incoming peers for the magnet join its fetch.
     assert session.torrent_for(ALBUM.info_hash) is fetching(session)
 
