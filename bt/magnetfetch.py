@@ -36,6 +36,7 @@ from bt.peersources import PeerSources
 from bt.policy.slots import ConnectionSlots
 from bt.rate import RateMeter
 from bt.swarm.extension import PeerExtensions
+from bt.swarm.link import PeerLink
 from bt.tracker.sources import Tracker, Trackers
 
 __all__ = ["NO_PIECES", "MetadataFetch", "MetadataPeer", "torrent_from_metadata"]
@@ -83,12 +84,8 @@ class MetadataPeer:
     def __repr__(self) -> str:
         return f"<MetadataPeer {self.address[0]}:{self.address[1]}>"
 
-    def send_extended(self, name: str, payload: bytes) -> bool:
-        ident = self.peer_extensions.messages.get(name) if self.peer_extensions else None
-        if not ident or self.closed:
-            return False
-        self.protocol.send(Extended(ident, payload))
-        return True
+    #: Under the peer's id for the extension, as a PeerLink sends (same attributes).
+    send_extended = PeerLink.send_extended
 
     def drop(self, why: str) -> None:
         self.protocol.drop(why)
