@@ -296,3 +296,21 @@ def test_the_torrent_keeps_the_info_bytes_and_the_magnets_trackers() -> None:
     assert metainfo.raw_info == raw and metainfo.info_hash == hashlib.sha1(raw).digest()
     assert metainfo.trackers == (("http://a/announce",), ("udp://b:1/announce",))
     assert parse_metainfo(torrent_from_metadata(raw, ())).trackers == ()
+
+
+def test_when_the_peers_of_one_size_are_gone_the_size_others_name_is_fetched(
+    fetch: MetadataFetch, clock: MemoryReactorClock, fetched: list[Any]
+) -> None:
+    liar, honest = Remote(fetch, 1), Remote(fetch, 2)
+    liar.greet(size=100)  # heard first: its size is assembled first
+    honest.greet()
+    assert liar.asked() == [0] and honest.asked() == []
+    liar.send_piece(0, bytes(100), total=100)  # does not hash to the info-hash
+    assert liar.dropped
+    assert honest.asked() == [0, 1]
+    for piece in (0, 1):
+        honest.send_piece(piece)
+    assert honest.asked() == [2]
+    honest.send_piece(2)
+    clock.advance(0)
+    assert [raw for raw, _ in fetched] == [INFO]

@@ -5,11 +5,12 @@
 ``ut_metadata`` and a ``metadata_size`` is asked for pieces, a few at a time
 (:class:`~bt.extensions.metadata_assembly.MetadataAssembler` decides which);
 the first size heard is the one assembled (bounded by ``max_size``), a peer
-naming another is not asked. A reject sends the piece to someone else, a peer
-that leaves a request unanswered too long is dropped, and metadata that does
-not hash to the info-hash drops the peers that sent it: nothing from a
-stranger is kept unverified. Requests for our metadata are rejected: we have
-none yet.
+naming another is not asked unless that size fails (its peers all gone, or a
+hash mismatch): then the size most peers name is tried next. A reject sends
+the piece to someone else, a peer that leaves a request unanswered too long is
+dropped, and metadata that does not hash to the info-hash drops the peers that
+sent it: nothing from a stranger is kept unverified. Requests for our
+metadata are rejected: we have none yet.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class MetadataFetcher:
         self.assembler: MetadataAssembler | None = None
         #: The peers we ask: they offered ut_metadata with the size being assembled.
         self.sources: dict[Any, None] = {}
+        #: Every peer that offered ut_metadata, with the size it named.
+        self._offers: dict[Any, int] = {}
         #: The verified info dictionary, once every piece is here.
         self.metadata: bytes | None = None
 
@@ -85,8 +88,11 @@ class MetadataFetcher:
         size = handshake.metadata_size
         if self.metadata is not None or not handshake.messages.get(self.name) or size is None:
             return
+        if not 0 < size <= self.max_size:
+            # Checked by the assembler too; refused before it is the one being assembled.
+            MetadataAssembler(self.info_hash, size, max_size=self.max_size)
+        self._offers[link] = size
         if self.assembler is None:
-            # Over max_size raises RemoteProtocolError: that peer is dropped.
             self.assembler = MetadataAssembler(self.info_hash, size, max_size=self.max_size)
         elif size != self.assembler.size:
             self.log.debug(
@@ -124,7 +130,10 @@ class MetadataFetcher:
             )
             for peer in exc.peers:
                 self.sources.pop(peer, None)
+                self._offers.pop(peer, None)
                 peer.drop("sent metadata that does not match the info-hash")
+            if not self.sources:
+                self._next_size()
             self._ask_everyone()
             return
         if whole is None:
@@ -136,9 +145,22 @@ class MetadataFetcher:
 
     def lost(self, link: Any, state: object) -> None:
         self.sources.pop(link, None)
+        self._offers.pop(link, None)
         if self.assembler is not None and self.metadata is None:
             self.assembler.peer_lost(link)
+            if not self.sources:
+                self._next_size()
             self._ask_everyone()
+
+    def _next_size(self) -> None:
+        """No peer is left for the size being assembled: take the size most peers name."""
+        self.assembler = None
+        if not self._offers:
+            return
+        sizes = list(self._offers.values())
+        size = max(sizes, key=sizes.count)
+        self.assembler = MetadataAssembler(self.info_hash, size, max_size=self.max_size)
+        self.sources = {link: None for link, offered in self._offers.items() if offered == size}
 
     def tick(self, now: float) -> None:
         if self.assembler is None or self.metadata is not None:
