@@ -246,9 +246,18 @@ class MetadataFetch(Service):
             size=len(raw_info),
             count=len(self.peers),
         )
-        peers = [peer.address for peer in self.peers]
+        peers = [address for peer in self.peers if (address := _dialable(peer)) is not None]
         # Not from inside the peer's message handler: the session stops this fetch.
         self.reactor.callLater(0, self.on_metadata, raw_info, peers)
+
+
+def _dialable(peer: MetadataPeer) -> Address | None:
+    """Where the torrent can dial ``peer`` again: the address we dialled, or for a
+    peer that dialled us its listening port (``p``), if it said."""
+    if peer.protocol.candidate is not None:
+        return peer.address
+    port = peer.peer_extensions.port if peer.peer_extensions is not None else None
+    return (peer.address[0], port) if port else None
 
 
 def _peer_address(protocol: PeerProtocol) -> Address:

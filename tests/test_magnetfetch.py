@@ -287,6 +287,24 @@ def test_an_incoming_peer_joins_in_metadata_mode(fetch: MetadataFetch) -> None:
     factory.stopFactory()
 
 
+def test_the_torrent_gets_dialable_addresses_of_the_peers(
+    fetch: MetadataFetch, clock: MemoryReactorClock, fetched: list[Any]
+) -> None:
+    from bt.magnetfetch import _dialable
+
+    remote = Remote(fetch, 1)
+    remote.greet()
+    (peer,) = fetch.peers
+    assert _dialable(peer) == ("10.0.0.2", 1)
+    peer.protocol.candidate = None  # as if it had dialled us, from port 1
+    peer.peer_extensions = None
+    assert _dialable(peer) is None
+    from bt.extensions.handshake import ExtendedHandshake
+
+    peer.peer_extensions = ExtendedHandshake({"ut_metadata": THEIR_ID}, port=51413)
+    assert _dialable(peer) == ("10.0.0.2", 51413)
+
+
 def test_the_torrent_keeps_the_info_bytes_and_the_magnets_trackers() -> None:
     raw = bencode.encode(
         {b"length": 5, b"name": b"x", b"piece length": 16384, b"pieces": bytes(20)}

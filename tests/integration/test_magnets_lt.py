@@ -1,7 +1,8 @@
 """BEP 9 with real libtorrent peers on loopback: magnets in both directions.
 
 bt given only a magnet (with ``tr=`` to opentracker, or with only ``x.pe=``)
-downloads from a libtorrent seeder; a libtorrent client holding only the magnet
+downloads from a libtorrent seeder, or from one that dials bt while it holds a
+bare magnet (only the info-hash); a libtorrent client holding only the magnet
 downloads from a bt seeder (bt serves the metadata); and a bt restarted with
 the magnet in its state folder serves without any other peer, its metadata
 coming from that folder.
@@ -169,6 +170,34 @@ def test_a_magnet_posted_to_the_api_shows_before_its_metadata_then_downloads(
         _, listing = daemon.api("GET", "/api/v1/torrents")
         [shown] = listing["torrents"]
         assert (shown["name"], shown["progress"]) == (name, 1.0)
+    finally:
+        seeder.close()
+        stop_cleanly(daemon)
+
+
+def test_bt_fetches_a_bare_magnet_from_a_libtorrent_seeder_that_dials_it(
+    tmp_path: Path, opentracker: OpenTracker, libtorrent: object
+) -> None:
+    files, name = layout_files("single")
+    torrent = tracked_torrent(tmp_path, opentracker, files, name)
+    meta = parse_metainfo(torrent.read_bytes())
+    seeder = LibtorrentPeer(torrent.read_bytes(), tmp_path / "seed")
+    # Only the info-hash: no tracker, no peer. The metadata must come from who dials us.
+    daemon = magnet_daemon(tmp_path, f"magnet:?xt=urn:btih:{meta.info_hash.hex()}")
+    try:
+        seeder.wait_checked()
+        daemon.wait_for_log("fetching metadata", TIMEOUT)
+        port = peer_port(daemon)
+
+        def dialled_and_fetched() -> bool:
+            if "metadata fetched" in daemon.log():
+                return True
+            seeder.handle.connect_peer(("127.0.0.1", port))
+            return False
+
+        wait_for(dialled_and_fetched, TIMEOUT, "bt to fetch the metadata", step=1.0)
+        daemon.wait_for_log(f"{name}: download complete", DOWNLOAD_TIMEOUT)
+        assert_same_tree(tmp_path / "seed" / name, daemon.download_dir / name)
     finally:
         seeder.close()
         stop_cleanly(daemon)
