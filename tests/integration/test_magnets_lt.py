@@ -18,7 +18,7 @@ from swarm import BtDaemon, LibtorrentPeer, OpenTracker, libtorrent_settings, wa
 from test_download import DOWNLOAD_TIMEOUT, assert_same_tree, nested_files, tracked_torrent
 from test_seeding import bt_seeder, stop_cleanly
 
-from bt.metainfo import parse_metainfo
+from bt.metainfo import Metainfo, parse_metainfo
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -78,6 +78,19 @@ def layout_files(layout: str) -> tuple[dict[str, int], str]:
     return nested_files(), "album"
 
 
+def libtorrent_seeder(
+    tmp_path: Path, tracker: OpenTracker, layout: str
+) -> tuple[str, Metainfo, LibtorrentPeer]:
+    """Content of ``layout`` (in tmp_path/seed), its metainfo, and a libtorrent seeding it."""
+    files, name = layout_files(layout)
+    torrent = tracked_torrent(tmp_path, tracker, files, name)
+    return (
+        name,
+        parse_metainfo(torrent.read_bytes()),
+        LibtorrentPeer(torrent.read_bytes(), tmp_path / "seed"),
+    )
+
+
 def magnet_daemon(tmp_path: Path, uri: str | None) -> BtDaemon:
     workdir = tmp_path / "bt"
     workdir.mkdir(exist_ok=True)
@@ -92,10 +105,7 @@ def magnet_daemon(tmp_path: Path, uri: str | None) -> BtDaemon:
 def test_bt_downloads_by_magnet_from_a_libtorrent_seeder(
     tmp_path: Path, opentracker: OpenTracker, libtorrent: object, layout: str, found_by: str
 ) -> None:
-    files, name = layout_files(layout)
-    torrent = tracked_torrent(tmp_path, opentracker, files, name)
-    meta = parse_metainfo(torrent.read_bytes())
-    seeder = LibtorrentPeer(torrent.read_bytes(), tmp_path / "seed")
+    name, meta, seeder = libtorrent_seeder(tmp_path, opentracker, layout)
     daemon = None
     try:
         seeder.wait_checked()
@@ -119,10 +129,7 @@ def test_bt_downloads_by_magnet_from_a_libtorrent_seeder(
 def test_a_restarted_bt_serves_a_magnet_from_its_state_dir_alone(
     tmp_path: Path, opentracker: OpenTracker, libtorrent: object
 ) -> None:
-    files, name = layout_files("multi")
-    torrent = tracked_torrent(tmp_path, opentracker, files, name)
-    meta = parse_metainfo(torrent.read_bytes())
-    seeder = LibtorrentPeer(torrent.read_bytes(), tmp_path / "seed")
+    name, meta, seeder = libtorrent_seeder(tmp_path, opentracker, "multi")
     try:
         seeder.wait_checked()
         uri = f"magnet:?xt=urn:btih:{meta.info_hash.hex()}&x.pe=127.0.0.1:{seeder.port}"
@@ -151,10 +158,7 @@ def test_a_restarted_bt_serves_a_magnet_from_its_state_dir_alone(
 def test_a_magnet_posted_to_the_api_shows_before_its_metadata_then_downloads(
     tmp_path: Path, opentracker: OpenTracker, libtorrent: object
 ) -> None:
-    files, name = layout_files("single")
-    torrent = tracked_torrent(tmp_path, opentracker, files, name)
-    meta = parse_metainfo(torrent.read_bytes())
-    seeder = LibtorrentPeer(torrent.read_bytes(), tmp_path / "seed")
+    name, meta, seeder = libtorrent_seeder(tmp_path, opentracker, "single")
     daemon = magnet_daemon(tmp_path, None)
     try:
         seeder.wait_checked()
@@ -178,10 +182,7 @@ def test_a_magnet_posted_to_the_api_shows_before_its_metadata_then_downloads(
 def test_bt_fetches_a_bare_magnet_from_a_libtorrent_seeder_that_dials_it(
     tmp_path: Path, opentracker: OpenTracker, libtorrent: object
 ) -> None:
-    files, name = layout_files("single")
-    torrent = tracked_torrent(tmp_path, opentracker, files, name)
-    meta = parse_metainfo(torrent.read_bytes())
-    seeder = LibtorrentPeer(torrent.read_bytes(), tmp_path / "seed")
+    name, meta, seeder = libtorrent_seeder(tmp_path, opentracker, "single")
     # Only the info-hash: no tracker, no peer. The metadata must come from who dials us.
     daemon = magnet_daemon(tmp_path, f"magnet:?xt=urn:btih:{meta.info_hash.hex()}")
     try:
