@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred
 
 from bt.candidates import Address, PeerSource
-from bt.errors import BtError, DuplicateTorrentError, MagnetError
+from bt.errors import BtError, DuplicateTorrentError, MagnetError, UnknownTorrentError
 from bt.logs import Logger
 from bt.magnet import MagnetLink
 from bt.magnetfetch import MetadataFetch, torrent_from_metadata
@@ -155,6 +155,15 @@ class Magnets:
             memory = self._session.memory
             stopped.addCallback(lambda _: memory.serially(memory.registry.forget, info_hash))
         return stopped.addCallback(lambda _: None)
+
+    def unknown(self, info_hash: bytes) -> UnknownTorrentError:
+        """Why the session has no torrent ``info_hash`` to change: none, or not yet one."""
+        fetch = self.fetches.get(info_hash)
+        if fetch is None:
+            return UnknownTorrentError(f"no torrent with info-hash {info_hash.hex()}")
+        return UnknownTorrentError(
+            f"{fetch.name}: still fetching its metadata; it can be removed, not changed yet"
+        )
 
     def listening(self, port: int) -> None:
         for fetch in self.fetches.values():

@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from bt import __version__
-from bt.errors import BtError, DuplicateTorrentError, UnknownTorrentError
+from bt.errors import BtError, DuplicateTorrentError
 from bt.extensions.standard import install_standard_extensions
 from bt.interfaces import IStorage
 from bt.listener import PeerListener
@@ -242,7 +242,7 @@ class Session(MultiService):
         """The torrent with this info-hash; UnknownTorrentError names it when there is none."""
         torrent = self.torrents.get(info_hash)
         if torrent is None:
-            raise UnknownTorrentError(f"no torrent with info-hash {info_hash.hex()}")
+            raise self.magnets.unknown(info_hash)
         return torrent
 
     def remove_torrent(self, info_hash: bytes, *, delete_data: bool = False) -> Deferred[None]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_session_registry import album, new_session
 
-from bt.errors import DuplicateTorrentError, MagnetError
+from bt.errors import DuplicateTorrentError, MagnetError, UnknownTorrentError
 from bt.magnet import parse_magnet
 from bt.magnetfetch import MetadataFetch
 from bt.status import MagnetState
@@ -103,6 +103,15 @@ def test_the_metadata_becomes_a_torrent_saved_at_once_and_never_fetched_again(
     second = new_session(tmp_path)
     assert second.restore() == []
     assert list(second.torrents) == [ALBUM.info_hash] and not second.magnets.fetches
+
+
+def test_a_magnet_can_be_removed_but_not_changed_before_its_metadata(tmp_path: Path) -> None:
+    session = new_session(tmp_path)
+    session.add_magnet(parse_magnet(URI))
+    with pytest.raises(UnknownTorrentError, match="My Album: still fetching its metadata"):
+        session.pause_torrent(ALBUM.info_hash)
+    with pytest.raises(UnknownTorrentError, match="no torrent with info-hash 00"):
+        session.pause_torrent(bytes(20))
 
 
 def test_removing_a_magnet_forgets_it(tmp_path: Path) -> None:
