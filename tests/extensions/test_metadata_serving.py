@@ -44,12 +44,17 @@ def torrent() -> Iterator[Torrent]:
     torrent.stopService()
 
 
+def our_id(torrent: Torrent) -> int:
+    """The message id we give ut_metadata (its place among the standard extensions)."""
+    return torrent.swarm.extensions.handshake().messages["ut_metadata"]
+
+
 def magnet_peer(torrent: Torrent, *requests: int) -> Any:
     """A peer with only the magnet: BEP 10 bit, empty bitfield, then ``requests``."""
     peer = connect(torrent, b"-LT2000-magnetpeer01", 9)
     peer.wire.our_reserved = EXTENDED
     shake = bencode.encode({b"m": {b"ut_metadata": THEIR_ID}})
-    ours = 1  # ut_metadata is the first (and only) standard extension here
+    ours = our_id(torrent)
     messages = [
         Extended(0, shake),
         BitfieldMessage(Bitfield(torrent.metainfo.num_pieces).to_bytes()),
@@ -72,7 +77,7 @@ def test_our_handshake_offers_ut_metadata_with_its_size(torrent: Torrent) -> Non
     peer = magnet_peer(torrent)
     [greeting] = [e for e in peer.heard() if isinstance(e, Extended) and e.extended_id == 0]
     shake = parse_extended_handshake(greeting.payload)
-    assert shake.messages["ut_metadata"] == 1
+    assert shake.messages["ut_metadata"] == our_id(torrent)
     assert shake.metadata_size == len(torrent.metainfo.raw_info)
 
 
@@ -117,5 +122,5 @@ def test_data_and_rejects_sent_to_a_server_are_ignored(torrent: Torrent) -> None
     peer = magnet_peer(torrent)
     peer.heard()
     payload = encode_metadata_message(MetadataReject(0))
-    peer.protocol.dataReceived(encode(Extended(1, payload)))
+    peer.protocol.dataReceived(encode(Extended(our_id(torrent), payload)))
     assert answers(peer) == [] and not peer.transport.disconnecting
