@@ -22,6 +22,8 @@ class PeerSource(StrEnum):
     PEX = "pex"
     DHT = "dht"
     LSD = "lsd"
+    #: A magnet link's ``x.pe`` peers, and the peers a magnet's metadata came from.
+    MAGNET = "magnet"
 
 
 #: Seconds before retrying an address after its first failure; doubles per failure.

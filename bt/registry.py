@@ -1,9 +1,10 @@
 """The session's memory of its torrents: which ones, with what settings.
 
 Each torrent is two files in ``STATE_DIR/torrents/``: ``HASH.torrent`` (the
-metainfo) and ``HASH.json`` (paused, folder, file priorities, limits), each
-written atomically, so 1,000 torrents cost one small write per change, not a
-rewrite of one big file. Progress lives beside them in the resume state.
+metainfo; ``HASH.magnet``, the link, while a magnet fetches it) and
+``HASH.json`` (paused, folder, file priorities, limits), each written
+atomically, so 1,000 torrents cost one small write per change, not a rewrite
+of one big file. Progress lives beside them in the resume state.
 
 Every function here blocks: the session runs them in its disk threads.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bt.errors import BtError
+from bt.magnet import MagnetLink, parse_magnet
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.status import FilePriority
 from bt.storage.resume import save_resume
@@ -78,6 +80,8 @@ class RegistryEntry:
 
     info_hash_hex: str
     metainfo: Metainfo | None = None
+    #: A magnet whose metadata had not arrived yet (then ``metainfo`` is None).
+    magnet: MagnetLink | None = None
     record: TorrentRecord = field(default_factory=TorrentRecord)
     error: str | None = None
 
@@ -100,8 +104,20 @@ class TorrentRegistry:
         data = json.dumps(record.to_json(), indent=1).encode()
         save_resume(record_path, data, "torrent settings")
 
+    def _magnet_path(self, info_hash: bytes) -> Path:
+        return self.folder / f"{info_hash.hex()}.magnet"
+
+    def save_magnet(self, info_hash: bytes, record: TorrentRecord, uri: str) -> None:
+        """Remember a magnet still fetching its metadata (a restart fetches on)."""
+        save_resume(self._magnet_path(info_hash), uri.encode() + b"\n", "magnet link")
+        self.save(info_hash, record)
+
+    def forget_magnet(self, info_hash: bytes) -> None:
+        """The metadata is saved as HASH.torrent: the link is not needed any more."""
+        self._magnet_path(info_hash).unlink(missing_ok=True)
+
     def forget(self, info_hash: bytes) -> None:
-        for path in self._paths(info_hash):
+        for path in (*self._paths(info_hash), self._magnet_path(info_hash)):
             try:
                 path.unlink()
             except FileNotFoundError:
@@ -123,11 +139,17 @@ class TorrentRegistry:
                 entry.record = TorrentRecord.from_json(
                     json.loads(record_path.read_bytes()), str(record_path)
                 )
-                entry.metainfo = parse_metainfo(torrent_path.read_bytes())
-                if entry.metainfo.info_hash.hex() != hex_hash:
-                    raise BtError(f"{torrent_path}: holds another torrent")
+                magnet_path = self.folder / f"{hex_hash}.magnet"
+                if not torrent_path.exists() and magnet_path.exists():
+                    entry.magnet = parse_magnet(magnet_path.read_text().strip())
+                    if entry.magnet.info_hash is None or entry.magnet.info_hash.hex() != hex_hash:
+                        raise BtError(f"{magnet_path}: holds another torrent")
+                else:
+                    entry.metainfo = parse_metainfo(torrent_path.read_bytes())
+                    if entry.metainfo.info_hash.hex() != hex_hash:
+                        raise BtError(f"{torrent_path}: holds another torrent")
             except (OSError, ValueError, BtError) as exc:
-                entry.metainfo = None
+                entry.metainfo = entry.magnet = None
                 reason = getattr(exc, "strerror", None) or exc
                 entry.error = f"{record_path.parent / hex_hash}: {reason}"
             entries.append(entry)

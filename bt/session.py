@@ -18,13 +18,16 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from bt import __version__
-from bt.errors import BtError, DuplicateTorrentError, UnknownTorrentError
+from bt.errors import BtError, DuplicateTorrentError
 from bt.extensions.standard import install_standard_extensions
 from bt.interfaces import IStorage
 from bt.listener import PeerListener
 from bt.logs import Logger
+from bt.magnet import MagnetLink
+from bt.magnets import Magnets
 from bt.metainfo import Metainfo, torrent_bytes
 from bt.peer.protocol import HALF_OPEN_LIMIT, HALF_OPEN_TIMEOUT, IncomingPeerFactory
+from bt.peerid import make_peer_id
 from bt.persistence import SessionMemory
 from bt.policy.ratelimit import TokenBucket
 from bt.policy.slots import ConnectionSlots
@@ -72,13 +75,6 @@ class SessionConfig:
     data_umask: int | None = None
 
 
-def make_peer_id(rng: random.Random) -> bytes:
-    """Azureus-style peer id: ``-BTvvvv-`` and 12 random printable bytes."""
-    digits = "".join(f"{int(p):x}" for p in __version__.split(".")[:3]).ljust(4, "0")[:4]
-    alphabet = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    return f"-BT{digits}-".encode() + bytes(rng.choice(alphabet) for _ in range(12))
-
-
 class Session(MultiService):
     """Root service: owns the torrents; started and stopped by twistd."""
 
@@ -119,6 +115,8 @@ class Session(MultiService):
         self.disk_threads = DiskThreads(reactor, config.torrent.disk_threads)
         #: The torrents and global limits remembered in the state folder.
         self.memory = SessionMemory(config.state_dir, self.disk_threads.run)
+        #: Magnets still fetching their metadata (bt.magnets): torrents once it arrives.
+        self.magnets = Magnets(self)
 
     @property
     def port(self) -> int:
@@ -149,7 +147,7 @@ class Session(MultiService):
         remembered across restarts. Raises DuplicateTorrentError when the
         session already holds the torrent.
         """
-        if metainfo.info_hash in self.torrents:
+        if metainfo.info_hash in self.torrents or metainfo.info_hash in self.magnets:
             raise DuplicateTorrentError(f"{metainfo.name}: already added")
         if metainfo.info_hash in self._removing:
             raise DuplicateTorrentError(f"{metainfo.name}: still being removed; add it again later")
@@ -170,6 +168,10 @@ class Session(MultiService):
             self.memory.remembered.add(metainfo.info_hash)
             self.memory.save(torrent, copy)
         return torrent
+
+    def add_magnet(self, magnet: MagnetLink, **options: Any) -> Any:
+        """Fetch a magnet's metadata, then add it as a torrent (see bt.magnets)."""
+        return self.magnets.add(magnet, **options)
 
     def _build(
         self, metainfo: Metainfo, record: TorrentRecord, storage: IStorage | None
@@ -240,7 +242,7 @@ class Session(MultiService):
         """The torrent with this info-hash; UnknownTorrentError names it when there is none."""
         torrent = self.torrents.get(info_hash)
         if torrent is None:
-            raise UnknownTorrentError(f"no torrent with info-hash {info_hash.hex()}")
+            raise self.magnets.unknown(info_hash)
         return torrent
 
     def remove_torrent(self, info_hash: bytes, *, delete_data: bool = False) -> Deferred[None]:
@@ -249,6 +251,8 @@ class Session(MultiService):
         Fires once the torrent is stopped (state saved, files closed) and, when
         asked, its files are gone. Folders left empty by the deletion go too.
         """
+        if info_hash in self.magnets:
+            return self.magnets.remove(info_hash)
         torrent = self.get(info_hash)
         del self.torrents[info_hash]
         self.memory.added.pop(info_hash, None)
@@ -339,17 +343,20 @@ class Session(MultiService):
     # -- status -----------------------------------------------------------------
 
     def torrent_status(self, info_hash: bytes) -> TorrentStatus:
+        if info_hash in self.magnets:
+            return self.magnets.status(info_hash)
         return torrent_status(self.get(info_hash))
 
     def torrent_statuses(self) -> list[TorrentStatus]:
         """Every torrent, oldest first, without per-file detail (cheap for 1,000 torrents)."""
-        return [torrent_status(t, files=False) for t in self.torrents.values()]
+        statuses = [torrent_status(t, files=False) for t in self.torrents.values()]
+        return statuses + self.magnets.statuses()
 
     def status(self) -> SessionStatus:
         torrents = list(self.torrents.values())
         return SessionStatus(
             version=__version__,
-            torrents=len(torrents),
+            torrents=len(torrents) + len(self.magnets.fetches),
             peers=sum(len(t.links) for t in torrents),
             download_rate=sum(t.download_rate.rate for t in torrents if t.links),
             upload_rate=sum(t.upload_rate.rate for t in torrents if t.links),
@@ -376,6 +383,9 @@ class Session(MultiService):
             now=self.reactor.seconds(),
         )
         for entry in self.memory.load():
+            if entry.magnet is not None:
+                self.magnets.add(entry.magnet, record=entry.record)  # saved already
+                continue
             if entry.metainfo is None:
                 problems.append(entry.error or entry.info_hash_hex)
                 self.log.error("cannot restore torrent: {error}", error=entry.error)
@@ -402,9 +412,11 @@ class Session(MultiService):
         return self.tracker_factory.for_url(url)
 
     def torrent_for(self, info_hash: bytes) -> Swarm | None:
-        """The swarm an incoming handshake joins: that of a running torrent."""
+        """The swarm an incoming handshake joins: that of a running torrent (or magnet)."""
         torrent = self.torrents.get(info_hash)
-        return torrent.swarm if torrent is not None and torrent.running else None
+        if torrent is None:
+            return self.magnets.fetches.get(info_hash)
+        return torrent.swarm if torrent.running else None
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()  # a JSON log starts first and sees what follows
@@ -439,6 +451,7 @@ class Session(MultiService):
         for torrent in self.torrents.values():
             torrent.port = self.port
             torrent.announce_ipv6 = self.announce_ipv6
+        self.magnets.listening(self.port)
         self.log.info("listening for peers on port {port}", port=self.port)
 
     def startService(self) -> None:

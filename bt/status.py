@@ -18,6 +18,7 @@ __all__ = [
     "UNCHANGED",
     "FilePriority",
     "FileStatus",
+    "MagnetState",
     "SessionStatus",
     "TorrentState",
     "TorrentStatus",
@@ -47,6 +48,12 @@ class FilePriority(StrEnum):
         return Priority[self.name]
 
 
+class MagnetState(StrEnum):
+    """The state of a magnet before its metadata: not yet a torrent with a lifecycle."""
+
+    FETCHING_METADATA = "fetching metadata"
+
+
 @dataclass(frozen=True, slots=True)
 class FileStatus:
     index: int
@@ -63,7 +70,7 @@ class TorrentStatus:
     info_hash: str
     """Hex, lower case: the id every API call and CLI command uses."""
     name: str
-    state: TorrentState
+    state: TorrentState | MagnetState
     #: What put the torrent into ``error``, or data damaged under it while pieces of it
     #: are still missing (bt.storage.damage); None otherwise.
     error: str | None
@@ -97,6 +104,8 @@ class TorrentStatus:
     download_dir: str
     private: bool
     files: tuple[FileStatus, ...]
+    #: A magnet fetching its metadata: the peers it talked to so far.
+    peers_tried: int = 0
 
     def to_json(self, *, files: bool = True) -> dict[str, Any]:
         """The API's JSON object (``files`` left out of listings of many torrents)."""

@@ -17,8 +17,9 @@ from twisted.python import usage
 
 from bt import startup
 from bt.endpoints import check_endpoint
-from bt.errors import BtError, MetainfoError
+from bt.errors import BtError, MagnetError, MetainfoError
 from bt.logs import LEVELS
+from bt.magnet import MagnetLink, is_magnet, parse_magnet
 from bt.metainfo import Metainfo, load_metainfo
 from bt.status import UNCHANGED
 from bt.units import parse_duration, parse_rate
@@ -38,7 +39,7 @@ def default_state_dir() -> Path:
 class Options(usage.Options):
     """Command line of ``twistd bittorrent``."""
 
-    synopsis = "[--torrent FILE ...] [--watch-dir DIR] [options]"
+    synopsis = "[--torrent FILE|MAGNET ...] [--watch-dir DIR] [options]"
     longdesc = (
         "Downloads torrents into --download-dir, verifies every piece, and keeps running "
         "to seed. Torrents come from --torrent, the --watch-dir folder, the control API "
@@ -111,7 +112,7 @@ class Options(usage.Options):
             None,
             "Stop seeding after this long, e.g. 90m, 12h or 2d; 0: do not seed.",
         ],
-        ["watch-dir", "w", None, "Add every .torrent file dropped into this folder."],
+        ["watch-dir", "w", None, "Add every .torrent (and .magnet) file dropped into this folder."],
         [
             "control",
             "c",
@@ -128,9 +129,10 @@ class Options(usage.Options):
         super().__init__()
         self["torrents"] = []
         self.metainfos: list[tuple[Path, Metainfo]] = []
+        self.magnets: list[MagnetLink] = []
 
     def opt_torrent(self, path: str) -> None:
-        """A .torrent file to download and seed; repeat for several torrents."""
+        """A .torrent file (or a 'magnet:?...' link) to download and seed; repeatable."""
         self["torrents"].append(path)
 
     opt_t = opt_torrent
@@ -205,8 +207,11 @@ class Options(usage.Options):
                 raise usage.UsageError(problem)
         for path in self["torrents"]:
             try:
-                self.metainfos.append((Path(path), load_metainfo(path)))
-            except MetainfoError as exc:
+                if is_magnet(path):
+                    self.magnets.append(parse_magnet(path))
+                else:
+                    self.metainfos.append((Path(path), load_metainfo(path)))
+            except (MetainfoError, MagnetError) as exc:
                 _fail(str(exc))
 
     def _convert(self, name: str, converter: Callable[[str], object]) -> None:
@@ -289,9 +294,19 @@ def makeService(options: Options) -> service.IService:
             session.add_torrent(metainfo)
         except DuplicateTorrentError:
             pass  # remembered from an earlier run, or given twice
+    for magnet in options.magnets:
+        try:
+            session.add_magnet(magnet)
+        except DuplicateTorrentError:
+            pass  # fetched (or fetching) since an earlier run, or given twice
+        except MagnetError as exc:
+            startup.fail(str(exc))
     if options["watch-dir"] is not None:
         WatchDirectory(
-            options["watch-dir"], session.add_torrent, run_blocking=session.run_blocking
+            options["watch-dir"],
+            session.add_torrent,
+            add_magnet=session.add_magnet,
+            run_blocking=session.run_blocking,
         ).setServiceParent(session)
     # Bound here, before twistd forks: a taken port is reported whole (see bt.startup).
     _early(session.listen)
@@ -315,7 +330,7 @@ def makeService(options: Options) -> service.IService:
             session.torrents,
             session.reactor,
             exit_with_status,
-            wait_for_first=options["watch-dir"] is not None,
+            wait_for_first=options["watch-dir"] is not None or bool(options.magnets),
         ).setServiceParent(session)
     return session
 

@@ -1,4 +1,4 @@
-"""A watch folder: every ``.torrent`` dropped into it is added to the session.
+"""A watch folder: every ``.torrent`` (or ``.magnet``, one link) dropped into it is added.
 
 Polling (not inotify) so it works on every platform and on network shares.
 A file is taken only once it has kept the same size and modification time for
@@ -21,8 +21,9 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 
-from bt.errors import BtError, DuplicateTorrentError, MetainfoError
+from bt.errors import BtError, DuplicateTorrentError, MagnetError, MetainfoError
 from bt.logs import Logger
+from bt.magnet import MAX_MAGNET_LENGTH, MagnetLink, parse_magnet
 from bt.metainfo import Metainfo, load_metainfo
 
 __all__ = ["WatchDirectory"]
@@ -46,12 +47,15 @@ class WatchDirectory(Service):
         folder: Path,
         add: Callable[[Metainfo], object],
         *,
+        add_magnet: Callable[[MagnetLink], object] | None = None,
         interval: float = 5.0,
         reactor: Any = None,
         run_blocking: Callable[..., Deferred[Any]] | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.add = add
+        #: ``NAME.magnet`` files hold one magnet link each (without it they are left alone).
+        self.add_magnet = add_magnet
         self.interval = interval
         self.reactor = reactor
         self._run_blocking = run_blocking
@@ -86,7 +90,10 @@ class WatchDirectory(Service):
     def scan(self) -> Deferred[None]:
         """One pass: take the files that stood still since the previous pass."""
         assert self._run_blocking is not None  # set by startService
-        surveyed = self._run_blocking(_survey, self.folder, dict(self._seen), dict(self._stuck))
+        suffixes = (".torrent", ".magnet") if self.add_magnet is not None else (".torrent",)
+        surveyed = self._run_blocking(
+            _survey, self.folder, dict(self._seen), dict(self._stuck), suffixes
+        )
         surveyed.addCallback(self._take_ready)
         surveyed.addErrback(
             lambda failure: self.log.failure("watch folder {folder}", failure, folder=self.folder)
@@ -108,13 +115,17 @@ class WatchDirectory(Service):
         renamed.addCallback(self._note_stuck, marks)
         return renamed
 
-    def _take(self, path: Path, loaded: Metainfo | MetainfoError) -> str:
+    def _take(self, path: Path, loaded: Metainfo | MagnetLink | BtError) -> str:
         """Add one torrent; the suffix its file gets."""
-        if isinstance(loaded, MetainfoError):
+        if isinstance(loaded, BtError):
             self.log.error("watch folder: {error}", error=loaded)
             return ".invalid"
         try:
-            self.add(loaded)
+            if isinstance(loaded, MagnetLink):
+                assert self.add_magnet is not None
+                self.add_magnet(loaded)
+            else:
+                self.add(loaded)
         except DuplicateTorrentError:
             self.log.info("watch folder: {path}: torrent already added", path=path)
         except (BtError, ValueError) as exc:
@@ -122,7 +133,8 @@ class WatchDirectory(Service):
             self.log.error("watch folder: {path}: cannot add: {error}", path=path, error=exc)
             return ".invalid"
         else:
-            self.log.info("watch folder: added {name} from {path}", name=loaded.name, path=path)
+            name = loaded.display_name if isinstance(loaded, MagnetLink) else loaded.name
+            self.log.info("watch folder: added {name} from {path}", name=name, path=path)
         return ".added"
 
     def _note_stuck(
@@ -146,15 +158,20 @@ class _Survey:
     #: Files seen for the first time or changed since the last scan: looked at again.
     changing: dict[str, Stamp] = field(default_factory=dict)
     #: Files that stood still for a whole scan, read: a Metainfo or why not.
-    ready: list[tuple[Path, Stamp, Metainfo | MetainfoError]] = field(default_factory=list)
+    ready: list[tuple[Path, Stamp, Metainfo | MagnetLink | BtError]] = field(default_factory=list)
     error: OSError | None = None
 
 
-def _survey(folder: Path, seen: dict[str, Stamp], stuck: dict[str, Stamp]) -> _Survey:
+def _survey(
+    folder: Path,
+    seen: dict[str, Stamp],
+    stuck: dict[str, Stamp],
+    suffixes: tuple[str, ...] = (".torrent",),
+) -> _Survey:
     survey = _Survey()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(".torrent"))
+        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(suffixes))
     except OSError as exc:
         survey.error = exc
         return survey
@@ -171,11 +188,24 @@ def _survey(folder: Path, seen: dict[str, Stamp], stuck: dict[str, Stamp]) -> _S
             survey.changing[name] = stamp  # new or still changing: look again next time
             continue
         try:
-            loaded: Metainfo | MetainfoError = load_metainfo(path)
-        except MetainfoError as exc:
+            loaded: Metainfo | MagnetLink | BtError = _load(path)
+        except (MetainfoError, MagnetError) as exc:
             loaded = exc
         survey.ready.append((path, stamp, loaded))
     return survey
+
+
+def _load(path: Path) -> Metainfo | MagnetLink:
+    if not path.name.lower().endswith(".magnet"):
+        return load_metainfo(path)
+    try:
+        text = path.read_bytes()[: MAX_MAGNET_LENGTH + 1].decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MagnetError(f"{path}: cannot read a magnet link: {exc}") from None
+    try:
+        return parse_magnet(text)
+    except MagnetError as exc:
+        raise MagnetError(f"{path}: {exc}") from None
 
 
 def _rename_all(marks: list[tuple[Path, str]]) -> dict[Path, OSError]:

@@ -37,6 +37,7 @@ LAYER_0 = [
     "bt.extensions.metadata_assembly",
     "bt.extensions.pex_messages",
     "bt.extensions.pex_policy",
+    "bt.peerid",
     "bt.units",
     "bt.priorities",
     "bt.status",

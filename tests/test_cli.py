@@ -20,8 +20,9 @@ import pytest
 from torrents import handmade_info, handmade_torrent, write_files
 
 from bt.cli import main
+from bt.magnet import parse_magnet
 from bt.metainfo import load_metainfo, parse_metainfo
-from bt.status import FilePriority, FileStatus, TorrentState, TorrentStatus
+from bt.status import FilePriority, FileStatus, MagnetState, TorrentState, TorrentStatus
 
 TOKEN = "s3cret-token"
 UBUNTU = "abcd" + "1" * 36
@@ -112,6 +113,13 @@ class FakeApi:
         if parts == ["torrents"] and request.method == "GET":
             return 200, self.listing()
         if parts == ["torrents"] and request.method == "POST":
+            if request.headers.get("Content-Type") == "application/json":
+                magnet = parse_magnet(request.json()["magnet"])
+                assert magnet.info_hash is not None
+                fetching = torrent_status(
+                    magnet.info_hash.hex(), magnet.display_name, state=MagnetState.FETCHING_METADATA
+                )
+                return 201, fetching.to_json()
             meta = parse_metainfo(request.body)
             added = torrent_status(meta.info_hash.hex(), meta.name)
             return 201, added.to_json()
@@ -466,6 +474,54 @@ def test_add_reports_the_apis_refusal(
     daemon.api.overrides["POST", "/api/v1/torrents"] = (409, error(409, "new.bin is already added"))
     assert daemon.run("add", str(torrent_file(tmp_path))) == 1
     assert capsys.readouterr().err == "bt: new.bin is already added\n"
+
+
+MAGNET = "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&dn=Debian"
+
+
+def test_add_sends_a_magnet_link_and_says_it_is_fetching(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert daemon.run("add", MAGNET, "--paused", "--download-dir", "rel/dir") == 0
+    request = daemon.last
+    assert (request.method, request.path) == ("POST", "/api/v1/torrents")
+    assert request.json() == {
+        "magnet": MAGNET,
+        "paused": True,
+        "download_dir": str(Path("rel/dir").resolve()),
+    }
+    assert capsys.readouterr().out == (
+        "added Debian c12fe1c06bba254a9dc9f519b335aa7c1367a88a (paused): fetching metadata\n"
+    )
+
+
+def test_status_shows_a_magnet_fetching_metadata_with_the_peers_tried(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "160")  # wide: the hash column too
+    daemon.api.torrents = [
+        torrent_status(
+            "c12fe1c06bba254a9dc9f519b335aa7c1367a88a",
+            "Debian",
+            state=MagnetState.FETCHING_METADATA,
+            peers=2,
+            peers_tried=5,
+            progress=0.0,
+        )
+    ]
+    assert daemon.run("status") == 0
+    out = capsys.readouterr().out
+    assert "c12fe1c0" in out and "Debian" in out and "fetching metadata" in out
+    assert "2, 5 tried" in out
+
+
+def test_add_refuses_a_bad_magnet_itself_with_one_line(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert daemon.run("add", "magnet:?xt=urn:btih:nothex&dn=x") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bt: ") and err.count("\n") == 1 and "btih" in err
+    assert daemon.api.requests == []
 
 
 # --- files and priorities ----------------------------------------------------------------

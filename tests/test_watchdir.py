@@ -107,3 +107,45 @@ def test_a_torrent_the_session_refuses_is_marked_invalid_and_watching_goes_on(
     clock.advance(5)
     assert calls == ["first", "second"] and (tmp_path / "second.torrent.added").exists()
     watch.stopService()
+
+
+MAGNET_HASH = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
+
+
+def test_a_magnet_file_holding_one_link_is_added_and_a_bad_one_marked_invalid(
+    tmp_path: Path, added: list[Metainfo]
+) -> None:
+    from bt.magnet import MagnetLink, parse_magnet
+
+    magnets: list[MagnetLink] = []
+    clock = Clock()
+    watch = WatchDirectory(
+        tmp_path,
+        added.append,
+        add_magnet=magnets.append,
+        interval=5,
+        reactor=clock,
+        run_blocking=at_once,
+    )
+    watch.startService()
+    uri = f"magnet:?xt=urn:btih:{MAGNET_HASH}&dn=Debian"
+    (tmp_path / "debian.magnet").write_text(uri + "\n")
+    (tmp_path / "broken.magnet").write_text("magnet:?xt=urn:btih:nothex\n")
+    clock.advance(5)
+    clock.advance(5)
+    assert magnets == [parse_magnet(uri)] and added == []
+    assert (tmp_path / "debian.magnet.added").exists()
+    assert (tmp_path / "broken.magnet.invalid").exists()
+    watch.stopService()
+
+
+def test_without_a_magnet_handler_magnet_files_are_left_alone(
+    tmp_path: Path, added: list[Metainfo]
+) -> None:
+    clock = Clock()
+    watch = watcher(tmp_path, added, clock)
+    (tmp_path / "debian.magnet").write_text(f"magnet:?xt=urn:btih:{MAGNET_HASH}\n")
+    clock.advance(5)
+    clock.advance(5)
+    assert (tmp_path / "debian.magnet").exists()
+    watch.stopService()

@@ -118,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("torrents", metavar="TORRENT", nargs="*", help="only these")
     status.add_argument("--json", action="store_true", help="the API's JSON document")
 
-    add = command("add", "add .torrent files to the daemon")
-    add.add_argument("files", metavar="FILE.torrent", nargs="+")
+    add = command("add", "add .torrent files or magnet links to the daemon")
+    add.add_argument("files", metavar="FILE.torrent|MAGNET", nargs="+")
     add.add_argument("--paused", action="store_true", help="add without starting")
     add.add_argument("--download-dir", metavar="DIR", help="default: the daemon's")
 

@@ -206,6 +206,12 @@ class ControlClient:
             query=query,
         )
 
+    def add_magnet(self, uri: str, *, paused: bool, download_dir: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"magnet": uri, "paused": paused}
+        if download_dir is not None:
+            body["download_dir"] = download_dir
+        return self.request("POST", f"{API}/torrents", json_body=body)
+
     def patch_torrent(self, info_hash: str, changes: dict[str, Any]) -> dict[str, Any]:
         return self.request("PATCH", f"{API}/torrents/{info_hash}", json_body=changes)
 

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 from bt.cli.client import CliError, ControlClient, resolve_torrents
 from bt.cli.render import files_table, rate, status_table, stdout_console
-from bt.errors import MetainfoError
+from bt.errors import MagnetError, MetainfoError
+from bt.magnet import is_magnet, parse_magnet
 from bt.metainfo import load_metainfo
 from bt.units import parse_rate
 
@@ -71,6 +72,15 @@ def add(args: argparse.Namespace, client: ControlClient) -> int:
     download_dir = os.path.abspath(args.download_dir) if args.download_dir else None
 
     def add_one(path: str) -> None:
+        if is_magnet(path):
+            try:
+                parse_magnet(path)  # refuse a bad link here, saying what is wrong
+            except MagnetError as exc:
+                raise CliError(str(exc)) from None
+            added = client.add_magnet(path, paused=args.paused, download_dir=download_dir) or {}
+            paused = " (paused)" if args.paused else ""
+            print(f"added {added.get('name')} {added.get('info_hash')}{paused}: fetching metadata")
+            return
         try:
             load_metainfo(path)  # refuse a bad file here, naming it
             data = Path(path).read_bytes()

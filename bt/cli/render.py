@@ -76,7 +76,7 @@ def status_table(torrents: Sequence[Mapping[str, Any]], width: int = WIDE) -> Ta
             _progress_row(float(torrent.get("progress") or 0.0), 12 if wide else 8),
             format_bytes(torrent.get("wanted", torrent.get("size", 0)) or 0),
             *rates,
-            f"{torrent.get('peers', 0)} ({torrent.get('seeds', 0)})",
+            _peers(torrent, state),
             _eta(torrent),
             f"{float(torrent.get('ratio') or 0.0):.2f}",
         )
@@ -88,7 +88,14 @@ def status_table(torrents: Sequence[Mapping[str, Any]], width: int = WIDE) -> Ta
     return table
 
 
+def _peers(torrent: Mapping[str, Any], state: str) -> str:
+    if state == "fetching metadata":  # a magnet: no seeds to count yet, the peers asked
+        return f"{torrent.get('peers', 0)}, {torrent.get('peers_tried', 0)} tried"
+    return f"{torrent.get('peers', 0)} ({torrent.get('seeds', 0)})"
+
+
 _STATE_STYLES = {
+    "fetching metadata": "blue",
     "downloading": "cyan",
     "seeding": "green",
     "finished": "green",

@@ -31,8 +31,15 @@ from twisted.web.resource import Resource
 from bt.control import fields as read
 from bt.control import metrics, openapi
 from bt.control.replies import JSON, ApiError, Reply, error_reply, json_reply, send_reply
-from bt.errors import DuplicateTorrentError, MetainfoError, StorageError, UnknownTorrentError
+from bt.errors import (
+    DuplicateTorrentError,
+    MagnetError,
+    MetainfoError,
+    StorageError,
+    UnknownTorrentError,
+)
 from bt.logs import Logger
+from bt.magnet import MagnetLink, parse_magnet
 from bt.metainfo import Metainfo, load_metainfo, parse_metainfo
 from bt.status import FilePriority, SessionStatus, TorrentStatus
 from bt.untrusted import shown
@@ -79,6 +86,9 @@ class ControlSession(Protocol):
     def torrent_status(self, info_hash: bytes) -> TorrentStatus: ...
     def add_torrent(
         self, metainfo: Metainfo, *, paused: bool = ..., download_dir: Path | None = ...
+    ) -> Any: ...
+    def add_magnet(
+        self, magnet: MagnetLink, *, paused: bool = ..., download_dir: Path | None = ...
     ) -> Any: ...
     def remove_torrent(self, info_hash: bytes, *, delete_data: bool = ...) -> Any: ...
     def pause_torrent(self, info_hash: bytes) -> Any: ...
@@ -245,12 +255,14 @@ class ControlResource(Resource):
             )
             loading = defer.succeed(parse_metainfo(self._body(request)))
         elif media in ("", JSON, "application/x-www-form-urlencoded", "text/plain"):
-            fields = {"path", "torrent", "paused", "download_dir"}
+            fields = {"path", "torrent", "magnet", "paused", "download_dir"}
             body = self._json_object(request, fields)
             paused = body.get("paused", False)
             if not isinstance(paused, bool):
                 raise ApiError(400, f"paused: expected true or false, got {read.quoted(paused)}")
             download_dir = read.optional_path("download_dir", body.get("download_dir"))
+            if "magnet" in body:
+                return defer.succeed(self._added_magnet(body, paused, download_dir))
             loading = self._metainfo_from_json(body)
         else:
             raise ApiError(
@@ -263,6 +275,23 @@ class ControlResource(Resource):
         info_hash: bytes = torrent.info_hash
         location = f"/api/v1/torrents/{info_hash.hex()}"
         status = self._session.torrent_status(info_hash)
+        return json_reply(201, status.to_json(), [("Location", location)])
+
+    def _added_magnet(self, body: dict[str, Any], paused: bool, download_dir: Path | None) -> Reply:
+        """``{"magnet": "magnet:?..."}``: shown at once, by info-hash, while it fetches."""
+        if "path" in body or "torrent" in body:
+            raise ApiError(400, 'body: give one of "path", "torrent" and "magnet", not several')
+        uri = body["magnet"]
+        if not isinstance(uri, str):
+            raise ApiError(400, f"magnet: expected a string, got {read.json_type(uri)}")
+        try:
+            magnet = parse_magnet(uri)
+            self._session.add_magnet(magnet, paused=paused, download_dir=download_dir)
+        except MagnetError as exc:
+            raise ApiError(400, f"magnet: {shown(str(exc), 400)}") from None
+        assert magnet.info_hash is not None  # add_magnet refuses the others
+        status = self._session.torrent_status(magnet.info_hash)
+        location = f"/api/v1/torrents/{magnet.info_hash.hex()}"
         return json_reply(201, status.to_json(), [("Location", location)])
 
     def _metainfo_from_json(self, body: dict[str, Any]) -> defer.Deferred[Metainfo]:

@@ -11,7 +11,7 @@ import copy
 from typing import Any
 
 from bt import __version__
-from bt.status import FilePriority, TorrentState
+from bt.status import FilePriority, MagnetState, TorrentState
 
 __all__ = ["document"]
 
@@ -88,7 +88,10 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "info_hash": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
             "name": {"type": "string"},
-            "state": {"type": "string", "enum": [s.value for s in TorrentState]},
+            "state": {
+                "type": "string",
+                "enum": [s.value for s in (*TorrentState, *MagnetState)],
+            },
             "error": {"type": ["string", "null"]},
             "size": {"type": "integer"},
             "wanted": {"type": "integer", "description": "Bytes of the files not skipped."},
@@ -111,6 +114,10 @@ _SCHEMAS: dict[str, Any] = {
             "download_limit": _NUMBER_OR_NULL,
             "download_dir": {"type": "string"},
             "private": {"type": "boolean"},
+            "peers_tried": {
+                "type": "integer",
+                "description": "A magnet fetching its metadata: the peers it talked to.",
+            },
         },
     },
     "TorrentStatus": {
@@ -130,10 +137,11 @@ _SCHEMAS: dict[str, Any] = {
     "AddTorrent": {
         "type": "object",
         "additionalProperties": False,
-        "description": 'Exactly one of "path" and "torrent".',
+        "description": 'Exactly one of "path", "torrent" and "magnet".',
         "properties": {
             "path": {"type": "string", "description": "Absolute path of a .torrent file."},
             "torrent": {"type": "string", "contentEncoding": "base64"},
+            "magnet": {"type": "string", "description": "A magnet link (BEP 9)."},
             "paused": {"type": "boolean", "default": False},
             "download_dir": {"type": "string", "description": "Absolute folder for the data."},
         },

@@ -78,6 +78,9 @@ __all__ = [
 #: metadata pieces, ...) and a full 16 KiB PIECE always fit.
 MIN_MAX_MESSAGE_LENGTH: Final = 65536 + 9
 
+#: In metadata-only mode the frame cap covers the BITFIELD of a huge torrent (8M pieces).
+MAX_METADATA_MODE_MESSAGE: Final = 1 + (1 << 20)
+
 _LENGTH: Final = struct.Struct(">I")
 _KEEP_ALIVE: Final = KeepAlive()
 
@@ -149,6 +152,7 @@ class PeerConnection:
         "_failure",
         "_handlers",
         "_num_pieces",
+        "_pieces_ignored",
         "_table",
         "am_choking",
         "am_interested",
@@ -192,6 +196,7 @@ class PeerConnection:
         self._failure: RemoteProtocolError | None = None
         self._table: PayloadTable = BEP_3
         self._handlers = _BEP_3_HANDLERS
+        self._pieces_ignored = False
 
     # -- setup -----------------------------------------------------------
 
@@ -208,6 +213,14 @@ class PeerConnection:
         self.geometry = geometry
         self._num_pieces = geometry.num_pieces
         self.max_message_length = _max_message_length(geometry)
+
+    def ignore_pieces(self) -> None:
+        """Metadata-only mode (a magnet fetching its info dictionary): there are no
+        pieces to check against yet, so BITFIELD, HAVE, HAVE ALL, REQUEST, PIECE and
+        the rest are framed and dropped; extended messages still flow."""
+        self._pieces_ignored = True
+        self._handlers = _PIECES_IGNORED
+        self.max_message_length = MAX_METADATA_MODE_MESSAGE
 
     def handshake_bytes(self) -> bytes:
         """Our 68-byte handshake; needs the info-hash (bind first when incoming)."""
@@ -324,7 +337,8 @@ class PeerConnection:
         event = HandshakeReceived(handshake.info_hash, handshake.peer_id, handshake.reserved)
         self.peer_handshake = event
         self._table = payload_table(fast=self.fast, extended=self.extended)
-        self._handlers = _FAST_HANDLERS if self.fast else _BEP_3_HANDLERS
+        if not self._pieces_ignored:
+            self._handlers = _FAST_HANDLERS if self.fast else _BEP_3_HANDLERS
         return event
 
     # -- per-message checks (dispatched from _HANDLERS) -------------------
@@ -434,6 +448,11 @@ _FAST_HANDLERS: Final[dict[int, Callable[[PeerConnection, Any], Event]]] = {
     MessageId.HAVE_NONE: PeerConnection._on_have_none,
     MessageId.REJECT_REQUEST: PeerConnection._on_reject_request,
     MessageId.ALLOWED_FAST: PeerConnection._on_allowed_fast,
+}
+
+#: In metadata-only mode every message about pieces (and the flags) is dropped.
+_PIECES_IGNORED: Final[dict[int, Callable[[PeerConnection, Any], Event]]] = {
+    message_id: lambda connection, msg: _KEEP_ALIVE for message_id in _FAST_HANDLERS
 }
 
 #: Our-side flag each sent message sets.

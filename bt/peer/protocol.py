@@ -376,8 +376,9 @@ class TorrentPeerFactory(ClientFactory):
         on_closed: Callable[[str | None], None] | None = None,
         on_failed: Callable[[str], None] | None = None,
     ) -> TorrentPeerFactory:
-        """A factory for one attempt to dial ``address``."""
-        return TorrentPeerFactory(
+        """A factory for one attempt to dial ``address`` (of the same class: a subclass's
+        protocols stay its own)."""
+        return type(self)(
             self.our_peer_id,
             self.info_hash,
             self.geometry,

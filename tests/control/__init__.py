@@ -161,6 +161,25 @@ class FakeSession:
         )
         return FakeTorrent(metainfo.info_hash)
 
+    def add_magnet(
+        self, magnet: Any, *, paused: bool = False, download_dir: Path | None = None
+    ) -> None:
+        """As the session: DuplicateTorrentError, MagnetError (v2-only), else shown at once."""
+        from bt.errors import MagnetError
+        from bt.status import MagnetState
+
+        self.calls.append(("add_magnet", magnet.uri(), paused, download_dir))
+        if magnet.info_hash is None:
+            raise MagnetError("a v2-only magnet (urn:btmh) is not supported yet")
+        if magnet.info_hash in self.torrents:
+            raise DuplicateTorrentError(f"{magnet.display_name}: already added")
+        self.torrents[magnet.info_hash] = make_status(
+            magnet.info_hash.hex(),
+            magnet.display_name,
+            state=MagnetState.FETCHING_METADATA,
+            download_dir=str(download_dir or "/data"),
+        )
+
     def remove_torrent(self, info_hash: bytes, *, delete_data: bool = False) -> defer.Deferred:
         self._get(info_hash)
         self.calls.append(("remove_torrent", info_hash, delete_data))

@@ -545,3 +545,45 @@ async def test_a_disk_error_is_reported_with_its_cause(client: Any, session: Fak
     response = await client.patch(url(f"/api/v1/torrents/{HASH}"), json=body, headers=AUTH)
     message = await error_of(response, 500, "disk error")
     assert "Read-only file system" in message
+
+
+MAGNET_HASH = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_magnet_is_added_and_shown_by_info_hash_while_fetching(
+    client: Any, session: FakeSession
+) -> None:
+    magnet = f"magnet:?xt=urn:btih:{MAGNET_HASH}&dn=Debian"
+    body = {"magnet": magnet, "paused": True, "download_dir": "/srv/x"}
+    response = await client.post(url("/api/v1/torrents"), json=body, headers=AUTH)
+    added = await ok(response, 201)
+    assert response.headers.getRawHeaders("location") == [f"/api/v1/torrents/{MAGNET_HASH}"]
+    assert (added["info_hash"], added["name"]) == (MAGNET_HASH, "Debian")
+    assert added["state"] == "fetching metadata"
+    assert session.calls == [("add_magnet", magnet, True, Path("/srv/x"))]
+    listing = await ok(await client.get(url("/api/v1/torrents"), headers=AUTH), 200)
+    shown = {t["info_hash"]: t["state"] for t in listing["torrents"]}
+    assert shown[MAGNET_HASH] == "fetching metadata"
+    again = await client.post(url("/api/v1/torrents"), json={"magnet": magnet}, headers=AUTH)
+    assert again.code == 409
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ({"magnet": "magnet:?xt=urn:btih:xyz"}, "magnet: "),
+        ({"magnet": "magnet:?dn=nothing"}, "magnet: "),
+        ({"magnet": 5}, "magnet: expected a string"),
+        ({"magnet": f"magnet:?xt=urn:btih:{MAGNET_HASH}", "torrent": "AA=="}, "not several"),
+        ({"magnet": "magnet:?xt=urn:btmh:1220" + "ab" * 32}, "v2-only"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_a_bad_magnet_gets_one_line_naming_what_is_wrong(
+    client: Any, body: dict[str, Any], why: str
+) -> None:
+    response = await client.post(url("/api/v1/torrents"), json=body, headers=AUTH)
+    assert response.code == 400
+    error = (await response.json())["error"]["message"]
+    assert why in error and "\n" not in error

@@ -1,0 +1,206 @@
+"""The session's magnets still fetching their metadata, and their handover to torrents.
+
+Kept out of session.py: a magnet is not yet a torrent. Each is a
+:class:`~bt.magnetfetch.MetadataFetch` child service of the session, found by
+info-hash for status, removal and incoming peers. When its info dictionary
+arrives it becomes a torrent through the session's ``add_torrent`` (same
+info-hash, the magnet's trackers as announce-list, its peers as candidates),
+whose .torrent copy lands in the state folder at once: a restart never fetches
+it again. A magnet remembered while still fetching is ``HASH.magnet`` there.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+
+from bt.candidates import Address, PeerSource
+from bt.errors import BtError, DuplicateTorrentError, MagnetError, UnknownTorrentError
+from bt.logs import Logger
+from bt.magnet import MagnetLink
+from bt.magnetfetch import MetadataFetch, torrent_from_metadata
+from bt.metainfo import parse_metainfo
+from bt.registry import TorrentRecord
+from bt.status import MagnetState, TorrentStatus
+
+if TYPE_CHECKING:
+    from bt.session import Session
+
+__all__ = ["Magnets"]
+
+
+class _Tiers:
+    """What the tracker factory reads of a torrent, for a magnet's ``tr`` trackers."""
+
+    def __init__(self, magnet: MagnetLink) -> None:
+        self.name = magnet.display_name
+        self.trackers = magnet.tiers
+
+
+class Magnets:
+    """Magnets of one session that have no metadata yet."""
+
+    log = Logger()
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self.fetches: dict[bytes, MetadataFetch] = {}
+        self._records: dict[bytes, TorrentRecord] = {}
+        self._remembered: set[bytes] = set()
+
+    def __contains__(self, info_hash: bytes) -> bool:
+        return info_hash in self.fetches
+
+    def add(
+        self,
+        magnet: MagnetLink,
+        *,
+        paused: bool = False,
+        download_dir: Path | None = None,
+        remember: bool = True,
+        record: TorrentRecord | None = None,
+    ) -> MetadataFetch:
+        """Start fetching ``magnet``'s metadata; DuplicateTorrentError if it is known.
+
+        ``record``: the magnet's settings as restored from the state folder (so not
+        saved again).
+        """
+        session = self._session
+        info_hash = magnet.info_hash
+        if info_hash is None:
+            raise MagnetError(
+                f"{magnet.display_name}: a v2-only magnet (urn:btmh) is not supported yet"
+            )
+        if info_hash in session.torrents or info_hash in self.fetches:
+            raise DuplicateTorrentError(f"{magnet.display_name}: already added")
+        restored = record is not None
+        if record is None:
+            record = TorrentRecord(
+                paused=paused,
+                download_dir=str(download_dir) if download_dir is not None else None,
+                added=session.reactor.seconds(),
+            )
+        fetch = MetadataFetch(
+            magnet,
+            peer_id=session.peer_id,
+            port=session.port,
+            reactor=session.reactor,
+            rng=random.Random(session.rng.getrandbits(64)),
+            slots=session.limits.connections,
+            trackers=session.tracker_factory.tiers_for(_Tiers(magnet)),  # type: ignore[arg-type]
+            on_metadata=lambda raw, peers: self._fetched(info_hash, raw, peers),
+            connect_timeout=session.config.torrent.connect_timeout,
+            own_addresses=session.limits.own_addresses,
+        )
+        self.fetches[info_hash] = fetch
+        self._records[info_hash] = record
+        if remember:
+            self._remembered.add(info_hash)
+        if remember and not restored:
+            saved = session.memory.serially(
+                session.memory.registry.save_magnet, info_hash, record, magnet.uri()
+            )
+            saved.addErrback(lambda failure: self.log.failure("cannot remember magnet", failure))
+        fetch.setServiceParent(session)
+        return fetch
+
+    def _fetched(self, info_hash: bytes, raw_info: bytes, peers: list[Address]) -> None:
+        """The metadata arrived: the magnet becomes a torrent (saved to the state dir now)."""
+        fetch = self.fetches.pop(info_hash, None)
+        if fetch is None:
+            return  # removed meanwhile
+        record = self._records.pop(info_hash)
+        remembered = info_hash in self._remembered
+        self._remembered.discard(info_hash)
+        self._stop(fetch)
+        session = self._session
+        try:
+            metainfo = parse_metainfo(torrent_from_metadata(raw_info, fetch.magnet.tiers))
+            torrent = session.add_torrent(
+                metainfo,
+                paused=record.paused,
+                download_dir=Path(record.download_dir) if record.download_dir else None,
+                remember=remembered,
+            )
+        except (ValueError, BtError) as exc:
+            # The peers agreed on bytes that hash right but are no torrent bt can use.
+            self.log.error("{name}: cannot use its metadata: {error}", name=fetch.name, error=exc)
+            return
+        if remembered:
+            session.memory.serially(session.memory.registry.forget_magnet, info_hash)
+        torrent.add_candidates([*fetch.magnet.peers, *peers], PeerSource.MAGNET)
+
+    def _stop(self, fetch: MetadataFetch) -> Deferred[Any]:
+        stopped: Deferred[Any] = Deferred()
+        stopping = fetch.disownServiceParent()
+        if isinstance(stopping, Deferred):
+            stopping.addErrback(
+                lambda failure: self.log.failure("stopping {name}", failure, name=fetch.name)
+            )
+            stopping.chainDeferred(stopped)
+        else:
+            stopped.callback(None)
+        return stopped
+
+    def remove(self, info_hash: bytes) -> Deferred[Any]:
+        """Stop fetching and forget the magnet (its record and link in the state folder)."""
+        fetch = self.fetches.pop(info_hash)
+        self._records.pop(info_hash, None)
+        stopped = self._stop(fetch)
+        if info_hash in self._remembered:
+            self._remembered.discard(info_hash)
+            memory = self._session.memory
+            stopped.addCallback(lambda _: memory.serially(memory.registry.forget, info_hash))
+        return stopped.addCallback(lambda _: None)
+
+    def unknown(self, info_hash: bytes) -> UnknownTorrentError:
+        """Why the session has no torrent ``info_hash`` to change: none, or not yet one."""
+        fetch = self.fetches.get(info_hash)
+        if fetch is None:
+            return UnknownTorrentError(f"no torrent with info-hash {info_hash.hex()}")
+        return UnknownTorrentError(
+            f"{fetch.name}: still fetching its metadata; it can be removed, not changed yet"
+        )
+
+    def listening(self, port: int) -> None:
+        for fetch in self.fetches.values():
+            fetch.port = port
+
+    def status(self, info_hash: bytes) -> TorrentStatus:
+        fetch = self.fetches[info_hash]
+        record = self._records[info_hash]
+        return TorrentStatus(
+            info_hash=info_hash.hex(),
+            name=fetch.name,
+            state=MagnetState.FETCHING_METADATA,
+            error=None,
+            size=0,
+            wanted=0,
+            done=0,
+            progress=0.0,
+            pieces=0,
+            pieces_have=0,
+            piece_length=0,
+            download_rate=0.0,
+            upload_rate=0.0,
+            downloaded=0,
+            uploaded=0,
+            ratio=0.0,
+            peers=len(fetch.peers),
+            seeds=0,
+            eta=None,
+            hash_failures=0,
+            tracker_errors=fetch.tracker_errors,
+            upload_limit=None,
+            download_limit=None,
+            download_dir=record.download_dir or str(self._session.config.download_dir),
+            private=False,
+            files=(),
+            peers_tried=len(fetch.tried),
+        )
+
+    def statuses(self) -> list[TorrentStatus]:
+        return [self.status(info_hash) for info_hash in self.fetches]
