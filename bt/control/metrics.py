@@ -25,7 +25,7 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from bt.status import SessionStatus, TorrentState, TorrentStatus
+from bt.status import MagnetState, SessionStatus, TorrentState, TorrentStatus
 
 __all__ = ["CONTENT_TYPE", "SessionCollector", "make_registry", "render_metrics"]
 
@@ -120,7 +120,7 @@ class SessionCollector:
             labels=[*_LABELS, "state"],
         )  # fmt: skip
         for torrent in torrents:
-            for value in TorrentState:
+            for value in (*TorrentState, *MagnetState):  # a magnet: "fetching metadata"
                 state.add_metric(
                     [torrent.info_hash, torrent.name, str(value)],
                     1.0 if torrent.state == value else 0.0,

@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bt.control.metrics import make_registry, render_metrics
-from bt.status import TorrentState
+from bt.status import MagnetState, TorrentState
 from control import AUTH, FakeSession, make_status, stub_client
 
 A = "ab" * 20
@@ -61,15 +61,22 @@ def test_values_come_from_the_snapshots() -> None:
     assert found[("bt_build_info", (("version", "0.1.0"),))] == 1.0
 
 
+MAGNET = "cc" * 20
+
+
 def test_state_is_one_hot() -> None:
-    found = samples(render_metrics(make_registry(two_torrents())).decode())
-    for info_hash, state in ((A, "downloading"), (B, "seeding")):
+    session = two_torrents()
+    session.torrents[bytes.fromhex(MAGNET)] = make_status(
+        MAGNET, "a magnet", state=MagnetState.FETCHING_METADATA
+    )
+    found = samples(render_metrics(make_registry(session)).decode())
+    for info_hash, state in ((A, "downloading"), (B, "seeding"), (MAGNET, "fetching metadata")):
         values = {
             dict(labels)["state"]: value
             for (name, labels), value in found.items()
             if name == "bt_torrent_state" and dict(labels)["info_hash"] == info_hash
         }
-        assert set(values) == {s.value for s in TorrentState}
+        assert set(values) == {s.value for s in (*TorrentState, *MagnetState)}
         assert [s for s, v in values.items() if v == 1.0] == [state]
         assert sum(values.values()) == 1.0
 
