@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from bt import __version__
+from bt.dht.config import DHTConfig
 from bt.errors import BtError, DuplicateTorrentError
 from bt.extensions.standard import install_standard_extensions
 from bt.interfaces import IStorage
@@ -32,6 +33,7 @@ from bt.persistence import SessionMemory
 from bt.policy.ratelimit import TokenBucket
 from bt.policy.slots import ConnectionSlots
 from bt.registry import TorrentRecord
+from bt.settings import user_limit as _limit
 from bt.snapshot import torrent_status
 from bt.statelock import StateDirLock
 from bt.status import UNCHANGED, FilePriority, SessionStatus, TorrentStatus
@@ -73,6 +75,8 @@ class SessionConfig:
     recheck: bool = False
     #: The umask of downloaded files and folders (0o022: 0644/0755); None: the process's.
     data_umask: int | None = None
+    #: The DHT node (BEP 5) and its bootstrap nodes; None: no DHT (``--no-dht``).
+    dht: DHTConfig | None = None
 
 
 class Session(MultiService):
@@ -488,12 +492,3 @@ class Session(MultiService):
 def _given(limit: float | None) -> float | None:
     """A configured limit, with UNCHANGED (not given) as unlimited until restore()."""
     return None if limit is UNCHANGED else limit
-
-
-def _limit(name: str, value: Any) -> Any:
-    """A rate limit as given by a user: bytes/s, with None or 0 meaning unlimited."""
-    if value is UNCHANGED or value is None:
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e15:
-        raise ValueError(f"{name}: {value!r} is not a rate in bytes/s (or null for unlimited)")
-    return None if value == 0 else float(value)

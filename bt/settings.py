@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bt.errors import BtError
+from bt.status import UNCHANGED
 from bt.storage.resume import save_resume
 
 __all__ = ["SessionSettings", "SettingsFile"]
@@ -81,3 +82,12 @@ class SettingsFile:
     def save(self, settings: SessionSettings) -> None:
         data = json.dumps(settings.to_json(), indent=1).encode()
         save_resume(self.path, data, "session settings")
+
+
+def user_limit(name: str, value: Any) -> Any:
+    """A rate limit as given by a user: bytes/s, with None or 0 meaning unlimited."""
+    if value is UNCHANGED or value is None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e15:
+        raise ValueError(f"{name}: {value!r} is not a rate in bytes/s (or null for unlimited)")
+    return None if value == 0 else float(value)

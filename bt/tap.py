@@ -16,6 +16,7 @@ from twisted.application import service
 from twisted.python import usage
 
 from bt import startup
+from bt.dht.config import DHTConfig, parse_node_address
 from bt.endpoints import check_endpoint
 from bt.errors import BtError, MagnetError, MetainfoError
 from bt.logs import LEVELS
@@ -54,6 +55,12 @@ class Options(usage.Options):
             "Stop once every torrent is downloaded and its seeding goal met (without "
             "--seed-ratio/--seed-time: once downloaded). Exit status 0 only if every "
             "torrent completed verified. Use with -n.",
+        ],
+        ["no-dht", None, "Run no DHT node (BEP 5): peers come from trackers and PEX only."],
+        [
+            "dht-same-ip-nodes",
+            None,
+            "Let the DHT routing table hold several nodes of one IP address (a DHT on one host).",
         ],
     ]
     optParameters = [
@@ -128,6 +135,7 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["torrents"] = []
+        self["dht-bootstrap"] = []
         self.metainfos: list[tuple[Path, Metainfo]] = []
         self.magnets: list[MagnetLink] = []
 
@@ -136,6 +144,13 @@ class Options(usage.Options):
         self["torrents"].append(path)
 
     opt_t = opt_torrent
+
+    def opt_dht_bootstrap(self, address: str) -> None:
+        """A DHT node HOST:PORT to join through, instead of the public routers; repeatable."""
+        try:
+            self["dht-bootstrap"].append(parse_node_address(address))
+        except ValueError as exc:
+            raise usage.UsageError(f"--dht-bootstrap: {exc}") from None
 
     def opt_version(self) -> None:
         """Show bt's version (and Twisted's and Python's), then exit."""
@@ -270,6 +285,7 @@ def makeService(options: Options) -> service.IService:
         max_connections=options["max-connections"],
         recheck=bool(options["recheck"]),
         data_umask=twistd.data_umask,
+        dht=dht_config(options),
         torrent=TorrentConfig(
             max_peers=options["max-peers"],
             upload_slots=options["upload-slots"],
@@ -333,6 +349,17 @@ def makeService(options: Options) -> service.IService:
             wait_for_first=options["watch-dir"] is not None or bool(options.magnets),
         ).setServiceParent(session)
     return session
+
+
+def dht_config(options: Options) -> DHTConfig | None:
+    """The DHT node's settings from the options; None with ``--no-dht``."""
+    if options["no-dht"]:
+        return None
+    bootstrap = tuple(options["dht-bootstrap"])
+    return DHTConfig(
+        **({"bootstrap": bootstrap} if bootstrap else {}),
+        one_node_per_ip=not options["dht-same-ip-nodes"],
+    )
 
 
 def _early(step: Callable[[], None]) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from dhtsafety import dht_safe_args
 from torrents import handmade_info, handmade_torrent
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,7 +28,9 @@ def python(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproce
 
 
 def twistd(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return python("-c", "from twisted.scripts.twistd import run; run()", *args, cwd=cwd, env=env)
+    """``twistd ARGS``; a ``bittorrent`` run never reaches the public DHT (``dht_safe_args``)."""
+    argv = dht_safe_args(args) if "bittorrent" in args else list(args)
+    return python("-c", "from twisted.scripts.twistd import run; run()", *argv, cwd=cwd, env=env)
 
 
 def test_twistd_help_lists_the_plugin(tmp_path: Path) -> None:

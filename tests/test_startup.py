@@ -14,6 +14,8 @@ import pytest_twisted
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, globalLogPublisher
 
+from dhtsafety import dht_safe_args
+
 from bt.session import Session, SessionConfig
 from bt.startup import QuietRepeatedSignals, TwistdSettings
 from bt.statelock import StateDirBusy, StateDirLock
@@ -85,7 +87,7 @@ async def test_two_sessions_on_one_state_dir_conflict(tmp_path: Path) -> None:
 def parsed(*args: str, parent: dict[str, Any] | None = None) -> Options:
     options = Options()
     options.parent = parent  # type: ignore[assignment]
-    options.parseOptions(list(args))
+    options.parseOptions(dht_safe_args(args))
     return options
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 
+from dhtsafety import dht_safe_args
+
 from bt.exitwhendone import ExitWhenDone
 from bt.status import UNCHANGED
 from bt.tap import Options, makeService
@@ -16,7 +18,8 @@ def parsed(tmp_path: Path, *argv: str, state: str = "state") -> Options:
     """Options on a free loopback port, without the control API (makeService binds both)."""
     options = Options()
     options.parseOptions(
-        [
+        dht_safe_args(
+            [
             "--state-dir",
             str(tmp_path / state),
             "-d",
@@ -26,7 +29,7 @@ def parsed(tmp_path: Path, *argv: str, state: str = "state") -> Options:
             "--control",
             "none",
             *argv,
-        ]
+        ])
     )
     return options
 

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from dhtsafety import dht_safe_args
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -300,6 +302,7 @@ class BtDaemon:
             f"tcp:0:interface={LOOPBACK}",
             *self.extra_args,
         ]
+        command = dht_safe_args(command)  # never the public DHT (tests/dhtsafety.py)
         self.process = subprocess.Popen(
             command,
             cwd=self.workdir,

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from dhtsafety import dht_safe_args
 from swarm import LOOPBACK, BtDaemon, LibtorrentPeer, OpenTracker, scrape_counts, wait_for
 from test_download import tracked_torrent
 
@@ -73,6 +74,7 @@ def test_daemonised_it_exits_too_and_removes_its_pidfile(tmp_path: Path) -> None
     """The parent returns 0 once started; the daemon stops by itself (here: nothing to do)."""
     pidfile = tmp_path / "bt.pid"
     started = subprocess.run(
+        dht_safe_args(
         [
             sys.executable,
             "-c",
@@ -89,7 +91,7 @@ def test_daemonised_it_exits_too_and_removes_its_pidfile(tmp_path: Path) -> None
             f"tcp:0:interface={LOOPBACK}",
             "--control",
             "none",
-        ],
+        ]),
         cwd=tmp_path,
         capture_output=True,
         text=True,

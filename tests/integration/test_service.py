@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from dhtsafety import dht_safe_args
 from swarm import LOOPBACK, BtDaemon, LibtorrentPeer, OpenTracker, scrape_counts, wait_for
 from torrents import libtorrent_torrent, write_files
 
@@ -95,6 +96,7 @@ def test_daemon_mode_pidfile_log_api_and_sigterm(tmp_path: Path) -> None:
     state = work / "state"
     pidfile, logfile = work / "bt.pid", work / "bt.log"
     started = subprocess.run(
+        dht_safe_args(
         [
             sys.executable,
             "-c",
@@ -110,7 +112,7 @@ def test_daemon_mode_pidfile_log_api_and_sigterm(tmp_path: Path) -> None:
             f"tcp:0:interface={LOOPBACK}",
             "--control",
             "tcp:0",  # no interface given: bound to loopback anyway
-        ],
+        ]),
         cwd=work,
         capture_output=True,
         text=True,
