@@ -46,6 +46,14 @@ LAYER_0 = [
     "bt.storage.resume",
     "bt.geometry",  # when it exists (issue 13)
     "bt.lifecycle",  # when it exists (issue 13)
+    "bt.dht",
+    "bt.dht.krpc",
+    "bt.dht.nodeid",
+    "bt.dht.routing",
+    "bt.dht.lookup",
+    "bt.dht.tokens",
+    "bt.dht.store",
+    "bt.dht.ratelimit",
     # every module of bt/policy/, found below
 ]
 IMPURE = ("twisted", "treq")
