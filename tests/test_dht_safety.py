@@ -59,7 +59,8 @@ def _unsafe_starts(path: Path, safe: set[str] = frozenset()) -> list[str]:
             continue
         runs = [c for c in ast.walk(node) if _runs_bt(c, safe)]
         if runs and not _marks(node):
-            problems.append(f"{path.name}:{node.lineno}: {node.name} starts bt without a DHT choice")
+            where = f"{path.name}:{node.lineno}: {node.name}"
+            problems.append(f"{where} starts bt without a DHT choice")
     return problems
 
 

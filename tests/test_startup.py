@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from dhtsafety import dht_safe_args
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, globalLogPublisher
-
-from dhtsafety import dht_safe_args
 
 from bt.session import Session, SessionConfig
 from bt.startup import QuietRepeatedSignals, TwistdSettings

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-
 from dhtsafety import dht_safe_args
 
 from bt.exitwhendone import ExitWhenDone
@@ -20,16 +19,17 @@ def parsed(tmp_path: Path, *argv: str, state: str = "state") -> Options:
     options.parseOptions(
         dht_safe_args(
             [
-            "--state-dir",
-            str(tmp_path / state),
-            "-d",
-            str(tmp_path),
-            "--listen",
-            "tcp:0:interface=127.0.0.1",
-            "--control",
-            "none",
-            *argv,
-        ])
+                "--state-dir",
+                str(tmp_path / state),
+                "-d",
+                str(tmp_path),
+                "--listen",
+                "tcp:0:interface=127.0.0.1",
+                "--control",
+                "none",
+                *argv,
+            ]
+        )
     )
     return options
 

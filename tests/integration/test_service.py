@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from dhtsafety import dht_safe_args
+from prometheus_client.parser import text_string_to_metric_families
 from swarm import LOOPBACK, BtDaemon, LibtorrentPeer, OpenTracker, scrape_counts, wait_for
 from torrents import libtorrent_torrent, write_files
 
@@ -97,22 +97,23 @@ def test_daemon_mode_pidfile_log_api_and_sigterm(tmp_path: Path) -> None:
     pidfile, logfile = work / "bt.pid", work / "bt.log"
     started = subprocess.run(
         dht_safe_args(
-        [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            f"--pidfile={pidfile}",
-            f"--logfile={logfile}",
-            "bittorrent",
-            "--state-dir",
-            str(state),
-            "--download-dir",
-            str(work / "downloads"),
-            "--listen",
-            f"tcp:0:interface={LOOPBACK}",
-            "--control",
-            "tcp:0",  # no interface given: bound to loopback anyway
-        ]),
+            [
+                sys.executable,
+                "-c",
+                "from twisted.scripts.twistd import run; run()",
+                f"--pidfile={pidfile}",
+                f"--logfile={logfile}",
+                "bittorrent",
+                "--state-dir",
+                str(state),
+                "--download-dir",
+                str(work / "downloads"),
+                "--listen",
+                f"tcp:0:interface={LOOPBACK}",
+                "--control",
+                "tcp:0",  # no interface given: bound to loopback anyway
+            ]
+        ),
         cwd=work,
         capture_output=True,
         text=True,
