@@ -90,3 +90,7 @@ class CreateError(BtError):
 
 class LifecycleError(BtError):
     """An event the torrent's lifecycle refuses in its state (a bug in the caller)."""
+
+
+class DHTError(BtError):
+    """A DHT query failed: no reply, an error reply, or it could not be sent."""

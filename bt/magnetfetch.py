@@ -167,6 +167,10 @@ class MetadataFetch(Service):
         self.sources = PeerSources(self.name, self.trackers.announcers)
         self._tick_call: Any = None
 
+    def port_now(self) -> int:
+        """The listen port (set by the session once it listens)."""
+        return self.port
+
     @property
     def bytes_left(self) -> int:
         return UNKNOWN_LEFT

@@ -95,6 +95,11 @@ class Magnets:
             connect_timeout=session.config.torrent.connect_timeout,
             own_addresses=session.limits.own_addresses,
         )
+        if session.dht is not None:  # BEP 9 without trackers: peers from the DHT
+            fetch.dialer.factory.dht = session.dht.advert
+            fetch.sources.register(
+                session.dht.source_for(info_hash, fetch.dialer.add, fetch.port_now)
+            )
         self.fetches[info_hash] = fetch
         self._records[info_hash] = record
         if remember:

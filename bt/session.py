@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 
 from bt import __version__
 from bt.dht.config import DHTConfig
+from bt.dht.service import dht_service
 from bt.errors import BtError, DuplicateTorrentError
 from bt.extensions.standard import install_standard_extensions
 from bt.interfaces import IStorage
@@ -119,6 +120,7 @@ class Session(MultiService):
         self.disk_threads = DiskThreads(reactor, config.torrent.disk_threads)
         #: The torrents and global limits remembered in the state folder.
         self.memory = SessionMemory(config.state_dir, self.disk_threads.run)
+        self.dht = dht_service(self)  # the DHT node (bt.dht.service); None: --no-dht
         #: Magnets still fetching their metadata (bt.magnets): torrents once it arrives.
         self.magnets = Magnets(self)
 
@@ -230,7 +232,7 @@ class Session(MultiService):
             file_priorities=record.file_priorities,
             download_dir=shown_folder,
         )
-        install_standard_extensions(torrent)
+        install_standard_extensions(torrent, self.dht)
         self.torrents[metainfo.info_hash] = torrent
         torrent.setServiceParent(self)
         return torrent
@@ -450,6 +452,7 @@ class Session(MultiService):
             self.limits.connections,
             half_open_limit=self.config.half_open_limit,
             half_open_timeout=self.config.half_open_timeout,
+            dht=self.dht.advert if self.dht is not None else None,
         )
         self.listener.listen(factory)
         for torrent in self.torrents.values():

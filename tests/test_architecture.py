@@ -54,6 +54,7 @@ LAYER_0 = [
     "bt.dht.tokens",
     "bt.dht.store",
     "bt.dht.ratelimit",
+    "bt.dht.config",
     # every module of bt/policy/, found below
 ]
 IMPURE = ("twisted", "treq")

@@ -15,13 +15,17 @@ from bt.extensions.pex import PeerExchange
 from bt.extensions.upload_only import UploadOnly
 
 if TYPE_CHECKING:
+    from bt.dht.service import DHTService
     from bt.torrent import Torrent
 
 __all__ = ["install_standard_extensions"]
 
 
-def install_standard_extensions(torrent: Torrent) -> None:
-    """Register the standard extensions with ``torrent``'s swarm (before it starts)."""
+def install_standard_extensions(torrent: Torrent, dht: DHTService | None = None) -> None:
+    """Register the standard extensions with ``torrent``'s swarm (before it starts).
+
+    ``dht``: the session's DHT, a peer source of every public torrent (BEP 5).
+    """
     # Each BEP's extension registers here: torrent.swarm.extensions.register(...),
     # and a peer source with torrent.sources.register(...).
     # BEP 9: private torrents serve their metadata too (it finds no peers).
@@ -29,3 +33,9 @@ def install_standard_extensions(torrent: Torrent) -> None:
     torrent.swarm.extensions.register(UploadOnly(lambda: torrent.picker.is_finished))
     if not torrent.metainfo.private:  # BEP 27: a private torrent's peers come from its trackers
         torrent.swarm.extensions.register(PeerExchange.of(torrent.swarm))
+        if dht is not None:  # BEP 5: the DHT finds peers; PORT tells peers our node's port
+            torrent.swarm.factory.dht = dht.advert
+            info_hash = torrent.metainfo.info_hash
+            torrent.sources.register(
+                dht.source_for(info_hash, torrent.add_candidates, lambda: torrent.port)
+            )

@@ -9,6 +9,7 @@ peer) and forwards every event to it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -72,6 +73,8 @@ HALF_OPEN_REPORT_EVERY = 60.0
 #: The reserved bits of our handshake: the extension protocol (BEP 10) and the
 #: fast extension (BEP 6).
 OUR_RESERVED = Reserved.of(Reserved.EXTENSION_PROTOCOL, Reserved.FAST)
+#: ... and the DHT bit (BEP 5) when the session runs a DHT node.
+DHT_RESERVED = Reserved.of(Reserved.EXTENSION_PROTOCOL, Reserved.FAST, Reserved.DHT)
 #: The close reason when a tracker handed us our own address.
 SELF_CONNECTION = "connected to ourselves"
 
@@ -102,6 +105,20 @@ class PeerAttacher(TypingProtocol):
 
 
 _IGNORED = (KeepAlive, Port, Unknown)
+
+
+@dataclass(frozen=True)
+class DHTPort:
+    """BEP 5's PORT message: our DHT node's UDP port, and what to do with a peer's."""
+
+    #: Our node's port (None while it is not listening): sent to peers with the DHT bit.
+    port: Callable[[], int | None]
+    #: Called with (peer host, its DHT port) when a peer sends PORT: ping that node.
+    advertised: Callable[[tuple[str, int]], None]
+
+
+def _reserved(dht: DHTPort | None) -> bytes:
+    return OUR_RESERVED if dht is None else DHT_RESERVED
 
 
 @implementer(interfaces.IPushProducer)
@@ -147,6 +164,8 @@ class PeerProtocol(Protocol):
         #: A failed handshake is logged at debug: strangers dialling us (scanners,
         #: a half-open flood) would otherwise fill the log.
         self.quiet_handshake = False
+        #: The session's DHT (BEP 5 PORT), set by the factory; None: no DHT.
+        self.dht: DHTPort | None = None
 
     # -- Twisted protocol ------------------------------------------------
 
@@ -224,7 +243,9 @@ class PeerProtocol(Protocol):
             self.drop(str(exc))
             return
         self.delegate = delegate
+        self._send_dht_port(event.reserved)
         self._dispatch = {
+            Port: self._dht_port_received,
             Choke: delegate.on_choke,
             Unchoke: delegate.on_unchoke,
             Interested: delegate.on_interested,
@@ -239,6 +260,17 @@ class PeerProtocol(Protocol):
             AllowedFast: delegate.on_allowed_fast,
             SuggestPiece: delegate.on_suggest_piece,
         }
+
+    def _send_dht_port(self, reserved: bytes) -> None:
+        """BEP 5: tell a peer that has the DHT bit our node's port (after its bitfield)."""
+        port = self.dht.port() if self.dht is not None else None
+        if port and Reserved.has(reserved, Reserved.DHT) and not self._closing:
+            self.send(Port(port))
+
+    def _dht_port_received(self, msg: Port) -> None:
+        host = self.transport.getPeer()
+        if self.dht is not None and 0 < msg.port < 65536 and hasattr(host, "host"):
+            self.dht.advertised((host.host, msg.port))
 
     def bind(self, info_hash: bytes, geometry: Geometry) -> None:
         """For incoming peers: name the torrent and answer with our handshake."""
@@ -357,9 +389,10 @@ class TorrentPeerFactory(ClientFactory):
         candidate: tuple[str, int] | None = None,
         on_closed: Callable[[str | None], None] | None = None,
         on_failed: Callable[[str], None] | None = None,
+        dht: DHTPort | None = None,
     ) -> None:
         """``on_closed(reason)``: the connection ended; ``on_failed(reason)``: it was
-        never made."""
+        never made; ``dht``: the session's DHT (BEP 5 PORT), set after construction too."""
         self.our_peer_id = our_peer_id
         self.info_hash = info_hash
         self.geometry = geometry
@@ -368,6 +401,7 @@ class TorrentPeerFactory(ClientFactory):
         self.candidate = candidate
         self.on_closed = on_closed
         self.on_failed = on_failed
+        self.dht = dht
 
     def for_candidate(
         self,
@@ -387,14 +421,16 @@ class TorrentPeerFactory(ClientFactory):
             candidate=address,
             on_closed=on_closed,
             on_failed=on_failed,
+            dht=self.dht,
         )
 
     def buildProtocol(self, addr: Any) -> PeerProtocol:
         connection = PeerConnection(
-            self.our_peer_id, self.info_hash, self.geometry, reserved=OUR_RESERVED
+            self.our_peer_id, self.info_hash, self.geometry, reserved=_reserved(self.dht)
         )
         protocol = PeerProtocol(connection, self.attacher, self.clock, candidate=self.candidate)
         protocol.factory = self
+        protocol.dht = self.dht
         on_closed = self.on_closed
         if on_closed is not None:
             protocol.on_closed = lambda: on_closed(protocol.lost_reason)
@@ -434,8 +470,10 @@ class IncomingPeerFactory(Factory):
         half_open_limit: int = HALF_OPEN_LIMIT,
         half_open_timeout: float = HALF_OPEN_TIMEOUT,
         half_open_overflow: int = HALF_OPEN_OVERFLOW,
+        dht: DHTPort | None = None,
     ) -> None:
         self.our_peer_id = our_peer_id
+        self.dht = dht
         self.lookup = lookup
         self.clock = clock
         self.slots = slots or ConnectionSlots(None)
@@ -449,12 +487,13 @@ class IncomingPeerFactory(Factory):
 
     def buildProtocol(self, addr: Any) -> PeerProtocol:
         protocol = PeerProtocol(
-            PeerConnection(self.our_peer_id, reserved=OUR_RESERVED),
+            PeerConnection(self.our_peer_id, reserved=_reserved(self.dht)),
             self,
             self.clock,
             handshake_timeout=self.half_open_timeout,
         )
         protocol.factory = self
+        protocol.dht = self.dht
         protocol.quiet_handshake = True
         protocol.on_closed = lambda: self.half_open.leave(protocol)
         self._evict(self.half_open.admit(protocol))
