@@ -8,6 +8,8 @@ secret bytes are passed in.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 
 __all__ = ["ROTATE_EVERY", "TOKEN_LEN", "Tokens"]
@@ -22,12 +24,37 @@ class Tokens:
     def __init__(
         self, randbytes: Callable[[int], bytes], now: float, rotate_every: float = ROTATE_EVERY
     ) -> None:
-        raise NotImplementedError
+        self._randbytes = randbytes
+        self._every = rotate_every
+        self._secret = randbytes(16)
+        self._previous = self._secret
+        self._rotated = now
+
+    def _rotate(self, now: float) -> None:
+        elapsed = now - self._rotated
+        if elapsed < self._every:
+            return
+        if elapsed >= 2 * self._every:
+            # Nothing issued since the previous rotation is alive any more: replace both.
+            self._previous = self._randbytes(16)
+        else:
+            self._previous = self._secret
+        self._secret = self._randbytes(16)
+        self._rotated = now - elapsed % self._every
 
     def issue(self, host: str, now: float) -> bytes:
         """The token for a querier at ``host``."""
-        raise NotImplementedError
+        self._rotate(now)
+        return _token(self._secret, host)
 
     def check(self, token: bytes, host: str, now: float) -> bool:
         """True when ``token`` was issued to ``host`` under the current or previous secret."""
-        raise NotImplementedError
+        self._rotate(now)
+        return any(
+            hmac.compare_digest(token, _token(secret, host))
+            for secret in (self._secret, self._previous)
+        )
+
+
+def _token(secret: bytes, host: str) -> bytes:
+    return hashlib.sha1(secret + host.encode()).digest()[:TOKEN_LEN]
