@@ -24,6 +24,7 @@ from bt.magnet import MagnetLink
 from bt.magnetfetch import MetadataFetch, torrent_from_metadata
 from bt.metainfo import parse_metainfo
 from bt.registry import TorrentRecord
+from bt.snapshot import dht_peers
 from bt.status import MagnetState, TorrentStatus
 
 if TYPE_CHECKING:
@@ -205,6 +206,7 @@ class Magnets:
             private=False,
             files=(),
             peers_tried=len(fetch.tried),
+            dht_peers=dht_peers(fetch.sources.sources),
         )
 
     def statuses(self) -> list[TorrentStatus]:

@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 
 from bt import __version__
 from bt.dht.config import DHTConfig
-from bt.dht.service import dht_service
+from bt.dht.service import dht_counts, dht_service
 from bt.errors import BtError, DuplicateTorrentError
 from bt.extensions.standard import install_standard_extensions
 from bt.interfaces import IStorage
@@ -371,6 +371,7 @@ class Session(MultiService):
             upload_limit=self.limits.upload.rate,
             download_limit=self.limits.download.rate,
             listen_port=self.port,
+            **dht_counts(self.dht),
         )
 
     # -- remembering torrents across restarts ------------------------------------

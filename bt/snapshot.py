@@ -6,8 +6,10 @@ and the per-file arithmetic is only done when files are asked for.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
+from bt.candidates import PeerSource
 from bt.priorities import file_done_bytes
 from bt.progress import eta
 from bt.status import FileStatus, TorrentState, TorrentStatus
@@ -68,6 +70,7 @@ def torrent_status(torrent: Torrent, *, files: bool = True) -> TorrentStatus:
         download_dir=torrent.download_dir,
         private=metainfo.private,
         files=file_statuses,
+        dht_peers=dht_peers(torrent.sources.sources),
     )
 
 
@@ -75,3 +78,8 @@ def _have_bytes(torrent: Torrent) -> int:
     """Bytes in verified pieces (the last piece may be short)."""
     geometry, picker = torrent.metainfo.geometry, torrent.picker
     return geometry.bytes_in_count(picker.have_count, includes_last=picker.has(geometry.last_piece))
+
+
+def dht_peers(sources: Iterable[Any]) -> int:
+    """Peers found by the DHT source among a torrent's (or magnet's) peer sources."""
+    return sum(getattr(s, "peers_found", 0) for s in sources if s.tag == PeerSource.DHT)

@@ -106,6 +106,8 @@ class TorrentStatus:
     files: tuple[FileStatus, ...]
     #: A magnet fetching its metadata: the peers it talked to so far.
     peers_tried: int = 0
+    #: Peers the DHT found for this torrent (BEP 5); 0 without a DHT or when private.
+    dht_peers: int = 0
 
     def to_json(self, *, files: bool = True) -> dict[str, Any]:
         """The API's JSON object (``files`` left out of listings of many torrents)."""
@@ -133,6 +135,11 @@ class SessionStatus:
     download_limit: float | None
     #: The port peers reach us on.
     listen_port: int
+    #: The DHT (BEP 5): nodes in its routing table, lookups and announce_peers sent;
+    #: None when the session runs no DHT (``--no-dht``).
+    dht_nodes: int | None = None
+    dht_lookups: int | None = None
+    dht_announces: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

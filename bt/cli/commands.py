@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bt.cli.client import CliError, ControlClient, resolve_torrents
-from bt.cli.render import files_table, rate, status_table, stdout_console
+from bt.cli.render import dht_line, files_table, rate, status_table, stdout_console
 from bt.errors import MagnetError, MetainfoError
 from bt.magnet import is_magnet, parse_magnet
 from bt.metainfo import load_metainfo
@@ -62,9 +62,12 @@ def status(args: argparse.Namespace, client: ControlClient) -> int:
     torrents = document.get("torrents", [])
     if not torrents:
         print("no torrents")
-        return 0
-    console = stdout_console()
-    console.print(status_table(torrents, console.width))
+    else:
+        console = stdout_console()
+        console.print(status_table(torrents, console.width))
+    dht = dht_line(client.session())
+    if dht is not None:
+        print(dht)
     return 0
 
 

@@ -89,9 +89,20 @@ def status_table(torrents: Sequence[Mapping[str, Any]], width: int = WIDE) -> Ta
 
 
 def _peers(torrent: Mapping[str, Any], state: str) -> str:
+    dht = f", {torrent['dht_peers']} DHT" if torrent.get("dht_peers") else ""
     if state == "fetching metadata":  # a magnet: no seeds to count yet, the peers asked
-        return f"{torrent.get('peers', 0)}, {torrent.get('peers_tried', 0)} tried"
-    return f"{torrent.get('peers', 0)} ({torrent.get('seeds', 0)})"
+        return f"{torrent.get('peers', 0)}, {torrent.get('peers_tried', 0)} tried{dht}"
+    return f"{torrent.get('peers', 0)} ({torrent.get('seeds', 0)}){dht}"
+
+
+def dht_line(session: Mapping[str, Any]) -> str | None:
+    """The DHT's summary under the table; None when the daemon runs no DHT."""
+    if session.get("dht_nodes") is None:
+        return None
+    return (
+        f"DHT: {session['dht_nodes']} nodes, {session.get('dht_lookups', 0)} lookups, "
+        f"{session.get('dht_announces', 0)} announces"
+    )
 
 
 _STATE_STYLES = {

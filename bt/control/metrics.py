@@ -61,6 +61,7 @@ TORRENT_METRICS: tuple[tuple[str, str, str, str], ...] = (
     ("bt_progress_ratio", "Verified share of the wanted bytes, 0 to 1.", "gauge", "progress"),
     ("bt_hash_failures", "Pieces that failed their hash check.", "counter", "hash_failures"),
     ("bt_tracker_errors", "Failed tracker announces.", "counter", "tracker_errors"),
+    ("bt_dht_peers", "Peers the DHT found for the torrent.", "counter", "dht_peers"),
 )  # fmt: skip
 
 #: Session-wide families; ``bt_session_`` so that sum() over torrents never double counts.
@@ -75,6 +76,9 @@ SESSION_METRICS: tuple[tuple[str, str, str, str], ...] = (
      "download_rate"),
     ("bt_session_upload_rate_bytes", "Upload rate of all torrents in bytes/s.", "gauge",
      "upload_rate"),
+    ("bt_dht_nodes", "Nodes in the DHT routing table (0: no DHT).", "gauge", "dht_nodes"),
+    ("bt_dht_lookups", "DHT lookups started.", "counter", "dht_lookups"),
+    ("bt_dht_announces", "DHT announce_peer queries sent.", "counter", "dht_announces"),
 )  # fmt: skip
 
 
@@ -100,7 +104,7 @@ class SessionCollector:
         yield info
         for name, text, kind, field in SESSION_METRICS:
             family = _family(name, text, kind, [])
-            family.add_metric([], float(getattr(session, field)))
+            family.add_metric([], float(getattr(session, field) or 0))
             yield family
         for direction in ("upload", "download"):
             family = GaugeMetricFamily(

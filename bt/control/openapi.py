@@ -69,6 +69,15 @@ _SCHEMAS: dict[str, Any] = {
             "upload_limit": _NUMBER_OR_NULL,
             "download_limit": _NUMBER_OR_NULL,
             "listen_port": {"type": "integer"},
+            "dht_nodes": {
+                "type": ["integer", "null"],
+                "description": "Nodes in the DHT routing table; null: no DHT (--no-dht).",
+            },
+            "dht_lookups": {"type": ["integer", "null"], "description": "DHT lookups started."},
+            "dht_announces": {
+                "type": ["integer", "null"],
+                "description": "DHT announce_peer queries sent.",
+            },
         },
     },
     "FileStatus": {
@@ -118,6 +127,7 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "integer",
                 "description": "A magnet fetching its metadata: the peers it talked to.",
             },
+            "dht_peers": {"type": "integer", "description": "Peers the DHT found for it."},
         },
     },
     "TorrentStatus": {

@@ -102,7 +102,7 @@ class DHTNode(DatagramProtocol):
         self.table = RoutingTable(node_id, allow_same_ip=allow_same_ip, enforce_node_id=True)
         self.tokens = Tokens(rng.randbytes, now)
         self.store = PeerStore()
-        self.limiter = limiter or RateLimiter()
+        self.limiter = limiter if limiter is not None else RateLimiter()
         self.counters = NodeCounters()
         self.pending: dict[bytes, _Pending] = {}
         #: Called with (host, port) of every node that answered us (tests, PORT pings).

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from bt.listener import PeerListener
     from bt.session import Session
 
-__all__ = ["DHTService", "dht_service"]
+__all__ = ["DHTService", "dht_counts", "dht_service"]
 
 #: How often buckets are checked for a refresh (each refreshes after 15 idle minutes).
 REFRESH_CHECK = 60.0
@@ -57,6 +57,21 @@ def dht_service(session: Session) -> DHTService | None:
     )
     service.setServiceParent(session)
     return service
+
+
+def dht_counts(service: DHTService | None) -> dict[str, int]:
+    """The session status's DHT fields; none (null in the API) without a DHT."""
+    if service is None:
+        return {}
+    node = service.node
+    if node is None:
+        return {"dht_nodes": 0, "dht_lookups": 0, "dht_announces": 0}
+    counters = node.counters
+    return {
+        "dht_nodes": len(node.table),
+        "dht_lookups": counters.lookups,
+        "dht_announces": counters.announces,
+    }
 
 
 class DHTService(Service):
