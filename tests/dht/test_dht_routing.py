@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bt.dht.krpc import NodeInfo
 from bt.dht.nodeid import ID_BITS, distance, generate_id, id_to_int, int_to_id
@@ -171,3 +175,44 @@ def test_remove_promotes_a_replacement() -> None:
     table.remove(far(2).id)
     assert table.get(far(2).id) is None and table.get(far(77).id) is not None
     assert {entry.id for entry in table} >= {far(77).id}
+
+
+_operations = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "reply", "fail", "remove"]),
+        st.integers(0, 2**160 - 1) | st.integers(1, 2**12),  # near OWN: deep splits
+        st.integers(0, 40),  # few addresses, so IPs collide
+        st.floats(0, 5000),
+    ),
+    max_size=150,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_operations, st.booleans())
+def test_table_invariants_under_any_sequence(operations: list, same_ip: bool) -> None:
+    """Whatever happens, buckets partition the id space, hold at most k nodes, and the
+    table's indexes agree with them (one node per IP unless allowed)."""
+    table = RoutingTable(OWN, allow_same_ip=same_ip)
+    known: list[bytes] = []
+    for kind, value, host, now in operations:
+        info = NodeInfo(int_to_id(value), f"10.3.0.{host}", 6881 + host)
+        if kind in ("add", "reply"):
+            table.add(info, now, replied=kind == "reply")
+            known.append(info.id)
+        elif known:
+            victim = known[value % len(known)]
+            if kind == "fail":
+                table.failed(victim, now)
+            else:
+                table.remove(victim)
+    buckets = table.buckets
+    assert buckets[0].lo == 0 and buckets[-1].hi == 1 << ID_BITS
+    assert all(a.hi == b.lo for a, b in itertools.pairwise(buckets))
+    members = [entry for bucket in buckets for entry in bucket.nodes]
+    assert all(len(bucket.nodes) <= 8 for bucket in buckets)
+    assert all(bucket.covers(id_to_int(n.id)) for bucket in buckets for n in bucket.nodes)
+    assert len(members) == len(table) == len({entry.id for entry in members})
+    assert {entry.id for entry in table} == {entry.id for entry in members}
+    if not same_ip:
+        assert len({entry.info.host for entry in members}) == len(members)
