@@ -30,7 +30,11 @@ MAX_PEERS = 1000
 
 @dataclass(frozen=True, slots=True)
 class LookupResult:
-    """The k closest responders (with their tokens), the peers found, and counts."""
+    """The k closest responders (with their tokens), the peers found, and counts.
+
+    ``hops`` is how many replies deep the farthest-learned of the k closest was
+    (a seed is 1, a node a seed told us of is 2, ...).
+    """
 
     target: bytes
     closest: tuple[tuple[NodeInfo, bytes | None], ...]

@@ -84,7 +84,7 @@ def is_exempt(host: str) -> bool:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return True
+        return False  # not an address at all: nothing to exempt
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return (
@@ -124,5 +124,8 @@ def is_valid_id(node_id: bytes, host: str) -> bool:
         return True
     if len(node_id) != ID_BYTES:
         return False
-    crc = bep42_prefix(host, node_id[19])
+    try:
+        crc = bep42_prefix(host, node_id[19])
+    except ValueError:
+        return False
     return (id_to_int(node_id[:3]) ^ (crc >> 8)) & 0xFFFFF8 == 0

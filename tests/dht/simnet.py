@@ -77,10 +77,12 @@ class SimNetwork:
         for shared in range(ID_BITS):
             lo, hi = self._range(own, shared)
             mine = self._range(own, shared + 1)
-            pool = self.ids[lo : mine[0]] + self.ids[mine[1] : hi]
-            for node_id in rng.sample(pool, min(len(pool), 2 * self.k)):
-                if self.nodes[node_id].alive or rng.random() < 0.5:
-                    table.add(self.nodes[node_id].info, 0.0, replied=True)
+            below = mine[0] - lo  # the range is [lo, hi) minus our own half [mine)
+            count = below + hi - mine[1]
+            for pick in rng.sample(range(count), min(count, 2 * self.k)):
+                node = self.nodes[self.ids[lo + pick if pick < below else mine[1] + pick - below]]
+                if node.alive or rng.random() < 0.5:  # some dead nodes linger in tables
+                    table.add(node.info, 0.0, replied=True)
             if mine[1] - mine[0] <= (1 if own in self._values else 0):
                 break
         return table

@@ -217,3 +217,38 @@ _ports = st.integers(1, 65535)
 )
 def test_fuzz_response_round_trip(response: Response) -> None:
     assert parse(encode(response)) == response
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.builds(
+        Query,
+        tid=st.binary(min_size=1, max_size=8),
+        method=st.sampled_from(["ping", "find_node", "get_peers", "announce_peer"]),
+        sender=_node_ids,
+        target=_node_ids,
+        info_hash=_node_ids,
+        port=_ports,
+        token=st.binary(min_size=1, max_size=20),
+        implied_port=st.booleans(),
+        want=st.lists(st.sampled_from([b"n4", b"n6"]), max_size=2).map(tuple),
+        read_only=st.booleans(),
+    )
+)
+def test_fuzz_query_round_trip(query: Query) -> None:
+    """Each method keeps exactly the arguments it has; they survive the wire."""
+    kept = {
+        "ping": {},
+        "find_node": {"target": query.target},
+        "get_peers": {"info_hash": query.info_hash},
+        "announce_peer": {
+            "info_hash": query.info_hash,
+            "port": query.port,
+            "token": query.token,
+            "implied_port": query.implied_port,
+        },
+    }[query.method]
+    shaped = Query(
+        query.tid, query.method, query.sender, want=query.want, read_only=query.read_only, **kept
+    )
+    assert parse(encode(shaped)) == shaped

@@ -67,6 +67,11 @@ def test_public_addresses_are_not_exempt() -> None:
     assert not is_exempt("2001:4860::8888")
 
 
+def test_a_host_that_is_no_address_is_never_valid() -> None:
+    assert not is_exempt("router.bittorrent.com")
+    assert not is_valid_id(b"\x00" * 20, "router.bittorrent.com")
+
+
 def test_distance_and_prefix() -> None:
     a, b = b"\x00" * 20, b"\x00" * 19 + b"\x01"
     assert distance(a, a) == 0
