@@ -39,6 +39,8 @@ __all__ = ["DHTService", "dht_counts", "dht_service"]
 
 #: How often buckets are checked for a refresh (each refreshes after 15 idle minutes).
 REFRESH_CHECK = 60.0
+#: Questionable nodes pinged per check, at most.
+PINGS_PER_CHECK = 8
 #: How often the id and the good nodes are saved while running.
 SAVE_EVERY = 5 * 60.0
 
@@ -99,8 +101,6 @@ class DHTService(Service):
         self._loops: list[LoopingCall] = []
         self._bootstrapped = False
         self._waiting: list[Deferred[None]] = []
-        #: The peer source of each torrent (by info-hash), for per-torrent status.
-        self.sources: dict[bytes, DHTPeerSource] = {}
         #: What peer connections need of us: our port for PORT, and pings of theirs.
         self.advert = DHTPort(lambda: self.port, self.ping)
 
@@ -238,6 +238,9 @@ class DHTService(Service):
         node.store.expire(now)
         for target in node.table.refresh_targets(now, self.rng):
             node.lookup(target).addErrback(self._log_failure, "DHT refresh")
+        # Questionable nodes are pinged: an answer makes them good, silence bad.
+        for info in node.table.questionable(now)[:PINGS_PER_CHECK]:
+            node.query(info.address, "ping", info.id).addErrback(lambda f: f.trap(DHTError))
 
     def _save_now(self) -> Deferred[None]:
         node = self.node
@@ -253,10 +256,8 @@ class DHTService(Service):
         add_candidates: Callable[[list[tuple[str, int]], str], Any],
         port: Callable[[], int],
     ) -> DHTPeerSource:
-        """A peer source of one torrent (or magnet) through this node; kept for status."""
-        source = DHTPeerSource(self, info_hash, add_candidates, port, self.reactor)
-        self.sources[info_hash] = source
-        return source
+        """A peer source of one torrent (or magnet) through this node."""
+        return DHTPeerSource(self, info_hash, add_candidates, port, self.reactor)
 
     def ping(self, address: tuple[str, int]) -> None:
         """Ping a node a peer told us of (BEP 5 PORT): it joins the table if it answers."""

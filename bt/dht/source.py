@@ -27,6 +27,8 @@ __all__ = ["DHTPeerSource"]
 
 #: Between two lookups of one torrent.
 INTERVAL = 15 * 60.0
+#: Distinct peers remembered (to count each once in status), at most.
+MAX_SEEN = 10_000
 #: The soonest a torrent short of peers (or one whose lookup found none) looks again.
 SOONEST = 30.0
 
@@ -104,6 +106,8 @@ class DHTPeerSource:
     def _found(self, result: LookupResult) -> None:
         peers = [peer for peer in result.peers if peer[1] > 0]
         fresh = [peer for peer in peers if peer not in self._seen]
+        if len(self._seen) > MAX_SEEN:  # bounded: a long-lived swarm's churn
+            self._seen.clear()
         self._seen.update(fresh)
         self.peers_found += len(fresh)
         if peers and self.running:

@@ -245,3 +245,21 @@ def test_a_magnet_fetch_finds_peers_through_the_dht(tmp_path: Path) -> None:
     fetch = session.magnets.fetches[magnet.info_hash]
     assert [s.tag for s in fetch.sources.sources] == [PeerSource.DHT]
     assert fetch.dialer.factory.dht is session.dht.advert  # type: ignore[union-attr]
+
+
+def test_questionable_nodes_are_pinged_and_silent_ones_go_bad(tmp_path: Path) -> None:
+    reactor = Reactor()
+    dht = service(tmp_path, reactor)
+    dht.startService()
+    assert dht.node is not None
+    quiet = NodeInfo(bytes(range(1, 21)), "127.0.0.8", 7000)
+    dht.node.table.add(quiet, reactor.seconds(), replied=True)
+    udp = reactor.udp[0][2]
+    for _ in range(17):  # past GOOD_FOR (15 min) and one refresh check
+        reactor.advance(60)
+    assert (b"ping", quiet.address) in queried(udp)
+    for _ in range(10):
+        reactor.advance(60)
+    node = dht.node.table.get(quiet.id)
+    assert node is None or node.failures > 0, "silence counts against it"
+    dht.stopService()

@@ -136,10 +136,11 @@ def _complete(folder: Path) -> bool:
 class RawClient:
     """A UDP socket on 127.0.0.1 that speaks KRPC by hand."""
 
-    def __init__(self, port: int) -> None:
-        self.target = ("127.0.0.1", port)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.target = (host, port)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
         self.sock.settimeout(5)
         self.id = os.urandom(20)
 
@@ -166,6 +167,9 @@ def test_bt_answers_krpc_on_the_wire_refuses_a_bad_token_and_survives_garbage(
         assert isinstance(pong, Response) and len(pong.sender) == 20
         found = client.ask("find_node", target=os.urandom(20))
         assert isinstance(found, Response) and found.sender == pong.sender
+        # The querier itself is a node bt now knows: it is among the closest it names.
+        me = krpc.NodeInfo(client.id, *client.sock.getsockname())
+        assert me in found.nodes and len(found.nodes) <= 8
         info_hash = os.urandom(20)
         peers = client.ask("get_peers", info_hash=info_hash)
         assert isinstance(peers, Response) and peers.token and peers.values == ()
@@ -192,6 +196,30 @@ def test_bt_answers_krpc_on_the_wire_refuses_a_bad_token_and_survives_garbage(
             assert isinstance(later.ask("ping"), Response)
         finally:
             later.close()
+    finally:
+        client.close()
+        stop_cleanly(daemon)
+
+
+def test_on_ipv6_bt_answers_with_nodes6_and_ipv6_peers(tmp_path: Path) -> None:
+    """BEP 32: listening on ::1, the node is an IPv6 node on the same port number."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("::1 is not usable on this machine")
+    extra = ("--listen", "tcp6:0:interface=\\:\\:1", "--dht-bootstrap", "[::1]:9")
+    daemon = bt_daemon(tmp_path, "bt6", extra)
+    client = RawClient(dht_port(daemon), "::1")
+    try:
+        assert isinstance(client.ask("ping"), Response)
+        info_hash = os.urandom(20)
+        peers = client.ask("get_peers", info_hash=info_hash, want=(b"n6",))
+        assert isinstance(peers, Response) and peers.token and peers.nodes == ()
+        good = client.ask("announce_peer", info_hash=info_hash, port=6000, token=peers.token)
+        assert isinstance(good, Response)
+        again = client.ask("get_peers", info_hash=info_hash)
+        assert isinstance(again, Response) and again.values == (("::1", 6000),)
     finally:
         client.close()
         stop_cleanly(daemon)
