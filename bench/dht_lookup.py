@@ -61,6 +61,26 @@ def run_lookups(net: SimNetwork, count: int) -> dict[str, list[float]]:
     return figures
 
 
+def run_get_peers(net: SimNetwork, count: int) -> dict[str, list[float]]:
+    """``count`` torrents: a seeder announces to the closest nodes that gave tokens,
+    then another node's get_peers lookup must find it."""
+    figures: dict[str, list[float]] = {"queries": [], "sim_s": [], "found": []}
+    for index in range(count):
+        info_hash = random_id(net.rng)
+        seeder, leecher = net.random_node(), net.random_node()
+        while not (seeder.alive and leecher.alive) or seeder is leecher:
+            seeder, leecher = net.random_node(), net.random_node()
+        peer = (seeder.info.host, 10_000 + index)
+        for info, token in net.lookup(seeder, info_hash, get_peers=True).closest:
+            net.announce(info.id, info_hash, peer, token)
+        began = net.clock.seconds()
+        result = net.lookup(leecher, info_hash, get_peers=True)
+        figures["sim_s"].append(net.clock.seconds() - began)
+        figures["queries"].append(result.queried)
+        figures["found"].append(1.0 if peer in result.peers else 0.0)
+    return figures
+
+
 def table_memory(net: SimNetwork) -> tuple[int, int, int]:
     """Bytes, nodes and buckets of one table offered every node of the network."""
     own = net.random_node().info.id
@@ -91,6 +111,7 @@ def main() -> None:
     built = time.perf_counter()
     net = SimNetwork(args.nodes, args.seed, dead_fraction=args.dead)
     figures = run_lookups(net, args.lookups)
+    peers = run_get_peers(net, args.lookups // 4)
     elapsed = time.perf_counter() - built
     memory, nodes, buckets = table_memory(net)
     print(f"python {platform.python_version()} on {platform.machine()}; {elapsed:.1f} s in all")
@@ -111,6 +132,11 @@ def main() -> None:
             f"{label:<30} {statistics.mean(values):>8.2f} {statistics.median(values):>8.2f} "
             f"{percentile(values, 0.95):>8.2f} {max(values):>8.2f}"
         )
+    print(
+        f"get_peers after an announce ({len(peers['found'])} torrents): seeder found "
+        f"{statistics.mean(peers['found']):.0%}, queries {statistics.mean(peers['queries']):.1f}, "
+        f"simulated time {statistics.mean(peers['sim_s']):.2f} s (means)"
+    )
     print(
         f"full routing table (offered all {args.nodes} nodes): {nodes} nodes in {buckets} "
         f"buckets, {memory / 1024:.1f} KiB ({memory / max(nodes, 1):.0f} bytes a node)"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -146,13 +146,26 @@ class RoutingTable:
             if bucket.covers(self._own) and bucket.hi - bucket.lo > 1:
                 self._split(bucket, now)
                 continue
-            bad = [member for member in bucket.nodes if member.liveness(now) is Liveness.BAD]
-            if bad:
-                self._drop(bucket, bad[0])
+            worse = self._evictable(bucket, now, replied)
+            if worse is not None:
+                self._drop(bucket, worse)
                 self._insert(bucket, node, now)
                 return True
             self._remember(bucket, node)
             return False
+
+    @staticmethod
+    def _evictable(bucket: Bucket, now: float, replied: bool) -> Node | None:
+        """A member a newcomer may take the place of: a bad node, or, for a node that
+        replied, one that never did (it only sent us queries, maybe from a spoofed address)."""
+        for member in bucket.nodes:
+            if member.liveness(now) is Liveness.BAD:
+                return member
+        if replied:
+            for member in bucket.nodes:
+                if member.last_reply is None:
+                    return member
+        return None
 
     def _acceptable(self, info: NodeInfo) -> bool:
         if info.id == self.own_id or len(info.id) != ID_BYTES or not 0 < info.port <= 0xFFFF:
@@ -162,6 +175,7 @@ class RoutingTable:
         return not self.enforce_node_id or is_valid_id(info.id, info.host)
 
     def _insert(self, bucket: Bucket, node: Node, now: float) -> None:
+        bucket.replacements = [n for n in bucket.replacements if n.id != node.id]
         bucket.nodes.append(node)
         bucket.last_changed = now
         self._nodes[node.id] = node
@@ -227,12 +241,20 @@ class RoutingTable:
             self._drop(bucket, node)
             self._promote(bucket, bucket.last_changed)
 
-    def closest(self, target: bytes, n: int = K, *, include_bad: bool = False) -> list[NodeInfo]:
-        """The ``n`` nodes closest to ``target`` by XOR distance, closest first."""
+    def closest(
+        self, target: bytes, n: int = K, *, include_bad: bool = False, verified_only: bool = False
+    ) -> list[NodeInfo]:
+        """The ``n`` nodes closest to ``target`` by XOR distance, closest first.
+
+        ``verified_only`` leaves out nodes that never replied to us: what we tell
+        other nodes should be addresses we know answer, not ones a forged query named.
+        """
         goal = id_to_int(target)
-        nodes = self._nodes.values()
+        nodes: Iterable[Node] = self._nodes.values()
         if not include_bad:
             nodes = [node for node in nodes if node.failures < MAX_FAILURES]
+        if verified_only:
+            nodes = [node for node in nodes if node.last_reply is not None]
         best = heapq.nsmallest(n, nodes, key=lambda node: id_to_int(node.id) ^ goal)
         return [node.info for node in best]
 

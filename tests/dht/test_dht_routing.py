@@ -216,3 +216,18 @@ def test_table_invariants_under_any_sequence(operations: list, same_ip: bool) ->
     assert {entry.id for entry in table} == {entry.id for entry in members}
     if not same_ip:
         assert len({entry.info.host for entry in members}) == len(members)
+
+
+def test_a_node_that_replied_displaces_one_that_never_did() -> None:
+    """Nodes heard only through their queries are unverified: they give way, and
+    ``verified_only`` keeps them out of what we tell others."""
+    table = RoutingTable(OWN)
+    for index in range(7):
+        table.add(far(index), 0.0, replied=True)
+    table.add(far(7), 0.0)  # only queried us
+    table.add(node(1 << 100, "10.2.0.1"), 0.0, replied=True)  # split: far half is full
+    assert far(7) in table.closest(far(7).id)
+    assert far(7) not in table.closest(far(7).id, verified_only=True)
+    assert not table.add(far(8), 1.0)  # another unverified one waits
+    assert table.add(far(9), 1.0, replied=True)
+    assert table.get(far(7).id) is None and table.get(far(9).id) is not None
