@@ -114,7 +114,8 @@ class DHTService(Service):
         host, port = self._address()
         saved = persist.load(self.path)
         ipv6 = ":" in host
-        node_id = saved.node_id or generate_id(host, self.rng)
+        # Our external address is unknown at start: an unspecified one gives a random id.
+        node_id = saved.node_id or generate_id(host or "0.0.0.0", self.rng)
         self.node = DHTNode(
             node_id,
             self.reactor,

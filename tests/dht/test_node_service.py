@@ -263,3 +263,26 @@ def test_questionable_nodes_are_pinged_and_silent_ones_go_bad(tmp_path: Path) ->
     node = dht.node.table.get(quiet.id)
     assert node is None or node.failures > 0, "silence counts against it"
     dht.stopService()
+
+
+def test_listening_on_every_interface_binds_udp_on_every_interface(tmp_path: Path) -> None:
+    """The default ``--listen tcp:6881`` (0.0.0.0): UDP on all interfaces, a random id."""
+    reactor = Reactor()
+    dht = service(tmp_path, reactor, IPv4Address("TCP", "0.0.0.0", 6881))
+    dht.startService()
+    assert reactor.udp[0][:2] == (6881, "") and dht.node is not None
+    assert len(dht.node.node_id) == 20
+    dht.stopService()
+
+
+def test_the_state_is_saved_every_few_minutes_while_running(tmp_path: Path) -> None:
+    from bt.dht.service import SAVE_EVERY
+
+    reactor = Reactor()
+    dht = service(tmp_path, reactor)
+    dht.startService()
+    assert dht.node is not None
+    assert not (tmp_path / persist.FILENAME).exists()
+    reactor.advance(SAVE_EVERY)
+    assert persist.load(tmp_path / persist.FILENAME).node_id == dht.node.node_id
+    dht.stopService()
