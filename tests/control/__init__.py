@@ -96,6 +96,8 @@ class FakeSession:
         self.torrents: dict[bytes, TorrentStatus] = {}
         self.calls: list[tuple[Any, ...]] = []
         self.limits: dict[str, float | None] = {"upload": None, "download": None}
+        #: The session status's DHT fields (none: no DHT).
+        self.dht: dict[str, int] = {}
         #: When True, pause/remove return Deferreds the test fires from ``held``.
         self.hold = False
         self.held: list[defer.Deferred[None]] = []
@@ -132,6 +134,7 @@ class FakeSession:
             upload_limit=self.limits["upload"],
             download_limit=self.limits["download"],
             listen_port=6881,
+            **self.dht,
         )
 
     def torrent_statuses(self) -> list[TorrentStatus]:

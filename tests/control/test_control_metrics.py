@@ -111,3 +111,19 @@ async def test_served_at_metrics_as_prometheus_text() -> None:
 def test_an_empty_session_still_exposes_the_session_metrics() -> None:
     found: dict[Any, float] = samples(render_metrics(make_registry(FakeSession())).decode())
     assert found[("bt_torrents", ())] == 0
+
+
+def test_the_dht_is_in_the_metrics() -> None:
+    session = two_torrents()
+    session.dht = {"dht_nodes": 42, "dht_lookups": 7, "dht_announces": 3}
+    session.torrents[bytes.fromhex(A)] = make_status(A, "alpha", dht_peers=5)
+    found = samples(render_metrics(make_registry(session)).decode())
+    assert found[("bt_dht_nodes", ())] == 42
+    assert found[("bt_dht_lookups_total", ())] == 7
+    assert found[("bt_dht_announces_total", ())] == 3
+    assert found[("bt_dht_peers_total", (("info_hash", A), ("name", "alpha")))] == 5
+
+
+def test_without_a_dht_its_metrics_are_zero() -> None:
+    found = samples(render_metrics(make_registry(two_torrents())).decode())
+    assert found[("bt_dht_nodes", ())] == 0
