@@ -12,6 +12,7 @@ address it listens on.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,8 @@ QUERY_TIMEOUT = 5.0
 RETRIES = 1
 #: Queries in flight at most: a flood of lookups cannot grow memory without bound.
 MAX_PENDING = 512
+#: Responses whose ``ip`` we count towards our external address, at most.
+MAX_VOTES = 200
 #: Our client version (BEP 5 ``v``): "BT" and a version number.
 VERSION = b"BT\x00\x01"
 
@@ -107,6 +110,8 @@ class DHTNode(DatagramProtocol):
         self.pending: dict[bytes, _Pending] = {}
         #: Called with (host, port) of every node that answered us (tests, PORT pings).
         self.on_node: Callable[[NodeInfo], None] | None = None
+        #: Our address as responders saw it (BEP 42 ``ip``): votes, bounded.
+        self.seen_as: Counter[str] = Counter()
 
     # -- the wire ---------------------------------------------------------------
 
@@ -275,9 +280,17 @@ class DHTNode(DatagramProtocol):
             return
         info = NodeInfo(message.sender, address[0], address[1])
         self.table.add(info, self.reactor.seconds(), replied=True)
+        if message.ip is not None and sum(self.seen_as.values()) < MAX_VOTES:
+            self.seen_as[message.ip[0]] += 1
         if self.on_node is not None:
             self.on_node(info)
         deferred.callback(message)
+
+    @property
+    def external_ip(self) -> str | None:
+        """Our address as most responders saw it; None before any said."""
+        voted = self.seen_as.most_common(1)
+        return voted[0][0] if voted else None
 
     def stop(self) -> None:
         """Fail every query in flight (the node is going away)."""

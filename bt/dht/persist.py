@@ -28,11 +28,16 @@ MAX_SAVED = 500
 class Saved:
     node_id: bytes | None = None
     nodes: list[NodeInfo] = field(default_factory=list)
+    #: Our address as other nodes saw it (BEP 42 chooses our id from it).
+    external_ip: str | None = None
 
 
-def dump(node_id: bytes, nodes: Iterable[NodeInfo]) -> bytes:
+def dump(node_id: bytes, nodes: Iterable[NodeInfo], external_ip: str | None = None) -> bytes:
     kept = [[n.id, n.host.encode(), n.port] for n in list(nodes)[:MAX_SAVED]]
-    return bencode.encode({b"id": node_id, b"nodes": kept})
+    state: dict[bytes, object] = {b"id": node_id, b"nodes": kept}
+    if external_ip is not None:
+        state[b"ip"] = external_ip.encode()
+    return bencode.encode(state)
 
 
 def undump(data: bytes) -> Saved:
@@ -62,7 +67,16 @@ def undump(data: bytes) -> Saved:
             except (UnicodeDecodeError, ValueError):
                 continue  # only addresses: a name could resolve anywhere
             nodes.append(NodeInfo(entry[0], host, entry[2]))
-    return Saved(node_id, nodes[:MAX_SAVED])
+    return Saved(node_id, nodes[:MAX_SAVED], _address(decoded.get(b"ip")))
+
+
+def _address(value: object) -> str | None:
+    if not isinstance(value, bytes):
+        return None
+    try:
+        return str(ipaddress.ip_address(value.decode("ascii")))
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 def load(path: Path) -> Saved:

@@ -24,7 +24,7 @@ from bt.dht import persist
 from bt.dht.config import DHTConfig
 from bt.dht.krpc import NodeInfo
 from bt.dht.node import DHTNode
-from bt.dht.nodeid import generate_id
+from bt.dht.nodeid import generate_id, is_valid_id
 from bt.dht.routing import K
 from bt.dht.source import DHTPeerSource
 from bt.errors import BtError, DHTError
@@ -100,6 +100,8 @@ class DHTService(Service):
         self.udp: Any = None
         self._loops: list[LoopingCall] = []
         self._bootstrapped = False
+        #: Our external address as saved by the last run (kept until nodes tell us again).
+        self._external: str | None = None
         self._waiting: list[Deferred[None]] = []
         #: What peer connections need of us: our port for PORT, and pings of theirs.
         self.advert = DHTPort(lambda: self.port, self.ping)
@@ -113,9 +115,9 @@ class DHTService(Service):
         super().startService()
         host, port = self._address()
         saved = persist.load(self.path)
+        self._external = saved.external_ip
         ipv6 = ":" in host
-        # Our external address is unknown at start: an unspecified one gives a random id.
-        node_id = saved.node_id or generate_id(host or "0.0.0.0", self.rng)
+        node_id = _our_id(saved, host, self.rng)
         self.node = DHTNode(
             node_id,
             self.reactor,
@@ -247,7 +249,8 @@ class DHTService(Service):
         node = self.node
         if node is None:
             return defer.succeed(None)
-        data = persist.dump(node.node_id, node.table.good_nodes(self.reactor.seconds()))
+        good = node.table.good_nodes(self.reactor.seconds())
+        data = persist.dump(node.node_id, good, node.external_ip or self._external)
         saved = self.run_blocking(persist.save, self.path, data)
         return saved.addErrback(self._log_failure, "saving the DHT state")
 
@@ -267,6 +270,18 @@ class DHTService(Service):
 
     def _log_failure(self, failure: Any, what: str) -> None:
         self.log.failure("{what} failed", failure, what=what)
+
+
+def _our_id(saved: persist.Saved, host: str, rng: random.Random) -> bytes:
+    """The saved id, unless BEP 42 wants another for the address nodes last saw us at.
+
+    At the first start our external address is unknown: the listen address
+    (unspecified or local ones are exempt) gives a random id.
+    """
+    where = saved.external_ip or host or "0.0.0.0"
+    if saved.node_id is not None and is_valid_id(saved.node_id, where):
+        return saved.node_id
+    return generate_id(where, rng)
 
 
 def _is_address(host: str) -> bool:

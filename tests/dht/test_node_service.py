@@ -286,3 +286,37 @@ def test_the_state_is_saved_every_few_minutes_while_running(tmp_path: Path) -> N
     reactor.advance(SAVE_EVERY)
     assert persist.load(tmp_path / persist.FILENAME).node_id == dht.node.node_id
     dht.stopService()
+
+
+def test_our_id_follows_bep_42_for_the_address_other_nodes_saw_us_at(tmp_path: Path) -> None:
+    from bt.dht.nodeid import is_valid_id
+
+    public = "1.2.3.4"  # a global address (documentation ranges count as private); never contacted
+    (tmp_path / persist.FILENAME).write_bytes(persist.dump(b"\x00" * 20, [], public))
+    reactor = Reactor()
+    dht = service(tmp_path, reactor)
+    dht.startService()
+    assert dht.node is not None
+    assert dht.node.node_id != b"\x00" * 20 and is_valid_id(dht.node.node_id, public)
+    dht.stopService()
+    assert persist.load(tmp_path / persist.FILENAME).external_ip == public, "kept"
+    again = service(tmp_path, Reactor())
+    again.startService()
+    assert again.node is not None and again.node.node_id == dht.node.node_id
+    again.stopService()
+
+
+def test_responders_tell_the_node_its_external_address() -> None:
+    from bt.dht.krpc import Response, encode
+    from bt.dht.node import DHTNode
+
+    reactor = Reactor()
+    node = DHTNode(b"n" * 20, reactor, random.Random(1))
+    udp = UDPPort("", 6881)
+    node.transport = udp  # type: ignore[assignment]
+    asked = node.ping(("127.0.0.5", 7000))
+    tid = bencode.decode(udp.sent[0][0])[b"t"]
+    node.datagramReceived(
+        encode(Response(tid, b"r" * 20, ip=("198.51.100.4", 6881))), ("127.0.0.5", 7000)
+    )
+    assert asked.called and node.external_ip == "198.51.100.4"
