@@ -297,12 +297,13 @@ def test_our_id_follows_bep_42_for_the_address_other_nodes_saw_us_at(tmp_path: P
     dht = service(tmp_path, reactor)
     dht.startService()
     assert dht.node is not None
-    assert dht.node.node_id != b"\x00" * 20 and is_valid_id(dht.node.node_id, public)
+    chosen = dht.node.node_id
+    assert chosen != b"\x00" * 20 and is_valid_id(chosen, public)
     dht.stopService()
     assert persist.load(tmp_path / persist.FILENAME).external_ip == public, "kept"
     again = service(tmp_path, Reactor())
     again.startService()
-    assert again.node is not None and again.node.node_id == dht.node.node_id
+    assert again.node is not None and again.node.node_id == chosen
     again.stopService()
 
 
