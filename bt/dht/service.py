@@ -39,6 +39,8 @@ __all__ = ["DHTService", "dht_counts", "dht_service"]
 
 #: How often buckets are checked for a refresh (each refreshes after 15 idle minutes).
 REFRESH_CHECK = 60.0
+#: Torrent lookups running at once, at most: the rest wait (pending queries are bounded).
+CONCURRENT_LOOKUPS = 16
 #: Questionable nodes pinged per check, at most.
 PINGS_PER_CHECK = 8
 #: How often the id and the good nodes are saved while running.
@@ -100,6 +102,8 @@ class DHTService(Service):
         self.udp: Any = None
         self._loops: list[LoopingCall] = []
         self._bootstrapped = False
+        #: Torrents' lookups run a few at a time (each keeps alpha queries in flight).
+        self.lookup_turns = defer.DeferredSemaphore(CONCURRENT_LOOKUPS)
         #: Our external address as saved by the last run (kept until nodes tell us again).
         self._external: str | None = None
         self._waiting: list[Deferred[None]] = []

@@ -92,18 +92,26 @@ class DHTPeerSource:
 
     def _look(self) -> None:
         self._timer = None
-        node = self.dht.node
-        if node is None or not self.running:
+        if self.dht.node is None or not self.running:
             return
         self._busy = True
         self._last = self.reactor.seconds()
-        self.lookups += 1
-        looked = node.announce(self.info_hash, self.port())
+        # A thousand torrents starting at once wait their turn: a few lookups at a time.
+        looked = self.dht.lookup_turns.run(self._announce)
         looked.addCallback(self._found)
         looked.addErrback(lambda failure: self.log.failure("DHT lookup failed", failure))
         looked.addBoth(self._done)
 
-    def _found(self, result: LookupResult) -> None:
+    def _announce(self) -> Deferred[LookupResult | None]:
+        node = self.dht.node
+        if node is None or not self.running:  # stopped while waiting for its turn
+            return defer.succeed(None)
+        self.lookups += 1
+        return node.announce(self.info_hash, self.port())
+
+    def _found(self, result: LookupResult | None) -> None:
+        if result is None:
+            return
         peers = [peer for peer in result.peers if peer[1] > 0]
         fresh = [peer for peer in peers if peer not in self._seen]
         if len(self._seen) > MAX_SEEN:  # bounded: a long-lived swarm's churn

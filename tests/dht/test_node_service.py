@@ -173,6 +173,7 @@ class FakeNode:
 class FakeDHT:
     def __init__(self) -> None:
         self.node = FakeNode()
+        self.lookup_turns = defer.DeferredSemaphore(1)
 
     def bootstrapped(self) -> defer.Deferred[None]:
         return defer.succeed(None)
@@ -321,3 +322,24 @@ def test_responders_tell_the_node_its_external_address() -> None:
         encode(Response(tid, b"r" * 20, ip=("198.51.100.4", 6881))), ("127.0.0.5", 7000)
     )
     assert asked.called and node.external_ip == "198.51.100.4"
+
+
+def test_torrents_lookups_wait_their_turn() -> None:
+    """Many torrents starting at once run their lookups a few at a time."""
+    clock = MemoryReactorClock()
+    dht = FakeDHT()
+    sources = [
+        DHTPeerSource(dht, bytes([i]) * 20, lambda p, s: None, lambda: 6881, clock)  # type: ignore[arg-type]
+        for i in range(3)
+    ]
+    for source in sources:
+        source.start()
+    clock.advance(0)
+    assert len(dht.node.announced) == 1, "one turn at a time here"
+    dht.node.results[0].callback(result(()))
+    assert len(dht.node.announced) == 2
+    sources[2].stop()
+    dht.node.results[1].callback(result(()))
+    assert len(dht.node.announced) == 2, "a source stopped while waiting does not look"
+    for source in sources:
+        source.stop()
