@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
 
@@ -196,9 +195,14 @@ class DHTNode(DatagramProtocol):
     def query(
         self, address: Address, method: str, node_id: bytes | None = None, **arguments: Any
     ) -> Deferred[Response]:
-        """Send one query; fires with the Response, or fails with a DHTError."""
+        """Send one query; fires with the Response, or fails with a DHTError.
+
+        It never fires before returning: a lookup whose queries all fail at once
+        (no route, too many in flight) then steps through its candidates one
+        reactor turn at a time instead of recursing through them.
+        """
         if len(self.pending) >= self.max_pending:
-            return defer.fail(DHTQueryError("too many queries in flight"))
+            return self._fail_soon(Deferred(), DHTQueryError("too many queries in flight"))
         tid = self._new_tid()
         message = Query(tid, method, self.node_id, version=VERSION, **arguments)
         datagram = krpc.encode(message)
@@ -207,7 +211,11 @@ class DHTNode(DatagramProtocol):
         self.pending[tid] = _Pending(address, datagram, node_id, deferred, timer)
         self.counters.queries_sent += 1
         if not self._write(datagram, address):
-            self._finish(tid).errback(DHTQueryError(f"cannot send to {address}"))
+            self._fail_soon(self._finish(tid), DHTQueryError(f"cannot send to {address}"))
+        return deferred
+
+    def _fail_soon(self, deferred: Deferred[Response], error: DHTError) -> Deferred[Response]:
+        self.reactor.callLater(0, deferred.errback, error)
         return deferred
 
     def ping(self, address: Address) -> Deferred[Response]:

@@ -171,6 +171,8 @@ def test_pending_queries_are_bounded() -> None:
     net = Net()
     a = net.node(1, max_pending=3)
     outcomes = [results(a.ping(("127.0.9.9", 6881 + i))) for i in range(4)]
+    assert outcomes[3] == [], "it fails on the next turn, never before returning"
+    net.clock.advance(0)
     assert outcomes[3][0].check(DHTQueryError) and len(a.pending) == 3
     net.clock.advance(2 * QUERY_TIMEOUT)
     assert MAX_PENDING >= 64
@@ -231,3 +233,16 @@ def test_a_lookup_finds_peers_announced_in_a_network_of_a_hundred_nodes() -> Non
     assert leecher.counters.lookups == 1
     net.clock.advance(60)
     assert all(not n.pending for n in nodes)
+
+
+def test_a_lookup_whose_every_query_fails_at_once_ends_without_recursing() -> None:
+    """No transport (or no route): every send fails; the lookup still ends, turn by turn."""
+    net = Net()
+    a = net.node(1)
+    for index in range(2, 200):
+        a.table.add(NodeInfo(random_id(net.rng), f"127.1.{index}.1", 6881), 0.0, replied=True)
+    a.transport = None
+    found = results(a.lookup(random_id(net.rng)))
+    for _ in range(500):
+        net.clock.advance(0)
+    assert found and found[0].responded == 0 and a.pending == {}
