@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import InvalidAddressError
 from twisted.internet.protocol import DatagramProtocol
 
 from bt.dht import krpc
@@ -248,7 +249,7 @@ class DHTNode(DatagramProtocol):
             return False
         try:
             self.transport.write(datagram, address)
-        except OSError as exc:  # unreachable network, a name instead of an address...
+        except (OSError, InvalidAddressError) as exc:  # no route; an IPv4 address on IPv6...
             self.log.debug("DHT: cannot send to {address}: {error}", address=address, error=exc)
             return False
         return True

@@ -246,3 +246,19 @@ def test_a_lookup_whose_every_query_fails_at_once_ends_without_recursing() -> No
     for _ in range(500):
         net.clock.advance(0)
     assert found and found[0].responded == 0 and a.pending == {}
+
+
+def test_an_address_of_the_other_family_fails_the_query_not_the_node() -> None:
+    """An IPv6 node asked to reach an IPv4 router (say): the query fails, nothing raises."""
+    from twisted.internet.error import InvalidAddressError
+
+    class V6Only:
+        def write(self, datagram: bytes, address: Address) -> None:
+            raise InvalidAddressError(address, "not IPv6")
+
+    net = Net()
+    a = net.node(1, ipv6=True)
+    a.transport = V6Only()  # type: ignore[assignment]
+    got = results(a.ping(("127.0.0.5", 6881)))
+    net.clock.advance(0)
+    assert got[0].check(DHTQueryError) and a.pending == {}
