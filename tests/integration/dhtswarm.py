@@ -9,8 +9,12 @@ libtorrent's DHT needs these settings to work on loopback (see INTEROP.md):
   is loopback), set as both ``listen_interfaces`` and ``outgoing_interfaces``, so
   that libtorrent's ``dht_restrict_routing_ips`` (one node per /24) and bt's one
   node per IP keep every node; BEP 42 exempts local addresses on both sides.
+  ``dht_restrict_routing_ips`` and ``dht_restrict_search_ips`` are turned off as
+  well, so a test may also put several nodes in one /24.
 - ``dht_block_ratelimit`` raised from 5 queries/s per IP: a test's bursts of
   queries from bt's one address would be blocked for a while.
+- ``dht_announce_interval`` of 5 s instead of 15 minutes: a seeder re-announces
+  while the test runs.
 - ``force_dht_announce()`` once the nodes know each other, so a seeder does not
   wait for its next announce interval.
 
