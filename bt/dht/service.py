@@ -136,6 +136,7 @@ class DHTService(Service):
                 "DHT off: cannot listen on UDP port {port}: {error}", port=port, error=exc
             )
             self.node = None
+            self._ready(None)  # torrents waiting to look up learn there is nothing to wait for
             return
         self.log.info("DHT node on UDP port {port}", port=self.port)
         for call, every in ((self._refresh, REFRESH_CHECK), (self._save_now, SAVE_EVERY)):

@@ -343,3 +343,18 @@ def test_torrents_lookups_wait_their_turn() -> None:
     assert len(dht.node.announced) == 2, "a source stopped while waiting does not look"
     for source in sources:
         source.stop()
+
+
+def test_a_taken_udp_port_leaves_the_session_without_a_dht_not_down(tmp_path: Path) -> None:
+    from twisted.internet.error import CannotListenError
+
+    class Taken(Reactor):
+        def listenUDP(self, port: int, protocol: Any, interface: str = "", **_: Any) -> UDPPort:
+            raise CannotListenError(interface, port, OSError("Address already in use"))
+
+    dht = service(tmp_path, Taken())
+    dht.startService()
+    assert dht.node is None and dht.port is None
+    assert dht.bootstrapped().called, "sources waiting for the bootstrap are let go"
+    assert dht_counts(dht) == {"dht_nodes": 0, "dht_lookups": 0, "dht_announces": 0}
+    dht.stopService()
