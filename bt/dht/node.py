@@ -176,7 +176,8 @@ class DHTNode(DatagramProtocol):
         self._send(reply, address)
 
     def _with_nodes(self, query: Query, address: Address, target: bytes) -> Response:
-        closest = tuple(self.table.closest(target, K))
+        # Only nodes that answered us: a forged query must not plant an address in replies.
+        closest = tuple(self.table.closest(target, K, verified_only=True))
         if self.ipv6:
             return Response(query.tid, self.node_id, nodes6=closest, ip=address)
         return Response(query.tid, self.node_id, nodes=closest, ip=address)

@@ -262,3 +262,19 @@ def test_an_address_of_the_other_family_fails_the_query_not_the_node() -> None:
     got = results(a.ping(("127.0.0.5", 6881)))
     net.clock.advance(0)
     assert got[0].check(DHTQueryError) and a.pending == {}
+
+
+def test_replies_name_only_nodes_that_answered_us() -> None:
+    """A querier (maybe with a forged source) is known, but not handed out until it answers."""
+    net = Net()
+    a, b, c = net.node(1), net.node(2), net.node(3)
+    results(a.ping(address_of(b)))  # b now knows a, unverified
+    net.run()
+    asked = results(c.find_node(address_of(b), a.node_id))
+    net.run()
+    assert NodeInfo(a.node_id, *address_of(a)) not in asked[0].nodes
+    results(b.ping(address_of(a)))  # a answers b: verified
+    net.run()
+    again = results(c.find_node(address_of(b), a.node_id))
+    net.run()
+    assert NodeInfo(a.node_id, *address_of(a)) in again[0].nodes

@@ -169,9 +169,9 @@ def test_bt_answers_krpc_on_the_wire_refuses_a_bad_token_and_survives_garbage(
         assert isinstance(pong, Response) and len(pong.sender) == 20
         found = client.ask("find_node", target=os.urandom(20))
         assert isinstance(found, Response) and found.sender == pong.sender
-        # The querier itself is a node bt now knows: it is among the closest it names.
+        # A node that only queried bt (never answered it) is not handed to others.
         me = krpc.NodeInfo(client.id, *client.sock.getsockname())
-        assert me in found.nodes and len(found.nodes) <= 8
+        assert me not in found.nodes and len(found.nodes) <= 8
         info_hash = os.urandom(20)
         peers = client.ask("get_peers", info_hash=info_hash)
         assert isinstance(peers, Response) and peers.token and peers.values == ()
