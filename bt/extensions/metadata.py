@@ -22,6 +22,7 @@ from bt.extensions.metadata_messages import (
     MetadataReject,
     MetadataRequest,
     encode_metadata_message,
+    metadata_pieces,
     parse_metadata_message,
 )
 from bt.swarm.extension import IPeerExtension
@@ -55,7 +56,7 @@ class MetadataServer:
 
     @property
     def num_pieces(self) -> int:
-        return -(-len(self.raw_info) // METADATA_PIECE) if self.raw_info else 0
+        return metadata_pieces(len(self.raw_info)) if self.raw_info else 0
 
     def handshake(self) -> dict[str, Any]:
         return {"metadata_size": len(self.raw_info)} if self.raw_info else {}

@@ -13,7 +13,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from bt.errors import BtError, RemoteProtocolError
-from bt.extensions.metadata_messages import METADATA_PIECE, MetadataData
+from bt.extensions.metadata_messages import METADATA_PIECE, MetadataData, metadata_pieces
 
 __all__ = ["MAX_METADATA_SIZE", "MetadataAssembler", "MetadataHashError"]
 
@@ -55,7 +55,7 @@ class MetadataAssembler:
         self.info_hash = info_hash
         self.size = size
         self.hash_name = hash_name
-        self.num_pieces = -(-size // METADATA_PIECE)
+        self.num_pieces = metadata_pieces(size)
         self._pieces: list[bytes | None] = [None] * self.num_pieces
         self._sources: dict[int, Hashable] = {}
         self._asks: dict[int, _Ask] = {}

@@ -20,12 +20,18 @@ __all__ = [
     "MetadataReject",
     "MetadataRequest",
     "encode_metadata_message",
+    "metadata_pieces",
     "parse_metadata_message",
 ]
 
 #: Metadata travels in pieces of this size; only the last one is shorter.
 METADATA_PIECE = 16 * 1024
 _REQUEST, _DATA, _REJECT = 0, 1, 2
+
+
+def metadata_pieces(size: int) -> int:
+    """How many ``ut_metadata`` pieces metadata of ``size`` bytes travels in."""
+    return -(-size // METADATA_PIECE)
 
 
 @dataclass(frozen=True)
