@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import swarm
 from swarm import OpenTracker, integration_required
+from v2swarm import V2Library
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +47,16 @@ def libtorrent() -> object:
         lt = None
     need(lt is not None, "the libtorrent wheel is not installed")
     return lt
+
+
+@pytest.fixture(scope="session")
+def v2_library(tmp_path_factory: pytest.TempPathFactory) -> V2Library:
+    """Files and libtorrent-made v2/hybrid torrents of them, made once per session."""
+    try:
+        import libtorrent  # noqa: F401
+    except ImportError:
+        need(False, "the libtorrent wheel is not installed")
+    return V2Library(tmp_path_factory.mktemp("v2-content"))
 
 
 @pytest.fixture(autouse=True)

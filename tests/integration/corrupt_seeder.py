@@ -92,22 +92,28 @@ class CorruptSeeder:
 
     def _serve(self, connection: socket.socket) -> None:
         try:
-            self._read(connection, 68)
-            connection.sendall(encode_handshake(Handshake(self.info_hash, self.peer_id)))
+            if not self._greet(connection, self._read(connection, 68)):
+                return
             full = Bitfield.full(self.num_pieces).to_bytes()
             connection.sendall(encode(BitfieldMessage(full)) + encode(Unchoke()))
             while not self._stopping.is_set():
                 (length,) = struct.unpack(">I", self._read(connection, 4))
-                if not length:
-                    continue
-                body = self._read(connection, length)
-                if body[0] == 6:  # request
-                    index, begin, size = struct.unpack(">III", body[1:13])
-                    self._send_block(connection, index, begin, size)
+                if length:
+                    self._on_message(connection, self._read(connection, length))
         except (OSError, ConnectionError):
             pass
         finally:
             connection.close()
+
+    def _greet(self, connection: socket.socket, handshake: bytes) -> bool:
+        """Answer the peer's handshake; False drops the connection."""
+        connection.sendall(encode_handshake(Handshake(self.info_hash, self.peer_id)))
+        return True
+
+    def _on_message(self, connection: socket.socket, body: bytes) -> None:
+        if body[0] == 6:  # request
+            index, begin, size = struct.unpack(">III", body[1:13])
+            self._send_block(connection, index, begin, size)
 
     def _send_block(self, connection: socket.socket, index: int, begin: int, size: int) -> None:
         start = index * self.piece_length + begin

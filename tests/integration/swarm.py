@@ -303,14 +303,16 @@ class BtDaemon:
             *self.extra_args,
         ]
         command = dht_safe_args(command)  # never the public DHT (tests/dhtsafety.py)
-        self.process = subprocess.Popen(
-            command,
-            cwd=self.workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            preexec_fn=self.preexec,
-        )
+        # What bt prints before its log exists (a refused option or .torrent) goes here.
+        with open(self.workdir / "bt.out", "wb") as output:
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.workdir,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=self.preexec,
+            )
 
     def log(self) -> str:
         try:
@@ -321,7 +323,10 @@ class BtDaemon:
     def wait_for_log(self, text: str, timeout: float) -> None:
         def seen() -> bool:
             if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"bt exited with {self.process.returncode}:\n{self.log()}")
+                printed = (self.workdir / "bt.out").read_text(errors="replace")
+                raise AssertionError(
+                    f"bt exited with {self.process.returncode}:\n{printed}\n{self.log()}"
+                )
             return text in self.log()
 
         try:

@@ -36,11 +36,13 @@ def bt_create(*argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def assert_stopped_cleanly(daemon: BtDaemon, status: int | None) -> None:
+def assert_stopped_cleanly(daemon: BtDaemon, status: int | None) -> str:
+    """Its log, once the stop was clean (SIGTERM's status, no traceback)."""
     log = daemon.log()
     # twistd re-raises SIGTERM after a clean stop; anything else is a crash.
     assert status == -signal.SIGTERM, log[-3000:]
     assert "Traceback" not in log and "Unhandled" not in log, log[-3000:]
+    return log
 
 
 def test_a_created_torrent_goes_from_one_bt_to_another(
