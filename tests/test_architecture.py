@@ -21,6 +21,7 @@ BT = Path(__file__).resolve().parent.parent / "bt"
 LAYER_0 = [
     "bt.bencode",
     "bt.metainfo",
+    "bt.merkle",
     "bt.bitfield",
     "bt.errors",
     "bt.peer.messages",
