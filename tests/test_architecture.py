@@ -21,6 +21,9 @@ BT = Path(__file__).resolve().parent.parent / "bt"
 LAYER_0 = [
     "bt.bencode",
     "bt.metainfo",
+    "bt.merkle",
+    "bt.metainfo_fields",
+    "bt.metainfo_v2",
     "bt.bitfield",
     "bt.errors",
     "bt.peer.messages",
