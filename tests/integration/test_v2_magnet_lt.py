@@ -38,7 +38,7 @@ def test_bt_downloads_a_v2_magnet_from_a_libtorrent_seeder(
         topics = [f"xt=urn:btmh:1220{hashes.v2.hex()}"]
         if hashes.v1 is not None:
             topics.insert(0, f"xt=urn:btih:{hashes.v1.hex()}")
-        uri = f"magnet:?{'&'.join(topics)}&x.pe=127.0.0.1:{seeder.port}"
+        uri = f"magnet:?{'&'.join(topics)}&dn={content.name}&x.pe=127.0.0.1:{seeder.port}"
         daemon = magnet_daemon(tmp_path, uri)
         daemon.wait_for_log(f"{content.name}: metadata fetched", TIMEOUT)
         daemon.wait_for_log(f"{content.name}: download complete", TIMEOUT)
