@@ -25,6 +25,7 @@ from v2swarm import (
     RequestLog,
     libtorrent_hashes,
     libtorrent_v2_torrent,
+    session_counter,
     v2_stream,
     with_announce,
 )
@@ -69,6 +70,7 @@ def test_one_corrupted_block_is_fetched_again_alone(
         _, status = daemon.api("GET", f"/api/v1/torrents/{hashes.wire[0].hex()}")
     finally:
         good_counts = asked_good.collect()
+        hashes_served = session_counter(good.session, "ses.num_outgoing_hashes")
         good.close()
         liar.stop()
         stopped = daemon.stop()
@@ -83,5 +85,8 @@ def test_one_corrupted_block_is_fetched_again_alone(
     # The bad block was asked for twice (bad, then good); every other block once.
     # A whole-piece re-fetch shows here as 15 more blocks asked for twice.
     assert list(again) == [bad_begin] and again[bad_begin] >= 2, (
-        f"piece {piece}, bad block at {bad_begin}: requests per block {per_block}"
+        f"piece {piece}, bad block at {bad_begin}: requests per block {per_block}; "
+        f"hash requests: {liar.hash_requests} rejected by the bad seeder, "
+        f"{hashes_served} answered by libtorrent"
     )
+    assert hashes_served >= 1

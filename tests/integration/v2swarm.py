@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import socket
 import struct
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,3 +217,20 @@ class V2Library:
             content = self.content(layout)
             self._torrents[fmt, layout] = libtorrent_v2_torrent(content, PIECE, fmt)
         return self._torrents[fmt, layout]
+
+
+def session_counter(session: object, name: str, timeout: float = 5) -> int:
+    """One of a libtorrent session's counters (``ses.num_outgoing_hashes``...) right now.
+
+    Other alerts popped meanwhile are dropped: call it after the RequestLog is read.
+    """
+    import libtorrent as lt
+
+    session.post_session_stats()  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        session.wait_for_alert(100)  # type: ignore[attr-defined]
+        for alert in session.pop_alerts():  # type: ignore[attr-defined]
+            if isinstance(alert, lt.session_stats_alert):
+                return int(alert.values[name])
+    raise TimeoutError(f"libtorrent posted no session stats in {timeout:g} s")
