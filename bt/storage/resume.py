@@ -98,7 +98,7 @@ class ResumeState:
 def resume_key(metainfo: Metainfo) -> bytes:
     """What a torrent's resume state is named after and checked against: the v2
     info-hash where there is one (32 bytes), else the v1 info-hash."""
-    return getattr(metainfo, "info_hash_v2", None) or metainfo.info_hash
+    return metainfo.info_hash_v2 or metainfo.info_hash
 
 
 def file_stamps(paths: list[str | None]) -> tuple[FileStamp, ...]:

@@ -222,12 +222,15 @@ class HybridVerifier:
 
 def piece_verifier(metainfo: Metainfo) -> PieceVerifier:
     """The verifier of ``metainfo``'s format: v1 SHA-1, v2 merkle, or hybrid both."""
-    kind = getattr(metainfo, "format", "v1")
+    kind = metainfo.format
     if kind == "v1":
         return V1Verifier(metainfo.piece_hashes)
-    v2 = V2Verifier(metainfo.num_pieces, metainfo.v2_piece)  # type: ignore[attr-defined]
-    if kind == "v2":
-        return v2
-    if kind == "hybrid":
-        return HybridVerifier(V1Verifier(metainfo.piece_hashes), v2)
-    raise ValueError(f"unknown torrent format {kind!r}")
+
+    def piece(index: int) -> V2PieceInfo:
+        found = metainfo.v2_piece(index)
+        if found is None:  # pragma: no cover - the format says the torrent has v2
+            raise ValueError(f"piece {index} has no v2 hash")
+        return found
+
+    v2 = V2Verifier(metainfo.num_pieces, piece)
+    return v2 if kind == "v2" else HybridVerifier(V1Verifier(metainfo.piece_hashes), v2)
