@@ -17,11 +17,10 @@ from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 
 from bt.bitfield import Bitfield
-from bt.errors import PieceHashError
 from bt.merkle import LEAF_SIZE, leaf_hashes, piece_root
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.peer.messages import BitfieldMessage, Choke, Piece, Request, Unchoke
-from bt.storage.verifier import V2Verifier, piece_verifier
+from bt.storage.verifier import V2Verifier
 from bt.swarm.badblocks import TIMEOUT
 from bt.torrent import Torrent
 
@@ -45,20 +44,11 @@ LEAVES = [leaf_hashes(piece_data(i)) for i in range(3)]
 
 
 class V2FakeDisk(FakeDisk):
-    """Verifies with the real v2 verifier, at once; remembers what it was asked."""
+    """Verifies a v1 torrent's pieces as v2 pieces (four leaves each) would be."""
 
     def __init__(self, metainfo: Metainfo) -> None:
         super().__init__(metainfo)
         self.verifier = V2Verifier(3, PIECES.__getitem__)
-
-    def verify_and_write(self, index: int, blocks: list[bytes]) -> defer.Deferred[None]:
-        data = b"".join(blocks)
-        try:
-            self.verifier.verify(index, data)
-        except Exception:
-            return defer.fail()
-        self.written[index] = data
-        return defer.succeed(None)
 
 
 class HashSource:
@@ -273,16 +263,6 @@ def test_a_real_v2_torrent_with_padding_refetches_only_the_bad_block(
         for e in meta.files
     )
 
-    class Disk(FakeDisk):
-        def verify_and_write(self, index: int, blocks: list[bytes]) -> defer.Deferred[None]:
-            data = b"".join(blocks)
-            try:
-                piece_verifier(meta).verify(index, data)
-            except PieceHashError:
-                return defer.fail()
-            self.written[index] = data
-            return defer.succeed(None)
-
     def block_hashes(index: int) -> defer.Deferred[list[bytes] | None]:
         """What a hash request for base layer 0 answers: the piece's leaves, padded."""
         piece = meta.v2_piece(index)
@@ -291,7 +271,7 @@ def test_a_real_v2_torrent_with_padding_refetches_only_the_bad_block(
         leaves = leaf_hashes(data)
         return defer.succeed(leaves + [bytes(32)] * (piece.leaves - len(leaves)))
 
-    torrent = make_torrent(meta, clock, Disk(meta))
+    torrent = make_torrent(meta, clock, FakeDisk(meta))
     torrent.swarm.block_hashes = block_hashes
     torrent.startService()
     peer = seeder(torrent, 1)
