@@ -200,3 +200,33 @@ def test_every_piece_of_a_libtorrent_torrent_passes_the_verifier_of_its_format(
         verifier.verify(index, piece)
         with pytest.raises(PieceHashError):
             verifier.verify(index, bytes([piece[0] ^ 1]) + piece[1:])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    length=st.integers(1, 8 * LEAF),
+    corrupt=st.sets(st.integers(0, 8 * LEAF - 1), max_size=4),
+    padded_reference=st.booleans(),
+)
+def test_the_failed_leaves_name_exactly_the_blocks_that_were_changed(
+    length: int, corrupt: set[int], padded_reference: bool
+) -> None:
+    from bt.policy.blame import bad_blocks
+
+    data = pseudo_random_bytes(length, seed=length) + bytes(8 * LEAF - length)
+    changed = bytearray(data)
+    for offset in corrupt:
+        changed[offset] ^= 0x5A
+    verifier = v2_of([Piece(naive_root(data[:length], 8), length, 8)])
+    # The real leaves as a hash request answers them: the file's leaves, maybe padded.
+    real = data[:length]
+    reference = [hashlib.sha256(real[i : i + LEAF]).digest() for i in range(0, length, LEAF)]
+    if padded_reference:
+        reference += [bytes(32)] * (8 - len(reference))
+    if not corrupt:
+        verifier.verify(0, bytes(changed))
+        return
+    with pytest.raises(PieceHashError) as caught:
+        verifier.verify(0, bytes(changed))
+    assert caught.value.leaf_hashes is not None
+    assert bad_blocks(caught.value.leaf_hashes, reference) == sorted({o // LEAF for o in corrupt})
