@@ -485,8 +485,8 @@ class Swarm:
         sources: dict[int, Address],
         blocks: list[bytes],
     ) -> None:
-        if picker is not self.picker:
-            return  # a recheck meanwhile: the piece is forgotten
+        if picker is not self.picker or picker.has(index):
+            return  # a recheck meanwhile: the piece is forgotten (or found on disk)
         if bad is None:
             return self._whole_piece_failed(index, sources, blocks)
         self.log.info(
