@@ -18,6 +18,7 @@ from pathlib import Path
 
 from corrupt_seeder import CorruptSeeder
 from swarm import LibtorrentPeer
+from test_magnets_lt import LibtorrentMagnet
 from torrents import write_files
 
 from bt import bencode
@@ -124,16 +125,18 @@ def v2_stream(torrent: bytes, save_path: Path) -> tuple[bytes, int]:
 
 
 class RequestLog:
-    """The REQUEST messages a libtorrent session received, from its peer log."""
+    """What a libtorrent session was asked for and was answered, from its peer log:
+    REQUEST messages received, HASHES messages received (answers to its hash requests)."""
 
     _REQUEST = re.compile(r"<== REQUEST \[ piece: (\d+) s: ([0-9a-f]+) l: ([0-9a-f]+)")
 
-    def __init__(self, peer: LibtorrentPeer) -> None:
+    def __init__(self, peer: LibtorrentPeer | LibtorrentMagnet) -> None:
         import libtorrent as lt
 
-        self.peer = peer
+        self.session = peer.session
         self.counts: Counter[tuple[int, int]] = Counter()
-        peer.session.apply_settings(
+        self.hashes_received = 0
+        self.session.apply_settings(
             {
                 "alert_mask": lt.alert.category_t.peer_log_notification,
                 "alert_queue_size": 100_000,
@@ -142,10 +145,13 @@ class RequestLog:
 
     def collect(self) -> Counter[tuple[int, int]]:
         """(piece, begin) -> how many times it was asked for, up to now."""
-        for alert in self.peer.session.pop_alerts():
-            match = self._REQUEST.search(alert.message())
+        for alert in self.session.pop_alerts():
+            message = alert.message()
+            match = self._REQUEST.search(message)
             if match:
                 self.counts[(int(match.group(1)), int(match.group(2), 16))] += 1
+            elif "<== HASHES [" in message:
+                self.hashes_received += 1
         return self.counts
 
 
