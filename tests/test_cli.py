@@ -689,7 +689,7 @@ def test_create_writes_a_torrent_with_tiers(
     assert meta.private and meta.piece_length == 32 * 1024 and meta.comment == "a comment"
     assert meta.url_list == ("http://seed/",)
     out = capsys.readouterr().out
-    assert f"created {output}: album, 2 files" in out and meta.info_hash.hex() in out
+    assert f"created {output} (v1): album, 2 files" in out and meta.info_hash.hex() in out
 
 
 def test_create_names_the_output_after_the_content_in_the_current_folder(
