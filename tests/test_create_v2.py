@@ -15,7 +15,9 @@ import pytest
 from torrents import write_files
 
 from bt import bencode
+from bt.cli import main
 from bt.create import CreateError, build_torrent, collect_files, create_torrent
+from bt.metainfo import load_metainfo
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -274,3 +276,58 @@ def test_top_level_keys_are_libtorrents_plus_bts_own(tmp_path: Path) -> None:
         "piece layers",
     ]
     assert sorted(root["info"]) == ["file tree", "meta version", "name", "piece length"]
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("format", ["v2", "hybrid"])
+def test_bt_create_format_and_bt_info_show_format_hashes_and_roots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], format: str
+) -> None:
+    write_files(tmp_path, MIXED)
+    output = tmp_path / "out.torrent"
+    argv = ["create", str(tmp_path / "pack"), "-t", "http://t/announce", "-s", "16K"]
+    assert main([*argv, "--format", format, "-o", str(output)]) == 0
+    meta = load_metainfo(output)
+    assert meta.format == format and meta.info_hash_v2 is not None
+    created = capsys.readouterr().out
+    assert f"({format}): pack, {len(MIXED)} files" in created
+    assert f"info-hash v2: {meta.info_hash_v2.hex()}" in created
+    assert main(["info", str(output)]) == 0
+    shown = capsys.readouterr().out
+    assert f"info-hash v2: {meta.info_hash_v2.hex()}" in shown
+    if format == "hybrid":
+        assert meta.info_hash_v1 is not None
+        assert "format:       hybrid (v1 and v2, BEP 52)" in shown
+        assert f"info-hash v1: {meta.info_hash_v1.hex()}" in shown
+        assert "(padding)" in shown
+    else:
+        assert "format:       v2 (BEP 52)" in shown
+        assert f"info-hash:    {meta.info_hash.hex()} (v2, first 20 bytes)" in shown
+        assert "(padding)" not in shown  # a v2 torrent's pads are bt's view, not in the file
+    data_bytes = sum(MIXED.values())
+    assert f"({data_bytes} bytes), " in shown and "with padding" in shown
+    roots = [e.pieces_root.hex() for e in meta.files if e.pieces_root is not None]
+    assert len(roots) == sum(1 for size in MIXED.values() if size)
+    for root in roots:
+        assert f"pieces root {root}" in shown
+
+
+def test_bt_create_makes_v1_unless_told(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_files(tmp_path, {"f.bin": 1000})
+    output = tmp_path / "out.torrent"
+    assert main(["create", str(tmp_path / "f.bin"), "-t", "http://t/a", "-o", str(output)]) == 0
+    meta = load_metainfo(output)
+    assert meta.format == "v1" and meta.info_hash_v2 is None
+    assert main(["info", str(output)]) == 0
+    shown = capsys.readouterr().out
+    assert "format:       v1\n" in shown and f"info-hash:    {meta.info_hash.hex()}" in shown
+    assert "pieces root" not in shown
+
+
+def test_bt_create_refuses_an_unknown_format(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["create", "x", "-t", "http://t/a", "--format", "v3"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'v3'" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bt.cli.client import CliError
-from bt.cli.render import hash_lines, metainfo_lines
+from bt.cli.render import hash_lines, metainfo_lines, size_text
 from bt.create import CreateError, Progress, create_torrent, parse_piece_length
 from bt.errors import MetainfoError
 from bt.metainfo import load_metainfo
@@ -51,9 +51,8 @@ def run_create(args: argparse.Namespace) -> int:
     count = sum(1 for entry in meta.files if not entry.padding)
     files = f"{count} files, " if meta.is_multi_file else ""
     print(
-        f"created {output} ({meta.format}): {meta.name}, {files}"
-        f"{format_bytes(meta.total_length)} in {meta.num_pieces} pieces of "
-        f"{format_bytes(meta.piece_length)}"
+        f"created {output} ({meta.format}): {meta.name}, {files}{size_text(meta)} in "
+        f"{meta.num_pieces} pieces of {format_bytes(meta.piece_length)}"
     )
     print("\n".join(hash_lines(meta)))
     return 0

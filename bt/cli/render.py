@@ -17,7 +17,14 @@ from rich.text import Text
 from bt.metainfo import Metainfo
 from bt.progress import format_bytes, format_duration
 
-__all__ = ["files_table", "hash_lines", "metainfo_lines", "rate", "status_table"]
+__all__ = [
+    "files_table",
+    "hash_lines",
+    "metainfo_lines",
+    "rate",
+    "size_text",
+    "status_table",
+]
 
 
 def rate(value: float | None) -> str:
@@ -170,13 +177,22 @@ def hash_lines(meta: Metainfo) -> list[str]:
     return lines
 
 
+def size_text(meta: Metainfo) -> str:
+    """The files' bytes, and the stream with its BEP 47 pads when they add to it."""
+    data = sum(entry.length for entry in meta.files if not entry.padding)
+    text = f"{format_bytes(data)} ({data} bytes)"
+    if data != meta.total_length:
+        text += f", {format_bytes(meta.total_length)} with padding"
+    return text
+
+
 def metainfo_lines(meta: Metainfo) -> list[str]:
     """``bt info``: what a .torrent holds, one fact a line."""
     lines = [
         f"name:         {meta.name}",
         f"format:       {FORMAT_NAMES.get(meta.format, meta.format)}",
         *hash_lines(meta),
-        f"size:         {format_bytes(meta.total_length)} ({meta.total_length} bytes)",
+        f"size:         {size_text(meta)}",
         f"pieces:       {meta.num_pieces} x {format_bytes(meta.piece_length)}",
         f"private:      {'yes' if meta.private else 'no'}",
     ]
