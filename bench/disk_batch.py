@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import inspect
 import os
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from twisted.internet import defer, reactor, task
 from bt.storage.files import FileStorage
 from bt.storage.layout import Layout
 from bt.storage.memory import MemoryStorage
+from bt.storage.verifier import V1Verifier
 
 
 class Entry:
@@ -58,7 +60,10 @@ async def run(args: argparse.Namespace) -> None:
     else:
         storage = MemoryStorage(layout)
     queue_class = load_queue_class(args.disk_module)
-    queue = queue_class(storage, hashes, layout.piece_size, threads=args.threads, reactor=reactor)
+    # A queue from an older bt (--disk-module) took the hashes; today's takes a verifier.
+    takes_verifier = "verifier" in inspect.signature(queue_class).parameters
+    check = V1Verifier(hashes) if takes_verifier else hashes
+    queue = queue_class(storage, check, layout.piece_size, threads=args.threads, reactor=reactor)
     queue.start()
     done: defer.Deferred[None] = defer.Deferred()
     state = {"next": 0, "finished": 0, "scheduled": False}

@@ -57,11 +57,18 @@ class DataMissingError(StorageError):
 
 
 class PieceHashError(BtError):
-    """A piece's data did not match its hash in the metainfo."""
+    """A piece's data did not match its hash in the metainfo.
 
-    def __init__(self, index: int) -> None:
+    ``leaf_hashes`` (v2 and hybrid pieces) holds one entry per 16 KiB block of
+    the data received: the SHA-256 of its file bytes, 32 zero bytes for a block
+    of zero padding, ``b""`` for a block whose padding is not zero. Compared with
+    the piece's real leaf hashes, they name the bad blocks (``bt.policy.blame``).
+    """
+
+    def __init__(self, index: int, leaf_hashes: tuple[bytes, ...] | None = None) -> None:
         super().__init__(f"piece {index} failed its hash check")
         self.index = index
+        self.leaf_hashes = leaf_hashes
 
 
 class BitfieldError(BtError, ValueError):

@@ -44,6 +44,7 @@ from bt.storage.files import FileStorage
 from bt.storage.layout import Layout
 from bt.storage.partfile import PartFile
 from bt.storage.readcache import ReadCachePool
+from bt.storage.resume import resume_key
 from bt.storage.threads import DiskThreads
 from bt.swarm.swarm import Swarm
 from bt.ticker import Ticker
@@ -205,10 +206,9 @@ class Session(MultiService):
                 upload_limit=record.upload_limit,
                 download_limit=record.download_limit,
             )
-        disk = DiskQueue(
+        disk = DiskQueue.for_metainfo(
             storage,
-            metainfo.piece_hashes,
-            metainfo.piece_size,
+            metainfo,
             threads=self.config.torrent.disk_threads,
             reactor=self.reactor,
             high_water=config.disk_high_water(metainfo.piece_length),
@@ -225,7 +225,7 @@ class Session(MultiService):
             trackers=self.tracker_factory.tiers_for(metainfo),
             config=config,
             limits=self.limits,
-            resume_path=self._resume_path(metainfo.info_hash),
+            resume_path=self._resume_path(metainfo),
             recheck=self.config.recheck,
             ticker=self.ticker,
             paused=record.paused,
@@ -237,8 +237,8 @@ class Session(MultiService):
         torrent.setServiceParent(self)
         return torrent
 
-    def _resume_path(self, info_hash: bytes) -> Path:
-        return self.config.state_dir / "resume" / f"{info_hash.hex()}.resume"
+    def _resume_path(self, metainfo: Metainfo) -> Path:
+        return self.config.state_dir / "resume" / f"{resume_key(metainfo).hex()}.resume"
 
     def _parts_path(self, info_hash: bytes) -> Path:
         """Bytes of pieces shared with skipped files (``bt.storage.partfile``)."""
@@ -265,7 +265,7 @@ class Session(MultiService):
         remembered = info_hash in self.memory.remembered
         self.memory.remembered.discard(info_hash)
         stopped = defer.maybeDeferred(torrent.disownServiceParent)
-        resume = self._resume_path(info_hash)
+        resume = self._resume_path(torrent.metainfo)
         parts = self._parts_path(info_hash)
         folder = Path(torrent.download_dir) if torrent.download_dir else None
 

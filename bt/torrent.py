@@ -435,10 +435,10 @@ class Torrent(Service):
     def _piece_failed(
         self, failure: Failure, index: int, blocks: list[bytes], sources: dict[int, tuple[str, int]]
     ) -> None:
-        self.swarm.piece_failed(index)
         if failure.check(PieceHashError) is None:
+            self.swarm.piece_failed(index)
             return self._disk_failed(failure)  # a StorageError (else raised again, and logged)
-        self.swarm.bad_data(index, sources, blocks)
+        self.swarm.bad_data(index, sources, blocks, failure.value.leaf_hashes)
 
     def _finished(self) -> None:
         self.log.info(

@@ -47,6 +47,7 @@ LAYER_0 = [
     "bt.storage.changes",
     "bt.storage.layout",
     "bt.storage.resume",
+    "bt.storage.verifier",
     "bt.geometry",  # when it exists (issue 13)
     "bt.lifecycle",  # when it exists (issue 13)
     "bt.dht",

@@ -29,6 +29,7 @@ from bt.snapshot import torrent_status
 from bt.storage.disk import DiskQueue
 from bt.storage.files import FileStorage
 from bt.storage.layout import Layout
+from bt.storage.verifier import V1Verifier
 from bt.torrent import Torrent
 
 #: test_torrent's six pieces of 32 KiB (the last 1000 bytes) in two files: a.bin is
@@ -117,7 +118,7 @@ class Seed:
         self.storage = FileStorage(folder.parent, metainfo.files, layout, max_open=max_open)
         self.disk = DiskQueue(
             self.storage,
-            metainfo.piece_hashes,
+            V1Verifier(metainfo.piece_hashes),
             metainfo.piece_size,
             reactor=clock,
             pool=SyncPool(),  # type: ignore[arg-type]

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -218,6 +218,25 @@ class PiecePicker:
         if self._priority[index] != _SKIP:
             self._available.insert(index)
         return frozenset(download.received_from.values())
+
+    def blocks_failed(self, index: int, blocks: Iterable[int]) -> frozenset[Hashable]:
+        """Only ``blocks`` of ``index`` were bad (a v2 piece's leaf hashes said so): they
+        are missing again, the other received blocks stay. Returns the bad blocks' senders."""
+        self._check(index)
+        download = self._downloads.get(index)
+        if download is None or index in self._have:
+            return frozenset()
+        bad = {b: download.received_from[b] for b in blocks if b in download.received_from}
+        if not bad:
+            return frozenset()
+        if len(bad) == len(download.received_from):
+            return self.piece_failed(index)  # nothing kept: the piece is unstarted again
+        for block in bad:
+            del download.received_from[block]
+        download.free = sum(1 for r in download.requested_by if not r) - len(download.received_from)
+        if download.free:
+            self._with_free[index] = None
+        return frozenset(bad.values())
 
     def set_piece_priority(self, index: int, priority: int) -> None:
         """``Priority.SKIP`` (0) pieces are never picked; requests in flight stay valid."""

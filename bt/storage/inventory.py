@@ -22,7 +22,14 @@ from bt.storage.changes import changed_files, describe_files, pieces_of_files
 from bt.storage.disk import DiskQueue
 from bt.storage.layout import Layout
 from bt.storage.recheck import pieces_with_data, recheck
-from bt.storage.resume import FileStamp, ResumeError, ResumeState, load_resume, save_resume
+from bt.storage.resume import (
+    FileStamp,
+    ResumeError,
+    ResumeState,
+    load_resume,
+    resume_key,
+    save_resume,
+)
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ class PieceInventory:
         if isinstance(data, ResumeError):  # the state file could not be read
             return self.check(f"resume state unusable ({data})")
         try:
-            state = ResumeState.decode(data, self.metainfo.info_hash, self.metainfo.num_pieces)
+            state = ResumeState.decode(data, resume_key(self.metainfo), self.metainfo.num_pieces)
         except ResumeError as exc:
             return self.check(f"resume state unusable ({exc})")
         changed = changed_files(state.files, stamps)
@@ -172,7 +179,7 @@ class PieceInventory:
         if self._saving is not None:
             return self._saving
         path = self.resume_path
-        info_hash = self.metainfo.info_hash
+        info_hash = resume_key(self.metainfo)
         saving = self.disk.sync()
         saving.addCallback(lambda _: self.disk.file_stamps())
         saving.addCallback(lambda stamps: self._remember(stamps) or stamps)

@@ -9,6 +9,10 @@ the old state or the new one, never a torn one.
 
 A piece is put in the saved bitfield only after its data was written and the
 data files were fsynced: the state never claims bytes the disk does not hold.
+
+A torrent with a v2 info-hash (v2-only or hybrid) is keyed by its full 32-byte
+SHA-256 (``resume_key``), which its truncated wire identity only abbreviates; a
+v1 torrent keeps its SHA-1, so existing resume files stay valid.
 """
 
 from __future__ import annotations
@@ -16,12 +20,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bt import bencode
 from bt.bitfield import Bitfield
 from bt.errors import BencodeError, BitfieldError, ResumeError, ResumeSaveError, StorageError
 
-__all__ = ["FORMAT_VERSION", "ResumeError", "ResumeState", "load_resume", "save_resume"]
+if TYPE_CHECKING:
+    from bt.metainfo import Metainfo
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ResumeError",
+    "ResumeState",
+    "load_resume",
+    "resume_key",
+    "save_resume",
+]
 
 FORMAT_VERSION = 1
 
@@ -78,6 +93,12 @@ class ResumeState:
         if not all(isinstance(n, int) and n >= 0 for n in counters):
             raise ResumeError("bad transfer counters")
         return cls(info_hash, have, tuple((s, m) for s, m in files), *counters)
+
+
+def resume_key(metainfo: Metainfo) -> bytes:
+    """What a torrent's resume state is named after and checked against: the v2
+    info-hash where there is one (32 bytes), else the v1 info-hash."""
+    return metainfo.info_hash_v2 or metainfo.info_hash
 
 
 def file_stamps(paths: list[str | None]) -> tuple[FileStamp, ...]:

@@ -35,6 +35,7 @@ from bt.policy.ratelimit import RateLimit, TokenBucket
 from bt.rate import RateMeter
 from bt.status import UNCHANGED
 from bt.storage.readcache import PieceReadCache
+from bt.swarm.badblocks import BadBlockFinder, BlockHashes, no_block_hashes
 from bt.swarm.extension import PeerExtensions
 from bt.swarm.link import PeerLink, Serving
 from bt.torrentconfig import SharedLimits, TorrentConfig
@@ -121,6 +122,10 @@ class Swarm:
         #: Seeding reads; the session's torrents share one byte budget (``limits.read_cache``).
         self.read_cache = PieceReadCache(disk.read, metainfo.piece_size, pool=limits.read_cache)
         self.blame = Blame(config.ban_strikes)
+        #: The real leaf hashes of a v2 piece, from peers (the wire sets it; see badblocks).
+        self.block_hashes: BlockHashes = no_block_hashes
+        limit = config.disk_high_water(metainfo.piece_length)
+        self.bad_blocks = BadBlockFinder(lambda i: self.block_hashes(i), reactor, limit)
         self.choker = Choker(rng, regular_slots=config.upload_slots)
         #: Pieces that failed their hash check.
         self.hash_failures = 0
@@ -450,8 +455,16 @@ class Swarm:
         """The piece was not written: its blocks are wanted again."""
         self.picker.piece_failed(index)
 
-    def bad_data(self, index: int, sources: dict[int, Address], blocks: list[bytes]) -> None:
-        """The piece failed its hash: blame its senders, and ask the others for it."""
+    def bad_data(
+        self,
+        index: int,
+        sources: dict[int, Address],
+        blocks: list[bytes],
+        leaves: Sequence[bytes] | None = None,
+    ) -> None:
+        """The piece failed its hash (it is not written). With its received ``leaves``
+        (v2) only the blocks proven bad are fetched again and their senders blamed;
+        otherwise the whole piece is wanted again and its senders blamed."""
         self.hash_failures += 1
         self.log.warn(
             "{name}: piece {index} failed its hash check (sent by {senders})",
@@ -459,6 +472,44 @@ class Swarm:
             index=index,
             senders=sorted(set(sources.values())),
         )
+        picker = self.picker
+        found = self.bad_blocks.find(index, leaves)
+        found.addCallback(self._bad_blocks_found, picker, index, sources, blocks)
+        found.addErrback(lambda failure: self.log.failure("piece {i}", failure, i=index))
+
+    def _bad_blocks_found(
+        self,
+        bad: list[int] | None,
+        picker: PiecePicker,
+        index: int,
+        sources: dict[int, Address],
+        blocks: list[bytes],
+    ) -> None:
+        if picker is not self.picker:
+            return  # a recheck meanwhile: the piece is forgotten
+        if bad is None:
+            return self._whole_piece_failed(index, sources, blocks)
+        self.log.info(
+            "{name}: piece {index}: blocks {bad} were bad, keeping the other {good}",
+            name=self.title,
+            index=index,
+            bad=bad,
+            good=len(blocks) - len(bad),
+        )
+        picker.blocks_failed(index, bad)
+        if picker.block_sources(index):  # good blocks kept: the piece is in flight again
+            kept: list[bytes | None] = list(blocks)
+            for block in bad:
+                kept[block] = None
+            self._blocks[index] = kept
+        for address in self.blame.blocks_failed(sources[n] for n in bad if n in sources):
+            self.ban(address, f"sent bad blocks of {self.blame.strikes(address)} pieces")  # type: ignore[arg-type]
+        self.refill()
+
+    def _whole_piece_failed(
+        self, index: int, sources: dict[int, Address], blocks: list[bytes]
+    ) -> None:
+        self.picker.piece_failed(index)
         for address in self.blame.piece_failed(index, sources, blocks):
             strikes = self.blame.strikes(address)
             self.ban(address, f"sent {strikes} pieces alone that failed their hash")

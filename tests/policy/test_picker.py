@@ -508,6 +508,42 @@ def test_a_failed_piece_is_missing_again_and_its_senders_are_named() -> None:
     picker.check_invariants()
 
 
+def test_only_the_bad_blocks_of_a_failed_piece_are_missing_again() -> None:
+    picker = make_picker(2, blocks_per_piece=4)
+    picker.add_peer_bitfield("a", Bitfield.full(2))
+    picker.add_peer_bitfield("b", Bitfield.full(2))
+    picked = picker.pick("a", Bitfield.full(2), 4)
+    index = picked[0].index
+    receive(picker, "a", picked[:3])
+    picker.peer_requests_abandoned("a")
+    assert receive(picker, "b", picker.pick("b", bits(2, {index}), 1)) == [index]
+    assert picker.pick("a", bits(2, {index}), 4) == [], "a complete piece is not picked"
+
+    assert picker.blocks_failed(index, [1, 3]) == {"a", "b"}
+    assert picker.block_sources(index) == {0: "a", 2: "a"}
+    picker.check_invariants()
+    assert picker.pick("b", bits(2, {index}), 10) == [
+        Block(index, BLOCK, BLOCK),
+        Block(index, 3 * BLOCK, BLOCK),
+    ]
+    picker.check_invariants()
+
+
+def test_when_every_block_was_bad_the_piece_is_unstarted_again() -> None:
+    picker = make_picker(1, blocks_per_piece=2)
+    picker.add_peer_bitfield("a", Bitfield.full(1))
+    receive(picker, "a", picker.pick("a", Bitfield.full(1), 2))
+    assert picker.blocks_failed(0, [0, 1]) == {"a"}
+    assert picker.block_sources(0) == {}
+    picker.check_invariants()
+    assert len(picker.pick("a", Bitfield.full(1), 5)) == 2
+    assert picker.blocks_failed(0, [0]) == frozenset(), "nothing received: nothing to fail"
+    assert picker.outstanding_count("a") == 2
+    picker.have(0)
+    assert picker.blocks_failed(0, [0]) == frozenset()
+    picker.check_invariants()
+
+
 def test_a_had_piece_is_never_picked_again_and_counts_toward_completion() -> None:
     picker = make_picker(2)
     picker.add_peer_bitfield("a", Bitfield.full(2))
@@ -671,6 +707,21 @@ class PickerMachine(RuleBasedStateMachine):
             senders = set(self.received[index].values())
             assert self.picker.piece_failed(index) == senders
         self._drop_piece(index)
+
+    @precondition(lambda self: self.verifying)
+    @rule(data=st.data())
+    def some_blocks_were_bad(self, data: st.DataObject) -> None:
+        """A v2 piece failed and its leaf hashes named the bad blocks."""
+        index = data.draw(st.sampled_from(sorted(self.verifying)))
+        self.verifying.discard(index)
+        received = self.received[index]
+        bad = data.draw(st.sets(st.sampled_from(sorted(received, key=repr)), min_size=1))
+        numbers = [block.begin // BLOCK for block in bad]
+        assert self.picker.blocks_failed(index, numbers) == {received[b] for b in bad}
+        for block in bad:
+            del received[block]
+        if not received:
+            self._drop_piece(index)
 
     @rule(index=st.integers(0, 9), priority=st.sampled_from([Priority.SKIP, Priority.NORMAL]))
     def set_priority(self, index: int, priority: int) -> None:

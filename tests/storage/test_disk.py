@@ -19,6 +19,7 @@ from bt.storage.disk import DiskQueue
 from bt.storage.files import FileStorage
 from bt.storage.layout import Layout
 from bt.storage.memory import MemoryStorage
+from bt.storage.verifier import V1Verifier
 
 #: Every test fails if it logged a failure it did not expect (see conftest.py).
 pytestmark = pytest.mark.usefixtures("failures")
@@ -55,7 +56,7 @@ def reactor() -> Any:
 
 
 def queue_for(storage: IStorage, **kw: Any) -> DiskQueue:
-    queue = DiskQueue(storage, HASHES, LAYOUT.piece_size, reactor=reactor(), **kw)
+    queue = DiskQueue(storage, V1Verifier(HASHES), LAYOUT.piece_size, reactor=reactor(), **kw)
     queue.start()
     return queue
 
@@ -189,16 +190,32 @@ async def test_hash_piece_tells_good_from_missing_and_corrupt() -> None:
         await within(queue.stop())
 
 
+class Sha256Verifier:
+    """Any object with ``num_pieces``, ``verify`` and ``hasher`` will do."""
+
+    def __init__(self, hashes: list[bytes]) -> None:
+        self.hashes = hashes
+        self.num_pieces = len(hashes)
+
+    def verify(self, index: int, data: bytes) -> None:
+        if hashlib.sha256(data).digest() != self.hashes[index]:
+            raise PieceHashError(index, (b"leaf",))
+
+    def hasher(self, index: int) -> Any:
+        return hashlib.sha256()
+
+
 @pytest_twisted.ensureDeferred
-async def test_hash_function_is_pluggable() -> None:
+async def test_the_verifier_is_pluggable_and_its_error_reaches_the_caller() -> None:
     hashes = [hashlib.sha256(b"".join(blocks_of(i))).digest() for i in range(LAYOUT.num_pieces)]
     storage = MemoryStorage(LAYOUT)
-    queue = DiskQueue(storage, hashes, LAYOUT.piece_size, reactor=reactor(), hasher=hashlib.sha256)
+    queue = DiskQueue(storage, Sha256Verifier(hashes), LAYOUT.piece_size, reactor=reactor())
     queue.start()
     try:
         await within(queue.verify_and_write(0, blocks_of(0)))
-        with pytest.raises(PieceHashError):
+        with pytest.raises(PieceHashError) as caught:
             await within(queue.verify_and_write(1, [*blocks_of(2), bytes(26)]))
+        assert caught.value.leaf_hashes == (b"leaf",)
     finally:
         await within(queue.stop())
 
@@ -218,7 +235,7 @@ async def test_storage_errors_reach_the_caller(tmp_path: Path) -> None:
 
 
 def test_caller_bugs_raise_at_once() -> None:
-    queue = DiskQueue(MemoryStorage(LAYOUT), HASHES, LAYOUT.piece_size)
+    queue = DiskQueue(MemoryStorage(LAYOUT), V1Verifier(HASHES), LAYOUT.piece_size)
     with pytest.raises(ValueError):
         queue.verify_and_write(0, blocks_of(0)[:-1])  # short piece
     with pytest.raises(ValueError):
@@ -228,12 +245,16 @@ def test_caller_bugs_raise_at_once() -> None:
     with pytest.raises(ValueError):
         queue.read(0, 0, 0)
     with pytest.raises(ValueError):
-        DiskQueue(MemoryStorage(LAYOUT), HASHES, LAYOUT.piece_size, high_water=4, low_water=4)
+        DiskQueue(
+            MemoryStorage(LAYOUT), V1Verifier(HASHES), LAYOUT.piece_size, high_water=4, low_water=4
+        )
 
 
 @pytest_twisted.ensureDeferred
 async def test_work_before_start_is_refused() -> None:
-    queue = DiskQueue(MemoryStorage(LAYOUT), HASHES, LAYOUT.piece_size, reactor=reactor())
+    queue = DiskQueue(
+        MemoryStorage(LAYOUT), V1Verifier(HASHES), LAYOUT.piece_size, reactor=reactor()
+    )
     with pytest.raises(StorageError, match="new"):
         await within(queue.verify_and_write(0, blocks_of(0)))
     await within(queue.stop())  # stopping a queue that never started is fine
@@ -377,7 +398,7 @@ class TriggerRecordingReactor:
 async def test_forgotten_stop_happens_at_reactor_shutdown() -> None:
     """Pool threads are not daemons: without this the interpreter would never exit."""
     fake = TriggerRecordingReactor()
-    queue = DiskQueue(MemoryStorage(LAYOUT), HASHES, LAYOUT.piece_size, reactor=fake)
+    queue = DiskQueue(MemoryStorage(LAYOUT), V1Verifier(HASHES), LAYOUT.piece_size, reactor=fake)
     queue.start()
     [(phase, event, trigger)] = fake.triggers.values()
     assert (phase, event) == ("during", "shutdown")
@@ -391,7 +412,7 @@ async def test_forgotten_stop_happens_at_reactor_shutdown() -> None:
 @pytest_twisted.ensureDeferred
 async def test_stop_removes_the_shutdown_trigger() -> None:
     fake = TriggerRecordingReactor()
-    queue = DiskQueue(MemoryStorage(LAYOUT), HASHES, LAYOUT.piece_size, reactor=fake)
+    queue = DiskQueue(MemoryStorage(LAYOUT), V1Verifier(HASHES), LAYOUT.piece_size, reactor=fake)
     queue.start()
     await within(queue.stop())
     assert fake.triggers == {}

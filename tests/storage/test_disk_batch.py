@@ -22,6 +22,7 @@ from bt.errors import PieceHashError, StorageError
 from bt.storage.disk import DiskQueue
 from bt.storage.layout import Layout
 from bt.storage.memory import MemoryStorage
+from bt.storage.verifier import V1Verifier
 
 #: Every test fails if it logged a failure it did not expect (see conftest.py).
 pytestmark = pytest.mark.usefixtures("failures")
@@ -75,7 +76,9 @@ def small() -> Torrent:
 
 
 def gated_queue(torrent: Torrent, storage: GatedStorage, **kw: Any) -> DiskQueue:
-    queue = DiskQueue(storage, torrent.hashes, torrent.layout.piece_size, reactor=reactor(), **kw)
+    queue = DiskQueue(
+        storage, V1Verifier(torrent.hashes), torrent.layout.piece_size, reactor=reactor(), **kw
+    )
     queue.start()
     return queue
 
@@ -188,7 +191,9 @@ async def test_a_batch_is_bounded_in_bytes_too() -> None:
 async def test_large_pieces_keep_a_job_each() -> None:
     torrent = Torrent(3, 1 << 20)
     storage = MemoryStorage(torrent.layout)
-    queue = DiskQueue(storage, torrent.hashes, torrent.layout.piece_size, reactor=reactor())
+    queue = DiskQueue(
+        storage, V1Verifier(torrent.hashes), torrent.layout.piece_size, reactor=reactor()
+    )
     queue.start()
     try:
         blocks = [torrent.blocks(i)[0] for i in range(3)]
@@ -283,7 +288,9 @@ async def test_forgotten_stop_still_writes_pieces_queued_behind_a_running_batch(
 ) -> None:
     fake = ShutdownRecordingReactor()
     storage = GatedStorage(small.layout)
-    queue = DiskQueue(storage, small.hashes, small.layout.piece_size, reactor=fake, threads=1)
+    queue = DiskQueue(
+        storage, V1Verifier(small.hashes), small.layout.piece_size, reactor=fake, threads=1
+    )
     queue.start()
     try:
         jobs = [await hold_the_thread(queue, storage, small)]

@@ -13,6 +13,7 @@ from bt.metainfo import parse_metainfo
 from bt.storage.disk import DiskQueue
 from bt.storage.layout import Layout
 from bt.storage.memory import MemoryStorage
+from bt.storage.verifier import V1Verifier
 
 
 def public_methods(cls: type) -> set[str]:
@@ -25,7 +26,7 @@ def public_methods(cls: type) -> set[str]:
 
 def test_the_disk_queue_provides_the_interface() -> None:
     layout = Layout([32], piece_length=16)
-    queue = DiskQueue(MemoryStorage(layout), [b"\0" * 20] * 2, layout.piece_size)
+    queue = DiskQueue(MemoryStorage(layout), V1Verifier([b"\0" * 20] * 2), layout.piece_size)
     assert verifyObject(IDiskQueue, queue)
 
 

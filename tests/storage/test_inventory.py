@@ -13,6 +13,7 @@ from bt.storage.disk import DiskQueue
 from bt.storage.inventory import PieceInventory
 from bt.storage.layout import Layout
 from bt.storage.memory import MemoryStorage
+from bt.storage.verifier import V1Verifier
 
 PIECE = 16 * 1024
 DATA = pseudo_random_bytes(4 * PIECE, seed=5)
@@ -25,7 +26,7 @@ def setup(tmp_path: Path) -> tuple[Metainfo, MemoryStorage, DiskQueue, PieceInve
     meta = parse_metainfo(handmade_torrent(info))
     layout = Layout.from_files(meta.files, meta.piece_length)
     storage = MemoryStorage(layout)
-    disk = DiskQueue(storage, meta.piece_hashes, meta.piece_size, reactor=reactor)
+    disk = DiskQueue(storage, V1Verifier(meta.piece_hashes), meta.piece_size, reactor=reactor)
     inventory = PieceInventory(disk, meta, layout, tmp_path / "x.resume")
     disk.start()
     return meta, storage, disk, inventory

@@ -20,6 +20,7 @@ from bt.storage.files import FileStorage
 from bt.storage.inventory import PieceInventory
 from bt.storage.layout import Layout
 from bt.storage.partfile import PartFile, PartIndex, decode_index, encode_index, index_region
+from bt.storage.verifier import V1Verifier
 
 PIECE = 16
 #: a.bin ends inside piece 1, skip.bin spans pieces 1..4, c.bin starts inside piece 4.
@@ -272,7 +273,7 @@ async def test_a_recheck_counts_pieces_whose_bytes_are_in_the_part_file(tmp_path
     disk = Disk(tmp_path, list(meta.files))  # type: ignore[arg-type]
     fill(disk)
     storage = disk.open()
-    queue = DiskQueue(storage, meta.piece_hashes, meta.piece_size, reactor=reactor)
+    queue = DiskQueue(storage, V1Verifier(meta.piece_hashes), meta.piece_size, reactor=reactor)
     queue.start()
     try:
         found = await PieceInventory(queue, meta, disk.layout, None).check("test")
@@ -329,7 +330,7 @@ async def test_a_changed_neighbour_keeps_the_pieces_the_part_file_holds(tmp_path
     for index in WANTED:
         have.add(index)
     storage = disk.open()
-    queue = DiskQueue(storage, meta.piece_hashes, meta.piece_size, reactor=reactor)
+    queue = DiskQueue(storage, V1Verifier(meta.piece_hashes), meta.piece_size, reactor=reactor)
     queue.start()
     try:
         await PieceInventory(queue, meta, disk.layout, resume).save(have, lambda: (0, 0))

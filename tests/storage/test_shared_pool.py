@@ -10,6 +10,7 @@ from twisted.python.threadpool import ThreadPool
 from bt.storage.disk import DiskQueue
 from bt.storage.layout import Layout
 from bt.storage.memory import MemoryStorage
+from bt.storage.verifier import V1Verifier
 
 DATA = b"x" * 32
 
@@ -19,7 +20,9 @@ def queue(pool: ThreadPool) -> DiskQueue:
 
     layout = Layout([len(DATA)], piece_length=16)
     hashes = [hashlib.sha1(DATA[i : i + 16]).digest() for i in (0, 16)]
-    return DiskQueue(MemoryStorage(layout), hashes, layout.piece_size, reactor=reactor, pool=pool)
+    return DiskQueue(
+        MemoryStorage(layout), V1Verifier(hashes), layout.piece_size, reactor=reactor, pool=pool
+    )
 
 
 @pytest_twisted.ensureDeferred
