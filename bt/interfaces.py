@@ -106,7 +106,8 @@ class IDiskQueue(Interface):
     def verify_and_write(index: int, blocks: Sequence[bytes]) -> Deferred[None]:
         """Hash piece ``index`` from its blocks; write it only if the hash matches.
 
-        Fails with ``bt.errors.PieceHashError`` (nothing written) when it does not.
+        Fails with ``bt.errors.PieceHashError`` (nothing written) when it does not;
+        for a v2 or hybrid piece its ``leaf_hashes`` are those of the blocks received.
         """
 
     def read(index: int, begin: int, length: int) -> Deferred[bytes]:

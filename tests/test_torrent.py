@@ -6,7 +6,6 @@ what the peer says, what bt answers, and what the torrent decides.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -40,6 +39,7 @@ from bt.peer.messages import (
     encode_handshake,
 )
 from bt.peer.protocol import HANDSHAKE_TIMEOUT, OUR_RESERVED, IncomingPeerFactory, PeerProtocol
+from bt.storage.verifier import piece_verifier
 from bt.swarm.link import IDLE_SECONDS, KEEPALIVE_SECONDS, SNUB_SECONDS
 from bt.swarm.swarm import Swarm
 from bt.torrent import Torrent
@@ -52,10 +52,12 @@ DATA = pseudo_random_bytes(5 * PIECE + 1000, seed=7)  # six pieces, the last one
 
 @implementer(IDiskQueue)
 class FakeDisk:
-    """Verifies with hashlib at once and keeps written pieces in a dict."""
+    """Verifies at once (with the torrent's real verifier: v1, v2 or hybrid) and keeps
+    written pieces in a dict."""
 
     def __init__(self, metainfo: Metainfo, *, complete: bool = False) -> None:
         self.metainfo = metainfo
+        self.verifier = piece_verifier(metainfo)
         self.written: dict[int, bytes] = {}
         self.listeners: list[object] = []
         #: When set, reads wait here until the test fires them.
@@ -105,13 +107,16 @@ class FakeDisk:
         return defer.succeed([0] * len(self.metainfo.files))
 
     def hash_piece(self, index: int) -> defer.Deferred[bool]:
-        data = self.written.get(index, b"")
-        return defer.succeed(hashlib.sha1(data).digest() == self.metainfo.piece_hashes[index])
+        digest = self.verifier.hasher(index)
+        digest.update(self.written.get(index, b""))
+        return defer.succeed(digest.matches())
 
     def verify_and_write(self, index: int, blocks: list[bytes]) -> defer.Deferred[None]:
         data = b"".join(blocks)
-        if hashlib.sha1(data).digest() != self.metainfo.piece_hashes[index]:
-            return defer.fail(PieceHashError(index))
+        try:
+            self.verifier.verify(index, data)
+        except PieceHashError:
+            return defer.fail()
         self.written[index] = data
         return defer.succeed(None)
 

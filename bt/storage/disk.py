@@ -119,7 +119,8 @@ class DiskQueue:
         if not 0 <= low_water < high_water:
             raise ValueError(f"need 0 <= low_water < high_water, got {low_water}, {high_water}")
         self._storage = storage
-        self._verifier = verifier
+        #: The torrent's hash rule (v1, v2 or hybrid: ``bt.storage.verifier``).
+        self.verifier = verifier
         self._piece_size = piece_size
         self._reactor = reactor
         self._high_water = high_water
@@ -393,8 +394,8 @@ class DiskQueue:
             self._start_batch()
 
     def _check_index(self, index: int) -> None:
-        if not 0 <= index < self._verifier.num_pieces:
-            raise ValueError(f"piece {index} outside 0..{self._verifier.num_pieces - 1}")
+        if not 0 <= index < self.verifier.num_pieces:
+            raise ValueError(f"piece {index} outside 0..{self.verifier.num_pieces - 1}")
 
     def _check_range(self, index: int, begin: int, length: int) -> None:
         self._check_index(index)
@@ -411,7 +412,7 @@ class DiskQueue:
         # as long as a join and one update of 1 MiB with the reactor busy).
         # (A v2 piece needs one SHA-256 per 16 KiB leaf whatever we do.)
         data = blocks[0] if len(blocks) == 1 else b"".join(blocks)
-        self._verifier.verify(index, data)  # PieceHashError: nothing written
+        self.verifier.verify(index, data)  # PieceHashError: nothing written
         self._storage.write(index, 0, data)
 
     def _run_batch(self, bounded: bool) -> list[tuple[_PieceJob, Failure | None]]:
@@ -444,7 +445,7 @@ class DiskQueue:
         return data
 
     def _hash_piece(self, index: int, size: int) -> bool:
-        digest = self._verifier.hasher(index)
+        digest = self.verifier.hasher(index)
         for begin in range(0, size, _RECHECK_CHUNK):
             length = min(_RECHECK_CHUNK, size - begin)
             data = self._storage.read(index, begin, length)

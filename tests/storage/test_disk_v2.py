@@ -193,3 +193,23 @@ def test_v1_torrents_keep_sha1_and_their_resume_key() -> None:
     )
     assert isinstance(piece_verifier(meta), V1Verifier)
     assert resume_key(meta) == meta.info_hash and len(meta.info_hash) == 20
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_the_session_gives_a_v2_torrent_its_verifier_and_resume_file(
+    tmp_path: Path, hybrid: bool
+) -> None:
+    from twisted.internet.testing import MemoryReactorClock
+
+    from bt.session import Session, SessionConfig
+    from bt.storage.verifier import HybridVerifier, V2Verifier
+
+    write_content(tmp_path / "src" / "t", FILES)
+    meta = parse_metainfo(libtorrent_v2_torrent(tmp_path / "src" / "t", PIECE, hybrid=hybrid))
+    config = SessionConfig(download_dir=tmp_path / "data", state_dir=tmp_path / "state")
+    session = Session(config, reactor=MemoryReactorClock())
+    torrent = session.add_torrent(meta)
+    assert isinstance(torrent.disk.verifier, HybridVerifier if hybrid else V2Verifier)  # type: ignore[attr-defined]
+    assert meta.info_hash_v2 is not None
+    path = tmp_path / "state" / "resume" / f"{meta.info_hash_v2.hex()}.resume"
+    assert torrent.inventory.resume_path == path

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from test_torrent import FakeDisk, ScriptedPeer, connect, make_torrent
-from torrents import handmade_info, handmade_torrent, pseudo_random_bytes
+from torrents import handmade_info, handmade_torrent, libtorrent_v2_torrent, pseudo_random_bytes
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 
@@ -43,20 +44,11 @@ LEAVES = [leaf_hashes(piece_data(i)) for i in range(3)]
 
 
 class V2FakeDisk(FakeDisk):
-    """Verifies with the real v2 verifier, at once; remembers what it was asked."""
+    """Verifies a v1 torrent's pieces as v2 pieces (four leaves each) would be."""
 
     def __init__(self, metainfo: Metainfo) -> None:
         super().__init__(metainfo)
         self.verifier = V2Verifier(3, PIECES.__getitem__)
-
-    def verify_and_write(self, index: int, blocks: list[bytes]) -> defer.Deferred[None]:
-        data = b"".join(blocks)
-        try:
-            self.verifier.verify(index, data)
-        except Exception:
-            return defer.fail()
-        self.written[index] = data
-        return defer.succeed(None)
 
 
 class HashSource:
@@ -253,3 +245,52 @@ def test_a_recheck_while_waiting_forgets_the_piece(clock: MemoryReactorClock) ->
     source.pending[0][1].callback(list(LEAVES[0]))
     assert 0 not in torrent.swarm._blocks
     assert torrent.picker is not old and not torrent.picker.block_sources(0)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_real_v2_torrent_with_padding_refetches_only_the_bad_block(
+    clock: MemoryReactorClock, tmp_path: Path
+) -> None:
+    pytest.importorskip("libtorrent")
+    content = tmp_path / "t"
+    sizes = {"a": 5, "b": 2 * PIECE + 7, "c": 0, "d": PIECE}
+    for number, (name, size) in enumerate(sorted(sizes.items())):
+        content.mkdir(exist_ok=True)
+        (content / name).write_bytes(pseudo_random_bytes(size, number))
+    meta = parse_metainfo(libtorrent_v2_torrent(content, PIECE))
+    stream = b"".join(
+        bytes(e.length) if e.padding else tmp_path.joinpath(*e.path).read_bytes()
+        for e in meta.files
+    )
+
+    def block_hashes(index: int) -> defer.Deferred[list[bytes] | None]:
+        """What a hash request for base layer 0 answers: the piece's leaves, padded."""
+        piece = meta.v2_piece(index)
+        assert piece is not None
+        data = stream[index * PIECE :][: piece.data_length]
+        leaves = leaf_hashes(data)
+        return defer.succeed(leaves + [bytes(32)] * (piece.leaves - len(leaves)))
+
+    torrent = make_torrent(meta, clock, FakeDisk(meta))
+    torrent.swarm.block_hashes = block_hashes
+    torrent.startService()
+    peer = seeder(torrent, 1)
+    target = (3, 0)  # the last piece of "b": 7 bytes of file, then padding
+    sent: list[Request] = []
+    bad = set([target])
+    for _ in range(50):
+        requests = peer.requests(peer.heard())
+        if not requests:
+            break
+        for r in requests:
+            sent.append(r)
+            block = stream[r.index * PIECE + r.begin :][: r.length]
+            if (r.index, r.begin // LEAF_SIZE) in bad:
+                bad.clear()
+                block = b"\xff" + block[1:]
+            peer.say(Piece(r.index, r.begin, block))
+    assert torrent.is_finished and torrent.hash_failures == 1
+    assert len(sent) == meta.num_pieces * 4 + 1
+    assert (sent[-1].index, sent[-1].begin) == target
+    assert meta.num_pieces == 5
+    assert b"".join(torrent.disk.written[i] for i in range(meta.num_pieces)) == stream  # type: ignore[attr-defined]
