@@ -37,6 +37,7 @@ from bt.errors import CreateError
 from bt.merkle import (
     LEAF_SIZE,
     layer_of_piece_length,
+    leaf_count,
     leaf_hashes,
     next_power_of_two,
     subtree_root,
@@ -146,7 +147,7 @@ def _plan(files: Sequence[SourceFile], piece_length: int, *, padded: bool) -> li
 
 def _leaves_for(entry: SourceFile, per_piece: int) -> int:
     """Width of one piece's subtree: a whole piece, or the padded leaves of a small file."""
-    leaves = -(-entry.length // LEAF_SIZE)
+    leaves = leaf_count(entry.length)
     return per_piece if leaves > per_piece else next_power_of_two(leaves)
 
 
