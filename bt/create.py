@@ -176,9 +176,12 @@ def hash_pieces(
 ) -> bytes:
     """The concatenated SHA-1 of every piece of ``files`` laid end to end."""
     layout = Layout([f.length for f in files], piece_length)
-    jobs = [partial(_hash_piece, files, layout, index) for index in range(layout.num_pieces)]
-    sizes = [layout.piece_size(index) for index in range(layout.num_pieces)]
-    return b"".join(run_ordered(jobs, sizes, workers=workers, progress=progress))
+    jobs = (
+        (partial(_hash_piece, files, layout, index), layout.piece_size(index))
+        for index in range(layout.num_pieces)
+    )
+    digests = run_ordered(jobs, layout.total_length, workers=workers, progress=progress)
+    return b"".join(digests)
 
 
 def _hash_piece(files: Sequence[SourceFile], layout: Layout, index: int) -> bytes:

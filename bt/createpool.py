@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,39 +39,43 @@ class SourceFile:
 
 
 def run_ordered(
-    jobs: Sequence[Callable[[], T]],
-    sizes: Sequence[int],
+    jobs: Iterable[tuple[Callable[[], T], int]],
+    total: int,
     *,
     workers: int | None = None,
     progress: Progress | None = None,
 ) -> list[T]:
-    """Every job's result, in order; ``sizes[i]`` bytes are reported done when job i is."""
+    """Every job's result, in order; each job comes with the bytes it covers, for progress.
+
+    ``jobs`` is consumed lazily (a torrent may have millions of pieces), at most
+    ``2 x workers`` ahead of the results; ``total`` is the sum of their sizes.
+    """
     workers = max(1, workers or os.cpu_count() or 1)
     in_flight = 2 * workers
-    total = sum(sizes)
     results: list[T] = []
     done = 0
     if progress is not None:
         progress(0, total)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bt-create") as pool:
-        pending: deque[Future[T]] = deque()
+        pending: deque[tuple[Future[T], int]] = deque()
 
         def collect() -> None:
             nonlocal done
-            results.append(pending.popleft().result())
-            done += sizes[len(results) - 1]
+            future, size = pending.popleft()
+            results.append(future.result())
+            done += size
             if progress is not None:
                 progress(done, total)
 
         try:
-            for job in jobs:
-                pending.append(pool.submit(job))
+            for job, size in jobs:
+                pending.append((pool.submit(job), size))
                 if len(pending) >= in_flight:
                     collect()
             while pending:
                 collect()
         finally:
-            for future in pending:
+            for future, _ in pending:
                 future.cancel()
     return results
 

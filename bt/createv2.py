@@ -27,7 +27,7 @@ the pad's zeros: one pass over the data for both.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -100,19 +100,22 @@ def v2_parts(
     check_v2_piece_length(piece_length)
     multi = len(files) != 1 or bool(files[0].components)
     padded = len(files) > 1  # libtorrent pads no torrent of one file, even in a folder
-    plan = _plan(files, piece_length, padded=padded)
     per_piece = piece_length // LEAF_SIZE
     zeros = bytes(piece_length) if hybrid else b""
-    jobs = [
-        partial(_hash_piece, files, piece, _leaves_for(files[piece.file_index], per_piece), zeros)
-        for piece in plan
-    ]
-    results = run_ordered(
-        jobs, [piece.length for piece in plan], workers=workers, progress=progress
+    jobs = (
+        (
+            partial(
+                _hash_piece, files, piece, _leaves_for(files[piece.file_index], per_piece), zeros
+            ),
+            piece.length,
+        )
+        for piece in _plan(files, piece_length, padded=padded)
     )
+    total = sum(entry.length for entry in files)
+    results = run_ordered(jobs, total, workers=workers, progress=progress)
     by_file: list[list[bytes]] = [[] for _ in files]
-    for piece, (v2_hash, _) in zip(plan, results, strict=True):
-        by_file[piece.file_index].append(v2_hash)
+    for file_index, v2_hash, _ in results:
+        by_file[file_index].append(v2_hash)
     height = layer_of_piece_length(piece_length)
     roots: list[bytes | None] = []
     layers: dict[bytes, bytes] = {}
@@ -125,7 +128,7 @@ def v2_parts(
             root = subtree_root(hashes, next_power_of_two(len(hashes)), height)
             layers[root] = b"".join(hashes)
             roots.append(root)
-    pieces = b"".join(sha1 for _, sha1 in results) if hybrid else None
+    pieces = b"".join(sha1 for _, _, sha1 in results) if hybrid else None
     return V2Parts(
         file_tree=_file_tree(name, files, roots),
         piece_layers=layers,
@@ -135,14 +138,12 @@ def v2_parts(
     )
 
 
-def _plan(files: Sequence[SourceFile], piece_length: int, *, padded: bool) -> list[_Piece]:
+def _plan(files: Sequence[SourceFile], piece_length: int, *, padded: bool) -> Iterator[_Piece]:
     """Every piece of the stream in order; each lies in one file, the pad in its tail."""
-    plan: list[_Piece] = []
     for index, entry in enumerate(files):
         for offset in range(0, entry.length, piece_length):
             length = min(piece_length, entry.length - offset)
-            plan.append(_Piece(index, offset, length, piece_length - length if padded else 0))
-    return plan
+            yield _Piece(index, offset, length, piece_length - length if padded else 0)
 
 
 def _leaves_for(entry: SourceFile, per_piece: int) -> int:
@@ -153,16 +154,16 @@ def _leaves_for(entry: SourceFile, per_piece: int) -> int:
 
 def _hash_piece(
     files: Sequence[SourceFile], piece: _Piece, leaves: int, zeros: bytes
-) -> tuple[bytes, bytes]:
-    """Runs in a pool thread: ``(merkle root of the piece, SHA-1 with its pad or b"")``."""
+) -> tuple[int, bytes, bytes]:
+    """Runs in a pool thread: ``(file index, merkle root, SHA-1 with the pad or b"")``."""
     data = read_exact(files[piece.file_index].source, piece.offset, piece.length)
     root = subtree_root(leaf_hashes(data), leaves)
     if not zeros:
-        return root, b""
+        return piece.file_index, root, b""
     digest = hashlib.sha1(data)
     if piece.pad:
         digest.update(memoryview(zeros)[: piece.pad])
-    return root, digest.digest()
+    return piece.file_index, root, digest.digest()
 
 
 def _file_tree(
