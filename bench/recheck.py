@@ -1,9 +1,11 @@
-"""bt against libtorrent checking data already on disk: rate and CPU, warm and cold cache.
+"""bt against libtorrent checking data already on disk: rate and CPU, v1 and v2, warm and cold.
 
-Run: python bench/recheck.py [--size-mib 1024] [--piece-kib 1024] [--no-cold]
-(needs libtorrent; no tracker: the torrent has no announce URL).
+Run: python bench/recheck.py [--size-mib 1024] [--piece-kib 1024] [--rounds 3] [--no-cold]
+[--formats v1 v2] (needs libtorrent; no tracker: the torrents have no announce URL).
 
-One single-file torrent over complete data that both clients read in place.
+One single-file torrent over complete data that both clients read in place, made
+by libtorrent twice: v1 (SHA-1 pieces) and v2-only (BEP 52: SHA-256 merkle trees
+of 16 KiB leaves), so both clients check the same bytes under both formats.
 
 - bt runs as a user runs it (``twistd -n bittorrent ... --recheck``); the check is
   timed from its "checking N pieces of existing data" log line to its "N of N pieces
@@ -17,13 +19,19 @@ One single-file torrent over complete data that both clients read in place.
   confinement (``--lt-hashing-threads`` overrides hashing_threads, 1 by default).
 
 Page cache decides most of a recheck's speed, so each client is measured WARM (the
-data in page cache: two runs, the second kept) and COLD (caches dropped with
+data in page cache: ``--rounds`` rounds of bt v1, libtorrent v1, bt v2, libtorrent v2
+in turn, so load from elsewhere falls on all of them alike; the median is reported)
+and COLD (caches dropped with
 ``sync; echo 3 > /proc/sys/vm/drop_caches`` right before the timed check; skipped
 when that write is not allowed). Page-cache residency of the data at the start of each
 timed check is recorded (fincore), and so is the CPU the rest of the machine used
 (and the hypervisor stole) during it, from /proc/stat: a check that shared the CPUs
-with other work shows it there. A benchmark, not a test: it prints a table and
-writes bench/out/recheck.json.
+with other work shows it there.
+
+The ceiling both are measured against is the machine's hashlib rate (bench/hashlimit.py:
+SHA-1 and SHA-256 over 1 MiB buffers, and SHA-256 over 16 KiB leaves, on one thread
+and on two), measured in the same run before the checks. A benchmark, not a test: it
+prints a table and writes bench/out/recheck.json.
 """
 
 from __future__ import annotations
@@ -32,13 +40,14 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -66,6 +75,8 @@ from common import (
     warn_on_bt_errors,
     write_results,
 )
+from hashlimit import lines as hash_limit_lines
+from hashlimit import measure as measure_hash_limits
 from torrents import libtorrent_torrent
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
@@ -112,6 +123,7 @@ class Check:
     """One timed check of the whole torrent by one client."""
 
     client: str
+    format: str  # "v1" or "v2"
     cache: str  # "warm" or "cold"
     run: int
     size: int
@@ -144,7 +156,7 @@ class Check:
     def line(self) -> str:
         resident = "?" if self.resident_at_start is None else f"{100 * self.resident_at_start:.0f}%"
         return (
-            f"{self.client} {self.cache} run {self.run}: {self.seconds:.3f} s, "
+            f"{self.client} {self.format} {self.cache} run {self.run}: {self.seconds:.3f} s, "
             f"{self.gib_s:.3f} GiB/s, CPU {self.cpu_s:.2f} s ({self.cpu_per_gib:.2f} s/GiB), "
             f"{self.valid_pieces}/{self.total_pieces} pieces, cached at start {resident}, "
             f"load {self.loadavg_before}, other CPU {self.other_cpu_s:.2f} s, "
@@ -152,12 +164,21 @@ class Check:
         )
 
 
-def run_bt(
-    work: Path, torrent: Path, content: Path, pieces: int, cache: str, run: int, deadline: Deadline
-) -> Check:
+class Subject(NamedTuple):
+    """What is checked: one torrent of one format over the data, and where to work."""
+
+    work: Path
+    torrent: Path
+    content: Path
+    pieces: int
+    format: str
+
+
+def run_bt(subject: Subject, cache: str, run: int, deadline: Deadline) -> Check:
     """``twistd -n bittorrent --recheck`` on the complete data; timed from its log lines."""
+    work, torrent, content, pieces, format = subject
     name = content.name
-    workdir = work / f"bt-{cache}-{run}"
+    workdir = work / f"bt-{format}-{cache}-{run}"
     workdir.mkdir()
     daemon = bt_daemon(workdir, torrent, content.parent, "--recheck")
     load = loadavg()
@@ -198,6 +219,7 @@ def run_bt(
             valid = int(line.split(f"{name}: ", 1)[1].split()[0])
     return Check(
         client="bt",
+        format=format,
         cache=cache,
         run=run,
         size=content.stat().st_size,
@@ -215,17 +237,11 @@ def run_bt(
 
 
 def run_libtorrent(
-    work: Path,
-    torrent: Path,
-    content: Path,
-    pieces: int,
-    cache: str,
-    run: int,
-    deadline: Deadline,
-    hashing_threads: int | None,
+    subject: Subject, cache: str, run: int, deadline: Deadline, hashing_threads: int | None
 ) -> Check:
     """A libtorrent session in its own process: initial check, then a timed force_recheck."""
-    report = work / f"lt-{cache}-{run}.json"
+    work, torrent, content, pieces, format = subject
+    report = work / f"lt-{format}-{cache}-{run}.json"
     budget = deadline.left(600)
     command = [
         sys.executable,
@@ -243,6 +259,7 @@ def run_libtorrent(
     begin, done = ProcSample(**figures["begin"]), ProcSample(**figures["done"])
     return Check(
         client="libtorrent",
+        format=format,
         cache=cache,
         run=run,
         size=content.stat().st_size,
@@ -341,27 +358,65 @@ def lt_check(
     )
 
 
-def kept(checks: list[Check], client: str, cache: str) -> Check | None:
-    """The figure reported for a client and cache state: its last run."""
-    matching = [c for c in checks if c.client == client and c.cache == cache]
-    return matching[-1] if matching else None
+def lt_v2_torrent(content: Path, piece_length: int) -> bytes:
+    """A v2-only .torrent for ``content`` made by libtorrent's create_torrent."""
+    import libtorrent as lt
+
+    storage = lt.file_storage()
+    lt.add_files(storage, str(content))
+    creator = lt.create_torrent(storage, piece_length, flags=lt.create_torrent.v2_only)
+    lt.set_piece_hashes(creator, str(content.parent))
+    return lt.bencode(creator.generate())
+
+
+@dataclass
+class Figure:
+    """The median of one client's checks of one format and cache state."""
+
+    gib_s: float
+    cpu_per_gib: float
+    other_cpu_s: float
+    runs: int
+
+
+def figure(checks: list[Check], client: str, format: str, cache: str) -> Figure | None:
+    """Median rate and CPU per GiB of the matching runs (None if there were none)."""
+    matching = [c for c in checks if (c.client, c.format, c.cache) == (client, format, cache)]
+    if not matching:
+        return None
+    return Figure(
+        gib_s=statistics.median(c.gib_s for c in matching),
+        cpu_per_gib=statistics.median(c.cpu_per_gib for c in matching),
+        other_cpu_s=statistics.median(c.other_cpu_s for c in matching),
+        runs=len(matching),
+    )
+
+
+def pair(checks: list[Check], format: str, cache: str) -> tuple[Figure, Figure] | None:
+    """bt's and libtorrent's figures for one case, or None unless both were measured."""
+    bt, lt_figure = figure(checks, "bt", format, cache), figure(checks, "libtorrent", format, cache)
+    return None if bt is None or lt_figure is None else (bt, lt_figure)
+
+
+CASES = (("v1", "warm"), ("v1", "cold"), ("v2", "warm"), ("v2", "cold"))
 
 
 def table(checks: list[Check]) -> str:
-    rows = [("", "bt GiB/s", "lt GiB/s", "bt/lt", "bt CPU s/GiB", "lt CPU s/GiB")]
-    for cache in ("warm", "cold"):
-        bt, lt_check_ = kept(checks, "bt", cache), kept(checks, "libtorrent", cache)
-        if bt is None or lt_check_ is None:
-            rows.append((cache, *(["-"] * 5)))
+    rows = [("", "runs", "bt GiB/s", "lt GiB/s", "bt/lt", "bt CPU s/GiB", "lt CPU s/GiB")]
+    for format, cache in CASES:
+        found = pair(checks, format, cache)
+        if found is None:
             continue
+        bt, lt_figure = found
         rows.append(
             (
-                cache,
+                f"{format} {cache}",
+                str(bt.runs),
                 f"{bt.gib_s:.3f}",
-                f"{lt_check_.gib_s:.3f}",
-                f"{bt.gib_s / lt_check_.gib_s:.3f}",
+                f"{lt_figure.gib_s:.3f}",
+                f"{bt.gib_s / lt_figure.gib_s:.3f}",
                 f"{bt.cpu_per_gib:.3f}",
-                f"{lt_check_.cpu_per_gib:.3f}",
+                f"{lt_figure.cpu_per_gib:.3f}",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -377,6 +432,22 @@ def table(checks: list[Check]) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = base_parser(__doc__.split("\n")[0], "recheck.json")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-cache runs")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="warm runs of each client and format (median)"
+    )
+    parser.add_argument(
+        "--formats",
+        nargs="+",
+        choices=("v1", "v2"),
+        default=["v1", "v2"],
+        help="torrent formats to check (default: both)",
+    )
+    parser.add_argument(
+        "--hash-mib-per-thread",
+        type=int,
+        default=512,
+        help="bytes each thread hashes to measure hashlib's limit (0: skip it)",
+    )
     parser.add_argument(
         "--lt-hashing-threads",
         type=int,
@@ -399,14 +470,21 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     if cold and not drop_caches():
         print("cannot write /proc/sys/vm/drop_caches: measuring warm only", flush=True)
         cold = False
+    limits: dict[str, Any] = {}
+    if args.hash_mib_per_thread:
+        limits = measure_hash_limits(2, args.hash_mib_per_thread * MIB, 3)
+        print("\n".join(hash_limit_lines(limits)), flush=True)
     checks: list[Check] = []
     work = Path(tempfile.mkdtemp(prefix="bt-bench-recheck-", dir=args.tmp))
     try:
         content, _ = make_content(work, "data", args.size_mib)
-        begun = time.monotonic()
-        torrent = work / "bench.torrent"
-        torrent.write_bytes(libtorrent_torrent(content, piece))
-        print(f"made the torrent in {time.monotonic() - begun:.1f} s", flush=True)
+        torrents: dict[str, Path] = {}
+        for format in args.formats:
+            begun = time.monotonic()
+            torrents[format] = work / f"bench-{format}.torrent"
+            make = libtorrent_torrent if format == "v1" else lt_v2_torrent
+            torrents[format].write_bytes(make(content, piece))
+            print(f"made the {format} torrent in {time.monotonic() - begun:.1f} s", flush=True)
         os.sync()  # nothing dirty left to be written back during a timed check
 
         def record(check: Check) -> None:
@@ -415,28 +493,17 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             checks.append(check)
             print(check.line(), flush=True)
 
-        for run in (1, 2):
-            record(run_bt(work, torrent, content, pieces, "warm", run, deadline))
-        for run in (1, 2):
-            record(
-                run_libtorrent(
-                    work,
-                    torrent,
-                    content,
-                    pieces,
-                    "warm",
-                    run,
-                    deadline,
-                    args.lt_hashing_threads,
-                )
-            )
+        def both(format: str, cache: str, run: int) -> None:
+            subject = Subject(work, torrents[format], content, pieces, format)
+            record(run_bt(subject, cache, run, deadline))
+            record(run_libtorrent(subject, cache, run, deadline, args.lt_hashing_threads))
+
+        for run in range(1, args.rounds + 1):
+            for format in args.formats:
+                both(format, "warm", run)
         if cold:
-            record(run_bt(work, torrent, content, pieces, "cold", 1, deadline))
-            record(
-                run_libtorrent(
-                    work, torrent, content, pieces, "cold", 1, deadline, args.lt_hashing_threads
-                )
-            )
+            for format in args.formats:
+                both(format, "cold", 1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -444,31 +511,48 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"{args.size_mib} MiB, {args.piece_kib} KiB pieces ({pieces}); "
         f"{facts['nproc']} x {facts['cpu_model']}; load average at start "
-        f"{facts['loadavg_at_start']}"
+        f"{facts['loadavg_at_start']}; warm: median of {args.rounds} rounds"
     )
     if not cold:
         print("cold: not measured" + (" (--no-cold)" if args.no_cold else " (cannot drop caches)"))
     print(table(checks))
     summary: dict[str, Any] = {}
-    for cache in ("warm", "cold"):
-        bt, lt_result = kept(checks, "bt", cache), kept(checks, "libtorrent", cache)
-        if bt is not None and lt_result is not None:
-            summary[cache] = {
-                "bt_gib_s": round(bt.gib_s, 4),
-                "libtorrent_gib_s": round(lt_result.gib_s, 4),
-                "ratio_bt_libtorrent": round(bt.gib_s / lt_result.gib_s, 4),
-                "bt_cpu_s_per_gib": round(bt.cpu_per_gib, 4),
-                "libtorrent_cpu_s_per_gib": round(lt_result.cpu_per_gib, 4),
-                "bt_other_cpu_s": round(bt.other_cpu_s, 3),
-                "libtorrent_other_cpu_s": round(lt_result.other_cpu_s, 3),
-            }
+    for format, cache in CASES:
+        found = pair(checks, format, cache)
+        if found is None:
+            continue
+        bt, lt_result = found
+        # "warm" / "cold" are v1 (what bench/run_all.py has always read); v2 is "v2 warm".
+        summary[cache if format == "v1" else f"{format} {cache}"] = {
+            "bt_gib_s": round(bt.gib_s, 4),
+            "libtorrent_gib_s": round(lt_result.gib_s, 4),
+            "ratio_bt_libtorrent": round(bt.gib_s / lt_result.gib_s, 4),
+            "bt_cpu_s_per_gib": round(bt.cpu_per_gib, 4),
+            "libtorrent_cpu_s_per_gib": round(lt_result.cpu_per_gib, 4),
+            "bt_other_cpu_s": round(bt.other_cpu_s, 3),
+            "libtorrent_other_cpu_s": round(lt_result.other_cpu_s, 3),
+            "runs": bt.runs,
+        }
+    limit = limits.get("sha256 16 KiB, 2 threads")
+    v2 = summary.get("v2 warm")
+    if limit and v2:
+        v2["bt_share_of_sha256_limit"] = round(v2["bt_gib_s"] / limit["gib_s"], 4)
+        v2["libtorrent_share_of_sha256_limit"] = round(v2["libtorrent_gib_s"] / limit["gib_s"], 4)
+        print(
+            f"v2 warm against hashlib SHA-256 over 16 KiB leaves on 2 threads "
+            f"({limit['gib_s']:.3f} GiB/s): bt {v2['bt_share_of_sha256_limit']:.2f}, "
+            f"libtorrent {v2['libtorrent_share_of_sha256_limit']:.2f}"
+        )
     return {
         "machine": facts,
         "size_bytes": size,
         "piece_bytes": piece,
         "pieces": pieces,
+        "rounds": args.rounds,
+        "formats": args.formats,
         "cold_measured": cold,
         "lt_hashing_threads": args.lt_hashing_threads,
+        "hash_limits": limits,
         "summary": summary,
         "runs": [c.as_json() for c in checks],
     }

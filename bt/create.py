@@ -1,4 +1,4 @@
-"""Making a v1 .torrent from a file or a folder (``bt create``).
+"""Making a .torrent from a file or a folder (``bt create``): v1, v2 or hybrid.
 
 Which files go in follows libtorrent's ``add_files`` defaults, so a torrent
 made here has the same info-hash as one libtorrent makes from the same files
@@ -13,12 +13,14 @@ and piece length:
   socket, a device) is an error rather than a silent omission;
 - unlike libtorrent, which takes ``readdir`` order, files are walked in sorted
   order (per folder, by name), so the same folder always gives the same torrent;
-- no ``attr`` keys, pad files or modification times are written (libtorrent's
-  ``attr`` ``x`` for executable files is the one default left out).
+- no ``attr`` keys or modification times are written (libtorrent's ``attr``
+  ``x`` for executable files is the one default left out); a v1 torrent has no
+  pad files, a hybrid one libtorrent's (bt/createv2.py, which also makes the
+  v2 file tree and piece layers).
 
-Pieces are independent, so they are hashed in parallel: a thread pool reads
-each piece's spans with ``os.pread`` and hashes them with ``hashlib.sha1``,
-which release the GIL on large buffers. At most ``2 x workers`` pieces are in
+Pieces are independent, so they are hashed in parallel (bt/createpool.py): a
+thread pool reads each piece with ``os.pread`` and hashes it with ``hashlib``,
+which releases the GIL on large buffers, with at most ``2 x workers`` pieces in
 flight, so memory stays near ``workers x piece length`` whatever the size.
 """
 
@@ -28,25 +30,29 @@ import hashlib
 import os
 import stat
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from bt import __version__, bencode
+from bt.createpool import Progress, SourceFile, read_chunks, run_ordered
+from bt.createv2 import FORMATS, check_v2_piece_length, v2_parts
 from bt.errors import CreateError, MetainfoError
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.storage.layout import Layout
 from bt.units import parse_rate
 
 __all__ = [
+    "FORMATS",
     "MAX_PIECE_LENGTH",
     "MIN_PIECE_LENGTH",
     "CreateError",
+    "CreateOptions",
+    "Progress",
     "SourceFile",
     "auto_piece_length",
+    "build_torrent",
     "collect_files",
     "create_torrent",
     "hash_pieces",
@@ -57,20 +63,6 @@ MIN_PIECE_LENGTH = 16 * 1024
 MAX_PIECE_LENGTH = 16 * 1024 * 1024
 #: The automatic piece length is the smallest one giving at most this many pieces.
 TARGET_PIECES = 2000
-
-#: ``(done_bytes, total_bytes)``, called from the creating thread as pieces finish.
-Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class SourceFile:
-    """One file going into the torrent."""
-
-    #: Where to read it (symbolic links already resolved).
-    source: Path
-    #: Path components inside the torrent, below its name.
-    components: tuple[str, ...]
-    length: int
 
 
 def auto_piece_length(total_length: int) -> int:
@@ -184,62 +176,53 @@ def hash_pieces(
 ) -> bytes:
     """The concatenated SHA-1 of every piece of ``files`` laid end to end."""
     layout = Layout([f.length for f in files], piece_length)
-    workers = max(1, workers or os.cpu_count() or 1)
-    in_flight = 2 * workers
-    digests: list[bytes] = []
-    done = 0
-    if progress is not None:
-        progress(0, layout.total_length)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bt-create") as pool:
-        pending: deque[Future[bytes]] = deque()
-        try:
-            for index in range(layout.num_pieces):
-                pending.append(pool.submit(_hash_piece, files, layout, index))
-                if len(pending) >= in_flight:
-                    digests.append(pending.popleft().result())
-                    done = _advance(done, layout, len(digests), progress)
-            while pending:
-                digests.append(pending.popleft().result())
-                done = _advance(done, layout, len(digests), progress)
-        finally:
-            for future in pending:
-                future.cancel()
+    jobs = (
+        (partial(_hash_piece, files, layout, index), layout.piece_size(index))
+        for index in range(layout.num_pieces)
+    )
+    digests = run_ordered(jobs, layout.total_length, workers=workers, progress=progress)
     return b"".join(digests)
-
-
-def _advance(done: int, layout: Layout, finished: int, progress: Progress | None) -> int:
-    done += layout.piece_size(finished - 1)
-    if progress is not None:
-        progress(done, layout.total_length)
-    return done
 
 
 def _hash_piece(files: Sequence[SourceFile], layout: Layout, index: int) -> bytes:
     """Runs in a pool thread: read the piece's spans across files and hash them."""
     digest = hashlib.sha1()
     for span in layout.piece_spans(index):
-        source = files[span.file_index].source
-        try:
-            fd = os.open(source, os.O_RDONLY)
-        except OSError as exc:
-            raise CreateError(f"{source}: cannot read: {exc.strerror or exc}") from None
-        try:
-            offset, left = span.file_offset, span.length
-            while left:
-                chunk = os.pread(fd, left, offset)
-                if not chunk:
-                    raise CreateError(f"{source}: the file shrank while it was being hashed")
-                digest.update(chunk)
-                offset += len(chunk)
-                left -= len(chunk)
-        except OSError as exc:
-            raise CreateError(f"{source}: cannot read: {exc.strerror or exc}") from None
-        finally:
-            os.close(fd)
+        for chunk in read_chunks(files[span.file_index].source, span.file_offset, span.length):
+            digest.update(chunk)
     return digest.digest()
 
 
+class CreateOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`build_torrent`, for :func:`create_torrent`."""
+
+    piece_length: int | None
+    private: bool
+    comment: str | None
+    web_seeds: Sequence[str]
+    creation_date: int | None
+    format: str
+    workers: int | None
+    progress: Progress | None
+
+
 def create_torrent(
+    path: str | os.PathLike[str],
+    trackers: Iterable[Sequence[str]] = (),
+    **options: Unpack[CreateOptions],
+) -> tuple[bytes, Metainfo]:
+    """The bytes of a .torrent for ``path`` and the Metainfo they parse to.
+
+    The options are :func:`build_torrent`'s.
+    """
+    data = bencode.encode(build_torrent(path, trackers, **options))
+    try:
+        return data, parse_metainfo(data)
+    except MetainfoError as exc:  # a name parse_metainfo refuses: say so before writing
+        raise CreateError(f"{path}: the torrent would not be valid: {exc}") from None
+
+
+def build_torrent(
     path: str | os.PathLike[str],
     trackers: Iterable[Sequence[str]] = (),
     *,
@@ -248,37 +231,59 @@ def create_torrent(
     comment: str | None = None,
     web_seeds: Sequence[str] = (),
     creation_date: int | None = None,
+    format: str = "v1",
     workers: int | None = None,
     progress: Progress | None = None,
-) -> tuple[bytes, Metainfo]:
-    """The bytes of a .torrent for ``path`` and the Metainfo they parse to.
+) -> dict[str, Any]:
+    """The .torrent's top-level dict, not yet encoded (:func:`create_torrent` encodes it).
 
     ``trackers`` are BEP 12 tiers: ``[["a"], ["b", "c"]]`` is two tiers. The
     first tracker becomes ``announce``. ``creation_date`` defaults to now.
+    ``format`` is ``v1``, ``v2`` (BEP 52) or ``hybrid`` (both in one torrent).
     """
+    if format not in FORMATS:
+        raise CreateError(f"format {format!r} is not one of {', '.join(FORMATS)}")
+    if piece_length is not None and piece_length <= 0:
+        raise CreateError(f"piece length must be positive, got {piece_length}")
+    if piece_length is not None and format != "v1":
+        check_v2_piece_length(piece_length)  # before reading anything
     name, files, multi_file = collect_files(path)
     total = sum(f.length for f in files)
     if piece_length is None:
         piece_length = auto_piece_length(total)
-    elif piece_length <= 0:
-        raise CreateError(f"piece length must be positive, got {piece_length}")
     tiers = [[url for url in tier if url] for tier in trackers]
     tiers = [tier for tier in tiers if tier]
 
-    pieces = hash_pieces(files, piece_length, workers=workers, progress=progress)
-    info: dict[str, Any] = {"name": name, "piece length": piece_length, "pieces": pieces}
-    if multi_file:
-        info["files"] = [{"length": f.length, "path": list(f.components)} for f in files]
+    info: dict[str, Any] = {"name": name, "piece length": piece_length}
+    root: dict[str, Any] = {"info": info}
+    if format == "v1":
+        info["pieces"] = hash_pieces(files, piece_length, workers=workers, progress=progress)
+        v1_files = [{"length": f.length, "path": list(f.components)} for f in files]
     else:
-        info["length"] = total
+        parts = v2_parts(
+            name,
+            files,
+            piece_length,
+            hybrid=format == "hybrid",
+            workers=workers,
+            progress=progress,
+        )
+        info["meta version"] = 2
+        info["file tree"] = parts.file_tree
+        root["piece layers"] = parts.piece_layers
+        v1_files = parts.v1_files or []
+        if parts.pieces is not None:
+            info["pieces"] = parts.pieces
+    if format != "v2":
+        if multi_file:
+            info["files"] = v1_files
+        else:
+            info["length"] = total
     if private:
         info["private"] = 1
 
-    root: dict[str, Any] = {
-        "info": info,
-        "created by": f"bt {__version__}",
-        "creation date": int(time.time()) if creation_date is None else creation_date,
-    }
+    root["created by"] = f"bt {__version__}"
+    root["creation date"] = int(time.time()) if creation_date is None else creation_date
     if tiers:
         root["announce"] = tiers[0][0]
         root["announce-list"] = tiers
@@ -286,8 +291,4 @@ def create_torrent(
         root["comment"] = comment
     if web_seeds:
         root["url-list"] = list(web_seeds)
-    data = bencode.encode(root)
-    try:
-        return data, parse_metainfo(data)
-    except MetainfoError as exc:  # a name parse_metainfo refuses: say so before writing
-        raise CreateError(f"{path}: the torrent would not be valid: {exc}") from None
+    return root

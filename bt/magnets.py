@@ -207,6 +207,8 @@ class Magnets:
             files=(),
             peers_tried=len(fetch.tried),
             dht_peers=dht_peers(fetch.sources.sources),
+            info_hash_v1=fetch.magnet.info_hash.hex() if fetch.magnet.info_hash else None,
+            info_hash_v2=fetch.magnet.info_hash_v2.hex() if fetch.magnet.info_hash_v2 else None,
         )
 
     def statuses(self) -> list[TorrentStatus]:

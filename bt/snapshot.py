@@ -71,7 +71,14 @@ def torrent_status(torrent: Torrent, *, files: bool = True) -> TorrentStatus:
         private=metainfo.private,
         files=file_statuses,
         dht_peers=dht_peers(torrent.sources.sources),
+        format=metainfo.format,
+        info_hash_v1=_hex(metainfo.info_hash_v1),
+        info_hash_v2=_hex(metainfo.info_hash_v2),
     )
+
+
+def _hex(digest: bytes | None) -> str | None:
+    return None if digest is None else digest.hex()
 
 
 def _have_bytes(torrent: Torrent) -> int:

@@ -108,6 +108,13 @@ class TorrentStatus:
     peers_tried: int = 0
     #: Peers the DHT found for this torrent (BEP 5); 0 without a DHT or when private.
     dht_peers: int = 0
+    #: "v1", "v2" or "hybrid" (BEP 52); None for a magnet still fetching its metadata.
+    format: str | None = None
+    #: Hex: the SHA-1 info-hash (None for v2-only) and the full SHA-256 one (None for
+    #: v1). ``info_hash`` is the first for v1 and hybrid, the v2 one's first 20 bytes
+    #: for v2-only. A magnet shows the hashes its link gave.
+    info_hash_v1: str | None = None
+    info_hash_v2: str | None = None
 
     def to_json(self, *, files: bool = True) -> dict[str, Any]:
         """The API's JSON object (``files`` left out of listings of many torrents)."""

@@ -248,12 +248,19 @@ def test_status_json_is_exactly_the_apis_document(
     assert daemon.last.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
+def wide_status(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """``bt status`` on a terminal wide enough for the hash column."""
+    monkeypatch.setenv("COLUMNS", "160")
+    assert daemon.run("status") == 0
+    return capsys.readouterr().out
+
+
 def test_status_table_shows_each_torrent(
     daemon: Daemon, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("COLUMNS", "160")
-    assert daemon.run("status") == 0
-    out = capsys.readouterr().out
+    out = wide_status(daemon, capsys, monkeypatch)
     for text in ("ubuntu.iso", "debian.iso", "downloading", "seeding", "paused", "abcd1111"):
         assert text in out
     assert "33.3%" in out and "500.0 KiB/s" in out and "1m35s" in out
@@ -689,7 +696,7 @@ def test_create_writes_a_torrent_with_tiers(
     assert meta.private and meta.piece_length == 32 * 1024 and meta.comment == "a comment"
     assert meta.url_list == ("http://seed/",)
     out = capsys.readouterr().out
-    assert f"created {output}: album, 2 files" in out and meta.info_hash.hex() in out
+    assert f"created {output} (v1): album, 2 files" in out and meta.info_hash.hex() in out
 
 
 def test_create_names_the_output_after_the_content_in_the_current_folder(
@@ -748,3 +755,52 @@ def test_create_of_an_empty_folder_exits_1(
     assert main(argv) == 1
     assert "holds no files" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+# --- v2 and hybrid torrents (BEP 52) -------------------------------------------------------
+
+V2_FULL = "5e6f" + "7" * 60
+HYBRID_V2 = "9a9b" + "8" * 60
+
+
+@pytest.fixture
+def v2_daemon(daemon: Daemon) -> Daemon:
+    """The usual three torrents, UBUNTU made hybrid, and a v2-only one."""
+    daemon.api.torrents[0] = torrent_status(
+        UBUNTU, "ubuntu.iso", format="hybrid", info_hash_v1=UBUNTU, info_hash_v2=HYBRID_V2
+    )
+    daemon.api.torrents.append(
+        torrent_status(V2_FULL[:40], "v2.iso", format="v2", info_hash_v2=V2_FULL)
+    )
+    return daemon
+
+
+def test_status_shows_both_hashes_of_a_hybrid_and_marks_a_v2_id(
+    v2_daemon: Daemon, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = wide_status(v2_daemon, capsys, monkeypatch)
+    assert "abcd1111" in out and "v2 9a9b8888" in out
+    assert "5e6f7777 v2" in out
+
+
+def test_status_json_carries_the_format_and_both_hashes(
+    v2_daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert v2_daemon.run("status", "--json", UBUNTU[:6]) == 0
+    (shown,) = json.loads(capsys.readouterr().out)["torrents"]
+    assert (shown["format"], shown["info_hash_v1"], shown["info_hash_v2"]) == (
+        "hybrid",
+        UBUNTU,
+        HYBRID_V2,
+    )
+
+
+def test_a_torrent_is_found_by_its_v2_hash_or_a_prefix_of_it(
+    v2_daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert v2_daemon.run("pause", HYBRID_V2[:8]) == 0
+    assert v2_daemon.last.path == f"/api/v1/torrents/{UBUNTU}/pause"
+    assert v2_daemon.run("pause", HYBRID_V2) == 0
+    assert v2_daemon.last.path == f"/api/v1/torrents/{UBUNTU}/pause"
+    assert v2_daemon.run("pause", V2_FULL) == 0  # the whole v2 hash names the v2-only id
+    assert v2_daemon.last.path == f"/api/v1/torrents/{V2_FULL[:40]}/pause"

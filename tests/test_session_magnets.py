@@ -32,11 +32,20 @@ def test_a_magnet_shows_by_info_hash_and_name_while_fetching(tmp_path: Path) -> 
     assert (status.info_hash, status.name) == (HASH, "My Album")
     assert status.state == MagnetState.FETCHING_METADATA == "fetching metadata"
     assert status.peers == status.peers_tried == 0
+    assert (status.format, status.info_hash_v1, status.info_hash_v2) == (None, HASH, None)
     assert session.torrent_status(ALBUM.info_hash) == status
     assert status.to_json(files=False)["state"] == "fetching metadata"
     assert session.status().torrents == 1
     # Incoming peers for the magnet join its fetch.
     assert session.torrent_for(ALBUM.info_hash) is fetching(session)
+
+
+def test_a_hybrid_magnet_shows_both_hashes_its_link_gave(tmp_path: Path) -> None:
+    session = new_session(tmp_path)
+    v2 = "cd" * 32
+    session.add_magnet(parse_magnet(f"{URI}&xt=urn:btmh:1220{v2}"))
+    [status] = session.torrent_statuses()
+    assert (status.info_hash, status.info_hash_v1, status.info_hash_v2) == (HASH, HASH, v2)
 
 
 def test_without_dn_the_name_is_the_info_hash(tmp_path: Path) -> None:

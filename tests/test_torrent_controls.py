@@ -14,6 +14,7 @@ from torrents import handmade_info, handmade_torrent
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 
+from bt.create import create_torrent
 from bt.errors import StorageError
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.peer.messages import Interested, Piece, Request
@@ -347,6 +348,30 @@ def test_status_of_a_fresh_download(single: Metainfo, clock: MemoryReactorClock)
     )
     assert status.info_hash == single.info_hash.hex() and status.files == ()
     assert status.to_json(files=False)["state"] == "downloading"
+    assert (status.format, status.info_hash_v1, status.info_hash_v2) == (
+        "v1",
+        single.info_hash.hex(),
+        None,
+    )
+    torrent.stopService()
+
+
+@pytest.mark.parametrize("format", ["v2", "hybrid"])
+def test_status_shows_the_format_and_both_hashes(
+    tmp_path: Path, clock: MemoryReactorClock, format: str
+) -> None:
+    (tmp_path / "data.bin").write_bytes(DATA)
+    _, meta = create_torrent(tmp_path / "data.bin", piece_length=16 * 1024, format=format)
+    torrent: Torrent = make_torrent(meta, clock)
+    torrent.startService()
+    status = torrent_status(torrent, files=False)
+    assert meta.info_hash_v2 is not None
+    assert (status.format, status.info_hash_v2) == (format, meta.info_hash_v2.hex())
+    if format == "v2":
+        assert status.info_hash_v1 is None and status.info_hash == meta.info_hash_v2[:20].hex()
+    else:
+        assert meta.info_hash_v1 is not None
+        assert status.info_hash_v1 == status.info_hash == meta.info_hash_v1.hex()
     torrent.stopService()
 
 

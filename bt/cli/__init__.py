@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from bt import __version__
 from bt.cli import commands, local
 from bt.cli.client import CliError, ControlClient, locate_daemon
+from bt.createv2 import FORMATS
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -101,6 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         help="piece length, a power of two from 16K to 16M "
         "(default: the smallest giving at most 2000 pieces)",
+    )
+    create.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=FORMATS[0],
+        help="v1 (the default, every client reads it), v2 (BEP 52 only) or hybrid "
+        "(both in one torrent; v1 peers and v2 peers share one swarm); v2 and hybrid need "
+        "a power-of-two piece size of at least 16K",
     )
     create.add_argument("-o", "--output", metavar="FILE", help="default: NAME.torrent here")
     create.add_argument("-c", "--comment", metavar="TEXT")

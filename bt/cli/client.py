@@ -235,10 +235,18 @@ def _process_exists(pid: int) -> bool:
 def resolve_torrents(listing: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> list[Any]:
     """The torrents ``refs`` name: full hash, unique hash prefix (>= 4), or exact name.
 
+    A hash is the id (``info_hash``) or, for v2 and hybrid torrents, ``info_hash_v2``.
+
     Every ref must match exactly one torrent; otherwise the error lists the
     candidates, so the user can retype with more of the hash.
     """
     return [_resolve_one(listing, ref) for ref in refs]
+
+
+def _hashes(torrent: Mapping[str, Any]) -> tuple[str, ...]:
+    """The hex hashes a torrent may be named by: its id, and its v2 info-hash if any."""
+    v2 = torrent.get("info_hash_v2")
+    return (str(torrent.get("info_hash", "")), *((str(v2),) if v2 else ()))
 
 
 def _resolve_one(listing: Sequence[Mapping[str, Any]], ref: str) -> Mapping[str, Any]:
@@ -246,8 +254,8 @@ def _resolve_one(listing: Sequence[Mapping[str, Any]], ref: str) -> Mapping[str,
     is_hex = bool(lowered) and set(lowered) <= _HEX
     by_hash = []
     if is_hex and len(lowered) >= MIN_PREFIX:
-        by_hash = [t for t in listing if str(t.get("info_hash", "")).startswith(lowered)]
-    exact = [t for t in by_hash if t.get("info_hash") == lowered]
+        by_hash = [t for t in listing if any(h.startswith(lowered) for h in _hashes(t))]
+    exact = [t for t in by_hash if lowered in _hashes(t)]
     if exact:
         return exact[0]
     by_name = [t for t in listing if t.get("name") == ref]

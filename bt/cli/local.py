@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bt.cli.client import CliError
-from bt.cli.render import metainfo_lines
+from bt.cli.render import hash_lines, metainfo_lines, size_text
 from bt.create import CreateError, Progress, create_torrent, parse_piece_length
 from bt.errors import MetainfoError
 from bt.metainfo import load_metainfo
@@ -42,17 +42,19 @@ def run_create(args: argparse.Namespace) -> int:
                 private=args.private,
                 comment=args.comment,
                 web_seeds=args.web_seed,
+                format=args.format,
                 progress=progress,
             )
     except CreateError as exc:
         raise CliError(str(exc)) from None
     _write(output, data, force=args.force)
-    files = f"{len(meta.files)} files, " if meta.is_multi_file else ""
+    count = sum(1 for entry in meta.files if not entry.padding)
+    files = f"{count} files, " if meta.is_multi_file else ""
     print(
-        f"created {output}: {meta.name}, {files}{format_bytes(meta.total_length)} in "
+        f"created {output} ({meta.format}): {meta.name}, {files}{size_text(meta)} in "
         f"{meta.num_pieces} pieces of {format_bytes(meta.piece_length)}"
     )
-    print(f"info-hash: {meta.info_hash.hex()}")
+    print("\n".join(hash_lines(meta)))
     return 0
 
 

@@ -17,7 +17,14 @@ from rich.text import Text
 from bt.metainfo import Metainfo
 from bt.progress import format_bytes, format_duration
 
-__all__ = ["files_table", "metainfo_lines", "rate", "status_table"]
+__all__ = [
+    "files_table",
+    "hash_lines",
+    "metainfo_lines",
+    "rate",
+    "size_text",
+    "status_table",
+]
 
 
 def rate(value: float | None) -> str:
@@ -70,7 +77,7 @@ def status_table(torrents: Sequence[Mapping[str, Any]], width: int = WIDE) -> Ta
             (rate(down_rate), rate(up_rate)) if wide else (f"{rate(down_rate)}\n{rate(up_rate)}",)
         )
         table.add_row(
-            *((str(torrent.get("info_hash", ""))[:8],) if wide else ()),
+            *((_hash_cell(torrent),) if wide else ()),
             name,
             Text(state, style=_STATE_STYLES.get(state, "")),
             _progress_row(float(torrent.get("progress") or 0.0), 12 if wide else 8),
@@ -86,6 +93,17 @@ def status_table(torrents: Sequence[Mapping[str, Any]], width: int = WIDE) -> Ta
         "peers (seeds)"
     )
     return table
+
+
+def _hash_cell(torrent: Mapping[str, Any]) -> str:
+    """The id's first 8 hex digits; a hybrid's v2 hash below it, a v2-only id marked."""
+    shown = str(torrent.get("info_hash", ""))[:8]
+    v2 = torrent.get("info_hash_v2")
+    if not v2:
+        return shown
+    if torrent.get("info_hash_v1"):
+        return f"{shown}\nv2 {str(v2)[:8]}"
+    return f"{shown} v2"
 
 
 def _peers(torrent: Mapping[str, Any], state: str) -> str:
@@ -139,12 +157,42 @@ def files_table(torrent: Mapping[str, Any]) -> Table:
     return table
 
 
+#: What ``bt info`` says of each format.
+FORMAT_NAMES = {
+    "v1": "v1",
+    "v2": "v2 (BEP 52)",
+    "hybrid": "hybrid (v1 and v2, BEP 52)",
+}
+
+
+def hash_lines(meta: Metainfo) -> list[str]:
+    """The info-hashes of a torrent: one for v1, both for hybrid, v2 and its 20-byte id."""
+    v1, v2 = meta.info_hash_v1, meta.info_hash_v2
+    if v2 is None:
+        return [f"info-hash:    {meta.info_hash.hex()}"]
+    lines = [] if v1 is None else [f"info-hash v1: {v1.hex()}"]
+    lines.append(f"info-hash v2: {v2.hex()}")
+    if v1 is None:  # what bt's commands, trackers and the handshake use
+        lines.append(f"info-hash:    {meta.info_hash.hex()} (v2, first 20 bytes)")
+    return lines
+
+
+def size_text(meta: Metainfo) -> str:
+    """The files' bytes, and the stream with its BEP 47 pads when they add to it."""
+    data = sum(entry.length for entry in meta.files if not entry.padding)
+    text = f"{format_bytes(data)} ({data} bytes)"
+    if data != meta.total_length:
+        text += f", {format_bytes(meta.total_length)} with padding"
+    return text
+
+
 def metainfo_lines(meta: Metainfo) -> list[str]:
     """``bt info``: what a .torrent holds, one fact a line."""
     lines = [
         f"name:         {meta.name}",
-        f"info-hash:    {meta.info_hash.hex()}",
-        f"size:         {format_bytes(meta.total_length)} ({meta.total_length} bytes)",
+        f"format:       {FORMAT_NAMES.get(meta.format, meta.format)}",
+        *hash_lines(meta),
+        f"size:         {size_text(meta)}",
         f"pieces:       {meta.num_pieces} x {format_bytes(meta.piece_length)}",
         f"private:      {'yes' if meta.private else 'no'}",
     ]
@@ -167,11 +215,25 @@ def metainfo_lines(meta: Metainfo) -> list[str]:
     if meta.url_list:
         lines.append("web seeds:")
         lines.extend(f"  {url}" for url in meta.url_list)
-    lines.append(f"files:        {len(meta.files)}")
-    for entry in meta.files:
+    return lines + _file_lines(meta)
+
+
+def _file_lines(meta: Metainfo) -> list[str]:
+    """Each file with its size, and its v2 pieces root; the v1 view's pads marked.
+
+    A v2-only torrent's pads are bt's own view of it (not in the .torrent), so
+    they are not listed.
+    """
+    shown = [entry for entry in meta.files if not (entry.padding and meta.format == "v2")]
+    pads = sum(1 for entry in shown if entry.padding)
+    count = f"{len(shown) - pads} (and {pads} padding)" if pads else f"{len(shown)}"
+    lines = [f"files:        {count}"]
+    for entry in shown:
         path = "/".join(entry.path)
         flag = " (padding)" if entry.padding else ""
         lines.append(f"  {format_bytes(entry.length):>10}  {path}{flag}")
+        if entry.pieces_root is not None:
+            lines.append(f"{'':14}pieces root {entry.pieces_root.hex()}")
     return lines
 
 

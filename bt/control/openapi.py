@@ -95,7 +95,12 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "A torrent's status without its files (the listing's items).",
         "properties": {
-            "info_hash": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
+            "info_hash": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{40}$",
+                "description": "The id every call takes: the v1 info-hash, or for a v2-only "
+                "torrent the first 20 bytes of its v2 info-hash.",
+            },
             "name": {"type": "string"},
             "state": {
                 "type": "string",
@@ -128,6 +133,22 @@ _SCHEMAS: dict[str, Any] = {
                 "description": "A magnet fetching its metadata: the peers it talked to.",
             },
             "dht_peers": {"type": "integer", "description": "Peers the DHT found for it."},
+            "format": {
+                "type": ["string", "null"],
+                "enum": ["v1", "v2", "hybrid", None],
+                "description": "BEP 52 format; null for a magnet still fetching its metadata.",
+            },
+            "info_hash_v1": {
+                "type": ["string", "null"],
+                "pattern": "^[0-9a-f]{40}$",
+                "description": "SHA-1 info-hash; null for a v2-only torrent.",
+            },
+            "info_hash_v2": {
+                "type": ["string", "null"],
+                "pattern": "^[0-9a-f]{64}$",
+                "description": "SHA-256 info-hash (BEP 52); null for a v1 torrent. For a "
+                "v2-only torrent info_hash is its first 40 hex digits.",
+            },
         },
     },
     "TorrentStatus": {

@@ -45,17 +45,18 @@ def assert_stopped_cleanly(daemon: BtDaemon, status: int | None) -> str:
     return log
 
 
+@pytest.mark.parametrize("format", ["v1", "v2", "hybrid"])
 def test_a_created_torrent_goes_from_one_bt_to_another(
-    tmp_path: Path, opentracker: OpenTracker, libtorrent: object
+    tmp_path: Path, opentracker: OpenTracker, libtorrent: object, format: str
 ) -> None:
     lt = libtorrent
     seed_parent = tmp_path / "seed"
     write_files(seed_parent, nested_files())
     content = seed_parent / "album"
-    # The info-hash does not depend on the tracker URL, so the tracker's
+    # The info-hashes do not depend on the tracker URL, so the tracker's
     # whitelist can be written before its port is known.
-    _, provisional = create_torrent(content, piece_length=64 * 1024)
-    opentracker.start([provisional.info_hash])
+    _, provisional = create_torrent(content, piece_length=64 * 1024, format=format)
+    opentracker.start(list(provisional.info_hashes))
 
     torrent = tmp_path / "album.torrent"
     made = bt_create(
@@ -65,17 +66,26 @@ def test_a_created_torrent_goes_from_one_bt_to_another(
         opentracker.announce_url,
         "--piece-size",
         "64K",
+        "--format",
+        format,
         "--output",
         str(torrent),
     )
     assert made.returncode == 0, made.stderr
     meta = load_metainfo(torrent)
-    assert meta.info_hash == provisional.info_hash
-    assert meta.is_multi_file and any(f.length == 0 for f in meta.files)
-    assert meta.total_length % meta.piece_length  # a short last piece
+    assert meta.info_hash == provisional.info_hash and meta.format == format
+    real = [f for f in meta.files if not f.padding]
+    assert meta.is_multi_file and any(f.length == 0 for f in real)
     info = lt.torrent_info(lt.bdecode(torrent.read_bytes()))  # type: ignore[attr-defined]
-    assert str(info.info_hashes().v1) == meta.info_hash.hex()
-    assert info.num_files() == len(meta.files)
+    if format == "v1":
+        assert meta.total_length % meta.piece_length  # a short last piece
+        assert info.num_files() == len(meta.files)
+    else:  # every file padded to a piece boundary, as libtorrent pads
+        assert meta.total_length % meta.piece_length == 0
+        assert meta.info_hash_v2 is not None
+        assert str(info.info_hashes().v2) == meta.info_hash_v2.hex()
+    if meta.info_hash_v1 is not None:
+        assert str(info.info_hashes().v1) == meta.info_hash_v1.hex()
     assert [t.url for t in info.trackers()] == [opentracker.announce_url]
 
     seeder = BtDaemon(tmp_path / "seeder", torrent, seed_parent)
