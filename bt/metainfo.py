@@ -2,53 +2,64 @@
 
 Everything a peer or a file path could be built from is checked here, once, so
 the rest of bt can trust a Metainfo: piece counts match lengths, and every file
-path stays inside the download folder.
+path stays inside the download folder. v1, v2-only and hybrid torrents (BEP 52)
+parse to the same shape; the v2 fields are read by bt.metainfo_v2.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Literal
 
 from bt import bencode
+from bt import metainfo_v2 as v2
 from bt.errors import BencodeError, MetainfoError
 from bt.geometry import PieceGeometry, piece_count
+from bt.metainfo_fields import (
+    MAX_COMPONENT_BYTES,
+    MAX_PATH_BYTES,
+    FileEntry,
+    check_component,
+    check_length,
+    check_writable,
+    decode_text,
+    require,
+    text,
+)
+from bt.metainfo_v2 import V2Piece
 
-__all__ = ["FileEntry", "Metainfo", "load_metainfo", "parse_metainfo"]
+__all__ = [
+    "MAX_COMPONENT_BYTES",
+    "MAX_PATH_BYTES",
+    "FileEntry",
+    "Metainfo",
+    "V2Piece",
+    "load_metainfo",
+    "parse_metainfo",
+    "torrent_bytes",
+    "with_piece_layers",
+]
 
 _HASH_LENGTH = 20
 #: Longer pieces cannot be buffered for verification; real torrents stay far below.
 MAX_PIECE_LENGTH = 256 * 1024 * 1024
-_FORBIDDEN_IN_COMPONENT = ("/", "\\", "\x00")
-#: NAME_MAX of every POSIX file system bt writes to: a longer component cannot be created.
-MAX_COMPONENT_BYTES = 255
-#: PATH_MAX (4,096) counts the terminating NUL; the download folder's own path adds to it.
-MAX_PATH_BYTES = 4095
-
-
-@dataclass(frozen=True, slots=True)
-class FileEntry:
-    """One file of the torrent, placed in the torrent's concatenated byte stream."""
-
-    path: tuple[str, ...]
-    """Components relative to the download folder (multi-file: torrent name first)."""
-    length: int
-    offset: int
-    """Where this file starts in the torrent's byte stream."""
-    padding: bool = False
-    """A BEP 47 padding file: zeros, never written to disk."""
+_NO_LAYERS: Mapping[bytes, bytes] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
 class Metainfo:
-    """A validated v1 torrent."""
+    """A validated torrent: v1, v2-only or hybrid (see :attr:`format`)."""
 
     info_hash: bytes
+    """The 20-byte identity on the wire, at trackers, in the registry: v1's, else v2's cut."""
     name: str
     piece_length: int
     piece_hashes: tuple[bytes, ...]
+    """The v1 SHA-1 of each piece; () for v2-only (count pieces with :attr:`num_pieces`)."""
     files: tuple[FileEntry, ...]
     total_length: int
     is_multi_file: bool
@@ -60,20 +71,60 @@ class Metainfo:
     created_by: str | None
     creation_date: int | None
     raw_info: bytes
+    info_hash_v2: bytes | None = None
+    """SHA-256 of the info dictionary (32 bytes) for v2 and hybrid torrents."""
+    piece_layers: Mapping[bytes, bytes] = field(
+        default_factory=lambda: _NO_LAYERS, compare=False, repr=False
+    )
+    """Pieces root -> its file's piece layer (concatenated 32-byte hashes), each checked."""
+    missing_piece_layers: tuple[int, ...] = ()
+    """Indexes into ``files`` of files whose piece layer is still to fetch (magnets only)."""
     #: Piece and block sizes (bt.geometry), derived from the fields above.
     geometry: PieceGeometry = field(init=False, repr=False, compare=False)
+    _v2_starts: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        geometry = PieceGeometry(len(self.piece_hashes), self.piece_length, self.total_length)
+        geometry = PieceGeometry.of(self.piece_length, self.total_length)
         object.__setattr__(self, "geometry", geometry)
+        starts = v2.first_pieces(self.files, self.piece_length) if self.info_hash_v2 else ()
+        object.__setattr__(self, "_v2_starts", starts)
 
     @property
     def num_pieces(self) -> int:
-        return len(self.piece_hashes)
+        return self.geometry.num_pieces
 
     def piece_size(self, index: int) -> int:
         """Length of piece ``index``; only the last piece may be shorter."""
         return self.geometry.piece_size(index)
+
+    @property
+    def format(self) -> Literal["v1", "v2", "hybrid"]:
+        if self.info_hash_v2 is None:
+            return "v1"
+        return "hybrid" if self.piece_hashes else "v2"
+
+    @property
+    def info_hash_v1(self) -> bytes | None:
+        """SHA-1 of the info dictionary, or None for a v2-only torrent."""
+        return None if self.format == "v2" else self.info_hash
+
+    @property
+    def info_hashes(self) -> tuple[bytes, ...]:
+        """Every 20-byte hash peers may know this torrent by: v1's first, then v2's truncated."""
+        hashes = [self.info_hash_v1] if self.info_hash_v1 else []
+        if self.info_hash_v2 is not None:
+            hashes.append(self.info_hash_v2[:20])
+        return tuple(hashes)
+
+    def v2_piece(self, index: int) -> V2Piece | None:
+        """What piece ``index`` must hash to under BEP 52; None for a v1-only torrent.
+
+        IndexError outside the torrent; LookupError while its file's piece layer
+        is missing (a magnet still fetching it).
+        """
+        if self.info_hash_v2 is None:
+            return None
+        return v2.v2_piece(self.files, self.piece_length, self.piece_layers, self._v2_starts, index)
 
     @property
     def trackers(self) -> tuple[tuple[str, ...], ...]:
@@ -95,58 +146,72 @@ def load_metainfo(path: str | Path) -> Metainfo:
         raise MetainfoError(f"{path}: {exc}") from exc
 
 
-def parse_metainfo(data: bytes) -> Metainfo:
-    """Parse the bytes of a .torrent; raises :class:`MetainfoError` saying what is wrong."""
+def parse_metainfo(data: bytes, *, require_piece_layers: bool = True) -> Metainfo:
+    """Parse the bytes of a .torrent; raises :class:`MetainfoError` saying what is wrong.
+
+    ``require_piece_layers=False`` accepts a v2 or hybrid info dictionary whose
+    piece layers are still to fetch (a magnet's metadata): they are listed in
+    ``missing_piece_layers`` and :func:`with_piece_layers` completes the .torrent.
+    """
     try:
         root, spans = bencode.decode_with_spans(data)
     except BencodeError as exc:
         raise MetainfoError(f"not valid bencode: {exc}") from exc
     if not isinstance(root, dict):
         raise MetainfoError("top level is not a dictionary")
-    info = _require(root, b"info", dict, "")
+    info = require(root, b"info", dict, "")
     start, end = spans[b"info"]
     raw_info = bytes(data[start:end])
 
-    piece_length = _require(info, b"piece length", int, "info")
+    piece_length = require(info, b"piece length", int, "info")
     if not 0 < piece_length <= MAX_PIECE_LENGTH:
         raise MetainfoError(f"info.piece length {piece_length} outside 1..{MAX_PIECE_LENGTH}")
-    pieces = _require(info, b"pieces", bytes, "info")
-    if len(pieces) % _HASH_LENGTH:
-        raise MetainfoError(f"info.pieces length {len(pieces)} is not a multiple of {_HASH_LENGTH}")
-    piece_hashes = tuple(pieces[i : i + _HASH_LENGTH] for i in range(0, len(pieces), _HASH_LENGTH))
-    name = _text(info, b"name", "info")
-    _check_component(name, "info.name")
-    _check_length(name, "info.name")
+    version = _meta_version(info)
+    has_v1 = version == 1 or b"pieces" in info
+    if version == 2:
+        v2.check_v2_piece_length(piece_length)
+    name = text(info, b"name", "info")
+    check_component(name, "info.name")
+    check_length(name, "info.name")
 
-    if b"files" in info:
-        if b"length" in info:
-            raise MetainfoError("info has both 'length' and 'files'")
-        files = _parse_files(info[b"files"], name)
-        is_multi_file = True
-    else:
-        length = _require(info, b"length", int, "info")
-        if length < 0:
-            raise MetainfoError(f"info.length is negative ({length})")
-        files = (FileEntry((name,), length, 0),)
-        is_multi_file = False
-    _check_writable(files)
+    piece_hashes: tuple[bytes, ...] = ()
+    if has_v1:
+        piece_hashes = _piece_hashes(info)
+        files, is_multi_file = _parse_v1_files(info, name)
+    elif b"files" in info or b"length" in info:
+        raise MetainfoError("info has a v1 file list ('files' or 'length') but no 'pieces'")
+    if version == 2:
+        tree, tree_multi = v2.parse_file_tree(require(info, b"file tree", dict, "info"), name)
+        if has_v1:
+            files = v2.hybrid_files(files, tree, name, tree_multi, piece_length)
+        else:
+            files = v2.v2_only_files(tree, name, tree_multi, piece_length)
+            is_multi_file = tree_multi
+    check_writable(files)
     total_length = sum(f.length for f in files)
 
-    expected = piece_count(total_length, piece_length)
-    if len(piece_hashes) != expected:
-        raise MetainfoError(
-            f"info.pieces holds {len(piece_hashes)} hashes but {total_length} bytes "
-            f"in pieces of {piece_length} need {expected}"
-        )
+    if has_v1:
+        expected = piece_count(total_length, piece_length)
+        if len(piece_hashes) != expected:
+            raise MetainfoError(
+                f"info.pieces holds {len(piece_hashes)} hashes but {total_length} bytes "
+                f"in pieces of {piece_length} need {expected}"
+            )
     if total_length == 0:
         raise MetainfoError("torrent holds no data (total length 0)")
+    layers, missing = _NO_LAYERS, ()
+    if version == 2:
+        layers, missing = v2.parse_piece_layers(
+            root.get(b"piece layers"), files, piece_length, required=require_piece_layers
+        )
 
     private = info.get(b"private", 0)
     if not isinstance(private, int):
         raise MetainfoError("info.private is not an integer")
 
+    hash_v2 = hashlib.sha256(raw_info).digest() if version == 2 else None
     return Metainfo(
-        info_hash=hashlib.sha1(raw_info).digest(),
+        info_hash=hashlib.sha1(raw_info).digest() if has_v1 or hash_v2 is None else hash_v2[:20],
         name=name,
         piece_length=piece_length,
         piece_hashes=piece_hashes,
@@ -163,7 +228,38 @@ def parse_metainfo(data: bytes) -> Metainfo:
         if isinstance(root.get(b"creation date"), int)
         else None,
         raw_info=raw_info,
+        info_hash_v2=hash_v2,
+        piece_layers=layers,
+        missing_piece_layers=missing,
     )
+
+
+def _meta_version(info: dict[bytes, Any]) -> int:
+    """1 without ``meta version`` (v1), or 2 (BEP 52); any other value is refused."""
+    if b"meta version" not in info:
+        return 1
+    version = info[b"meta version"]
+    if version != 2 or not isinstance(version, int):
+        raise MetainfoError(f"info.meta version {version!r} is not supported (only 2)")
+    return 2
+
+
+def _piece_hashes(info: dict[bytes, Any]) -> tuple[bytes, ...]:
+    pieces = require(info, b"pieces", bytes, "info")
+    if len(pieces) % _HASH_LENGTH:
+        raise MetainfoError(f"info.pieces length {len(pieces)} is not a multiple of {_HASH_LENGTH}")
+    return tuple(pieces[i : i + _HASH_LENGTH] for i in range(0, len(pieces), _HASH_LENGTH))
+
+
+def _parse_v1_files(info: dict[bytes, Any], name: str) -> tuple[tuple[FileEntry, ...], bool]:
+    if b"files" in info:
+        if b"length" in info:
+            raise MetainfoError("info has both 'length' and 'files'")
+        return _parse_files(info[b"files"], name), True
+    length = require(info, b"length", int, "info")
+    if length < 0:
+        raise MetainfoError(f"info.length is negative ({length})")
+    return (FileEntry((name,), length, 0),), False
 
 
 def _parse_files(value: Any, name: str) -> tuple[FileEntry, ...]:
@@ -175,112 +271,39 @@ def _parse_files(value: Any, name: str) -> tuple[FileEntry, ...]:
         where = f"info.files[{number}]"
         if not isinstance(item, dict):
             raise MetainfoError(f"{where} is not a dictionary")
-        length = _require(item, b"length", int, where)
+        length = require(item, b"length", int, where)
         if length < 0:
             raise MetainfoError(f"{where}.length is negative ({length})")
-        key = b"path.utf-8" if b"path.utf-8" in item else b"path"
-        raw_path = _require(item, key, list, where)
-        if not raw_path:
-            raise MetainfoError(f"{where}.path is empty")
-        components = []
-        for position, part in enumerate(raw_path):
-            label = f"{where}.path[{position}]"
-            if not isinstance(part, bytes):
-                raise MetainfoError(f"{label} is not a string")
-            text = _decode_text(part, label)
-            _check_component(text, label)
-            components.append(text)
-        path = (name, *components)
         attr = item.get(b"attr", b"")
         padding = isinstance(attr, bytes) and b"p" in attr
+        path = _pad_path(item, name, length) if padding else (name, *_file_path(item, where))
         entries.append(FileEntry(path, length, offset, padding))
         offset += length
     return tuple(entries)
 
 
-def _check_writable(files: tuple[FileEntry, ...]) -> None:
-    """Refuse paths no POSIX file system can hold, naming the file entry, before any write.
-
-    A component over NAME_MAX bytes, a path over PATH_MAX, two files at one path, or
-    a file where another file needs a folder would each fail only at the first write
-    (ENAMETOOLONG, EISDIR, ENOTDIR), after the download started. Lengths are of the
-    UTF-8 bytes, which is what the file system sees. Padding files (BEP 47) are never
-    written, so they may repeat a path, as libtorrent's ``.pad/<size>`` names do.
-    """
-    owners: dict[tuple[str, ...], int] = {}  # a file's path -> its index
-    folders: dict[tuple[str, ...], int] = {}  # a folder some file needs -> that file
-    for index, entry in enumerate(files):
-        if entry.padding:
-            continue
-        where = f"file {index} {_shown(entry.path)!r}"
-        for component in entry.path:
-            _check_length(component, where)
-        size = len("/".join(entry.path).encode("utf-8"))
-        if size > MAX_PATH_BYTES:
-            raise MetainfoError(f"{where}: path of {size} bytes exceeds {MAX_PATH_BYTES}")
-        if entry.path in owners:
-            raise MetainfoError(f"{where}: same path as file {owners[entry.path]}")
-        if entry.path in folders:
-            raise MetainfoError(f"{where}: file {folders[entry.path]} needs it to be a folder")
-        for depth in range(1, len(entry.path)):
-            folder = entry.path[:depth]
-            if folder in owners:
-                other = owners[folder]
-                raise MetainfoError(f"{where}: inside file {other} {_shown(folder)!r}")
-            folders.setdefault(folder, index)
-        owners[entry.path] = index
+def _file_path(item: dict[bytes, Any], where: str) -> list[str]:
+    key = b"path.utf-8" if b"path.utf-8" in item else b"path"
+    raw_path = require(item, key, list, where)
+    if not raw_path:
+        raise MetainfoError(f"{where}.path is empty")
+    components = []
+    for position, part in enumerate(raw_path):
+        label = f"{where}.path[{position}]"
+        if not isinstance(part, bytes):
+            raise MetainfoError(f"{label} is not a string")
+        component = decode_text(part, label)
+        check_component(component, label)
+        components.append(component)
+    return components
 
 
-def _check_length(component: str, where: str) -> None:
-    size = len(component.encode("utf-8"))
-    if size > MAX_COMPONENT_BYTES:
-        raise MetainfoError(f"{where}: a name of {size} bytes exceeds {MAX_COMPONENT_BYTES}")
-
-
-def _shown(path: tuple[str, ...], limit: int = 120) -> str:
-    """A path for one line of error: its start and end when it is long."""
-    text = "/".join(path)
-    return text if len(text) <= limit else f"{text[: limit - 40]}...{text[-37:]}"
-
-
-def _check_component(text: str, where: str) -> None:
-    """Refuse any path component that could escape or confuse the download folder."""
-    if text in ("", ".", ".."):
-        raise MetainfoError(f"{where} is {text!r}, which is not a safe file name")
-    for bad in _FORBIDDEN_IN_COMPONENT:
-        if bad in text:
-            raise MetainfoError(f"{where} {text!r} contains {bad!r}")
-    if len(text) >= 2 and text[1] == ":" and text[0].isalpha():
-        raise MetainfoError(f"{where} {text!r} is an absolute (drive) path")
-
-
-def _require(mapping: dict[bytes, Any], key: bytes, kind: type, where: str) -> Any:
-    label = f"{where}.{key.decode()}" if where else key.decode()
-    if key not in mapping:
-        raise MetainfoError(f"missing key {label!r}")
-    value = mapping[key]
-    if not isinstance(value, kind):
-        expected = {int: "an integer", bytes: "a string", list: "a list", dict: "a dictionary"}
-        raise MetainfoError(f"{label} is not {expected[kind]}")
-    return value
-
-
-def _text(mapping: dict[bytes, Any], key: bytes, where: str) -> str:
-    """A UTF-8 string field, preferring its ``.utf-8`` variant when present."""
-    utf8_key = key + b".utf-8"
-    if isinstance(mapping.get(utf8_key), bytes):
-        key = utf8_key
-    raw = _require(mapping, key, bytes, where)
-    return _decode_text(raw, f"{where}.{key.decode()}")
-
-
-def _decode_text(raw: bytes, label: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MetainfoError(
-            f"{label} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-        ) from None
+def _pad_path(item: dict[bytes, Any], name: str, length: int) -> tuple[str, ...]:
+    """A BEP 47 padding entry's path, shown only: it is never written, so it is not checked."""
+    raw = item.get(b"path")
+    if isinstance(raw, list) and raw and all(isinstance(part, bytes) for part in raw):
+        return (name, *(part.decode("utf-8", "replace") for part in raw))
+    return (name, ".pad", str(length))
 
 
 def _optional_text(mapping: dict[bytes, Any], key: bytes) -> str | None:
@@ -317,9 +340,27 @@ def torrent_bytes(metainfo: Metainfo) -> bytes:
 
     The session keeps this copy so torrents added at run time come back after a
     restart; the info-hash is unchanged because ``raw_info`` is strict bencode,
-    which decodes and encodes back to the same bytes.
+    which decodes and encodes back to the same bytes. Piece layers are kept.
     """
+    return _torrent_bytes(metainfo, metainfo.piece_layers)
+
+
+def with_piece_layers(metainfo: Metainfo, layers: Mapping[bytes, bytes]) -> bytes:
+    """The full .torrent of a magnet's ``metainfo`` once its missing piece layers are fetched.
+
+    ``layers`` maps pieces roots to piece layers (concatenated hashes); the result
+    is parsed back with every layer required, so a wrong or missing one raises
+    :class:`MetainfoError` naming the file.
+    """
+    data = _torrent_bytes(metainfo, {**metainfo.piece_layers, **layers})
+    parse_metainfo(data)
+    return data
+
+
+def _torrent_bytes(metainfo: Metainfo, layers: Mapping[bytes, bytes]) -> bytes:
     root: dict[bytes, Any] = {b"info": bencode.decode(metainfo.raw_info)}
+    if layers:
+        root[b"piece layers"] = dict(layers)
     if metainfo.announce is not None:
         root[b"announce"] = metainfo.announce.encode()
     if metainfo.announce_list:

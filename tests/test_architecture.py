@@ -22,6 +22,8 @@ LAYER_0 = [
     "bt.bencode",
     "bt.metainfo",
     "bt.merkle",
+    "bt.metainfo_fields",
+    "bt.metainfo_v2",
     "bt.bitfield",
     "bt.errors",
     "bt.peer.messages",

@@ -167,7 +167,10 @@ def check_metainfo(meta: Metainfo) -> None:
     assert meta.num_pieces == -(-meta.total_length // meta.piece_length)
     assert all(len(h) == 20 for h in meta.piece_hashes)
     assert 0 < meta.piece_size(meta.num_pieces - 1) <= meta.piece_length
-    assert meta.info_hash == hashlib.sha1(meta.raw_info).digest()
+    if meta.format == "v2":
+        assert meta.info_hash == hashlib.sha256(meta.raw_info).digest()[:20]
+    else:
+        assert meta.info_hash == hashlib.sha1(meta.raw_info).digest()
     assert isinstance(bencode.decode(meta.raw_info), dict)
     offset = 0
     for entry in meta.files:
@@ -185,6 +188,24 @@ def check_metainfo(meta: Metainfo) -> None:
             assert not (len(part) >= 2 and part[1] == ":" and part[0].isalpha()), part
     assert offset == meta.total_length
     assert _writable([entry.path for entry in meta.files if not entry.padding])
+    if meta.format != "v1":
+        check_v2(meta)
+
+
+def check_v2(meta: Metainfo) -> None:
+    """What the v2 verifier trusts: aligned files with roots, a V2Piece for every piece."""
+    assert meta.info_hash_v2 == hashlib.sha256(meta.raw_info).digest()
+    assert meta.piece_length >= 16384 and not meta.piece_length & (meta.piece_length - 1)
+    for entry in meta.files:
+        if entry.padding or not entry.length:
+            assert entry.pieces_root is None
+        else:
+            assert entry.pieces_root is not None and len(entry.pieces_root) == 32
+            assert entry.offset % meta.piece_length == 0
+    for index in range(meta.num_pieces):
+        piece = meta.v2_piece(index)
+        assert piece is not None and len(piece.expected) == 32
+        assert 0 < piece.data_length <= meta.piece_size(index)
 
 
 def _writable(paths: list[tuple[str, ...]]) -> bool:
@@ -310,24 +331,33 @@ def test_metainfo_with_replaced_values_raises_only_metainfo_error(
 ) -> None:
     """Valid bencode, wrong content: values swapped for anything bencodable, keys
     dropped or added, then encoded again."""
-    root = bencode.decode(original)
+    parses_or_refuses(bencode.encode(replace_values(bencode.decode(original), data)))
+
+
+def replace_values(
+    root: Any,
+    data: st.DataObject,
+    keys: st.SearchStrategy[bytes] = interesting_keys,
+    values: st.SearchStrategy[Any] = bencodable,
+) -> Any:
+    """1 to 4 edits of a decoded torrent: a value replaced, a key dropped or one added."""
     for _ in range(data.draw(st.integers(1, 4), label="edits")):
         path = data.draw(st.sampled_from(sorted(node_paths(root), key=repr)), label="path")
         action = data.draw(st.sampled_from(["replace", "delete", "add"]), label="action")
         if not path:
             action = "add"  # the root itself stays a dictionary
         if action == "replace":
-            locate(root, path[:-1])[path[-1]] = data.draw(bencodable, label="value")
+            locate(root, path[:-1])[path[-1]] = data.draw(values, label="value")
         elif action == "delete":
             del locate(root, path[:-1])[path[-1]]
         else:
             node = locate(root, path)
             if isinstance(node, dict):
-                key = data.draw(interesting_keys | st.binary(max_size=6), label="key")
-                node[key] = data.draw(bencodable, label="value")
+                key = data.draw(keys | st.binary(max_size=6), label="key")
+                node[key] = data.draw(values, label="value")
             elif isinstance(node, list):
-                node.append(data.draw(bencodable, label="value"))
-    parses_or_refuses(bencode.encode(root))
+                node.append(data.draw(values, label="value"))
+    return root
 
 
 # == (b) the peer wire codec =======================================================================

@@ -79,3 +79,15 @@ def handmade_torrent(info: dict[str, Any], **top: Any) -> bytes:
 
 def quiet_libtorrent_warnings() -> None:
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+
+
+def libtorrent_v2_torrent(content: Path, piece_length: int, *, hybrid: bool = False) -> bytes:
+    """A v2-only (or hybrid) .torrent for ``content`` made by libtorrent's create_torrent."""
+    import libtorrent as lt
+
+    fs = lt.file_storage()
+    lt.add_files(fs, str(content))
+    flags = 0 if hybrid else lt.create_torrent.v2_only
+    creator = lt.create_torrent(fs, piece_length, flags=flags)
+    lt.set_piece_hashes(creator, str(content.parent))
+    return lt.bencode(creator.generate())
