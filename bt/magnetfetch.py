@@ -39,7 +39,7 @@ from bt.logs import Logger
 from bt.magnet import MagnetLink
 from bt.metainfo import parse_metainfo
 from bt.peer.connection import HandshakeReceived
-from bt.peer.hash_messages import Hashes, HashMessage, HashReject, HashRequest
+from bt.peer.hash_messages import Hashes, HashMessage, HashRequest
 from bt.peer.messages import Extended
 from bt.peer.protocol import PeerProtocol, TorrentPeerFactory
 from bt.peersources import PeerSources
@@ -359,7 +359,7 @@ class MetadataFetch(Service):
 
     def hash_message(self, peer: MetadataPeer, msg: HashMessage) -> None:
         if isinstance(msg, HashRequest):
-            peer.send_hash_message(HashReject(*_request_fields(msg)))  # we have nothing yet
+            peer.send_hash_message(msg.reject())  # we have nothing to prove yet
         else:
             self.hashes.received(peer, msg)
 
@@ -397,10 +397,6 @@ class MetadataFetch(Service):
             self._hand_over(self._raw_info, layers.layers())
             return
         self._ask_layers()
-
-
-def _request_fields(msg: HashRequest) -> tuple[bytes, int, int, int, int]:
-    return msg.pieces_root, msg.base_layer, msg.index, msg.length, msg.proof_layers
 
 
 def _dialable(peer: MetadataPeer) -> Address | None:

@@ -76,19 +76,9 @@ def test_a_false_chunk_is_refused_and_stays_missing():
     assert isinstance(answer, Hashes)
     forged = list(answer.hashes)
     forged[3] = bytes(32)
-    assert not assembler.accept(Hashes(*_header(first), tuple(forged)))
+    assert not assembler.accept(first.answer(tuple(forged)))
     assert assembler.missing[0] == first
     with pytest.raises(ValueError, match="still missing"):
         assembler.layers()
     assert assembler.accept(Hashes(b"\x09" * 32, 1, 0, 2, 0, (bytes(32),) * 2))  # unplanned
     assert not isinstance(HashServer(torrent).answer(first), HashReject)
-
-
-def _header(request):
-    return (
-        request.pieces_root,
-        request.base_layer,
-        request.index,
-        request.length,
-        request.proof_layers,
-    )

@@ -18,6 +18,7 @@ reject, as libtorrent does). Pure: no Twisted.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -58,8 +59,8 @@ _FRAME: Final = struct.Struct(">IB")
 
 
 @dataclass(frozen=True, slots=True)
-class HashRequest:
-    """Ask for ``length`` nodes of ``base_layer`` from ``index``, with proofs."""
+class _Header:
+    """What all three messages start with: a file's tree and a run of one layer's nodes."""
 
     pieces_root: bytes
     base_layer: int
@@ -67,24 +68,33 @@ class HashRequest:
     length: int
     proof_layers: int
 
-
-@dataclass(frozen=True, slots=True)
-class Hashes:
-    """The answer: the header of the request and its hashes (nodes, then uncles)."""
-
-    pieces_root: bytes
-    base_layer: int
-    index: int
-    length: int
-    proof_layers: int
-    hashes: tuple[bytes, ...]
+    @property
+    def header(self) -> tuple[bytes, int, int, int, int]:
+        return self.pieces_root, self.base_layer, self.index, self.length, self.proof_layers
 
     @property
     def request(self) -> HashRequest:
-        """The request this answers (what the requester matches it against)."""
-        return HashRequest(
-            self.pieces_root, self.base_layer, self.index, self.length, self.proof_layers
-        )
+        """The request this message is or answers (what a requester matches)."""
+        return HashRequest(*self.header)
+
+
+@dataclass(frozen=True, slots=True)
+class HashRequest(_Header):
+    """Ask for ``length`` nodes of ``base_layer`` from ``index``, with proofs."""
+
+    def answer(self, hashes: Sequence[bytes]) -> Hashes:
+        """The HASHES message answering this request with ``hashes`` (nodes, then uncles)."""
+        return Hashes(*self.header, tuple(hashes))
+
+    def reject(self) -> HashReject:
+        return HashReject(*self.header)
+
+
+@dataclass(frozen=True, slots=True)
+class Hashes(_Header):
+    """The answer: the header of the request and its hashes (nodes, then uncles)."""
+
+    hashes: tuple[bytes, ...]
 
     @property
     def nodes(self) -> tuple[bytes, ...]:
@@ -96,20 +106,8 @@ class Hashes:
 
 
 @dataclass(frozen=True, slots=True)
-class HashReject:
+class HashReject(_Header):
     """The peer will not send these hashes (same fields as the request)."""
-
-    pieces_root: bytes
-    base_layer: int
-    index: int
-    length: int
-    proof_layers: int
-
-    @property
-    def request(self) -> HashRequest:
-        return HashRequest(
-            self.pieces_root, self.base_layer, self.index, self.length, self.proof_layers
-        )
 
 
 HashMessage = HashRequest | Hashes | HashReject

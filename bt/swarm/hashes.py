@@ -127,18 +127,8 @@ class HashServer:
             except ValueError:
                 pass  # outside the tree, or under the piece layer (no block hashes kept)
             else:
-                return Hashes(*_fields(request), tuple(hashes))
-        return HashReject(*_fields(request))
-
-
-def _fields(request: HashRequest) -> tuple[bytes, int, int, int, int]:
-    return (
-        request.pieces_root,
-        request.base_layer,
-        request.index,
-        request.length,
-        request.proof_layers,
-    )
+                return request.answer(hashes)
+        return request.reject()
 
 
 class HashExchange:
@@ -172,7 +162,7 @@ class HashExchange:
         served = self._served.get(link, 0)
         self._served[link] = served + 1
         if served >= self.served_per_second:
-            link.send_hash_message(HashReject(*_fields(msg)))
+            link.send_hash_message(msg.reject())
             return
         link.send_hash_message(self.server.answer(msg))
 

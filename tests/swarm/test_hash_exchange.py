@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from bt.merkle import LEAF_SIZE, file_tree_hashes, leaf_hashes, pad_hash, verify_proof
-from bt.peer.hash_messages import Hashes, HashReject, HashRequest
+from bt.peer.hash_messages import Hashes, HashRequest
 from bt.swarm.hashes import REQUEST_TIMEOUT, HashExchange, HashServer
 
 PIECE = 4 * LEAF_SIZE  # four blocks a piece
@@ -116,17 +116,7 @@ def test_what_cannot_be_proved_is_rejected():
         HashRequest(small, 0, 0, 2, 0),  # one piece: only its root is known
         HashRequest(bytes(32), 2, 0, 4, 1),  # no such file
     ):
-        assert server.answer(request) == HashReject(*_fields(request)), request
-
-
-def _fields(request: HashRequest) -> tuple:
-    return (
-        request.pieces_root,
-        request.base_layer,
-        request.index,
-        request.length,
-        request.proof_layers,
-    )
+        assert server.answer(request) == request.reject(), request
 
 
 def test_each_peer_is_served_a_bounded_number_of_requests_a_second():
@@ -150,7 +140,7 @@ def _serve_blocks(meta, link, request: HashRequest, *, corrupt: bool = False) ->
     nodes += [bytes(32)] * (request.length - len(nodes))
     if corrupt:
         nodes[1] = bytes(32)
-    return Hashes(*_fields(request), tuple(nodes))
+    return request.answer(tuple(nodes))
 
 
 def test_block_hashes_come_from_a_peer_with_the_piece_and_are_proved():
@@ -191,7 +181,7 @@ def test_rejects_timeouts_and_no_peer_give_none():
     results: list[object] = []
     exchange.block_hashes(1).addCallback(results.append)
     (request,) = rejecting.sent
-    exchange.received(rejecting, HashReject(*_fields(request)))
+    exchange.received(rejecting, request.reject())
     assert silent.sent == [request] and not seedless.sent and not plain.sent
     clock.now = REQUEST_TIMEOUT + 1
     exchange.tick(clock.now)
