@@ -37,6 +37,8 @@ def install_standard_extensions(torrent: Torrent, dht: DHTService | None = None)
         swarm.hashes = HashExchange(
             torrent.metainfo, lambda: list(swarm.links), swarm.reactor.seconds
         )
+        # a failed piece's real leaf hashes, for its bad blocks (bt.swarm.badblocks)
+        swarm.block_hashes = swarm.hashes.block_hashes
     if not torrent.metainfo.private:  # BEP 27: a private torrent's peers come from its trackers
         torrent.swarm.extensions.register(PeerExchange.of(torrent.swarm))
         if dht is not None:  # BEP 5: the DHT finds peers; PORT tells peers our node's port

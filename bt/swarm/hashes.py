@@ -174,7 +174,7 @@ class HashExchange:
         self._served.clear()
         self.asker.tick(now)
 
-    # -- for the verifier -------------------------------------------------------
+    # -- for the verifier (Swarm.block_hashes, bt.swarm.badblocks) ------------------
 
     def block_hashes(self, index: int) -> Deferred[list[bytes] | None]:
         """The SHA-256 of each real block of piece ``index``, from a peer, proved
@@ -201,6 +201,8 @@ class HashExchange:
         result: Deferred[list[bytes] | None] = Deferred()
 
         def attempt(_: object = None) -> None:
+            if result.called:
+                return  # the caller gave up (a timeout cancelled it)
             if not candidates:
                 result.callback(None)
                 return
@@ -208,6 +210,8 @@ class HashExchange:
             self.asker.ask(link, request).addCallback(answered, link)
 
         def answered(msg: Hashes | None, link: HashPeer) -> None:
+            if result.called:
+                return
             if msg is None:
                 attempt()
                 return

@@ -207,3 +207,17 @@ def test_a_one_block_piece_needs_no_peer():
     results: list[object] = []
     exchange.block_hashes(0).addCallback(results.append)
     assert results == [[meta.files[0].pieces_root]]
+
+
+def test_an_answer_after_the_caller_gave_up_is_dropped_quietly():
+    meta = _metainfo(3 * PIECE)
+    link = _Link()
+    exchange = HashExchange(meta, lambda: [link], _Clock())
+    asked = exchange.block_hashes(0)
+    failures: list[object] = []
+    asked.addErrback(failures.append)
+    asked.cancel()  # bt.swarm.badblocks times out like this
+    (request,) = link.sent
+    exchange.received(link, _serve_blocks(meta, link, request))
+    exchange.lost(link)
+    assert len(failures) == 1
