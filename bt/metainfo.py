@@ -240,7 +240,7 @@ def _meta_version(info: dict[bytes, Any]) -> int:
         return 1
     version = info[b"meta version"]
     if version != 2 or not isinstance(version, int):
-        raise MetainfoError(f"info.meta version {version!r} is not supported (only 2)")
+        raise MetainfoError(f"info.meta version {repr(version)[:40]} is not supported (only 2)")
     return 2
 
 
@@ -299,11 +299,11 @@ def _file_path(item: dict[bytes, Any], where: str) -> list[str]:
 
 
 def _pad_path(item: dict[bytes, Any], name: str, length: int) -> tuple[str, ...]:
-    """A BEP 47 padding entry's path, shown only: it is never written, so it is not checked."""
-    raw = item.get(b"path")
-    if isinstance(raw, list) and raw and all(isinstance(part, bytes) for part in raw):
-        return (name, *(part.decode("utf-8", "replace") for part in raw))
-    return (name, ".pad", str(length))
+    """A BEP 47 padding entry's path: never written, so a bad one is replaced, not refused."""
+    try:
+        return (name, *_file_path(item, "padding"))
+    except MetainfoError:
+        return (name, ".pad", str(length))
 
 
 def _optional_text(mapping: dict[bytes, Any], key: bytes) -> str | None:

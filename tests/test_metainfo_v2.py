@@ -226,9 +226,13 @@ def refused(data: bytes, pattern: str) -> None:
 def test_the_hand_made_torrents_are_valid() -> None:
     for hybrid in (False, True):
         info, layers = v2_info(FILES, hybrid=hybrid)
-        meta = parse_metainfo(torrent(info, layers))
+        data = torrent(info, layers)
+        meta = parse_metainfo(data)
         assert meta.format == ("hybrid" if hybrid else "v2")
         assert [f.path for f in meta.files if not f.padding] == [("t", "x", "a"), ("t", "y")]
+        hashes = lt.torrent_info(lt.bdecode(data)).info_hashes()
+        assert meta.info_hash_v2 == hashes.v2.to_bytes()
+        assert meta.info_hash_v1 == (hashes.v1.to_bytes() if hybrid else None)
 
 
 def edited(edit: Any, *, hybrid: bool = False) -> bytes:
@@ -380,3 +384,15 @@ def test_a_hybrid_without_tail_padding_is_accepted() -> None:
     assert meta.total_length == stream_length
     last = meta.v2_piece(meta.num_pieces - 1)
     assert last is not None and last.data_length == 5 and last.leaves == 1
+
+
+def test_a_padding_entry_with_a_bad_or_no_path_is_not_refused() -> None:
+    """BEP 47 padding is never written: its path is shown only, so a bad one is replaced."""
+    info, layers = v2_info(FILES, hybrid=True)
+    info["files"][1]["path"] = [".."]
+    del info["files"][3]["path"]
+    meta = parse_metainfo(torrent(info, layers))
+    assert [f.path for f in meta.files if f.padding] == [
+        ("t", ".pad", "9152"),
+        ("t", ".pad", str(16 * KiB - 5)),
+    ]
