@@ -3,10 +3,11 @@
 :class:`HashAsker` keeps our hash requests in flight, per peer, until a HASHES
 or a HASH REJECT answers them, the peer leaves or :data:`REQUEST_TIMEOUT`
 passes (then the answer is None). :class:`HashServer` answers a peer's
-requests from the torrent's piece layers (pure; see :func:`serve`).
-:class:`HashExchange` is a swarm's side of both: it serves each peer within
-:data:`SERVED_PER_SECOND` requests a second (more are rejected, so no peer
-buys unbounded hashing or sending), and gives the verifier
+requests from the torrent's piece layers (no I/O: the trees are built from
+the .torrent's layers). :class:`HashExchange` is a swarm's side of both: it
+serves each peer within :data:`SERVED_PER_SECOND` requests and
+:data:`HASHES_PER_SECOND` hashes a second (more are rejected, so no peer buys
+unbounded hashing or sending), and gives the verifier
 :meth:`HashExchange.block_hashes`: the block hashes of a piece that failed,
 proved against the piece's hash, so only its bad blocks are fetched again.
 """
@@ -24,6 +25,7 @@ from bt.metainfo import Metainfo
 from bt.peer.hash_messages import MAX_HASH_COUNT, Hashes, HashMessage, HashReject, HashRequest
 
 __all__ = [
+    "HASHES_PER_SECOND",
     "REQUEST_TIMEOUT",
     "SERVED_PER_SECOND",
     "HashAsker",
@@ -36,6 +38,9 @@ __all__ = [
 REQUEST_TIMEOUT: Final = 20.0
 #: Hash requests served per peer and second; more are rejected.
 SERVED_PER_SECOND: Final = 16
+#: ... and once this many hashes went to a peer in a second (256 KiB: a 512-piece
+#: chunk takes 16 KiB), the rest of that second's requests are rejected too.
+HASHES_PER_SECOND: Final = 8192
 
 
 class HashPeer(Protocol):
@@ -150,7 +155,8 @@ class HashExchange:
         self.server = HashServer(metainfo)
         self.asker = HashAsker(clock)
         self.served_per_second = served_per_second
-        self._served: dict[Any, int] = {}
+        #: Per peer this second: requests answered, hashes sent.
+        self._served: dict[Any, tuple[int, int]] = {}
 
     # -- the swarm's hooks ------------------------------------------------------
 
@@ -159,12 +165,14 @@ class HashExchange:
         if not isinstance(msg, HashRequest):
             self.asker.received(link, msg)
             return
-        served = self._served.get(link, 0)
-        self._served[link] = served + 1
-        if served >= self.served_per_second:
+        requests, hashes = self._served.get(link, (0, 0))
+        if requests >= self.served_per_second or hashes >= HASHES_PER_SECOND:
             link.send_hash_message(msg.reject())
             return
-        link.send_hash_message(self.server.answer(msg))
+        answer = self.server.answer(msg)
+        sent = len(answer.hashes) if isinstance(answer, Hashes) else 0
+        self._served[link] = (requests + 1, hashes + sent)
+        link.send_hash_message(answer)
 
     def lost(self, link: HashPeer) -> None:
         self._served.pop(link, None)

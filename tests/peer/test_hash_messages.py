@@ -176,3 +176,15 @@ def test_incoming_binding_answers_a_hybrid_v1_hash_with_the_v2_one():
     assert connection.v2
     with pytest.raises(ValueError, match="binding info-hash"):
         PeerConnection(US, V1).bind(b"\x04" * 20, _Geometry(), v2_hash=V2)
+
+
+@given(st.lists(st.tuples(st.integers(20, 24), st.binary(max_size=200)), max_size=6))
+def test_fuzz_a_v2_connection_takes_frames_or_fails_cleanly(frames):
+    connection = _connection(v2_hash=V2)
+    connection.receive_data(encode_handshake(Handshake(V2, PEER)))
+    wire = b"".join(struct.pack(">IB", len(p) + 1, ident) + p for ident, p in frames)
+    try:
+        events = connection.receive_data(wire)
+    except RemoteProtocolError:
+        return
+    assert len(events) == len(frames)

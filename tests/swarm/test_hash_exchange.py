@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from bt.merkle import LEAF_SIZE, file_tree_hashes, leaf_hashes, pad_hash, verify_proof
-from bt.peer.hash_messages import Hashes, HashRequest
+from bt.peer.hash_messages import Hashes, HashReject, HashRequest
 from bt.swarm.hashes import REQUEST_TIMEOUT, HashExchange, HashServer
 
 PIECE = 4 * LEAF_SIZE  # four blocks a piece
@@ -221,3 +221,15 @@ def test_an_answer_after_the_caller_gave_up_is_dropped_quietly():
     exchange.received(link, _serve_blocks(meta, link, request))
     exchange.lost(link)
     assert len(failures) == 1
+
+
+def test_the_hashes_sent_a_second_are_bounded_too():
+    meta = _metainfo(4000 * LEAF_SIZE)  # 1000 pieces: the layer is 1024 wide
+    root = meta.files[0].pieces_root
+    link = _Link()
+    exchange = HashExchange(meta, lambda: [link], _Clock(), served_per_second=100)
+    for index in range(0, 20 * 512, 512):
+        exchange.received(link, HashRequest(root, 2, index % 1024, 512, 9))
+    answered = [m for m in link.sent if isinstance(m, Hashes)]
+    assert len(answered) * 513 >= 8192 > (len(answered) - 1) * 513
+    assert all(isinstance(m, HashReject) for m in link.sent[len(answered) :])
