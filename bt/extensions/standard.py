@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from bt.extensions.metadata import MetadataServer
 from bt.extensions.pex import PeerExchange
 from bt.extensions.upload_only import UploadOnly
-from bt.swarm.hashes import HashExchange
+from bt.swarm.hashes import hash_exchange_for
 
 if TYPE_CHECKING:
     from bt.dht.service import DHTService
@@ -34,9 +34,7 @@ def install_standard_extensions(torrent: Torrent, dht: DHTService | None = None)
     torrent.swarm.extensions.register(UploadOnly(lambda: torrent.picker.is_finished))
     swarm = torrent.swarm
     if torrent.metainfo.info_hash_v2 is not None:  # BEP 52: hash requests both ways
-        swarm.hashes = HashExchange(
-            torrent.metainfo, lambda: list(swarm.links), swarm.reactor.seconds
-        )
+        swarm.hashes = hash_exchange_for(torrent)
         # a failed piece's real leaf hashes, for its bad blocks (bt.swarm.badblocks)
         swarm.block_hashes = swarm.hashes.block_hashes
     if not torrent.metainfo.private:  # BEP 27: a private torrent's peers come from its trackers

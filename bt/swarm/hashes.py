@@ -20,9 +20,10 @@ from typing import Any, Final, Protocol
 from twisted.internet.defer import Deferred, succeed
 
 from bt.logs import Logger
-from bt.merkle import MerkleTree, leaf_count, split_hashes, verify_proof
+from bt.merkle import MerkleTree, leaf_count, leaf_hashes, split_hashes, verify_proof
 from bt.metainfo import Metainfo
 from bt.peer.hash_messages import MAX_HASH_COUNT, Hashes, HashMessage, HashReject, HashRequest
+from bt.swarm.blockproofs import BlockHashServer
 
 __all__ = [
     "HASHES_PER_SECOND",
@@ -32,6 +33,7 @@ __all__ = [
     "HashExchange",
     "HashPeer",
     "HashServer",
+    "hash_exchange_for",
 ]
 
 #: Seconds a peer has to answer one hash request (then it counts as a reject).
@@ -148,11 +150,15 @@ class HashExchange:
         clock: Callable[[], float],
         *,
         served_per_second: int = SERVED_PER_SECOND,
+        blocks: Callable[[HashServer], Any] | None = None,
     ) -> None:
-        """``peers()``: the swarm's links now (each with ``speaks_v2`` and ``bitfield``)."""
+        """``peers()``: the swarm's links now (each with ``speaks_v2`` and ``bitfield``);
+        ``blocks(server)``: makes what serves a piece's block hashes from the data
+        (``bt.swarm.blockproofs.BlockHashServer``), if the torrent has data to read."""
         self.metainfo = metainfo
         self.peers = peers
         self.server = HashServer(metainfo)
+        self.blocks = blocks(self.server) if blocks is not None else None
         self.asker = HashAsker(clock)
         self.served_per_second = served_per_second
         #: Per peer this second: requests answered, hashes sent.
@@ -170,6 +176,15 @@ class HashExchange:
             link.send_hash_message(msg.reject())
             return
         answer = self.server.answer(msg)
+        later = (
+            self.blocks.answer(link, msg)
+            if isinstance(answer, HashReject) and self.blocks
+            else None
+        )
+        if later is not None:  # a piece's block hashes, hashed from the data
+            self._served[link] = (requests + 1, hashes + msg.length)
+            later.addCallback(link.send_hash_message)
+            return
         sent = len(answer.hashes) if isinstance(answer, Hashes) else 0
         self._served[link] = (requests + 1, hashes + sent)
         link.send_hash_message(answer)
@@ -233,3 +248,20 @@ class HashExchange:
 
         attempt()
         return result
+
+
+def hash_exchange_for(torrent: Any) -> HashExchange:
+    """A torrent's hash exchange: its links, its clock, block hashes from its data
+    (read, then hashed, in its disk threads)."""
+    swarm, disk = torrent.swarm, torrent.disk
+
+    def leaves_of(index: int, length: int) -> Deferred[list[bytes]]:
+        read = disk.read(index, 0, length)
+        return read.addCallback(lambda data: disk.call(leaf_hashes, data))
+
+    return HashExchange(
+        torrent.metainfo,
+        lambda: list(swarm.links),
+        swarm.reactor.seconds,
+        blocks=lambda server: BlockHashServer(torrent.metainfo, server.tree, leaves_of, swarm.has),
+    )

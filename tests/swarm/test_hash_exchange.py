@@ -233,3 +233,62 @@ def test_the_hashes_sent_a_second_are_bounded_too():
     answered = [m for m in link.sent if isinstance(m, Hashes)]
     assert len(answered) * 513 >= 8192 > (len(answered) - 1) * 513
     assert all(isinstance(m, HashReject) for m in link.sent[len(answered) :])
+
+
+def _block_server(meta, *, has=lambda index: True, corrupt=False, held=None):
+    from twisted.internet.defer import Deferred, succeed
+
+    from bt.swarm.blockproofs import BlockHashServer
+
+    def leaves_of(index: int, length: int):
+        data = bytearray(meta.datas[0][index * PIECE : index * PIECE + length])
+        if corrupt:
+            data[0] ^= 1
+        if held is not None:
+            later = Deferred()
+            held.append((later, leaf_hashes(bytes(data))))
+            return later
+        return succeed(leaf_hashes(bytes(data)))
+
+    return lambda server: BlockHashServer(meta, server.tree, leaves_of, has)
+
+
+def test_block_hashes_are_served_from_the_data_with_proofs_to_the_root():
+    meta = _metainfo(3 * PIECE - 2 * LEAF_SIZE - 5)  # the last piece: 2 real blocks of 4
+    root = meta.files[0].pieces_root
+    link = _Link()
+    exchange = HashExchange(meta, lambda: [link], _Clock(), blocks=_block_server(meta))
+    request = HashRequest(root, 0, 8, 4, 3)  # piece 2's leaves, proved up to the root
+    exchange.received(link, request)
+    (answer,) = link.sent
+    assert isinstance(answer, Hashes) and answer.request == request
+    assert list(answer.nodes) == [*leaf_hashes(meta.datas[0][2 * PIECE :]), bytes(32), bytes(32)]
+    assert verify_proof(answer.hashes, 0, 8, 4, 3, root)
+    # what the asking side makes of such an answer: the real blocks of the piece
+    seed, leecher = _Link(("10.0.0.7", 7)), _Link(("10.0.0.8", 8))
+    asker = HashExchange(meta, lambda: [seed], _Clock())
+    results: list[object] = []
+    asker.block_hashes(2).addCallback(results.append)
+    (asked,) = seed.sent
+    exchange.received(leecher, asked)
+    asker.received(seed, leecher.sent[-1])
+    assert results == [leaf_hashes(meta.datas[0][2 * PIECE :])]
+
+
+def test_block_hashes_of_changed_data_a_piece_not_here_or_a_busy_peer_are_rejected():
+    meta = _metainfo(3 * PIECE)
+    root = meta.files[0].pieces_root
+    request = HashRequest(root, 0, 4, 4, 1)
+    for blocks in (_block_server(meta, corrupt=True), _block_server(meta, has=lambda i: False)):
+        link = _Link()
+        HashExchange(meta, lambda: [link], _Clock(), blocks=blocks).received(link, request)
+        assert link.sent == [request.reject()]
+    held: list = []
+    link = _Link()
+    exchange = HashExchange(meta, lambda: [link], _Clock(), blocks=_block_server(meta, held=held))
+    exchange.received(link, request)
+    exchange.received(link, HashRequest(root, 0, 0, 4, 1))  # one at a time per peer
+    assert link.sent == [HashRequest(root, 0, 0, 4, 1).reject()]
+    later, leaves = held[0]
+    later.callback(leaves)
+    assert isinstance(link.sent[-1], Hashes)
