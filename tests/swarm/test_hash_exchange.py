@@ -281,7 +281,7 @@ def test_block_hashes_of_changed_data_a_piece_not_here_or_a_busy_peer_are_reject
     request = HashRequest(root, 0, 4, 4, 1)
     for blocks in (_block_server(meta, corrupt=True), _block_server(meta, has=lambda i: False)):
         link = _Link()
-        HashExchange(meta, lambda: [link], _Clock(), blocks=blocks).received(link, request)
+        HashExchange(meta, list, _Clock(), blocks=blocks).received(link, request)
         assert link.sent == [request.reject()]
     held: list = []
     link = _Link()
