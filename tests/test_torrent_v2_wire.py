@@ -143,3 +143,25 @@ def test_verify_proof_of_served_layer(seed: Torrent) -> None:
     answer = seed.swarm.hashes.server.answer(HashRequest(root, 1, 0, 4, 1))
     assert isinstance(answer, Hashes)
     assert verify_proof(answer.hashes, 1, 0, 4, 1, root)
+
+
+def test_peers_of_the_v2_announce_are_dialled_with_the_v2_hash(seed: Torrent) -> None:
+    meta = seed.metainfo
+    assert meta.info_hash_v2 is not None
+    v2 = meta.info_hash_v2[:20]
+    heard: list[tuple] = []
+    trackers = Trackers(
+        [object(), object()],  # type: ignore[list-item]
+        seed.reactor,
+        random.Random(1),
+        seed,
+        lambda *args: heard.append(args),
+    )
+    for announcer in trackers.announcers:
+        announcer._on_peers((("10.0.0.5", 5),))
+    assert [args[2:] for args in heard] == [(), (), (v2,), (v2,)]
+    seed.add_candidates([("10.0.0.5", 5)], "tracker", v2)
+    seed.add_candidates([("10.0.0.6", 6)])
+    dialled = {(host, port): factory for host, port, factory, *_ in seed.reactor.tcpClients}
+    assert dialled[("10.0.0.5", 5)].info_hash == v2
+    assert dialled[("10.0.0.6", 6)].info_hash == meta.info_hash

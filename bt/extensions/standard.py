@@ -8,6 +8,7 @@ that would find peers outside its trackers.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from bt.extensions.metadata import MetadataServer
@@ -42,6 +43,7 @@ def install_standard_extensions(torrent: Torrent, dht: DHTService | None = None)
         if dht is not None:  # BEP 5: the DHT finds peers; PORT tells peers our node's port
             torrent.swarm.factory.dht = dht.advert
             for info_hash in torrent.metainfo.info_hashes:  # a hybrid under both (BEP 52)
-                torrent.sources.register(
-                    dht.source_for(info_hash, torrent.add_candidates, lambda: torrent.port)
-                )
+                found = torrent.add_candidates
+                if info_hash != torrent.info_hash:  # dialled with the hash they came under
+                    found = partial(torrent.add_candidates, info_hash=info_hash)
+                torrent.sources.register(dht.source_for(info_hash, found, lambda: torrent.port))

@@ -423,12 +423,13 @@ class TorrentPeerFactory(ClientFactory):
         *,
         on_closed: Callable[[str | None], None] | None = None,
         on_failed: Callable[[str], None] | None = None,
+        info_hash: bytes | None = None,
     ) -> TorrentPeerFactory:
         """A factory for one attempt to dial ``address`` (of the same class: a subclass's
-        protocols stay its own)."""
+        protocols stay its own); ``info_hash``: another of the torrent's hashes to use."""
         return type(self)(
             self.our_peer_id,
-            self.info_hash,
+            info_hash or self.info_hash,
             self.geometry,
             self.attacher,
             self.clock,

@@ -167,10 +167,14 @@ class Swarm:
     # -- candidates -------------------------------------------------------------
 
     def add_candidates(
-        self, peers: Sequence[tuple[str, int]], source: str = PeerSource.TRACKER
+        self,
+        peers: Sequence[tuple[str, int]],
+        source: str = PeerSource.TRACKER,
+        info_hash: bytes | None = None,
     ) -> None:
-        """Addresses from a peer source; a private torrent takes only trackers'."""
-        self.dialer.add(peers, source)
+        """Addresses from a peer source; a private torrent takes only trackers'.
+        ``info_hash``: announced under the torrent's other hash (BEP 52), dialled so."""
+        self.dialer.add(peers, source, info_hash)
 
     def connect_more(self) -> None:
         self.dialer.connect_more()

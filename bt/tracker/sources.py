@@ -55,20 +55,21 @@ class Trackers:
         reactor: Any,
         rng: random.Random,
         torrent: Announced,
-        add_candidates: Callable[[Sequence[tuple[str, int]], str], None],
+        add_candidates: Callable[..., None],
     ) -> None:
         self.trackers = list(trackers)
         self._torrent = torrent
         self._key = f"{rng.getrandbits(32):08x}"
         hashes = dict.fromkeys((torrent.info_hash, *torrent.info_hashes))
+
+        def found(info_hash: bytes) -> Callable[[Sequence[tuple[str, int]]], None]:
+            if info_hash == torrent.info_hash:
+                return lambda peers: add_candidates(peers, PeerSource.TRACKER)
+            # peers of the other hash are dialled with it (BEP 52)
+            return lambda peers: add_candidates(peers, PeerSource.TRACKER, info_hash)
+
         self.announcers = [
-            Announcer(
-                tracker,
-                reactor,
-                rng,
-                partial(self._request, info_hash),
-                lambda peers: add_candidates(peers, PeerSource.TRACKER),
-            )
+            Announcer(tracker, reactor, rng, partial(self._request, info_hash), found(info_hash))
             for info_hash in hashes
             for tracker in self.trackers
         ]
