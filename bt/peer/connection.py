@@ -213,20 +213,18 @@ class PeerConnection:
 
     # -- setup -----------------------------------------------------------
 
-    def bind(
-        self,
-        info_hash: bytes,
-        geometry: Geometry,
-        *,
-        v2_hash: bytes | None = None,
-        reserved: bytes | None = None,
-    ) -> None:
+    def bind(self, info_hash: bytes, geometry: Geometry, *, v2_hash: bytes | None = None) -> None:
         """Attach the torrent an incoming handshake named; then call ``receive_data(b"")``.
 
-        ``info_hash`` is the one we answer with: the one received, or the torrent's
-        ``v2_hash`` (a hybrid's v1 hash with the v2 bit is upgraded, as libtorrent
-        does); ``reserved``: our reserved bytes for this torrent.
+        ``v2_hash``: the torrent's truncated v2 hash (BEP 52), if it has one: we set
+        the v2 bit, and answer a peer that sent the v1 hash with the v2 bit with the
+        v2 hash (libtorrent's upgrade: the connection speaks v2 from then on).
         """
+        peer = self.peer_handshake
+        if v2_hash is not None:
+            self.our_reserved = Reserved.add(self.our_reserved, Reserved.V2)
+            if peer is not None and Reserved.has(peer.reserved, Reserved.V2):
+                info_hash = v2_hash
         if self.geometry is not None:
             raise ValueError("connection is already bound to a torrent")
         if self.info_hash is not None and info_hash not in (self.info_hash, v2_hash):
@@ -236,12 +234,10 @@ class PeerConnection:
             )
         self.info_hash = info_hash
         self.v2_hash = v2_hash
-        if reserved is not None:
-            self.our_reserved = reserved
         self.geometry = geometry
         self._num_pieces = geometry.num_pieces
         self.max_message_length = _max_message_length(geometry)
-        if self.peer_handshake is not None:
+        if peer is not None:
             self._negotiate()
 
     def ignore_pieces(self) -> None:

@@ -279,10 +279,10 @@ class PeerProtocol(Protocol):
         if self.dht is not None and 0 < msg.port < 65536 and hasattr(host, "host"):
             self.dht.advertised((host.host, msg.port))
 
-    def bind(self, info_hash: bytes, geometry: Geometry, **v2: Any) -> None:
+    def bind(self, info_hash: bytes, geometry: Geometry, v2_hash: bytes | None = None) -> None:
         """For incoming peers: name the torrent and answer with our handshake
-        (``v2``: ``v2_hash`` and ``reserved``, see ``PeerConnection.bind``)."""
-        self.connection.bind(info_hash, geometry, **v2)
+        (``v2_hash``: the torrent's truncated v2 hash, see ``PeerConnection.bind``)."""
+        self.connection.bind(info_hash, geometry, v2_hash=v2_hash)
         self.transport.write(self.connection.handshake_bytes())
 
     def _handshake_late(self) -> None:
@@ -569,22 +569,5 @@ class IncomingPeerFactory(Factory):
         if not self.slots.acquire():
             raise RemoteProtocolError(f"all {self.slots.limit} connection slots are taken")
         protocol.on_closed = self.slots.release
-        answer, v2 = _answer(protocol.connection, handshake, torrent)
-        protocol.bind(answer, torrent.geometry, **v2)
+        protocol.bind(handshake.info_hash, torrent.geometry, getattr(torrent, "v2_hash", None))
         return torrent.attach(protocol, handshake)
-
-
-def _answer(
-    connection: PeerConnection, handshake: HandshakeReceived, torrent: Any
-) -> tuple[bytes, dict[str, Any]]:
-    """How an incoming peer is bound: a torrent with v2 sets the v2 bit, and answers a
-    hybrid's v1 hash sent with the v2 bit with its v2 hash (libtorrent's upgrade: the
-    peer then speaks v2 with us)."""
-    v2_hash = getattr(torrent, "v2_hash", None)
-    if v2_hash is None:
-        return handshake.info_hash, {}
-    answer = v2_hash if Reserved.has(handshake.reserved, Reserved.V2) else handshake.info_hash
-    return answer, {
-        "v2_hash": v2_hash,
-        "reserved": Reserved.add(connection.our_reserved, Reserved.V2),
-    }

@@ -171,9 +171,14 @@ def test_a_v2_connection_takes_a_hashes_message_of_8192_nodes():
 def test_incoming_binding_answers_a_hybrid_v1_hash_with_the_v2_one():
     connection = PeerConnection(US, reserved=Reserved.of(Reserved.FAST))
     connection.receive_data(encode_handshake(Handshake(V1, PEER, Reserved.of(Reserved.V2))))
-    connection.bind(V2, _Geometry(), v2_hash=V2, reserved=Reserved.of(Reserved.V2))
+    connection.bind(V1, _Geometry(), v2_hash=V2)
     assert connection.handshake_bytes()[28:48] == V2
+    assert Reserved.has(connection.our_reserved, Reserved.V2)
     assert connection.v2
+    plain = PeerConnection(US, reserved=Reserved.of(Reserved.FAST))
+    plain.receive_data(encode_handshake(Handshake(V1, PEER)))
+    plain.bind(V1, _Geometry(), v2_hash=V2)
+    assert plain.handshake_bytes()[28:48] == V1 and not plain.v2
     with pytest.raises(ValueError, match="binding info-hash"):
         PeerConnection(US, V1).bind(b"\x04" * 20, _Geometry(), v2_hash=V2)
 
