@@ -57,6 +57,8 @@ __all__ = ["NO_PIECES", "MetadataFetch", "MetadataPeer", "torrent_from_metadata"
 FETCH_PEERS = 20
 #: What a fetch's tracker announces as ``left``: unknown, but not a seed.
 UNKNOWN_LEFT = 1 << 30
+#: Seconds before peers that refused a piece-layer chunk are asked again.
+LAYER_RETRY = 15.0
 
 
 class _NoPieces:
@@ -192,6 +194,7 @@ class MetadataFetch(Service):
         self._raw_info: bytes | None = None
         self._asking: dict[HashRequest, MetadataPeer] = {}
         self._refused: dict[HashRequest, set[MetadataPeer]] = {}
+        self._retry_at = 0.0
         self.extensions = PeerExtensions([self.fetcher])
         self.peers: dict[MetadataPeer, None] = {}
         #: Every address that completed a handshake with us (status: "peers tried").
@@ -253,8 +256,9 @@ class MetadataFetch(Service):
         now = self.reactor.seconds()
         self.extensions.tick(now)
         self.hashes.tick(now)
-        if self.layers is not None and not self._asking:
-            self._refused.clear()  # every peer refused: ask them again (they may have it now)
+        if self.layers is not None and not self._asking and now >= self._retry_at:
+            # every peer refused: ask them again (they may have it now), now and then
+            self._refused.clear()
             self._ask_layers()
         self.dialer.connect_more()
 
@@ -389,6 +393,7 @@ class MetadataFetch(Service):
             return
         if msg is None or not layers.accept(msg):
             self._refused.setdefault(request, set()).add(peer)
+            self._retry_at = self.reactor.seconds() + LAYER_RETRY
             if msg is not None:
                 peer.drop("sent a piece layer that does not prove its pieces root")
         if layers.done:

@@ -81,7 +81,7 @@ class Remote:
         self.transport.clear()
         return self.wire.receive_data(data)
 
-    def serve(self, *, lie: bool = False) -> list[HashRequest]:
+    def serve(self, *, lie: bool = False, refuse: bool = False) -> list[HashRequest]:
         """Answer every metadata and hash request heard; the hash requests."""
         raw = self.meta.raw_info
         asked = []
@@ -93,7 +93,7 @@ class Remote:
                 self.protocol.dataReceived(encode(Extended(1, message)))
             elif isinstance(event, HashRequest):
                 asked.append(event)
-                answer = self.server.answer(event)
+                answer = event.reject() if refuse else self.server.answer(event)
                 if lie and isinstance(answer, Hashes):
                     hashes = (bytes(32), *answer.hashes[1:])
                     answer = event.answer(hashes)
@@ -205,4 +205,24 @@ def test_a_v1_magnet_of_a_hybrid_dials_again_with_the_v2_bit(
     again = fetch.dialer.factory.for_candidate(("10.0.0.2", 1)).buildProtocol(None)
     assert Reserved.has(again.connection.our_reserved, Reserved.V2)
     assert not fetched
+    fetch.stopService()
+
+
+def test_refused_chunks_are_asked_again_only_now_and_then(torrents: dict[str, Metainfo]) -> None:
+    meta = torrents["v2"]
+    assert meta.info_hash_v2 is not None
+    clock, fetched = MemoryReactorClock(), []
+    fetch = _fetch(f"magnet:?xt=urn:btmh:1220{meta.info_hash_v2.hex()}", clock, fetched)
+    remote = Remote(fetch, meta, 1, meta.info_hash_v2[:20])
+    remote.greet()
+    remote.serve()  # the metadata
+    assert len(remote.serve(refuse=True)) == 2  # two in flight at most; both refused
+    assert len(remote.serve(refuse=True)) == 1  # the third, then nothing left to ask it
+    for _ in range(10):
+        clock.advance(1)
+        assert remote.serve(refuse=True) == []
+    clock.advance(10)
+    assert remote.serve()  # asked again after a while, and answered now
+    _serve_until_done([remote], clock, fetched)
+    _check_handed_over(fetched, meta)
     fetch.stopService()
