@@ -9,8 +9,9 @@ span up to ``proof_layers`` (``bt.merkle.uncle_count``, libtorrent's rule).
 
 Parsing is strict about sizes only: requests and rejects are exactly 48
 bytes, and a HASHES message must hold exactly the hashes its header implies,
-for at most :data:`MAX_HASH_COUNT` base nodes (libtorrent's limit, a 128 MiB
-piece), so no peer can make us buffer more. Whether a request names a tree we
+for a power of two of at most :data:`MAX_HASH_COUNT` base nodes (libtorrent's
+limit, a 128 MiB piece; what we ask is always a power of two), so no peer can
+make us buffer more. Whether a request names a tree we
 have and a range inside it is the server's business (it answers with a
 reject, as libtorrent does). Pure: no Twisted.
 """
