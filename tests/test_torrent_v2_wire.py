@@ -165,3 +165,32 @@ def test_peers_of_the_v2_announce_are_dialled_with_the_v2_hash(seed: Torrent) ->
     dialled = {(host, port): factory for host, port, factory, *_ in seed.reactor.tcpClients}
     assert dialled[("10.0.0.5", 5)].info_hash == v2
     assert dialled[("10.0.0.6", 6)].info_hash == meta.info_hash
+
+
+def test_block_hashes_are_asked_of_a_v2_peer_over_the_wire(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from bt.merkle import leaf_hashes
+    from bt.peer.messages import HaveAll
+
+    content = tmp_path_factory.mktemp("big") / "pair"
+    write_files(content, {"a.bin": 5 * 65536 + 7, "b.bin": 1000})
+    meta = parse_metainfo(libtorrent_v2_torrent(content, 65536, hybrid=True))
+    assert meta.info_hash_v2 is not None
+    torrent = make_torrent(meta, MemoryReactorClock(), FakeDisk(meta), seed=3)
+    install_standard_extensions(torrent)
+    torrent.startService()
+    v2 = meta.info_hash_v2[:20]
+    protocol, transport = _incoming(torrent, v2, V2_BIT)
+    wire = PeerConnection(PEER_ID, v2, meta.geometry, reserved=V2_BIT, v2_hash=v2)
+    wire.receive_data(transport.value())
+    protocol.dataReceived(encode(HaveAll()))
+    transport.clear()
+    results: list[object] = []
+    torrent.swarm.hashes.block_hashes(1).addCallback(results.append)
+    (request,) = [e for e in wire.receive_data(transport.value()) if isinstance(e, HashRequest)]
+    assert (request.base_layer, request.index, request.length, request.proof_layers) == (0, 4, 4, 1)
+    leaves = leaf_hashes((content / "a.bin").read_bytes()[65536 : 2 * 65536])
+    protocol.dataReceived(encode(request.answer(leaves)))
+    assert results == [leaves]
+    torrent.stopService()
