@@ -69,11 +69,23 @@ class Dialer:
         self.own_addresses = own_addresses if own_addresses is not None else set()
         #: Addresses dialled whose handshake has not arrived yet.
         self.in_flight: set[Address] = set()
+        #: Addresses learnt under another of the torrent's info-hashes (a hybrid's v2
+        #: announce, BEP 52): dialled with that hash.
+        self.dial_hashes: dict[Address, bytes] = {}
 
     # -- what the torrent tells the dialer ------------------------------------
 
-    def add(self, peers: Sequence[tuple[str, int]], source: str = PeerSource.TRACKER) -> None:
-        """Addresses from a tracker (or PEX, DHT, ...); connect to some at once."""
+    def add(
+        self,
+        peers: Sequence[tuple[str, int]],
+        source: str = PeerSource.TRACKER,
+        info_hash: bytes | None = None,
+    ) -> None:
+        """Addresses from a tracker (or PEX, DHT, ...); connect to some at once.
+
+        ``info_hash``: the torrent's other hash they were announced under (a
+        hybrid's truncated v2 one): they are dialled with it.
+        """
         if self.private and source != PeerSource.TRACKER:
             self.log.debug(
                 "{name}: private torrent, ignoring {count} peers from {source}",
@@ -83,7 +95,12 @@ class Dialer:
             )
             return
         own = self.own_addresses
-        added = sum(self.candidates.add(peer, source) for peer in peers if peer not in own)
+        added = 0
+        for peer in peers:
+            if peer not in own and self.candidates.add(peer, source):
+                added += 1
+                if info_hash is not None and len(self.dial_hashes) < self.candidates.limit:
+                    self.dial_hashes[peer] = info_hash
         if added:
             self.log.debug("{name}: {added} new peer addresses", name=self.name, added=added)
         self.connect_more()
@@ -182,6 +199,7 @@ class Dialer:
         host, port = address
         attempt = self.factory.for_candidate(
             address,
+            info_hash=self.dial_hashes.get(address),
             on_closed=lambda reason: self.outgoing_closed(address, reason),
             on_failed=lambda reason: self.connection_failed(address, reason),
         )

@@ -47,6 +47,21 @@ class MagnetLink:
     peers: tuple[tuple[str, int], ...] = ()
 
     @property
+    def key(self) -> bytes:
+        """The 20-byte hash the session knows the magnet by: the v1 info-hash, else the
+        truncated v2 one (BEP 52), as for a torrent's ``info_hash``."""
+        if self.info_hash is not None:
+            return self.info_hash
+        assert self.info_hash_v2 is not None
+        return self.info_hash_v2[:20]
+
+    @property
+    def info_hashes(self) -> tuple[bytes, ...]:
+        """Every 20-byte hash peers may know the torrent by (a hybrid magnet's two)."""
+        v2 = self.info_hash_v2[:20] if self.info_hash_v2 is not None else None
+        return tuple(h for h in (self.info_hash, v2) if h is not None)
+
+    @property
     def tiers(self) -> tuple[tuple[str, ...], ...]:
         return tuple((url,) for url in self.trackers)
 

@@ -7,15 +7,23 @@ metadata-only connection mode (``PeerConnection.ignore_pieces``: no pieces
 exist yet, so piece messages are framed and dropped), speaks only the
 extended handshake and ``ut_metadata`` (:class:`~bt.extensions.fetch.
 MetadataFetcher`), and once the info dictionary hashes to the info-hash calls
-``on_metadata(raw_info, peers)``; the session then builds the torrent. Peers
-dialling us for a magnet still fetching join it the same way (the session's
-listener finds it by info-hash) and have their metadata requests rejected.
+``on_metadata(raw_info, peers, piece_layers)``; the session then builds the
+torrent. Peers dialling us for a magnet still fetching join it the same way
+(the session's listener finds it by either info-hash) and have their metadata
+requests rejected.
+
+A v2 or hybrid magnet (BEP 52, ``urn:btmh``) is checked with SHA-256 (a hybrid
+one against both hashes), and its info dictionary lacks the piece layers a
+.torrent carries: the fetch then asks its v2 peers for them by hash requests
+(:mod:`bt.piecelayers`: chunks each proved against the file's pieces root)
+before handing over. Metadata from a v1 magnet that turns out to be hybrid
+needs v2 connections for that: its other peers are dialled again with the v2 bit.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.application.service import Service
@@ -24,18 +32,22 @@ from twisted.internet.defer import Deferred
 from bt import bencode
 from bt.candidates import Address, PeerSource
 from bt.dialer import Dialer
-from bt.errors import RemoteProtocolError
+from bt.errors import BtError, RemoteProtocolError
 from bt.extensions.fetch import MetadataFetcher
 from bt.extensions.handshake import EXTENDED_HANDSHAKE_ID, ExtendedHandshake
 from bt.logs import Logger
 from bt.magnet import MagnetLink
+from bt.metainfo import parse_metainfo
 from bt.peer.connection import HandshakeReceived
+from bt.peer.hash_messages import Hashes, HashMessage, HashRequest
 from bt.peer.messages import Extended
 from bt.peer.protocol import PeerProtocol, TorrentPeerFactory
 from bt.peersources import PeerSources
+from bt.piecelayers import PieceLayerAssembler
 from bt.policy.slots import ConnectionSlots
 from bt.rate import RateMeter
 from bt.swarm.extension import PeerExtensions
+from bt.swarm.hashes import HashAsker
 from bt.swarm.link import PeerLink
 from bt.tracker.sources import Tracker, Trackers
 
@@ -45,6 +57,8 @@ __all__ = ["NO_PIECES", "MetadataFetch", "MetadataPeer", "torrent_from_metadata"
 FETCH_PEERS = 20
 #: What a fetch's tracker announces as ``left``: unknown, but not a seed.
 UNKNOWN_LEFT = 1 << 30
+#: Seconds before peers that refused a piece-layer chunk are asked again.
+LAYER_RETRY = 15.0
 
 
 class _NoPieces:
@@ -59,14 +73,20 @@ class _NoPieces:
 NO_PIECES = _NoPieces()
 
 
-def torrent_from_metadata(raw_info: bytes, tiers: Sequence[Sequence[str]]) -> bytes:
-    """A .torrent of the fetched info dictionary (kept byte for byte) and the magnet's trackers."""
+def torrent_from_metadata(
+    raw_info: bytes,
+    tiers: Sequence[Sequence[str]],
+    piece_layers: Mapping[bytes, bytes] | None = None,
+) -> bytes:
+    """A .torrent of the fetched info dictionary (kept byte for byte), the magnet's
+    trackers and, for v2, the ``piece layers`` fetched by hash requests."""
     head: dict[bytes, Any] = {}
     if tiers:
         head[b"announce"] = tiers[0][0].encode()
         head[b"announce-list"] = [[url.encode() for url in tier] for tier in tiers]
-    # Keys sort before b"info", so the raw bytes go last, untouched.
-    return bencode.encode(head)[:-1] + b"4:info" + raw_info + b"e"
+    # Keys sort before b"info" (and b"piece layers" after it): the raw bytes stay untouched.
+    tail = b"12:piece layers" + bencode.encode(dict(piece_layers)) if piece_layers else b""
+    return bencode.encode(head)[:-1] + b"4:info" + raw_info + tail + b"e"
 
 
 class MetadataPeer:
@@ -86,6 +106,9 @@ class MetadataPeer:
 
     #: Under the peer's id for the extension, as a PeerLink sends (same attributes).
     send_extended = PeerLink.send_extended
+    #: BEP 52 hash messages, as a PeerLink has them (a v2 magnet's piece layers).
+    send_hash_message = PeerLink.send_hash_message
+    speaks_v2 = PeerLink.speaks_v2
 
     def drop(self, why: str) -> None:
         self.protocol.drop(why)
@@ -101,6 +124,11 @@ class MetadataPeer:
 
     def on_extended(self, msg: Extended) -> None:
         self.fetch.extensions.received(self, msg.extended_id, msg.payload)
+
+    def on_hash_message(self, msg: HashMessage) -> None:
+        self.fetch.hash_message(self, msg)
+
+    on_hash_request = on_hashes = on_hash_reject = on_hash_message
 
     def on_connection_lost(self, reason: str) -> None:
         self.closed = True
@@ -131,13 +159,17 @@ class MetadataFetch(Service):
         rng: random.Random,
         slots: ConnectionSlots,
         trackers: Sequence[Tracker],
-        on_metadata: Callable[[bytes, list[Address]], None],
+        on_metadata: Callable[[bytes, list[Address], Mapping[bytes, bytes]], None],
         connect_timeout: float = 15.0,
         own_addresses: set[Address] | None = None,
     ) -> None:
-        assert magnet.info_hash is not None
         self.magnet = magnet
-        self.info_hash: bytes = magnet.info_hash
+        #: The session's key for it (v1, else the truncated v2 hash) and all its hashes.
+        self.info_hash: bytes = magnet.key
+        self.info_hashes = magnet.info_hashes
+        v2 = magnet.info_hash_v2
+        #: The truncated v2 hash (BEP 52), once known: the link's, or the metadata's.
+        self.v2_hash = v2[:20] if v2 is not None else None
         self.name = magnet.display_name
         self.peer_id = peer_id
         self.port = port
@@ -148,12 +180,34 @@ class MetadataFetch(Service):
         self.geometry = NO_PIECES
         now = reactor.seconds()
         self.upload_rate, self.download_rate = RateMeter(now), RateMeter(now)
-        self.fetcher = MetadataFetcher(self.info_hash, reactor.seconds, self._fetched)
+        if magnet.info_hash is not None:  # SHA-1, and SHA-256 too for a hybrid link
+            also = (("sha256", v2),) if v2 is not None else ()
+            self.fetcher = MetadataFetcher(
+                magnet.info_hash, reactor.seconds, self._fetched, also=also
+            )
+        else:  # a v2-only link: SHA-256 over the info dictionary (BEP 52)
+            assert v2 is not None
+            self.fetcher = MetadataFetcher(v2, reactor.seconds, self._fetched, hash_name="sha256")
+        #: Hash requests for the piece layers, once the metadata is here (v2 only).
+        self.hashes = HashAsker(reactor.seconds)
+        self.layers: PieceLayerAssembler | None = None
+        self._raw_info: bytes | None = None
+        self._asking: dict[HashRequest, MetadataPeer] = {}
+        self._refused: dict[HashRequest, set[MetadataPeer]] = {}
+        self._retry_at = 0.0
         self.extensions = PeerExtensions([self.fetcher])
         self.peers: dict[MetadataPeer, None] = {}
         #: Every address that completed a handshake with us (status: "peers tried").
         self.tried: set[Address] = set()
-        factory = MetadataPeerFactory(peer_id, self.info_hash, NO_PIECES, self, reactor)
+        factory = MetadataPeerFactory(
+            peer_id,
+            self.info_hash,
+            NO_PIECES,
+            self,
+            reactor,
+            info_hashes=self.info_hashes,
+            v2_hash=self.v2_hash,
+        )
         self.dialer = Dialer(
             reactor,
             slots,
@@ -199,7 +253,13 @@ class MetadataFetch(Service):
 
     def _tick(self) -> None:
         self._tick_call = self.reactor.callLater(1.0, self._tick)
-        self.extensions.tick(self.reactor.seconds())
+        now = self.reactor.seconds()
+        self.extensions.tick(now)
+        self.hashes.tick(now)
+        if self.layers is not None and not self._asking and now >= self._retry_at:
+            # every peer refused: ask them again (they may have it now), now and then
+            self._refused.clear()
+            self._ask_layers()
         self.dialer.connect_more()
 
     # -- peers ----------------------------------------------------------------
@@ -223,7 +283,7 @@ class MetadataFetch(Service):
         return peer
 
     def _refusal(self, protocol: PeerProtocol) -> str | None:
-        if not self.running or self.fetcher.metadata is not None:
+        if not self.running or (self.fetcher.metadata is not None and self.layers is None):
             return "metadata fetch is over"
         if not protocol.connection.extended:
             return "no extension protocol (BEP 10): it cannot send metadata"
@@ -236,6 +296,9 @@ class MetadataFetch(Service):
             return
         del self.peers[peer]
         self.extensions.lost(peer)
+        self.hashes.lost(peer)
+        for refused in self._refused.values():
+            refused.discard(peer)
         self.dialer.left(peer.address)
         self.log.debug(
             "{name}: peer {address} gone: {reason}",
@@ -251,9 +314,94 @@ class MetadataFetch(Service):
             size=len(raw_info),
             count=len(self.peers),
         )
+        self.layers = self._layer_plan(raw_info)
+        if self.layers is None:
+            self._hand_over(raw_info, {})
+            return
+        self._raw_info = raw_info
+        self.log.info(
+            "{name}: fetching {count} piece-layer chunk(s) by hash requests",
+            name=self.name,
+            count=len(self.layers.missing),
+        )
+        self._ask_layers()
+
+    def _hand_over(self, raw_info: bytes, layers: Mapping[bytes, bytes]) -> None:
         peers = [address for peer in self.peers if (address := _dialable(peer)) is not None]
         # Not from inside the peer's message handler: the session stops this fetch.
-        self.reactor.callLater(0, self.on_metadata, raw_info, peers)
+        self.reactor.callLater(0, self.on_metadata, raw_info, peers, layers)
+
+    # -- BEP 52: the piece layers of a v2 magnet ------------------------------
+
+    def _layer_plan(self, raw_info: bytes) -> PieceLayerAssembler | None:
+        """What piece layers the metadata needs (None: none, or it is no v2 torrent;
+        metadata bt cannot use is handed over for the session to report)."""
+        try:
+            torrent = torrent_from_metadata(raw_info, ())
+            metainfo = parse_metainfo(torrent, require_piece_layers=False)
+        except (ValueError, BtError):
+            return None
+        if metainfo.info_hash_v2 is None:
+            return None
+        files = [(f.pieces_root, f.length) for f in metainfo.files if f.pieces_root is not None]
+        layers = PieceLayerAssembler(files, metainfo.piece_length)
+        if layers.done:
+            return None
+        if self.v2_hash is None:  # a v1 link: hash requests need v2 connections
+            self._learn_v2(metainfo.info_hash_v2[:20])
+        return layers
+
+    def _learn_v2(self, v2_hash: bytes) -> None:
+        """The metadata says the torrent has v2: dial again with the v2 bit."""
+        self.v2_hash = v2_hash
+        self.info_hashes = (self.info_hash, v2_hash)
+        factory = self.dialer.factory
+        factory.v2_hash, factory.info_hashes = v2_hash, self.info_hashes
+        for peer in list(self.peers):
+            if peer.protocol.candidate is not None:
+                peer.drop("dialling again with the v2 bit for the piece layers")
+
+    def hash_message(self, peer: MetadataPeer, msg: HashMessage) -> None:
+        if isinstance(msg, HashRequest):
+            peer.send_hash_message(msg.reject())  # we have nothing to prove yet
+        else:
+            self.hashes.received(peer, msg)
+
+    def _ask_layers(self) -> None:
+        layers = self.layers
+        if layers is None or not self.running:
+            return
+        for request in layers.missing:
+            if request in self._asking:
+                continue
+            refused = self._refused.get(request, set())
+            peers = [
+                peer
+                for peer in self.peers
+                if peer.speaks_v2 and peer not in refused and self.hashes.in_flight(peer) < 2
+            ]
+            if not peers:
+                continue
+            peer = min(peers, key=self.hashes.in_flight)
+            self._asking[request] = peer
+            self.hashes.ask(peer, request).addCallback(self._layer_answer, peer, request)
+
+    def _layer_answer(self, msg: Hashes | None, peer: MetadataPeer, request: HashRequest) -> None:
+        self._asking.pop(request, None)
+        layers = self.layers
+        if layers is None:
+            return
+        if msg is None or not layers.accept(msg):
+            self._refused.setdefault(request, set()).add(peer)
+            self._retry_at = self.reactor.seconds() + LAYER_RETRY
+            if msg is not None:
+                peer.drop("sent a piece layer that does not prove its pieces root")
+        if layers.done:
+            assert self._raw_info is not None
+            self.layers = None
+            self._hand_over(self._raw_info, layers.layers())
+            return
+        self._ask_layers()
 
 
 def _dialable(peer: MetadataPeer) -> Address | None:

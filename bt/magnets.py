@@ -12,13 +12,14 @@ it again. A magnet remembered while still fetching is ``HASH.magnet`` there.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 
 from bt.candidates import Address, PeerSource
-from bt.errors import BtError, DuplicateTorrentError, MagnetError, UnknownTorrentError
+from bt.errors import BtError, DuplicateTorrentError, UnknownTorrentError
 from bt.logs import Logger
 from bt.magnet import MagnetLink
 from bt.magnetfetch import MetadataFetch, torrent_from_metadata
@@ -26,6 +27,7 @@ from bt.metainfo import parse_metainfo
 from bt.registry import TorrentRecord
 from bt.snapshot import dht_peers
 from bt.status import MagnetState, TorrentStatus
+from bt.torrentindex import TorrentIndex
 
 if TYPE_CHECKING:
     from bt.session import Session
@@ -48,7 +50,8 @@ class Magnets:
 
     def __init__(self, session: Session) -> None:
         self._session = session
-        self.fetches: dict[bytes, MetadataFetch] = {}
+        #: By the magnet's key; ``find`` by any of its hashes (BEP 52).
+        self.fetches = TorrentIndex[MetadataFetch](lambda fetch: fetch.info_hashes)
         self._records: dict[bytes, TorrentRecord] = {}
         self._remembered: set[bytes] = set()
 
@@ -70,12 +73,8 @@ class Magnets:
         saved again).
         """
         session = self._session
-        info_hash = magnet.info_hash
-        if info_hash is None:
-            raise MagnetError(
-                f"{magnet.display_name}: a v2-only magnet (urn:btmh) is not supported yet"
-            )
-        if info_hash in session.torrents or info_hash in self.fetches:
+        info_hash = magnet.key
+        if any(session.torrents.find(h) or self.fetches.find(h) for h in magnet.info_hashes):
             raise DuplicateTorrentError(f"{magnet.display_name}: already added")
         restored = record is not None
         if record is None:
@@ -92,15 +91,16 @@ class Magnets:
             rng=random.Random(session.rng.getrandbits(64)),
             slots=session.limits.connections,
             trackers=session.tracker_factory.tiers_for(_Tiers(magnet)),  # type: ignore[arg-type]
-            on_metadata=lambda raw, peers: self._fetched(info_hash, raw, peers),
+            on_metadata=lambda raw, peers, layers: self._fetched(info_hash, raw, peers, layers),
             connect_timeout=session.config.torrent.connect_timeout,
             own_addresses=session.limits.own_addresses,
         )
         if session.dht is not None:  # BEP 9 without trackers: peers from the DHT
             fetch.dialer.factory.dht = session.dht.advert
-            fetch.sources.register(
-                session.dht.source_for(info_hash, fetch.dialer.add, fetch.port_now)
-            )
+            for each in magnet.info_hashes:  # a hybrid magnet's two (BEP 52)
+                fetch.sources.register(
+                    session.dht.source_for(each, fetch.dialer.add, fetch.port_now)
+                )
         self.fetches[info_hash] = fetch
         self._records[info_hash] = record
         if remember:
@@ -113,8 +113,11 @@ class Magnets:
         fetch.setServiceParent(session)
         return fetch
 
-    def _fetched(self, info_hash: bytes, raw_info: bytes, peers: list[Address]) -> None:
-        """The metadata arrived: the magnet becomes a torrent (saved to the state dir now)."""
+    def _fetched(
+        self, info_hash: bytes, raw_info: bytes, peers: list[Address], layers: Mapping[bytes, bytes]
+    ) -> None:
+        """The metadata (and a v2 torrent's piece layers) arrived: the magnet becomes a
+        torrent (saved to the state dir now)."""
         fetch = self.fetches.pop(info_hash, None)
         if fetch is None:
             return  # removed meanwhile
@@ -124,7 +127,7 @@ class Magnets:
         self._stop(fetch)
         session = self._session
         try:
-            metainfo = parse_metainfo(torrent_from_metadata(raw_info, fetch.magnet.tiers))
+            metainfo = parse_metainfo(torrent_from_metadata(raw_info, fetch.magnet.tiers, layers))
             torrent = session.add_torrent(
                 metainfo,
                 paused=record.paused,

@@ -142,7 +142,7 @@ class TorrentRegistry:
                 magnet_path = self.folder / f"{hex_hash}.magnet"
                 if not torrent_path.exists() and magnet_path.exists():
                     entry.magnet = parse_magnet(magnet_path.read_text().strip())
-                    if entry.magnet.info_hash is None or entry.magnet.info_hash.hex() != hex_hash:
+                    if entry.magnet.key.hex() != hex_hash:
                         raise BtError(f"{magnet_path}: holds another torrent")
                 else:
                     entry.metainfo = parse_metainfo(torrent_path.read_bytes())

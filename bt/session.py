@@ -50,6 +50,7 @@ from bt.swarm.swarm import Swarm
 from bt.ticker import Ticker
 from bt.torrent import Torrent
 from bt.torrentconfig import SharedLimits, TorrentConfig
+from bt.torrentindex import TorrentIndex
 from bt.tracker.announcer import Tracker
 from bt.tracker.factory import TrackerFactory
 
@@ -98,7 +99,8 @@ class Session(MultiService):
         self.reactor = reactor
         self.rng = rng or random.Random()
         self.peer_id = make_peer_id(self.rng)
-        self.torrents: dict[bytes, Torrent] = {}
+        #: By info-hash; ``find`` by any (a hybrid's v2 one too, BEP 52).
+        self.torrents = TorrentIndex[Torrent](lambda torrent: torrent.metainfo.info_hashes)
         #: Every torrent's tracker clients, sharing one HTTP connection pool.
         self.tracker_factory = TrackerFactory(reactor, self.rng)
         now = reactor.seconds()
@@ -420,9 +422,9 @@ class Session(MultiService):
 
     def torrent_for(self, info_hash: bytes) -> Swarm | None:
         """The swarm an incoming handshake joins: that of a running torrent (or magnet)."""
-        torrent = self.torrents.get(info_hash)
+        torrent = self.torrents.find(info_hash)
         if torrent is None:
-            return self.magnets.fetches.get(info_hash)
+            return self.magnets.fetches.find(info_hash)
         return torrent.swarm if torrent.running else None
 
     def privilegedStartService(self) -> None:

@@ -144,9 +144,8 @@ class Torrent(Service):
     def hash_failures(self) -> int:
         return self.swarm.hash_failures
 
-    @property
-    def info_hash(self) -> bytes:
-        return self.metainfo.info_hash
+    info_hash = property(lambda self: self.metainfo.info_hash)
+    info_hashes = property(lambda self: self.metainfo.info_hashes)  # a hybrid's two (BEP 52)
 
     @property
     def bytes_left(self) -> int:

@@ -121,7 +121,7 @@ def fetch(clock: MemoryReactorClock, fetched: list[Any]) -> Iterator[MetadataFet
         rng=random.Random(1),
         slots=ConnectionSlots(None),
         trackers=[],
-        on_metadata=lambda raw, peers: fetched.append((raw, peers)),
+        on_metadata=lambda raw, peers, layers: fetched.append((raw, peers)),
     )
     fetch.startService()
     yield fetch

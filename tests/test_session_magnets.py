@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_session_registry import album, new_session
 
-from bt.errors import DuplicateTorrentError, MagnetError, UnknownTorrentError
+from bt.errors import DuplicateTorrentError, UnknownTorrentError
 from bt.magnet import parse_magnet
 from bt.magnetfetch import MetadataFetch
 from bt.status import MagnetState
@@ -67,13 +67,28 @@ def test_a_magnet_or_torrent_is_added_once(tmp_path: Path) -> None:
         other.add_magnet(parse_magnet(URI))
 
 
-def test_a_v2_only_magnet_is_refused_with_one_line() -> None:
-    import tempfile
+def test_a_v2_only_magnet_is_known_by_its_truncated_hash_and_restored(tmp_path: Path) -> None:
+    v2 = bytes.fromhex("ab" * 32)
+    uri = "magnet:?xt=urn:btmh:1220" + "ab" * 32
+    first = new_session(tmp_path)
+    fetch = first.add_magnet(parse_magnet(uri))
+    assert first.magnets.fetches[v2[:20]] is fetch
+    assert first.torrent_for(v2[:20]) is fetch  # incoming peers use that hash
+    assert fetch.fetcher.info_hash == v2  # metadata checked with SHA-256
+    with pytest.raises(DuplicateTorrentError):
+        first.add_magnet(parse_magnet(uri))
+    second = new_session(tmp_path)
+    assert second.restore() == []
+    assert second.magnets.fetches[v2[:20]].magnet == parse_magnet(uri)
 
-    with tempfile.TemporaryDirectory() as folder:
-        session = new_session(Path(folder))
-        with pytest.raises(MagnetError, match="v2-only"):
-            session.add_magnet(parse_magnet("magnet:?xt=urn:btmh:1220" + "ab" * 32))
+
+def test_a_hybrid_magnet_is_found_by_either_hash(tmp_path: Path) -> None:
+    v2 = bytes.fromhex("cd" * 32)
+    session = new_session(tmp_path)
+    fetch = session.add_magnet(parse_magnet(f"{URI}&xt=urn:btmh:1220{v2.hex()}"))
+    assert session.torrent_for(ALBUM.info_hash) is fetch is session.torrent_for(v2[:20])
+    with pytest.raises(DuplicateTorrentError):  # the v2 hash alone names it too
+        session.add_magnet(parse_magnet(f"magnet:?xt=urn:btmh:1220{v2.hex()}"))
 
 
 def test_a_magnet_still_fetching_is_fetched_again_after_a_restart(tmp_path: Path) -> None:
@@ -95,7 +110,7 @@ def test_the_metadata_becomes_a_torrent_saved_at_once_and_never_fetched_again(
     first = new_session(tmp_path)
     first.add_magnet(parse_magnet(URI), download_dir=tmp_path / "elsewhere")
     fetch = fetching(first)
-    fetch.on_metadata(ALBUM.raw_info, [("10.0.0.3", 1)])
+    fetch.on_metadata(ALBUM.raw_info, [("10.0.0.3", 1)], {})
     assert ALBUM.info_hash not in first.magnets and ALBUM.info_hash in first.torrents
     torrent = first.torrents[ALBUM.info_hash]
     assert torrent.metainfo.info_hash == ALBUM.info_hash

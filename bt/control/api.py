@@ -289,9 +289,8 @@ class ControlResource(Resource):
             self._session.add_magnet(magnet, paused=paused, download_dir=download_dir)
         except MagnetError as exc:
             raise ApiError(400, f"magnet: {shown(str(exc), 400)}") from None
-        assert magnet.info_hash is not None  # add_magnet refuses the others
-        status = self._session.torrent_status(magnet.info_hash)
-        location = f"/api/v1/torrents/{magnet.info_hash.hex()}"
+        status = self._session.torrent_status(magnet.key)  # v1, else the truncated v2 hash
+        location = f"/api/v1/torrents/{magnet.key.hex()}"
         return json_reply(201, status.to_json(), [("Location", location)])
 
     def _metainfo_from_json(self, body: dict[str, Any]) -> defer.Deferred[Metainfo]:

@@ -56,8 +56,13 @@ class MetadataFetcher:
         *,
         max_size: int = MAX_METADATA_SIZE,
         request_timeout: float = REQUEST_TIMEOUT,
+        hash_name: str = "sha1",
+        also: tuple[tuple[str, bytes], ...] = (),
     ) -> None:
+        """``hash_name`` and ``also``: how the metadata is checked (see
+        ``MetadataAssembler``: SHA-256 for a v2 magnet, both hashes for a hybrid one)."""
         self.info_hash = info_hash
+        self._checks = {"hash_name": hash_name, "also": also}
         self.clock = clock
         self.done = done
         self.max_size = max_size
@@ -90,10 +95,10 @@ class MetadataFetcher:
             return
         if not 0 < size <= self.max_size:
             # Checked by the assembler too; refused before it is the one being assembled.
-            MetadataAssembler(self.info_hash, size, max_size=self.max_size)
+            self._assembler(size)
         self._offers[link] = size
         if self.assembler is None:
-            self.assembler = MetadataAssembler(self.info_hash, size, max_size=self.max_size)
+            self.assembler = self._assembler(size)
         elif size != self.assembler.size:
             self.log.debug(
                 "peer {address} says the metadata has {size} bytes, not {ours}; not asking it",
@@ -159,8 +164,11 @@ class MetadataFetcher:
             return
         sizes = list(self._offers.values())
         size = max(sizes, key=sizes.count)
-        self.assembler = MetadataAssembler(self.info_hash, size, max_size=self.max_size)
+        self.assembler = self._assembler(size)
         self.sources = {link: None for link, offered in self._offers.items() if offered == size}
+
+    def _assembler(self, size: int) -> MetadataAssembler:
+        return MetadataAssembler(self.info_hash, size, max_size=self.max_size, **self._checks)
 
     def tick(self, now: float) -> None:
         if self.assembler is None or self.metadata is not None:

@@ -49,12 +49,17 @@ class MetadataAssembler:
         *,
         max_size: int = MAX_METADATA_SIZE,
         hash_name: str = "sha1",
+        also: tuple[tuple[str, bytes], ...] = (),
     ) -> None:
+        """``hash_name``: how ``info_hash`` was made ("sha256": a BEP 52 v2 hash);
+        ``also``: further ``(hash name, digest)`` the metadata must match (a hybrid
+        magnet names both its v1 and v2 hashes)."""
         if not 0 < size <= max_size:
             raise RemoteProtocolError(f"metadata_size {size} is not in 1..{max_size}")
         self.info_hash = info_hash
         self.size = size
         self.hash_name = hash_name
+        self.checks = ((hash_name, info_hash), *also)
         self.num_pieces = metadata_pieces(size)
         self._pieces: list[bytes | None] = [None] * self.num_pieces
         self._sources: dict[int, Hashable] = {}
@@ -113,7 +118,7 @@ class MetadataAssembler:
         if self.received < self.num_pieces:
             return None
         whole = b"".join(data for data in self._pieces if data is not None)
-        if hashlib.new(self.hash_name, whole).digest()[: len(self.info_hash)] == self.info_hash:
+        if all(hashlib.new(name, whole).digest()[: len(h)] == h for name, h in self.checks):
             return whole
         peers = frozenset(self._sources.values())
         self._pieces = [None] * self.num_pieces

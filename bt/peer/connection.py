@@ -30,6 +30,7 @@ from typing import Any, Final, Protocol, TypeAlias
 from bt.bitfield import Bitfield
 from bt.errors import BitfieldError, RemoteProtocolError
 from bt.geometry import BLOCK_SIZE, PieceGeometry
+from bt.peer.hash_messages import MAX_HASHES_PAYLOAD, Hashes, HashReject, HashRequest
 from bt.peer.messages import (
     BEP_3,
     HANDSHAKE_LENGTH,
@@ -120,6 +121,9 @@ class PeerBitfield:
 Event: TypeAlias = (
     HandshakeReceived
     | PeerBitfield
+    | HashRequest
+    | Hashes
+    | HashReject
     | KeepAlive
     | Choke
     | Unchoke
@@ -154,6 +158,7 @@ class PeerConnection:
         "_num_pieces",
         "_pieces_ignored",
         "_table",
+        "also_known_as",
         "am_choking",
         "am_interested",
         "geometry",
@@ -164,6 +169,7 @@ class PeerConnection:
         "peer_choking",
         "peer_handshake",
         "peer_interested",
+        "v2_hash",
     )
 
     def __init__(
@@ -173,7 +179,12 @@ class PeerConnection:
         geometry: Geometry | None = None,
         *,
         reserved: bytes = bytes(8),
+        v2_hash: bytes | None = None,
+        also_known_as: tuple[bytes, ...] = (),
     ) -> None:
+        """``v2_hash``: the torrent's truncated v2 info-hash (BEP 52), if it has one;
+        ``also_known_as``: other info-hashes of the same torrent a dialled peer may
+        answer with (libtorrent answers a hybrid's v1 hash with its v2 one)."""
         if len(our_peer_id) != 20:
             raise ValueError(f"peer id must be 20 bytes, got {len(our_peer_id)}")
         if info_hash is not None and len(info_hash) != 20:
@@ -184,6 +195,8 @@ class PeerConnection:
         self.our_reserved = reserved
         #: Known up front for outgoing connections, from the handshake for incoming ones.
         self.info_hash = info_hash
+        self.v2_hash = v2_hash
+        self.also_known_as = also_known_as
         self.geometry = geometry
         self._num_pieces = geometry.num_pieces if geometry is not None else 0
         self.max_message_length = _max_message_length(geometry)
@@ -200,19 +213,32 @@ class PeerConnection:
 
     # -- setup -----------------------------------------------------------
 
-    def bind(self, info_hash: bytes, geometry: Geometry) -> None:
-        """Attach the torrent an incoming handshake named; then call ``receive_data(b"")``."""
+    def bind(self, info_hash: bytes, geometry: Geometry, *, v2_hash: bytes | None = None) -> None:
+        """Attach the torrent an incoming handshake named; then call ``receive_data(b"")``.
+
+        ``v2_hash``: the torrent's truncated v2 hash (BEP 52), if it has one: we set
+        the v2 bit, and answer a peer that sent the v1 hash with the v2 bit with the
+        v2 hash (libtorrent's upgrade: the connection speaks v2 from then on).
+        """
+        peer = self.peer_handshake
+        if v2_hash is not None:
+            self.our_reserved = Reserved.add(self.our_reserved, Reserved.V2)
+            if peer is not None and Reserved.has(peer.reserved, Reserved.V2):
+                info_hash = v2_hash
         if self.geometry is not None:
             raise ValueError("connection is already bound to a torrent")
-        if self.info_hash is not None and info_hash != self.info_hash:
+        if self.info_hash is not None and info_hash not in (self.info_hash, v2_hash):
             raise ValueError(
                 f"binding info-hash {info_hash.hex()}, but the connection is for"
                 f" {self.info_hash.hex()}"
             )
         self.info_hash = info_hash
+        self.v2_hash = v2_hash
         self.geometry = geometry
         self._num_pieces = geometry.num_pieces
         self.max_message_length = _max_message_length(geometry)
+        if peer is not None:
+            self._negotiate()
 
     def ignore_pieces(self) -> None:
         """Metadata-only mode (a magnet fetching its info dictionary): there are no
@@ -249,6 +275,18 @@ class PeerConnection:
     def extended(self) -> bool:
         """Both sides speak the extension protocol (BEP 10)."""
         return self._negotiated(Reserved.EXTENSION_PROTOCOL)
+
+    @property
+    def v2(self) -> bool:
+        """Hash messages (BEP 52) may flow: the torrent has v2 (our bit) and the peer
+        set the bit too or used the truncated v2 info-hash (which libtorrent sends
+        without the bit)."""
+        peer = self.peer_handshake
+        if peer is None or not Reserved.has(self.our_reserved, Reserved.V2):
+            return False
+        return Reserved.has(peer.reserved, Reserved.V2) or (
+            self.v2_hash is not None and self.v2_hash in (peer.info_hash, self.info_hash)
+        )
 
     # -- sending ---------------------------------------------------------
 
@@ -329,17 +367,24 @@ class PeerConnection:
     def _handshake(self, handshake: Handshake) -> HandshakeReceived:
         if self.info_hash is None:
             self.info_hash = handshake.info_hash
-        elif handshake.info_hash != self.info_hash:
+        elif handshake.info_hash not in (self.info_hash, self.v2_hash, *self.also_known_as):
             raise RemoteProtocolError(
                 f"handshake for info-hash {handshake.info_hash.hex()},"
                 f" expected {self.info_hash.hex()}"
             )
         event = HandshakeReceived(handshake.info_hash, handshake.peer_id, handshake.reserved)
         self.peer_handshake = event
-        self._table = payload_table(fast=self.fast, extended=self.extended)
+        self._negotiate()
+        return event
+
+    def _negotiate(self) -> None:
+        """The messages and frame cap both handshakes (and the torrent, once bound) allow."""
+        v2 = self.v2
+        self._table = payload_table(fast=self.fast, extended=self.extended, v2=v2)
+        if v2:
+            self.max_message_length = max(self.max_message_length, 1 + MAX_HASHES_PAYLOAD)
         if not self._pieces_ignored:
             self._handlers = _FAST_HANDLERS if self.fast else _BEP_3_HANDLERS
-        return event
 
     # -- per-message checks (dispatched from _HANDLERS) -------------------
 

@@ -20,6 +20,13 @@ from typing import Any, Final, TypeAlias
 
 from bt.errors import RemoteProtocolError
 from bt.geometry import BLOCK_SIZE
+from bt.peer.hash_messages import (
+    Hashes,
+    HashReject,
+    HashRequest,
+    encode_hash_message,
+    parse_hash_message,
+)
 
 __all__ = [
     "BLOCK_SIZE",
@@ -31,6 +38,9 @@ __all__ = [
     "Choke",
     "Extended",
     "Handshake",
+    "HashReject",
+    "HashRequest",
+    "Hashes",
     "Have",
     "HaveAll",
     "HaveNone",
@@ -83,6 +93,9 @@ class MessageId(IntEnum):
     REJECT_REQUEST = 16
     ALLOWED_FAST = 17  # ... BEP 6
     EXTENDED = 20  # BEP 10
+    HASH_REQUEST = 21  # BEP 52 ...
+    HASHES = 22
+    HASH_REJECT = 23  # ... BEP 52
 
 
 class Reserved:
@@ -91,6 +104,7 @@ class Reserved:
     EXTENSION_PROTOCOL: Final = (5, 0x10)  # BEP 10
     DHT: Final = (7, 0x01)  # BEP 5
     FAST: Final = (7, 0x04)  # BEP 6
+    V2: Final = (7, 0x10)  # BEP 52: the torrent has a v2 info-hash and we speak its messages
 
     @staticmethod
     def of(*bits: tuple[int, int]) -> bytes:
@@ -99,6 +113,12 @@ class Reserved:
         for byte, mask in bits:
             reserved[byte] |= mask
         return bytes(reserved)
+
+    @staticmethod
+    def add(reserved: bytes, bit: tuple[int, int]) -> bytes:
+        """``reserved`` with ``bit`` set too."""
+        byte, mask = bit
+        return reserved[:byte] + bytes([reserved[byte] | mask]) + reserved[byte + 1 :]
 
     @staticmethod
     def has(reserved: bytes, bit: tuple[int, int]) -> bool:
@@ -236,6 +256,9 @@ Message: TypeAlias = (
     | RejectRequest
     | AllowedFast
     | Extended
+    | HashRequest
+    | Hashes
+    | HashReject
     | Unknown
 )
 
@@ -302,6 +325,9 @@ _ENCODERS: Final[dict[type, Callable[[Any], bytes]]] = {
     Extended: lambda m: (
         _EXTENDED_FRAME.pack(2 + len(m.payload), MessageId.EXTENDED, m.extended_id) + m.payload
     ),
+    HashRequest: encode_hash_message,
+    Hashes: encode_hash_message,
+    HashReject: encode_hash_message,
     Unknown: lambda m: _ID_FRAME.pack(1 + len(m.payload), m.message_id) + m.payload,
 }
 
@@ -388,17 +414,35 @@ _FAST: Final[PayloadTable] = {
 }
 _EXTENDED: Final[PayloadTable] = {MessageId.EXTENDED: ("extended", 1, False, _parse_extended)}
 
+
+def _hash_builder(message_id: int) -> _Builder:
+    """hash_messages checks the exact sizes (a HASHES message against its own header)."""
+    return lambda b, o, n: parse_hash_message(message_id, _copy(b, o, o + n))
+
+
+#: BEP 52's messages; the minimum is the 48-byte header, the rest is checked by the parser.
+_V2: Final[PayloadTable] = {
+    message_id: (name, 48, False, _hash_builder(message_id))
+    for message_id, name in (
+        (MessageId.HASH_REQUEST, "hash-request"),
+        (MessageId.HASHES, "hashes"),
+        (MessageId.HASH_REJECT, "hash-reject"),
+    )
+}
+
 #: The table a connection parses with, by what its handshakes negotiated.
 WITH_FAST: Final[PayloadTable] = BEP_3 | _FAST
 WITH_EXTENDED: Final[PayloadTable] = BEP_3 | _EXTENDED
 WITH_BOTH: Final[PayloadTable] = BEP_3 | _FAST | _EXTENDED
 
 
-def payload_table(*, fast: bool, extended: bool) -> PayloadTable:
-    """The messages two peers that negotiated ``fast`` and ``extended`` can parse."""
+def payload_table(*, fast: bool, extended: bool, v2: bool = False) -> PayloadTable:
+    """The messages two peers that negotiated ``fast``, ``extended`` and ``v2`` can parse."""
     if fast:
-        return WITH_BOTH if extended else WITH_FAST
-    return WITH_EXTENDED if extended else BEP_3
+        table = WITH_BOTH if extended else WITH_FAST
+    else:
+        table = WITH_EXTENDED if extended else BEP_3
+    return table | _V2 if v2 else table
 
 
 def parse_from(

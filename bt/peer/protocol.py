@@ -22,6 +22,7 @@ from zope.interface import implementer
 from bt.errors import RemoteProtocolError
 from bt.logs import Logger
 from bt.peer.connection import Geometry, HandshakeReceived, PeerBitfield, PeerConnection
+from bt.peer.hash_messages import Hashes, HashReject, HashRequest
 from bt.peer.messages import (
     AllowedFast,
     Cancel,
@@ -95,6 +96,9 @@ class PeerDelegate(TypingProtocol):
     def on_reject_request(self, msg: RejectRequest) -> None: ...
     def on_allowed_fast(self, msg: AllowedFast) -> None: ...
     def on_suggest_piece(self, msg: SuggestPiece) -> None: ...
+    def on_hash_request(self, msg: HashRequest) -> None: ...  # BEP 52 ...
+    def on_hashes(self, msg: Hashes) -> None: ...
+    def on_hash_reject(self, msg: HashReject) -> None: ...  # ... BEP 52
     def on_connection_lost(self, reason: str) -> None: ...
 
 
@@ -259,6 +263,9 @@ class PeerProtocol(Protocol):
             RejectRequest: delegate.on_reject_request,
             AllowedFast: delegate.on_allowed_fast,
             SuggestPiece: delegate.on_suggest_piece,
+            HashRequest: delegate.on_hash_request,
+            Hashes: delegate.on_hashes,
+            HashReject: delegate.on_hash_reject,
         }
 
     def _send_dht_port(self, reserved: bytes) -> None:
@@ -272,9 +279,10 @@ class PeerProtocol(Protocol):
         if self.dht is not None and 0 < msg.port < 65536 and hasattr(host, "host"):
             self.dht.advertised((host.host, msg.port))
 
-    def bind(self, info_hash: bytes, geometry: Geometry) -> None:
-        """For incoming peers: name the torrent and answer with our handshake."""
-        self.connection.bind(info_hash, geometry)
+    def bind(self, info_hash: bytes, geometry: Geometry, v2_hash: bytes | None = None) -> None:
+        """For incoming peers: name the torrent and answer with our handshake
+        (``v2_hash``: the torrent's truncated v2 hash, see ``PeerConnection.bind``)."""
+        self.connection.bind(info_hash, geometry, v2_hash=v2_hash)
         self.transport.write(self.connection.handshake_bytes())
 
     def _handshake_late(self) -> None:
@@ -390,11 +398,17 @@ class TorrentPeerFactory(ClientFactory):
         on_closed: Callable[[str | None], None] | None = None,
         on_failed: Callable[[str], None] | None = None,
         dht: DHTPort | None = None,
+        info_hashes: tuple[bytes, ...] = (),
+        v2_hash: bytes | None = None,
     ) -> None:
         """``on_closed(reason)``: the connection ended; ``on_failed(reason)``: it was
-        never made; ``dht``: the session's DHT (BEP 5 PORT), set after construction too."""
+        never made; ``dht``: the session's DHT (BEP 5 PORT), set after construction too;
+        ``info_hashes``: every hash of the torrent (a hybrid's two), ``v2_hash``: its
+        truncated v2 hash (BEP 52: we set the v2 bit)."""
         self.our_peer_id = our_peer_id
         self.info_hash = info_hash
+        self.info_hashes = info_hashes
+        self.v2_hash = v2_hash
         self.geometry = geometry
         self.attacher = attacher
         self.clock = clock
@@ -409,12 +423,13 @@ class TorrentPeerFactory(ClientFactory):
         *,
         on_closed: Callable[[str | None], None] | None = None,
         on_failed: Callable[[str], None] | None = None,
+        info_hash: bytes | None = None,
     ) -> TorrentPeerFactory:
         """A factory for one attempt to dial ``address`` (of the same class: a subclass's
-        protocols stay its own)."""
+        protocols stay its own); ``info_hash``: another of the torrent's hashes to use."""
         return type(self)(
             self.our_peer_id,
-            self.info_hash,
+            info_hash or self.info_hash,
             self.geometry,
             self.attacher,
             self.clock,
@@ -422,11 +437,21 @@ class TorrentPeerFactory(ClientFactory):
             on_closed=on_closed,
             on_failed=on_failed,
             dht=self.dht,
+            info_hashes=self.info_hashes,
+            v2_hash=self.v2_hash,
         )
 
     def buildProtocol(self, addr: Any) -> PeerProtocol:
+        reserved = _reserved(self.dht)
+        if self.v2_hash is not None:  # BEP 52: we speak its hash messages for this torrent
+            reserved = Reserved.add(reserved, Reserved.V2)
         connection = PeerConnection(
-            self.our_peer_id, self.info_hash, self.geometry, reserved=_reserved(self.dht)
+            self.our_peer_id,
+            self.info_hash,
+            self.geometry,
+            reserved=reserved,
+            v2_hash=self.v2_hash,
+            also_known_as=self.info_hashes,
         )
         protocol = PeerProtocol(connection, self.attacher, self.clock, candidate=self.candidate)
         protocol.factory = self
@@ -544,5 +569,5 @@ class IncomingPeerFactory(Factory):
         if not self.slots.acquire():
             raise RemoteProtocolError(f"all {self.slots.limit} connection slots are taken")
         protocol.on_closed = self.slots.release
-        protocol.bind(handshake.info_hash, torrent.geometry)
+        protocol.bind(handshake.info_hash, torrent.geometry, getattr(torrent, "v2_hash", None))
         return torrent.attach(protocol, handshake)

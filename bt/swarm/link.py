@@ -27,6 +27,7 @@ from bt.errors import StorageError
 from bt.extensions.handshake import EXTENDED_HANDSHAKE_ID, ExtendedHandshake
 from bt.geometry import Block
 from bt.peer.connection import PeerBitfield
+from bt.peer.hash_messages import HashMessage
 from bt.peer.messages import (
     BLOCK_SIZE,
     AllowedFast,
@@ -86,6 +87,7 @@ class Swarm(Protocol):
     def link_lost(self, link: PeerLink, reason: str) -> None: ...
     def interest_changed(self, link: PeerLink) -> None: ...
     def extended(self, link: PeerLink, message_id: int, payload: bytes) -> None: ...
+    def hash_message(self, link: PeerLink, msg: HashMessage) -> None: ...
     def greeting(self, link: PeerLink) -> ExtendedHandshake: ...
 
 
@@ -210,6 +212,16 @@ class PeerLink:
         """Send our whole extended handshake again: a field of it changed."""
         self.greet(self.swarm.greeting(self))
 
+    @property
+    def speaks_v2(self) -> bool:
+        """The connection negotiated BEP 52: hash messages may flow."""
+        return self.protocol.connection.v2
+
+    def send_hash_message(self, msg: HashMessage) -> None:
+        """A hash request, hashes or hash reject (BEP 52) to the peer."""
+        if not self.closed:
+            self.protocol.send(msg)
+
     def send_extended(self, name: str, payload: bytes) -> bool:
         """Send extension ``name``'s message under the peer's id for it; False if it has none."""
         ident = self.peer_extensions.messages.get(name) if self.peer_extensions else None
@@ -331,6 +343,12 @@ class PeerLink:
 
     def on_extended(self, msg: Extended) -> None:
         self.swarm.extended(self, msg.extended_id, msg.payload)
+
+    def on_hash_message(self, msg: HashMessage) -> None:
+        """BEP 52: served or matched with our requests by the swarm's hash exchange."""
+        self.swarm.hash_message(self, msg)
+
+    on_hash_request = on_hashes = on_hash_reject = on_hash_message
 
     # -- choking (decided by the swarm's choker) ----------------------------
 

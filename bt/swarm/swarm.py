@@ -110,6 +110,8 @@ class Swarm:
         self.reactor = reactor
         self.config = config
         self.extensions = extensions if extensions is not None else PeerExtensions()
+        #: BEP 52 hash messages (bt.swarm.hashes.HashExchange), set for a torrent with v2.
+        self.hashes: Any = None
         self.links: dict[PeerLink, None] = {}
         self._blocks: dict[int, list[bytes | None]] = {}
         now = reactor.seconds()
@@ -131,7 +133,13 @@ class Swarm:
         self.hash_failures = 0
         self._ticks = 0
         self.factory = TorrentPeerFactory(
-            peer_id, metainfo.info_hash, metainfo.geometry, self, reactor
+            peer_id,
+            metainfo.info_hash,
+            metainfo.geometry,
+            self,
+            reactor,
+            info_hashes=metainfo.info_hashes,
+            v2_hash=self.v2_hash,
         )
         #: Outgoing connections: the candidate pool (and its bans) and attempts in flight.
         self.dialer = Dialer(
@@ -155,13 +163,23 @@ class Swarm:
             read_failed=damage.read_failed,
         )
 
+    @property
+    def v2_hash(self) -> bytes | None:
+        """The truncated v2 info-hash (BEP 52) peers of a v2 or hybrid torrent may use."""
+        full = self.metainfo.info_hash_v2
+        return full[:20] if full is not None else None
+
     # -- candidates -------------------------------------------------------------
 
     def add_candidates(
-        self, peers: Sequence[tuple[str, int]], source: str = PeerSource.TRACKER
+        self,
+        peers: Sequence[tuple[str, int]],
+        source: str = PeerSource.TRACKER,
+        info_hash: bytes | None = None,
     ) -> None:
-        """Addresses from a peer source; a private torrent takes only trackers'."""
-        self.dialer.add(peers, source)
+        """Addresses from a peer source; a private torrent takes only trackers'.
+        ``info_hash``: announced under the torrent's other hash (BEP 52), dialled so."""
+        self.dialer.add(peers, source, info_hash)
 
     def connect_more(self) -> None:
         self.dialer.connect_more()
@@ -222,6 +240,8 @@ class Swarm:
             self.picker.peer_requests_abandoned(link)
         self.dialer.left(link.address, seed=link.bitfield.is_complete() or link.upload_only)
         self.extensions.lost(link)
+        if self.hashes is not None:
+            self.hashes.lost(link)
         self.log.debug(
             "{name}: peer {address} gone: {reason}",
             name=self.title,
@@ -339,6 +359,11 @@ class Swarm:
         """A BEP 10 message from ``link``: the handshake, or one of our extensions'."""
         self.extensions.received(link, message_id, payload)
 
+    def hash_message(self, link: PeerLink, msg: Any) -> None:
+        """A BEP 52 hash message: served or answered by the hash exchange, if any."""
+        if self.hashes is not None:
+            self.hashes.received(link, msg)
+
     def interest_changed(self, link: PeerLink) -> None:
         """A peer became (not) interested: fill a free upload slot now, not in 10 s."""
         if link.peer_interested and link.am_choking:
@@ -374,6 +399,8 @@ class Swarm:
         for link in list(self.links):
             link.tick(now)
         self.extensions.tick(now)
+        if self.hashes is not None:
+            self.hashes.tick(now)
         self._ticks += 1
         if self._ticks % CHOKE_INTERVAL == 0:
             self.choke_round(now)

@@ -1,14 +1,17 @@
-"""A torrent's trackers as its first peer source: one Announcer per BEP 12 tier.
+"""A torrent's trackers as its first peer source: one Announcer per BEP 12 tier and hash.
 
 The announce counters come fresh from the torrent at each announce (through
 the narrow :class:`Announced`); the candidates go to ``add_candidates``
-tagged as the tracker's.
+tagged as the tracker's. A hybrid torrent (BEP 52) announces under both its
+info-hashes, v1 and truncated v2, so v1-only and v2-only peers find it: one
+announcer per tier and hash, the v1 ones first.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from twisted.internet import defer
@@ -30,6 +33,8 @@ class Announced(Protocol):
     """What an announce tells a tracker about the torrent, read at each announce."""
 
     info_hash: bytes
+    #: Every hash it announces under (``info_hash`` first); a hybrid's two.
+    info_hashes: tuple[bytes, ...]
     peer_id: bytes
     port: int
     #: Sent as BEP 7 ``ipv6=`` when the session listens on a specific IPv6 address.
@@ -50,26 +55,29 @@ class Trackers:
         reactor: Any,
         rng: random.Random,
         torrent: Announced,
-        add_candidates: Callable[[Sequence[tuple[str, int]], str], None],
+        add_candidates: Callable[..., None],
     ) -> None:
         self.trackers = list(trackers)
         self._torrent = torrent
         self._key = f"{rng.getrandbits(32):08x}"
+        hashes = dict.fromkeys((torrent.info_hash, *torrent.info_hashes))
+
+        def found(info_hash: bytes) -> Callable[[Sequence[tuple[str, int]]], None]:
+            if info_hash == torrent.info_hash:
+                return lambda peers: add_candidates(peers, PeerSource.TRACKER)
+            # peers of the other hash are dialled with it (BEP 52)
+            return lambda peers: add_candidates(peers, PeerSource.TRACKER, info_hash)
+
         self.announcers = [
-            Announcer(
-                tracker,
-                reactor,
-                rng,
-                self._request,
-                lambda peers: add_candidates(peers, PeerSource.TRACKER),
-            )
+            Announcer(tracker, reactor, rng, partial(self._request, info_hash), found(info_hash))
+            for info_hash in hashes
             for tracker in self.trackers
         ]
 
-    def _request(self, event: str | None) -> AnnounceRequest:
+    def _request(self, info_hash: bytes, event: str | None) -> AnnounceRequest:
         torrent = self._torrent
         return AnnounceRequest(
-            info_hash=torrent.info_hash,
+            info_hash=info_hash,
             peer_id=torrent.peer_id,
             port=torrent.port,
             uploaded=torrent.upload_rate.total,

@@ -167,17 +167,15 @@ class FakeSession:
     def add_magnet(
         self, magnet: Any, *, paused: bool = False, download_dir: Path | None = None
     ) -> None:
-        """As the session: DuplicateTorrentError, MagnetError (v2-only), else shown at once."""
-        from bt.errors import MagnetError
+        """As the session: DuplicateTorrentError, else shown at once (by its key: a v2
+        magnet's truncated hash)."""
         from bt.status import MagnetState
 
         self.calls.append(("add_magnet", magnet.uri(), paused, download_dir))
-        if magnet.info_hash is None:
-            raise MagnetError("a v2-only magnet (urn:btmh) is not supported yet")
-        if magnet.info_hash in self.torrents:
+        if magnet.key in self.torrents:
             raise DuplicateTorrentError(f"{magnet.display_name}: already added")
-        self.torrents[magnet.info_hash] = make_status(
-            magnet.info_hash.hex(),
+        self.torrents[magnet.key] = make_status(
+            magnet.key.hex(),
             magnet.display_name,
             state=MagnetState.FETCHING_METADATA,
             download_dir=str(download_dir or "/data"),

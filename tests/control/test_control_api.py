@@ -569,6 +569,16 @@ async def test_a_magnet_is_added_and_shown_by_info_hash_while_fetching(
     assert again.code == 409
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_v2_magnet_is_shown_by_its_truncated_hash(client: Any) -> None:
+    v2 = "5e" * 32
+    body = {"magnet": f"magnet:?xt=urn:btmh:1220{v2}"}
+    response = await client.post(url("/api/v1/torrents"), json=body, headers=AUTH)
+    added = await ok(response, 201)
+    assert added["info_hash"] == v2[:40]
+    assert response.headers.getRawHeaders("location") == [f"/api/v1/torrents/{v2[:40]}"]
+
+
 @pytest.mark.parametrize(
     ("body", "why"),
     [
@@ -576,7 +586,7 @@ async def test_a_magnet_is_added_and_shown_by_info_hash_while_fetching(
         ({"magnet": "magnet:?dn=nothing"}, "magnet: "),
         ({"magnet": 5}, "magnet: expected a string"),
         ({"magnet": f"magnet:?xt=urn:btih:{MAGNET_HASH}", "torrent": "AA=="}, "not several"),
-        ({"magnet": "magnet:?xt=urn:btmh:1220" + "ab" * 32}, "v2-only"),
+        ({"magnet": "magnet:?xt=urn:btmh:1220" + "ab" * 31}, "SHA-256 multihash"),
     ],
 )
 @pytest_twisted.ensureDeferred
