@@ -24,7 +24,7 @@ from v2swarm import (
     OneBadBlockSeeder,
     RequestLog,
     libtorrent_hashes,
-    libtorrent_v2_torrent,
+    libtorrent_made,
     session_counter,
     v2_stream,
     with_announce,
@@ -45,7 +45,7 @@ def test_one_corrupted_block_is_fetched_again_alone(
 ) -> None:
     seed = tmp_path / "seed"
     write_files(seed, {"big.bin": SIZE})
-    plain = libtorrent_v2_torrent(seed / "big.bin", PIECE, "v2")
+    plain = libtorrent_made(seed / "big.bin", PIECE, "v2")
     hashes = libtorrent_hashes(plain)
     opentracker.start(hashes.wire)
     torrent = tmp_path / "big.torrent"

@@ -19,7 +19,7 @@ from pathlib import Path
 from corrupt_seeder import CorruptSeeder
 from swarm import LibtorrentPeer
 from test_magnets_lt import LibtorrentMagnet
-from torrents import write_files
+from torrents import libtorrent_torrent, libtorrent_v2_torrent, write_files
 
 from bt import bencode
 
@@ -52,16 +52,13 @@ def write_layout(parent: Path, layout: str) -> Path:
     return parent / name
 
 
-def libtorrent_v2_torrent(content: Path, piece_length: int, fmt: str) -> bytes:
-    """A .torrent of ``content`` made by libtorrent: ``fmt`` "v1", "v2" (v2-only) or "hybrid"."""
-    import libtorrent as lt
-
-    flags = {"v1": lt.create_torrent.v1_only, "v2": lt.create_torrent.v2_only, "hybrid": 0}[fmt]
-    fs = lt.file_storage()
-    lt.add_files(fs, str(content))
-    creator = lt.create_torrent(fs, piece_length, flags=flags)
-    lt.set_piece_hashes(creator, str(content.parent))
-    return lt.bencode(creator.generate())
+def libtorrent_made(content: Path, piece_length: int, fmt: str) -> bytes:
+    """libtorrent's .torrent of ``content`` in ``fmt``: "v1", "v2" (v2-only) or "hybrid"."""
+    if fmt == "v1":
+        return libtorrent_torrent(content, piece_length)
+    if fmt not in ("v2", "hybrid"):
+        raise ValueError(f"format {fmt!r} is not v1, v2 or hybrid")
+    return libtorrent_v2_torrent(content, piece_length, hybrid=fmt == "hybrid")
 
 
 def with_announce(torrent: bytes, url: str) -> bytes:
@@ -221,7 +218,7 @@ class V2Library:
         """libtorrent's .torrent (``fmt`` "v2" or "hybrid") of ``layout``, no tracker."""
         if (fmt, layout) not in self._torrents:
             content = self.content(layout)
-            self._torrents[fmt, layout] = libtorrent_v2_torrent(content, PIECE, fmt)
+            self._torrents[fmt, layout] = libtorrent_made(content, PIECE, fmt)
         return self._torrents[fmt, layout]
 
 
