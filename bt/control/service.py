@@ -87,7 +87,8 @@ class ControlService(Service):
         self.state_dir = state_dir
         self._reactor = reactor
         blocking = getattr(session, "run_blocking", None) or threads.deferToThread
-        self._auth = BearerAuth(ControlResource(session, run_blocking=blocking), token=None)
+        self._api = ControlResource(session, run_blocking=blocking)
+        self._auth = BearerAuth(self._api, token=None)
         # Bounded against hostile clients (connections, deadlines, bodies): see bt.control.site.
         self._connections = ControlConnections(ControlSite(self._auth, reactor=reactor))
         self._port: IListeningPort | None = None
@@ -113,6 +114,7 @@ class ControlService(Service):
     def stopService(self) -> defer.Deferred[None]:
         super().stopService()
         remove_control_info(self.state_dir)
+        self._api.events.close()  # else a client that does not read would hold up the stop
         stopped = self._stop_listening()
         stopped.addCallback(lambda _: self._connections.close_all())
         return stopped
