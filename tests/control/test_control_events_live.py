@@ -23,6 +23,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.logger import capturedLogs
 from twisted.web.client import Agent, HTTPConnectionPool
 
+from bt.cli import main
 from bt.control.files import read_control_info
 from bt.control.service import ControlService
 from bt.events import Kind
@@ -221,3 +222,31 @@ async def test_a_client_that_stops_reading_is_dropped_on_a_real_socket(
         assert session.events.hub.subscribers == 0
     finally:
         stuck.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_bt_events_follows_a_real_daemon_until_it_ends_the_stream(
+    daemon: tuple[Session, ControlService], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from twisted.internet import threads
+
+    session, control = daemon
+    url, token = read_control_info(session.config.state_dir)
+    following = threads.deferToThread(main, ["events", "--json", "--url", url, "--token", token])
+    await until(lambda: control._api.events.streams, "bt events to connect")
+    session.add_torrent(album("followed"))
+    out = ""
+
+    def seen(state: str) -> bool:
+        nonlocal out
+        out += capsys.readouterr().out
+        return f'"state": "{state}"' in out
+
+    await until(lambda: seen("downloading"), "bt events to print the download")
+    control._api.events.close()
+    assert await following == 1
+    rest = capsys.readouterr()
+    lines = [json.loads(line) for line in (out + rest.out).splitlines()]
+    assert [e["event"] for e in lines[:3]] == ["torrent-added", "state-changed", "state-changed"]
+    assert {e["data"]["name"] for e in lines} == {"followed"}
+    assert "ended the event stream" in rest.err
