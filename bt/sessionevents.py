@@ -121,18 +121,24 @@ class SessionEvents:
 
     def _watcher(self, torrent: Torrent) -> Any:
         def moved(event: Event, before: TorrentState) -> None:
-            watched = self._watched.get(torrent.info_hash)
-            if watched is None or watched[0] is not torrent:
-                return
-            about = describe(torrent)
-            now = (about["state"], about["error"])
-            if now != watched[2]:
-                self._watched[torrent.info_hash] = (torrent, watched[1], now)
-                self.hub.publish(Kind.STATE_CHANGED, about)
-            if event is Event.COMPLETE:
-                self.hub.publish(Kind.FINISHED, about)
+            try:
+                self._moved(torrent, event)
+            except Exception:  # a bug here must not stop the torrent's own move
+                log.failure("{name}: telling its {event} failed", name=torrent.title, event=event)
 
         return moved
+
+    def _moved(self, torrent: Torrent, event: Event) -> None:
+        watched = self._watched.get(torrent.info_hash)
+        if watched is None or watched[0] is not torrent:
+            return
+        about = describe(torrent)
+        now = (about["state"], about["error"])
+        if now != watched[2]:
+            self._watched[torrent.info_hash] = (torrent, watched[1], now)
+            self.hub.publish(Kind.STATE_CHANGED, about)
+        if event is Event.COMPLETE:
+            self.hub.publish(Kind.FINISHED, about)
 
     # -- what the control API asks --------------------------------------------------------
 

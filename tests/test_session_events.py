@@ -207,6 +207,27 @@ def test_a_failing_listener_is_logged_and_the_torrent_goes_on(
     torrent.stopService()
 
 
+def test_a_failure_in_telling_a_move_is_logged_and_the_torrent_still_moves(
+    host: Host, clock: MemoryReactorClock, metainfo: Metainfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = SessionEvents(host)  # type: ignore[arg-type]
+    torrent = hosting(host, events, make_torrent(metainfo, clock))
+
+    def broken(torrent: Torrent) -> dict[str, Any]:
+        raise RuntimeError("describe bug")
+
+    monkeypatch.setattr("bt.sessionevents.describe", broken)
+    logged: list[LogEvent] = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        torrent.startService()
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert torrent.state == "downloading"
+    assert any("telling its" in e.get("log_format", "") for e in logged)
+    torrent.stopService()
+
+
 # -- the session tells: added, metadata, removed -----------------------------------
 
 

@@ -185,6 +185,8 @@ class _Stream:
 
     def start(self, replay: Replay | None) -> None:
         self.request.registerProducer(self, True)
+        if getattr(self.request.channel, "_waitingForTransport", False):
+            self.pauseProducing()  # the socket is full already (a pipelined request's reply)
         self.request.notifyFinish().addBoth(self._gone)
         self._write(_HELLO)
         if replay is not None:

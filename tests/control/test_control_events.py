@@ -289,6 +289,22 @@ def test_a_paused_reader_keeps_only_the_latest_progress_and_catches_up_on_resume
     assert stream.kinds()[-1] == "state-changed"
 
 
+def test_a_stream_opened_on_a_full_socket_starts_paused(daemon: Daemon) -> None:
+    channel = daemon.site.buildProtocol(ADDRESS)
+    transport = StringTransport(peerAddress=ADDRESS)
+    channel.makeConnection(transport)
+    channel.pauseProducing()  # say, a pipelined request's reply still unsent
+    request = f"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    channel.dataReceived(request.encode())
+    stream = Stream(channel, transport)
+    [opened] = daemon.api.events.streams
+    assert opened.paused
+    daemon.publish()
+    assert stream.kinds() == []
+    channel.resumeProducing()
+    assert stream.kinds() == ["state-changed"]
+
+
 def test_a_reader_that_reads_nothing_for_the_stall_timeout_is_dropped(daemon: Daemon) -> None:
     stream = daemon.connect()
     stream.channel.pauseProducing()
