@@ -34,8 +34,9 @@ from bt.policy.ratelimit import TokenBucket
 from bt.policy.slots import ConnectionSlots
 from bt.registry import TorrentRecord
 from bt.sessionevents import SessionEvents
+from bt.sessionstatus import session_status
 from bt.settings import user_limit as _limit
-from bt.snapshot import session_status, torrent_status
+from bt.snapshot import torrent_status
 from bt.statelock import StateDirLock
 from bt.status import UNCHANGED, FilePriority, SessionStatus, TorrentStatus
 from bt.storage.delete import delete_files

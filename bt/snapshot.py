@@ -1,7 +1,7 @@
-"""Take a :class:`~bt.status.TorrentStatus` of a live torrent, and the session's status.
+"""Take a :class:`~bt.status.TorrentStatus` of a live torrent.
 
-Kept out of torrent.py and session.py: reading state for people is not their
-job, and the per-file arithmetic is only done when files are asked for.
+Kept out of torrent.py: reading state for people is not the torrent's job,
+and the per-file arithmetic is only done when files are asked for.
 """
 
 from __future__ import annotations
@@ -9,18 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from bt import __version__
 from bt.candidates import PeerSource
-from bt.dht.service import dht_counts
 from bt.priorities import file_done_bytes
 from bt.progress import eta
-from bt.status import FileStatus, SessionStatus, TorrentState, TorrentStatus
+from bt.status import FileStatus, TorrentState, TorrentStatus
 
 if TYPE_CHECKING:
-    from bt.session import Session
     from bt.torrent import Torrent
 
-__all__ = ["session_status", "torrent_status"]
+__all__ = ["torrent_status"]
 
 
 def torrent_status(torrent: Torrent, *, files: bool = True) -> TorrentStatus:
@@ -86,21 +83,3 @@ def _have_bytes(torrent: Torrent) -> int:
 def dht_peers(sources: Iterable[Any]) -> int:
     """Peers found by the DHT source among a torrent's (or magnet's) peer sources."""
     return sum(getattr(s, "peers_found", 0) for s in sources if s.tag == PeerSource.DHT)
-
-
-def session_status(session: Session) -> SessionStatus:
-    """The whole session: its torrents and magnets, peers, rates, limits and DHT."""
-    torrents = list(session.torrents.values())
-    return SessionStatus(
-        version=__version__,
-        torrents=len(torrents) + len(session.magnets.fetches),
-        peers=sum(len(t.links) for t in torrents),
-        download_rate=sum(t.download_rate.rate for t in torrents if t.links),
-        upload_rate=sum(t.upload_rate.rate for t in torrents if t.links),
-        downloaded=sum(t.download_rate.total for t in torrents),
-        uploaded=sum(t.upload_rate.total for t in torrents),
-        upload_limit=session.limits.upload.rate,
-        download_limit=session.limits.download.rate,
-        listen_port=session.port,
-        **dht_counts(session.dht),
-    )

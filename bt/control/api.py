@@ -74,8 +74,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/torrents/{info_hash}/pause", "pause_torrent"),
     Route("POST", "/api/v1/torrents/{info_hash}/resume", "resume_torrent"),
     Route("POST", "/api/v1/torrents/{info_hash}/recheck", "recheck_torrent"),
-    Route("GET", "/api/v1/events", "stream_events"),
     Route("GET", "/api/v1/openapi.json", "get_openapi"),
+    Route("GET", "/api/v1/events", "stream_events"),
     Route("GET", "/metrics", "get_metrics"),
 )
 
