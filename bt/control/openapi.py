@@ -349,6 +349,13 @@ _PATHS: dict[str, Any] = {
         "parameters": [_INFO_HASH_PARAMETER],
         **_action("recheck_torrent", "Hash all of the torrent's data again."),
     },
+    "/api/v1/openapi.json": {
+        "get": {
+            "operationId": "get_openapi",
+            "summary": "This document.",
+            "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")},
+        }
+    },
     "/api/v1/events": {
         "get": {
             "operationId": "stream_events",
@@ -387,13 +394,6 @@ _PATHS: dict[str, Any] = {
                 },
                 **_errors(400, 503),
             },
-        }
-    },
-    "/api/v1/openapi.json": {
-        "get": {
-            "operationId": "get_openapi",
-            "summary": "This document.",
-            "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")},
         }
     },
     "/metrics": {

@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 
 from bt.control.api import ControlResource, ControlSession
 from bt.control.auth import BearerAuth
+from bt.control.events import EventStreams
 from bt.control.files import ensure_token, remove_control_info, write_control_info
 from bt.control.site import ControlConnections, ControlSite
 from bt.endpoints import describe_listen_error, server_endpoint
@@ -87,8 +88,7 @@ class ControlService(Service):
         self.state_dir = state_dir
         self._reactor = reactor
         blocking = getattr(session, "run_blocking", None) or threads.deferToThread
-        self._api = ControlResource(session, run_blocking=blocking)
-        self._auth = BearerAuth(self._api, token=None)
+        self._auth = BearerAuth(ControlResource(session, run_blocking=blocking), token=None)
         # Bounded against hostile clients (connections, deadlines, bodies): see bt.control.site.
         self._connections = ControlConnections(ControlSite(self._auth, reactor=reactor))
         self._port: IListeningPort | None = None
@@ -114,10 +114,17 @@ class ControlService(Service):
     def stopService(self) -> defer.Deferred[None]:
         super().stopService()
         remove_control_info(self.state_dir)
-        self._api.events.close()  # else a client that does not read would hold up the stop
+        if self.event_streams is not None:
+            self.event_streams.close()  # else a client that does not read would hold up the stop
         stopped = self._stop_listening()
         stopped.addCallback(lambda _: self._connections.close_all())
         return stopped
+
+    @property
+    def event_streams(self) -> EventStreams | None:
+        """The API's open event streams (``GET /api/v1/events``, bt.control.events)."""
+        api = self._auth.wrapped
+        return api.events if isinstance(api, ControlResource) else None
 
     def _stop_listening(self) -> defer.Deferred[None]:
         port, self._port = self._port, None

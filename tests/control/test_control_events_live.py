@@ -24,6 +24,7 @@ from twisted.logger import capturedLogs
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from bt.cli import main
+from bt.control.events import EventStreams
 from bt.control.files import read_control_info
 from bt.control.service import ControlService
 from bt.events import Kind
@@ -86,6 +87,12 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Session, ControlService]]:
     session.startService()
     yield session, control
     pytest_twisted.blockon(session.stopService())
+
+
+def streams_of(control: ControlService) -> EventStreams:
+    streams = control.event_streams
+    assert streams is not None
+    return streams
 
 
 async def open_stream(url: str, token: str, *headers: str) -> EventReader:
@@ -201,7 +208,7 @@ async def test_a_client_that_stops_reading_is_dropped_on_a_real_socket(
     stuck = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stuck.setblocking(False)
-    streams = control._api.events.streams
+    streams = streams_of(control).streams
     try:
         stuck.connect_ex((host, int(port)))
         await task.deferLater(reactor, 0.05, lambda: None)
@@ -233,7 +240,7 @@ async def test_bt_events_follows_a_real_daemon_until_it_ends_the_stream(
     session, control = daemon
     url, token = read_control_info(session.config.state_dir)
     following = threads.deferToThread(main, ["events", "--json", "--url", url, "--token", token])
-    await until(lambda: control._api.events.streams, "bt events to connect")
+    await until(lambda: streams_of(control).streams, "bt events to connect")
     session.add_torrent(album("followed"))
     out = ""
 
@@ -243,7 +250,7 @@ async def test_bt_events_follows_a_real_daemon_until_it_ends_the_stream(
         return f'"state": "{state}"' in out
 
     await until(lambda: seen("downloading"), "bt events to print the download")
-    control._api.events.close()
+    streams_of(control).close()
     assert await following == 1
     rest = capsys.readouterr()
     lines = [json.loads(line) for line in (out + rest.out).splitlines()]
