@@ -92,7 +92,7 @@ def _parsed(data: bytes, where: str) -> Metainfo:
 
 def _identity(rpc: Rpc, info_hash: bytes) -> dict[str, Any]:
     status = rpc.session.torrent_status(info_hash)
-    return {"id": rpc.ids.id_for(info_hash), "name": status.name, "hashString": status.info_hash}
+    return {"id": rpc.id_of(info_hash), "name": status.name, "hashString": status.info_hash}
 
 
 _REMOVING = "torrent-add: this torrent is still being removed; add it again later"

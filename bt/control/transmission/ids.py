@@ -42,10 +42,8 @@ class TorrentIds:
             self._next += 1
         return number
 
-    def assign(self, info_hashes: Iterable[bytes]) -> None:
-        """Give ids to torrents not seen yet, in the session's order (oldest first)."""
-        for info_hash in info_hashes:
-            self.id_for(info_hash)
+    def knows(self, info_hash: bytes) -> bool:
+        return info_hash in self._by_hash
 
     def hash_for(self, number: int) -> bytes | None:
         return self._by_id.get(number)

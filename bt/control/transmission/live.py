@@ -70,7 +70,8 @@ class LiveTorrents:
 
     def _torrent(self, info_hash: bytes) -> Any:
         torrents = getattr(self._session, "torrents", None)
-        return torrents.get(info_hash) if isinstance(torrents, dict) else None
+        torrent = torrents.get(info_hash) if isinstance(torrents, dict) else None
+        return torrent if hasattr(torrent, "metainfo") else None
 
     def details(self, info_hash: bytes, *, peers: bool = False, pieces: bool = False) -> Details:
         torrent = self._torrent(info_hash)

@@ -24,6 +24,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -168,8 +169,8 @@ class TransmissionResource(Resource):
             return server.NOT_DONE_YET
         names = []
         for segment in segments:
-            name = segment.decode("utf-8", "replace")
-            if name in (".", "..") or "\\" in name or "\0" in name or name.startswith("."):
+            name = unquote(segment.decode("utf-8", "replace"))
+            if name.startswith(".") or any(c in name for c in "/\\\0"):
                 send_reply(request, Reply(404, b"no such file\n", "text/plain"))
                 return server.NOT_DONE_YET
             names.append(name)

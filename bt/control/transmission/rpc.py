@@ -85,6 +85,12 @@ class Rpc:
             self._states[info_hash] = state
         return statuses
 
+    def id_of(self, info_hash: bytes) -> int:
+        """A torrent's id; the ones not numbered yet are first, in the session's order."""
+        if not self.ids.knows(info_hash):
+            self.statuses()
+        return self.ids.id_for(info_hash)
+
     def select(self, arguments: dict[str, Any]) -> tuple[list[TorrentStatus], bool]:
         """The torrents ``ids`` names (all when absent), and whether it said recently-active."""
         statuses = self.statuses()

@@ -57,9 +57,9 @@ class SessionFacts:
     @classmethod
     def of(cls, session: Any) -> SessionFacts:
         config = getattr(session, "config", None)
-        if config is None:
+        torrent = getattr(config, "torrent", None)
+        if config is None or torrent is None:
             return cls()
-        torrent = config.torrent
         return cls(
             download_dir=str(Path(config.download_dir)),
             config_dir=str(Path(config.state_dir)),
