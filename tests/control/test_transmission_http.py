@@ -48,9 +48,7 @@ def rpc() -> Rpc:
 
 @pytest.fixture
 def client(rpc: Rpc, web_home: Path) -> StubTreq:
-    api = BearerAuth(
-        ControlResource(rpc.session, run_blocking=defer.maybeDeferred), token=TOKEN
-    )
+    api = BearerAuth(ControlResource(rpc.session, run_blocking=defer.maybeDeferred), token=TOKEN)
     site = TransmissionResource(rpc, lambda: TOKEN, web_home=web_home)
     return StubTreq(TransmissionRouter(api, site))
 
@@ -74,7 +72,8 @@ async def test_the_session_id_exchange_then_the_answer(client: StubTreq, rpc: Rp
         assert reply.code == 200
         assert reply.headers.getRawHeaders(SESSION_HEADER) == [session_id]
         body = json.loads(await reply.content())
-        assert body == {"result": "success", "arguments": {"torrents": [{"id": 1, "name": "example"}]}}
+        torrents = [{"id": 1, "name": "example"}]
+        assert body == {"result": "success", "arguments": {"torrents": torrents}}
     stale = await client.post(
         url("/transmission/rpc"), data=REQUEST, headers={**BASIC, SESSION_HEADER: "0"}
     )

@@ -179,9 +179,7 @@ def test_ids_are_stable_and_hash_strings_work_wherever_ids_do(rpc: Rpc, session:
     assert got == [{"id": 1, "hashString": HASH_A}, {"id": 2, "hashString": HASH_B}]
     by_hash = ok(rpc, "torrent-get", {"ids": [HASH_B.upper()], "fields": ["id"]})
     assert by_hash["torrents"] == [{"id": 2}]
-    assert ok(rpc, "torrent-get", {"ids": 1, "fields": ["name"]})["torrents"] == [
-        {"name": "alpha"}
-    ]
+    assert ok(rpc, "torrent-get", {"ids": 1, "fields": ["name"]})["torrents"] == [{"name": "alpha"}]
     ok(rpc, "torrent-remove", {"ids": [1]})
     session.add_torrent(parse_metainfo(torrent_bytes("gamma")))
     got = ok(rpc, "torrent-get", {"fields": ["id", "name"]})["torrents"]
@@ -221,7 +219,7 @@ INTEGER_FIELDS = [
 
 
 def test_sizes_rates_dates_and_codes_are_integers_as_in_transmission(rpc: Rpc) -> None:
-    torrents = ok(rpc, "torrent-get", {"fields": INTEGER_FIELDS + ["percentDone"]})["torrents"]
+    torrents = ok(rpc, "torrent-get", {"fields": [*INTEGER_FIELDS, "percentDone"]})["torrents"]
     for torrent in torrents:
         for name in INTEGER_FIELDS:
             assert type(torrent[name]) is int, (name, torrent[name])
