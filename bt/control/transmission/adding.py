@@ -106,7 +106,7 @@ def _duplicate(rpc: Rpc, info_hash: bytes) -> dict[str, Any]:
 
 
 def _add_metainfo(rpc: Rpc, metainfo: Metainfo, arguments: dict[str, Any]) -> dict[str, Any]:
-    paused = flag(arguments, "paused")
+    paused = flag(arguments, "paused", not rpc.start_added)
     folder = _download_dir(arguments)
     priorities = file_priorities(metainfo, arguments)
     options: dict[str, Any] = {"paused": paused, "download_dir": folder}
@@ -126,7 +126,9 @@ def _add_magnet(rpc: Rpc, uri: str, arguments: dict[str, Any]) -> dict[str, Any]
         raise RpcError(f"filename: not a valid magnet link: {shown(str(exc), 300)}") from None
     try:
         rpc.session.add_magnet(
-            magnet, paused=flag(arguments, "paused"), download_dir=_download_dir(arguments)
+            magnet,
+            paused=flag(arguments, "paused", not rpc.start_added),
+            download_dir=_download_dir(arguments),
         )
     except DuplicateTorrentError:
         assert magnet.info_hash is not None

@@ -56,6 +56,8 @@ class Rpc:
         self.started = clock.seconds()
         #: Kept for a limit given while disabled, as Transmission keeps it (kB/s).
         self.kept_limits: dict[tuple[bytes | None, str], float] = {}
+        #: session-set's start-added-torrents: torrent-add's default for "paused" (negated).
+        self.start_added = True
         self._active: dict[bytes, float] = {}
         self._states: dict[bytes, str] = {}
         table: dict[str, Method] = {}

@@ -80,6 +80,7 @@ def session_fields(
     session_id: str,
     free: int | None,
     kept: Mapping[str, float] | None = None,
+    start_added: bool = True,
 ) -> dict[str, Any]:
     """Every session-get key, with bt's values."""
     kept = kept or {}
@@ -135,7 +136,7 @@ def session_fields(
         "speed-limit-down-enabled": status.download_limit is not None,
         "speed-limit-up": _kb(status.upload_limit) or int(kept.get("upload", 100)),
         "speed-limit-up-enabled": status.upload_limit is not None,
-        "start-added-torrents": True,
+        "start-added-torrents": start_added,
         "trash-original-torrent-files": False,
         "units": UNITS,
         "utp-enabled": False,
@@ -147,7 +148,13 @@ def session_fields(
 
 
 SETTABLE = frozenset(
-    {"speed-limit-down", "speed-limit-down-enabled", "speed-limit-up", "speed-limit-up-enabled"}
+    {
+        "speed-limit-down",
+        "speed-limit-down-enabled",
+        "speed-limit-up",
+        "speed-limit-up-enabled",
+        "start-added-torrents",
+    }
 )
 
 
@@ -162,7 +169,7 @@ def refused_keys(arguments: Mapping[str, Any], current: Mapping[str, Any]) -> No
         raise RpcError(
             "bt cannot change "
             + ", ".join(f"{key} (it is {current[key]!r:.40})" for key in refused)
-            + "; the speed limits are what this RPC can set"
+            + "; the speed limits and start-added-torrents are what this RPC can set"
         )
 
 

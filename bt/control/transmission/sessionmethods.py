@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
-from bt.control.transmission.arguments import limit_change
+from bt.control.transmission.arguments import flag, limit_change
 from bt.control.transmission.errors import RpcError
 from bt.control.transmission.sessionfields import refused_keys, session_fields, stats
 
@@ -37,7 +37,9 @@ def _kept(rpc: Rpc) -> dict[str, float]:
 
 def _fields(rpc: Rpc, free: int | None) -> dict[str, Any]:
     status = rpc.session.status()
-    return session_fields(status, rpc.facts, rpc.session_id, free, _kept(rpc))
+    return session_fields(
+        status, rpc.facts, rpc.session_id, free, _kept(rpc), start_added=rpc.start_added
+    )
 
 
 def session_get(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
@@ -59,6 +61,8 @@ def session_get(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str,
 def session_set(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
     status = rpc.session.status()
     refused_keys(arguments, _fields(rpc, None))
+    if "start-added-torrents" in arguments:
+        rpc.start_added = flag(arguments, "start-added-torrents")
     limits: dict[str, float | None] = {}
     keeps: dict[str, float] = {}
     for direction, keyword in (("down", "download"), ("up", "upload")):
