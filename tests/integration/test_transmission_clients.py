@@ -11,12 +11,11 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import need
 from swarm import LOOPBACK, BtDaemon, OpenTracker, wait_for
-from test_service import PIECE, TIMEOUT, daemon, seeding, stop_cleanly, torrent_state, tracked
+from test_service import PIECE, TIMEOUT, daemon, seeding, stop_cleanly, tracked, wait_state
 
 from bt.metainfo import parse_metainfo
 
@@ -44,20 +43,6 @@ def remote(bt: BtDaemon, *args: str) -> str:
     assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}\n{bt.log()[-3000:]}"
     assert "Error" not in done.stdout + done.stderr, f"{args}: {done.stdout}{done.stderr}"
     return done.stdout
-
-
-def wait_until(bt: BtDaemon, info_hash: str, test: Any, what: str) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-
-    def check() -> bool:
-        seen.update(torrent_state(bt, info_hash))
-        return bool(test(seen))
-
-    try:
-        wait_for(check, TIMEOUT, what, step=0.2)
-    except TimeoutError as exc:
-        raise AssertionError(f"{exc}; last status {seen}\n{bt.log()[-4000:]}") from None
-    return seen
 
 
 def test_transmission_remote_drives_a_live_download(
@@ -89,10 +74,10 @@ def test_transmission_remote_drives_a_live_download(
             rf"^\s*{skipped}:.*No .*pack/skipped.bin", remote(bt, "-t", "1", "-f"), re.M
         )
         remote(bt, "-t", info_hash, "-s")  # a hashString works wherever an id does
-        wait_until(bt, info_hash, lambda s: 0 < s["done"] < s["wanted"], "download under way")
+        wait_state(bt, info_hash, lambda s: 0 < s["done"] < s["wanted"], "download under way")
 
         remote(bt, "-t", "1", "-S")
-        wait_until(bt, info_hash, lambda s: s["state"] == "paused", "stopped")
+        wait_state(bt, info_hash, lambda s: s["state"] == "paused", "stopped")
         assert re.search(r"^\s+1\s.*Stopped\s+pack$", remote(bt, "-l"), re.M)
         remote(bt, "-t", "1", "-s")
 
@@ -109,7 +94,7 @@ def test_transmission_remote_drives_a_live_download(
         remote(bt, "-t", "1", "-u", "200")
         assert "Upload Limit: 200 kB/s" in remote(bt, "-t", "1", "-i")
 
-        wait_until(bt, info_hash, lambda s: s["state"] == "seeding", "the wanted file done")
+        wait_state(bt, info_hash, lambda s: s["state"] == "seeding", "the wanted file done")
         details = remote(bt, "-t", "1", "-i")
         assert "Percent Done: 100%" in details and "Hash: " + info_hash in details, details
         stats = remote(bt, "-st")
@@ -144,7 +129,7 @@ def test_the_transmission_rpc_library_adds_gets_stops_starts_and_removes(
         assert client.get_session().rpc_version == 17
         added = client.add_torrent(data, download_dir=str(bt.download_dir))
         assert added.hashString == info_hash and added.name == "lib.bin"
-        wait_until(bt, info_hash, lambda s: s["done"] > 0, "download under way")
+        wait_state(bt, info_hash, lambda s: s["done"] > 0, "download under way")
         fields = ["id", "name", "status", "percentDone", "totalSize", "rateDownload", "eta"]
         got = client.get_torrent(added.id, arguments=fields)
         assert got.name == "lib.bin" and got.total_size == 64 * PIECE + 5
