@@ -55,10 +55,7 @@ def file_priorities(metainfo: Metainfo, arguments: dict[str, Any]) -> list[FileP
         lists[key] = value
     for n in lists["priority-high"]:
         chosen[listed[n]] = FilePriority.HIGH
-    unwanted = set(lists["files-unwanted"]) - set(lists["files-wanted"])
-    if lists["files-wanted"] and not lists["files-unwanted"]:
-        unwanted = set(range(len(listed))) - set(lists["files-wanted"])
-    for n in unwanted:
+    for n in set(lists["files-unwanted"]) - set(lists["files-wanted"]):
         chosen[listed[n]] = FilePriority.SKIP
     return chosen
 
