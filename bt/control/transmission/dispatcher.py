@@ -61,8 +61,17 @@ class Dispatcher:
         called = defer.maybeDeferred(method, arguments)
         called.addCallback(lambda result: {"result": "success", "arguments": result or {}})
         called.addErrback(_result_for_failure, name)
+        called.addCallback(_logged, name)
         called.addCallback(lambda reply: {**reply, **({"tag": tag} if tag is not None else {})})
         return called
+
+
+def _logged(reply: dict[str, Any], method: str) -> dict[str, Any]:
+    if reply["result"] != "success":
+        log.debug(
+            "Transmission RPC: {method}: {result}", method=method, result=shown(reply["result"])
+        )
+    return reply
 
 
 def _failed(message: str, tag: Any) -> dict[str, Any]:

@@ -58,7 +58,8 @@ class TorrentFetcher:
         import treq
 
         shown_url = shown(url, 200)
-        requested = treq.get(url, reactor=self.reactor, timeout=self.timeout)
+        # Not persistent: a client's URL is fetched once, no connection is kept for later.
+        requested = treq.get(url, reactor=self.reactor, timeout=self.timeout, persistent=False)
         # treq's timeout covers the headers; the whole body has the same deadline.
         call = self.reactor.callLater(self.timeout, requested.cancel)
 
@@ -76,7 +77,8 @@ class TorrentFetcher:
         def failed(failure: Failure) -> Failure:
             if failure.check(RpcError):
                 return failure
-            if failure.check(defer.CancelledError):
+            reasons = getattr(failure.value, "reasons", None) or [failure]
+            if any(reason.check(defer.CancelledError) for reason in reasons):
                 raise RpcError(f"filename: {shown_url} took over {self.timeout:.0f} s")
             raise RpcError(f"filename: cannot fetch {shown_url}: {failure.getErrorMessage()}")
 

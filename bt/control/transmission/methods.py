@@ -28,9 +28,6 @@ _MAGNET = "fetching metadata"
 def views(rpc: Rpc, statuses: list[TorrentStatus], names: set[str]) -> list[TorrentView]:
     """One view per torrent, with its files and peers only when asked for."""
     facts, now = rpc.facts, rpc.now()
-    order: dict[bytes, int] = {}
-    if "queuePosition" in names:
-        order = {bytes.fromhex(s.info_hash): n for n, s in enumerate(rpc.statuses())}
     result = []
     for status in statuses:
         info_hash = bytes.fromhex(status.info_hash)
@@ -46,7 +43,7 @@ def views(rpc: Rpc, statuses: list[TorrentStatus], names: set[str]) -> list[Torr
                 now=now,
                 session_seed_ratio=facts.seed_ratio,
                 max_peers=facts.max_peers,
-                queue_position=order.get(info_hash, 0),
+                queue_position=rpc.order.get(info_hash, 0),
             )
         )
     return result

@@ -60,6 +60,8 @@ class Rpc:
         self.start_added = True
         self._active: dict[bytes, float] = {}
         self._states: dict[bytes, str] = {}
+        #: Each torrent's place in the session at the last look (torrent-get's queuePosition).
+        self.order: dict[bytes, int] = {}
         table: dict[str, Method] = {}
         for group in (TORRENT_METHODS, SESSION_METHODS, ADD_METHODS):
             for name, function in group.items():
@@ -77,9 +79,11 @@ class Rpc:
         """Every torrent, each with its id assigned, and activity noted for recently-active."""
         statuses: list[TorrentStatus] = self.session.torrent_statuses()
         now = self.now()
+        self.order = {}
         for status in statuses:
             info_hash = bytes.fromhex(status.info_hash)
             self.ids.id_for(info_hash)
+            self.order[info_hash] = len(self.order)
             state = str(status.state)
             busy = status.download_rate > 0 or status.upload_rate > 0 or state == "checking"
             if busy or self._states.get(info_hash) != state:
