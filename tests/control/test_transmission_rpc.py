@@ -483,3 +483,21 @@ def test_free_space_port_test_and_session_close(rpc: Rpc, clock: Clock, tmp_path
     ok(rpc, "session-close")
     clock.advance(1)
     assert rpc.closed == [True]  # type: ignore[attr-defined]
+
+
+def test_a_torrent_removed_elsewhere_is_reported_removed_too(rpc: Rpc, session: Session) -> None:
+    ok(rpc, "torrent-get", {"fields": ["id"]})
+    del session.torrents[bytes.fromhex(HASH_A)]  # bt's own API or the CLI removed it
+    recent = ok(rpc, "torrent-get", {"ids": "recently-active", "fields": ["id"]})
+    assert recent["removed"] == [1] and recent["torrents"] == [{"id": 2}]
+
+
+def test_a_magnet_cannot_take_limits_before_its_metadata(rpc: Rpc, session: Session) -> None:
+    magnet = "cc" * 20
+    session.torrents[bytes.fromhex(magnet)] = make_status(
+        magnet, "mag", state=MagnetState.FETCHING_METADATA, files=()
+    )
+    failed(rpc, "torrent-set", {"ids": [magnet], "uploadLimited": True}, "mag", "metadata")
+    ok(rpc, "torrent-set", {"ids": [magnet], "labels": ["tv"]})
+    ok(rpc, "torrent-stop", {"ids": [magnet]})  # left alone until it is a torrent
+    assert session.calls == []

@@ -180,42 +180,49 @@ def _seed_ratio(rpc: Rpc, arguments: dict[str, Any], own: float | None) -> Any:
     return own if own is not None else rpc.facts.seed_ratio
 
 
+def _limits(
+    rpc: Rpc, info_hash: bytes, status: TorrentStatus, arguments: dict[str, Any]
+) -> tuple[dict[str, float | None], dict[tuple[bytes, str], float]]:
+    """set_torrent_limits' keywords, and the kB/s to keep for limits turned off."""
+    limits: dict[str, float | None] = {}
+    keeps: dict[tuple[bytes, str], float] = {}
+    for keyword, current in (("download", status.download_limit), ("upload", status.upload_limit)):
+        change = limit_change(
+            arguments,
+            f"{keyword}Limit",
+            f"{keyword}Limited",
+            current,
+            rpc.kept_limits.get((info_hash, keyword)),
+        )
+        if change is not None:
+            limits[keyword], keeps[(info_hash, keyword)] = change
+    return limits, keeps
+
+
 def torrent_set(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
     refused = sorted(set(arguments) & _REFUSED)
     if refused:
         raise RpcError(f"torrent-set: bt cannot set {', '.join(refused)}")
-    labels = arguments.get("labels", [])
-    if not isinstance(labels, list):
+    if not isinstance(arguments.get("labels", []), list):
         raise RpcError("labels: expected a list of strings")
-    targets = rpc.hashes(arguments)
     plans = []
-    for info_hash in targets:  # everything is checked before anything changes
+    for info_hash in rpc.hashes(arguments):  # everything is checked before anything changes
         status = rpc.session.torrent_status(info_hash)
-        limits: dict[str, float | None] = {}
-        for keyword, current in (
-            ("download", status.download_limit),
-            ("upload", status.upload_limit),
-        ):
-            change = limit_change(
-                arguments,
-                f"{keyword}Limit",
-                f"{keyword}Limited",
-                current,
-                rpc.kept_limits.get((info_hash, keyword)),
-            )
-            if change is not None:
-                limits[keyword] = change[0]
-                rpc.kept_limits[(info_hash, keyword)] = change[1]
-        priorities = _priorities(status, arguments) if str(status.state) != _MAGNET else {}
+        limits, keeps = _limits(rpc, info_hash, status, arguments)
         ratio = _seed_ratio(rpc, arguments, rpc.live.details(info_hash).seed_ratio)
-        plans.append((info_hash, limits, priorities, ratio))
-    for info_hash, limits, priorities, ratio in plans:
+        if str(status.state) == _MAGNET:
+            if limits or ratio is not ...:
+                raise RpcError(f"torrent-set: {status.name} is still fetching its metadata")
+            continue  # nor has it files yet
+        plans.append((info_hash, limits, keeps, _priorities(status, arguments), ratio))
+    for info_hash, limits, keeps, priorities, ratio in plans:
+        rpc.kept_limits.update(keeps)
         if limits:
             rpc.session.set_torrent_limits(info_hash, **limits)
         if priorities:
             rpc.session.set_file_priorities(info_hash, priorities)
-        if ratio is not ... and not rpc.live.set_seed_ratio(info_hash, ratio):
-            raise RpcError("seedRatioLimit: this torrent is still fetching its metadata")
+        if ratio is not ...:
+            rpc.live.set_seed_ratio(info_hash, ratio)
     return defer.succeed({})
 
 

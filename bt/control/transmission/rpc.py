@@ -79,6 +79,9 @@ class Rpc:
         """Every torrent, each with its id assigned, and activity noted for recently-active."""
         statuses: list[TorrentStatus] = self.session.torrent_statuses()
         now = self.now()
+        present = {bytes.fromhex(s.info_hash) for s in statuses}
+        for gone in set(self.order) - present:  # removed by bt's own API, the CLI, ...
+            self.forget(gone)
         self.order = {}
         for status in statuses:
             info_hash = bytes.fromhex(status.info_hash)
