@@ -9,7 +9,7 @@ from twisted.internet import defer
 
 from bt.control.transmission.errors import RpcError
 
-__all__ = ["each", "flag", "indexes", "number"]
+__all__ = ["each", "flag", "indexes", "limit_change", "limits_change", "number"]
 
 
 def each(hashes: Iterable[bytes], action: Callable[[bytes], Any]) -> defer.Deferred[dict[str, Any]]:
@@ -75,3 +75,26 @@ def limit_change(
     else:
         kb = kept_kb or 0.0
     return (kb * 1000 if enabled and kb > 0 else None), kb
+
+
+def limits_change(
+    arguments: dict[str, Any],
+    keys: dict[str, tuple[str, str]],
+    current: dict[str, float | None],
+    kept: dict[Any, float],
+    owner: bytes | None,
+) -> tuple[dict[str, float | None], dict[Any, float]]:
+    """:func:`limit_change` for each direction: the keywords of a set_limits call
+    (``download``/``upload``), and the kB/s to keep, keyed ``(owner, direction)``.
+
+    ``keys`` names each direction's limit and flag keys in the request.
+    """
+    limits: dict[str, float | None] = {}
+    keeps: dict[Any, float] = {}
+    for direction, (rate_key, flag_key) in keys.items():
+        change = limit_change(
+            arguments, rate_key, flag_key, current[direction], kept.get((owner, direction))
+        )
+        if change is not None:
+            limits[direction], keeps[(owner, direction)] = change
+    return limits, keeps

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
-from bt.control.transmission.arguments import each, flag, indexes, limit_change, number
+from bt.control.transmission.arguments import each, flag, indexes, limits_change, number
 from bt.control.transmission.errors import RpcError
 from bt.control.transmission.torrentfields import (
     FIELDS,
@@ -180,23 +180,10 @@ def _seed_ratio(rpc: Rpc, arguments: dict[str, Any], own: float | None) -> Any:
     return own if own is not None else rpc.facts.seed_ratio
 
 
-def _limits(
-    rpc: Rpc, info_hash: bytes, status: TorrentStatus, arguments: dict[str, Any]
-) -> tuple[dict[str, float | None], dict[tuple[bytes, str], float]]:
-    """set_torrent_limits' keywords, and the kB/s to keep for limits turned off."""
-    limits: dict[str, float | None] = {}
-    keeps: dict[tuple[bytes, str], float] = {}
-    for keyword, current in (("download", status.download_limit), ("upload", status.upload_limit)):
-        change = limit_change(
-            arguments,
-            f"{keyword}Limit",
-            f"{keyword}Limited",
-            current,
-            rpc.kept_limits.get((info_hash, keyword)),
-        )
-        if change is not None:
-            limits[keyword], keeps[(info_hash, keyword)] = change
-    return limits, keeps
+_TORRENT_LIMITS = {
+    "download": ("downloadLimit", "downloadLimited"),
+    "upload": ("uploadLimit", "uploadLimited"),
+}
 
 
 def torrent_set(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
@@ -208,7 +195,10 @@ def torrent_set(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str,
     plans = []
     for info_hash in rpc.hashes(arguments):  # everything is checked before anything changes
         status = rpc.session.torrent_status(info_hash)
-        limits, keeps = _limits(rpc, info_hash, status, arguments)
+        current = {"download": status.download_limit, "upload": status.upload_limit}
+        limits, keeps = limits_change(
+            arguments, _TORRENT_LIMITS, current, rpc.kept_limits, info_hash
+        )
         ratio = _seed_ratio(rpc, arguments, rpc.live.details(info_hash).seed_ratio)
         if str(status.state) == _MAGNET:
             if limits or ratio is not ...:

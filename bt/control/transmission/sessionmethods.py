@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
-from bt.control.transmission.arguments import flag, limit_change
+from bt.control.transmission.arguments import flag, limits_change
 from bt.control.transmission.errors import RpcError
 from bt.control.transmission.sessionfields import refused_keys, session_fields, stats
 
@@ -58,28 +58,23 @@ def session_get(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str,
     return checking.addCallback(answer)
 
 
+_SESSION_LIMITS = {
+    "download": ("speed-limit-down", "speed-limit-down-enabled"),
+    "upload": ("speed-limit-up", "speed-limit-up-enabled"),
+}
+
+
 def session_set(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
     status = rpc.session.status()
     refused_keys(arguments, _fields(rpc, None))
-    if "start-added-torrents" in arguments:
-        rpc.start_added = flag(arguments, "start-added-torrents")
-    limits: dict[str, float | None] = {}
-    keeps: dict[str, float] = {}
-    for direction, keyword in (("down", "download"), ("up", "upload")):
-        current = status.download_limit if keyword == "download" else status.upload_limit
-        change = limit_change(
-            arguments,
-            f"speed-limit-{direction}",
-            f"speed-limit-{direction}-enabled",
-            current,
-            rpc.kept_limits.get((None, keyword)),
-        )
-        if change is not None:
-            limits[keyword], keeps[keyword] = change
+    current = {"download": status.download_limit, "upload": status.upload_limit}
+    limits, keeps = limits_change(arguments, _SESSION_LIMITS, current, rpc.kept_limits, None)
+    start_added = flag(arguments, "start-added-torrents", rpc.start_added)
+    # Everything is checked: now the changes.
+    rpc.start_added = start_added
+    rpc.kept_limits.update(keeps)
     if not limits:
         return defer.succeed({})
-    for keyword, kb in keeps.items():
-        rpc.kept_limits[(None, keyword)] = kb
     saved = defer.maybeDeferred(rpc.session.set_limits, **limits)
     return saved.addCallback(lambda _: {})
 
