@@ -75,6 +75,11 @@ def test_transmission_remote_drives_a_live_download(
         )
         remote(bt, "-t", info_hash, "-s")  # a hashString works wherever an id does
         wait_state(bt, info_hash, lambda s: 0 < s["done"] < s["wanted"], "download under way")
+        trackers = remote(bt, "-t", "1", "-it")
+        assert opentracker.announce_url.rsplit("/", 1)[0] in trackers, trackers
+        remote(bt, "-t", "1", "--reannounce")
+        peers = remote(bt, "-t", "1", "-ip")
+        assert re.search(rf"^{re.escape(LOOPBACK)}\s", peers, re.M), peers  # the seeder
 
         remote(bt, "-t", "1", "-S")
         wait_state(bt, info_hash, lambda s: s["state"] == "paused", "stopped")
