@@ -164,9 +164,12 @@ def test_the_transmission_rpc_library_adds_gets_stops_starts_and_removes(
         seeder.close()
 
 
-def test_transmissions_web_client_from_web_home_lists_the_torrent(tmp_path: Path) -> None:
+def test_transmissions_web_client_from_web_home_lists_the_torrent_then_session_close(
+    tmp_path: Path,
+) -> None:
     chromium = shutil.which("chromium")
     need(chromium is not None and WEB_HOME.is_dir(), "chromium and transmission-daemon's web")
+    need(shutil.which("transmission-remote") is not None, "transmission-remote (transmission-cli)")
     seed = tmp_path / "seed"
     seed.mkdir()
     (seed / "shown-in-web.bin").write_bytes(os.urandom(3 * PIECE))
@@ -197,5 +200,10 @@ def test_transmissions_web_client_from_web_home_lists_the_torrent(tmp_path: Path
         assert 'class="torrent_name">shown-in-web.bin<' in page.stdout, (
             page.stdout[-3000:] + page.stderr[-2000:]
         )
+        # session-close stops the daemon, as it stops transmission-daemon.
+        assert "success" in remote(bt, "--exit")
+        assert bt.process is not None and bt.process.wait(20) == 0, bt.log()[-3000:]
+        assert "Traceback" not in bt.log(), bt.log()[-5000:]
+        assert not (bt.state_dir / "control.json").exists()
     finally:
-        stop_cleanly(bt)
+        bt.stop()
