@@ -79,6 +79,15 @@ def _seed_ratio_mode(view: TorrentView) -> int:
     return 2 if own is None else 1
 
 
+def _seed_ratio_limit(view: TorrentView) -> float:
+    """The ratio that applies: the torrent's own, else the session's (2, as Transmission's
+    default, when neither has one: the mode then says unlimited)."""
+    for ratio in (view.details.seed_ratio, view.session_seed_ratio):
+        if ratio is not None:
+            return _whole(ratio)
+    return 2
+
+
 def _eta(view: TorrentView) -> int:
     s = view.status
     if s.wanted - s.done <= 0:
@@ -282,7 +291,7 @@ FIELDS: dict[str, Field] = {
     "secondsSeeding": _seconds_seeding,
     "seedIdleLimit": lambda v: 0,
     "seedIdleMode": lambda v: 0,
-    "seedRatioLimit": lambda v: v.details.seed_ratio or v.session_seed_ratio or 0,
+    "seedRatioLimit": _seed_ratio_limit,
     "seedRatioMode": _seed_ratio_mode,
     "sequentialDownload": lambda v: False,
     "sizeWhenDone": lambda v: v.status.wanted,
