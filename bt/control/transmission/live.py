@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
-__all__ = ["NO_DETAILS", "Details", "LiveTorrents", "PeerDetails", "TrackerDetails"]
+__all__ = [
+    "NO_DETAILS",
+    "Details",
+    "Extras",
+    "LiveTorrents",
+    "PeerDetails",
+    "TrackerDetails",
+]
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,14 @@ class Details:
 
 
 NO_DETAILS = Details()
+
+
+class Extras(Protocol):
+    """What the RPC asks beyond the control API's session calls (a fake in unit tests)."""
+
+    def details(self, info_hash: bytes, *, peers: bool = ..., pieces: bool = ...) -> Details: ...
+    def reannounce(self, info_hash: bytes) -> None: ...
+    def set_seed_ratio(self, info_hash: bytes, ratio: float | None) -> bool: ...
 
 
 class LiveTorrents:

@@ -17,7 +17,7 @@ from twisted.internet import defer, threads
 from bt.control.transmission.adding import METHODS as ADD_METHODS
 from bt.control.transmission.dispatcher import Dispatcher, Method
 from bt.control.transmission.ids import RECENT_SECONDS, TorrentIds
-from bt.control.transmission.live import LiveTorrents
+from bt.control.transmission.live import Extras, LiveTorrents
 from bt.control.transmission.methods import METHODS as TORRENT_METHODS
 from bt.control.transmission.sessionfields import SessionFacts
 from bt.control.transmission.sessionmethods import METHODS as SESSION_METHODS
@@ -34,7 +34,7 @@ class Rpc:
         session: Any,
         *,
         clock: Any = None,
-        live: Any = None,
+        live: Extras | None = None,
         run_blocking: Callable[..., defer.Deferred[Any]] | None = None,
         close: Callable[[], None] | None = None,
         fetch: Callable[[str], defer.Deferred[bytes]] | None = None,
@@ -43,7 +43,7 @@ class Rpc:
             from twisted.internet import reactor as clock
         self.session = session
         self.clock = clock
-        self.live = live if live is not None else LiveTorrents(session)
+        self.live: Extras = live if live is not None else LiveTorrents(session)
         self.run_blocking = (
             run_blocking or getattr(session, "run_blocking", None) or threads.deferToThread
         )
