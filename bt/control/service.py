@@ -25,6 +25,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.python.failure import Failure
 
+from bt.control import transmission
 from bt.control.api import ControlResource, ControlSession
 from bt.control.auth import BearerAuth
 from bt.control.events import EventStreams
@@ -81,6 +82,7 @@ class ControlService(Service):
         reactor: Any = None,
         *,
         fallback: str | None = None,
+        web_home: Path | None = None,
     ) -> None:
         self.endpoint = loopback_by_default(endpoint)
         #: Where to listen instead when ``endpoint`` cannot be bound (the default one only).
@@ -89,8 +91,17 @@ class ControlService(Service):
         self._reactor = reactor
         blocking = getattr(session, "run_blocking", None) or threads.deferToThread
         self._auth = BearerAuth(ControlResource(session, run_blocking=blocking), token=None)
+        # Transmission's RPC and web client under /transmission, with their own auth.
+        root = transmission.mount(
+            self._auth,
+            session,
+            lambda: self._auth.token,
+            web_home=web_home,
+            reactor=reactor,
+            close=_stop_daemon,
+        )
         # Bounded against hostile clients (connections, deadlines, bodies): see bt.control.site.
-        self._connections = ControlConnections(ControlSite(self._auth, reactor=reactor))
+        self._connections = ControlConnections(ControlSite(root, reactor=reactor))
         self._port: IListeningPort | None = None
         #: Where the API listens, once it does (written to control.json).
         self.url: str | None = None
@@ -185,6 +196,14 @@ class ControlService(Service):
             raise BtError(f"--control {description}: {describe_listen_error(error)}") from error
         port: IListeningPort = outcome[0]
         return port
+
+
+def _stop_daemon() -> None:
+    """Transmission's session-close: stop the daemon as SIGTERM would."""
+    from twisted.internet import reactor
+
+    log.info("stopping: a Transmission client sent session-close")
+    reactor.stop()
 
 
 def _url(port: IListeningPort, *, https: bool) -> str:
