@@ -156,6 +156,33 @@ _SCHEMAS: dict[str, Any] = {
             "download_dir": {"type": "string", "description": "Absolute folder for the data."},
         },
     },
+    "PeerStatus": {
+        "type": "object",
+        "properties": {
+            "address": {"type": "string", "description": "host:port ([v6]:port)."},
+            "client": {"type": "string", "description": "The peer id's first 8 bytes."},
+            "outgoing": {"type": "boolean", "description": "We dialled it."},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            "download_rate": {"type": "number"},
+            "upload_rate": {"type": "number"},
+            "am_choking": {"type": "boolean"},
+            "am_interested": {"type": "boolean"},
+            "peer_choking": {"type": "boolean"},
+            "peer_interested": {"type": "boolean"},
+        },
+    },
+    "TrackerStatus": {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "description": "Its URL, secrets redacted."},
+            "errors": {"type": "integer", "description": "Failed announces in this process."},
+            "failures": {"type": "integer", "description": "Failed announces in a row now."},
+            "last_announce_ago": {
+                "type": ["number", "null"],
+                "description": "Seconds since the last successful announce.",
+            },
+        },
+    },
     "TorrentPatch": {
         "type": "object",
         "additionalProperties": False,
@@ -205,6 +232,11 @@ _INFO_HASH_PARAMETER = {
 
 def _status(description: str) -> dict[str, Any]:
     return {"200": _json(_ref("schemas", "TorrentStatus"), description), **_errors(400, 404)}
+
+
+def _list_of(key: str, schema: str) -> dict[str, Any]:
+    items = {"type": "array", "items": _ref("schemas", schema)}
+    return {"type": "object", "properties": {key: items}}
 
 
 def _action(handler: str, summary: str) -> dict[str, Any]:
@@ -329,6 +361,28 @@ _PATHS: dict[str, Any] = {
     "/api/v1/torrents/{info_hash}/recheck": {
         "parameters": [_INFO_HASH_PARAMETER],
         **_action("recheck_torrent", "Hash all of the torrent's data again."),
+    },
+    "/api/v1/torrents/{info_hash}/peers": {
+        "parameters": [_INFO_HASH_PARAMETER],
+        "get": {
+            "operationId": "list_peers",
+            "summary": "The torrent's connected peers (none for a magnet fetching metadata).",
+            "responses": {
+                "200": _json(_list_of("peers", "PeerStatus"), "The peers."),
+                **_errors(400, 404),
+            },
+        },
+    },
+    "/api/v1/torrents/{info_hash}/trackers": {
+        "parameters": [_INFO_HASH_PARAMETER],
+        "get": {
+            "operationId": "list_trackers",
+            "summary": "The torrent's trackers, one per tier (none for a magnet).",
+            "responses": {
+                "200": _json(_list_of("trackers", "TrackerStatus"), "The trackers."),
+                **_errors(400, 404),
+            },
+        },
     },
     "/api/v1/openapi.json": {
         "get": {
