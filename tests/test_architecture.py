@@ -46,6 +46,7 @@ LAYER_0 = [
     "bt.storage.resume",
     "bt.geometry",  # when it exists (issue 13)
     "bt.lifecycle",  # when it exists (issue 13)
+    "bt.events",
     "bt.dht",
     "bt.dht.krpc",
     "bt.dht.nodeid",

@@ -31,6 +31,7 @@ from twisted.web.resource import Resource
 from bt import snapshot
 from bt.control import fields as read
 from bt.control import metrics, openapi
+from bt.control.events import EventStreams
 from bt.control.replies import JSON, ApiError, Reply, error_reply, json_reply, send_reply
 from bt.errors import (
     DuplicateTorrentError,
@@ -77,6 +78,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/torrents/{info_hash}/peers", "list_peers"),
     Route("GET", "/api/v1/torrents/{info_hash}/trackers", "list_trackers"),
     Route("GET", "/api/v1/openapi.json", "get_openapi"),
+    Route("GET", "/api/v1/events", "stream_events"),
     Route("GET", "/metrics", "get_metrics"),
 )
 
@@ -125,17 +127,22 @@ class ControlResource(Resource):
         self._max_body = max_body
         self._run_blocking = run_blocking
         self._registry = metrics.make_registry(session)
+        #: The open event streams; the session's ``events`` feeds them (bt.sessionevents).
+        self.events = EventStreams(getattr(session, "events", None))
 
     def render(self, request: server.Request) -> int:
         gone: list[Failure] = []
         request.notifyFinish().addErrback(gone.append)
         outcome = defer.maybeDeferred(self._dispatch, request)
         outcome.addErrback(self._reply_for_failure, request)
-        outcome.addCallback(lambda reply: None if gone else send_reply(request, reply))
+        # None: the handler answers on its own (an event stream).
+        outcome.addCallback(
+            lambda reply: None if gone or reply is None else send_reply(request, reply)
+        )
         outcome.addErrback(lambda failure: log.failure("writing a reply failed", failure))
         return server.NOT_DONE_YET
 
-    def _dispatch(self, request: server.Request) -> Reply | defer.Deferred[Reply]:
+    def _dispatch(self, request: server.Request) -> Reply | defer.Deferred[Reply] | None:
         path = unquote(request.path.decode("ascii", "replace"))
         segments = path.strip("/").split("/") if path.strip("/") else []
         matches = [(r, p) for r in ROUTES if (p := _match(r.path, segments)) is not None]
@@ -157,7 +164,7 @@ class ControlResource(Resource):
         arguments: dict[str, Any] = dict(params)
         if "info_hash" in arguments:
             arguments["info_hash"] = read.info_hash(arguments["info_hash"])
-        result: Reply | defer.Deferred[Reply] = getattr(self, "_" + route.handler)(
+        result: Reply | defer.Deferred[Reply] | None = getattr(self, "_" + route.handler)(
             request, **arguments
         )
         return result
@@ -237,6 +244,9 @@ class ControlResource(Resource):
             except ValueError as exc:
                 raise ApiError(400, f"{read.limit_fields(limits)}: {exc}") from None
         return json_reply(200, self._session.status().to_json())
+
+    def _stream_events(self, request: server.Request) -> Reply | None:
+        return self.events.open(request)
 
     def _get_openapi(self, request: server.Request) -> Reply:
         return json_reply(200, openapi.document())

@@ -28,7 +28,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     names = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 409: "Conflict",
-             413: "TooLarge", 415: "UnsupportedMediaType"}  # fmt: skip
+             413: "TooLarge", 415: "UnsupportedMediaType", 503: "Unavailable"}  # fmt: skip
     return {str(code): _ref("responses", names[code]) for code in codes}
 
 
@@ -139,6 +139,24 @@ _SCHEMAS: dict[str, Any] = {
             },
         ]
     },
+    "TorrentEvent": {
+        "type": "object",
+        "description": "The data of torrent-added, metadata-received, state-changed, "
+        "finished and removed: the torrent's fields of the same names.",
+        "required": ["info_hash", "name", "state", "error"],
+        "properties": {
+            "info_hash": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
+            "name": {"type": "string"},
+            "state": {"type": "string", "enum": [s.value for s in (*TorrentState, *MagnetState)]},
+            "error": {"type": ["string", "null"]},
+        },
+    },
+    "ProgressEvent": {
+        "type": "object",
+        "description": "The data of progress: what GET /api/v1/torrents returns.",
+        "required": ["torrents"],
+        "properties": {"torrents": {"type": "array", "items": _ref("schemas", "TorrentSummary")}},
+    },
     "Limits": {
         "type": "object",
         "additionalProperties": False,
@@ -215,6 +233,7 @@ _RESPONSES: dict[str, Any] = {
         ("TooLarge", "The body (or the .torrent file) is over 64 MiB."),
         ("UnsupportedMediaType", "Neither application/x-bittorrent nor JSON."),
         ("InternalError", "A bug; the daemon's log has the traceback."),
+        ("Unavailable", "Too many event streams open (see Retry-After), or no events."),
     )
 }
 _RESPONSES["Unauthorized"]["headers"] = {
@@ -389,6 +408,46 @@ _PATHS: dict[str, Any] = {
             "operationId": "get_openapi",
             "summary": "This document.",
             "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")},
+        }
+    },
+    "/api/v1/events": {
+        "get": {
+            "operationId": "stream_events",
+            "summary": "Server-sent events: torrents added, their metadata, state changes, "
+            "completion, removal, and a progress summary every second while active.",
+            "description": "text/event-stream; each event is 'id: N', 'event: KIND', "
+            "'data: JSON' and a blank line; ': keep-alive' comments every 15 s. KIND is "
+            "torrent-added, metadata-received, state-changed, finished or removed (data: "
+            "TorrentEvent) or progress (data: ProgressEvent). A client too slow to read "
+            "(over 1 MiB waiting, or nothing read for 60 s) is disconnected.",
+            "parameters": [
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                    "description": "The last id received: the events since are sent first, "
+                    "from a backlog of the last 256 (progress not kept).",
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "The stream, open until the client or the daemon ends it.",
+                    "content": {
+                        "text/event-stream": {
+                            "schema": {"type": "string"},
+                            "x-events": {
+                                "torrent-added": _ref("schemas", "TorrentEvent"),
+                                "metadata-received": _ref("schemas", "TorrentEvent"),
+                                "state-changed": _ref("schemas", "TorrentEvent"),
+                                "finished": _ref("schemas", "TorrentEvent"),
+                                "removed": _ref("schemas", "TorrentEvent"),
+                                "progress": _ref("schemas", "ProgressEvent"),
+                            },
+                        }
+                    },
+                },
+                **_errors(400, 503),
+            },
         }
     },
     "/metrics": {

@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 
 from bt.control.api import ControlResource, ControlSession
 from bt.control.auth import BearerAuth
+from bt.control.events import EventStreams
 from bt.control.files import ensure_token, remove_control_info, write_control_info
 from bt.control.site import ControlConnections, ControlSite
 from bt.control.webpage import WebFront
@@ -117,9 +118,17 @@ class ControlService(Service):
     def stopService(self) -> defer.Deferred[None]:
         super().stopService()
         remove_control_info(self.state_dir)
+        if self.event_streams is not None:
+            self.event_streams.close()  # else a client that does not read would hold up the stop
         stopped = self._stop_listening()
         stopped.addCallback(lambda _: self._connections.close_all())
         return stopped
+
+    @property
+    def event_streams(self) -> EventStreams | None:
+        """The API's open event streams (``GET /api/v1/events``, bt.control.events)."""
+        api = self._auth.wrapped
+        return api.events if isinstance(api, ControlResource) else None
 
     def _stop_listening(self) -> defer.Deferred[None]:
         port, self._port = self._port, None
