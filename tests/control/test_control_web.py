@@ -160,6 +160,8 @@ async def test_the_cookie_opens_the_page_and_its_files() -> None:
     assert '<script type="module" src="/web/app.js">' in body
     policy = page.headers.getRawHeaders("content-security-policy")[0]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    # Not no-referrer: Chromium then sends "Origin: null" with the page's own posts.
+    assert page.headers.getRawHeaders("referrer-policy") == ["same-origin"]
     script = await client.get(f"{HOST}/web/app.js", headers=cookie(value))
     assert script.code == 200
     assert script.headers.getRawHeaders("content-type") == ["text/javascript; charset=utf-8"]
