@@ -472,7 +472,7 @@ _DOCUMENT: dict[str, Any] = {
         "description": "Control and observe a bt daemon. Every request needs the bearer "
         "token from the daemon's state folder (control.token).",
     },
-    "security": [{"bearer": []}],
+    "security": [{"bearer": []}, {"webSession": []}],
     "paths": _PATHS,
     "components": {
         "securitySchemes": {
@@ -480,7 +480,14 @@ _DOCUMENT: dict[str, Any] = {
                 "type": "http",
                 "scheme": "bearer",
                 "description": "The token in <state dir>/control.token.",
-            }
+            },
+            "webSession": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": "bt_session",
+                "description": "The web page's log-in (POST /login with the token); a state "
+                "change with it also needs the header X-BT-Request (docs/web.rst).",
+            },
         },
         "schemas": _SCHEMAS,
         "responses": _RESPONSES,

@@ -103,13 +103,28 @@ def percent(text: str) -> float:
 
 
 def until(condition: Any, what: str, timeout: float = TIMEOUT) -> None:
-    wait_for(lambda: bool(condition()), timeout, what, step=0.2)
+    """Wait for ``condition``, asking again when the page replaced what it looked at."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    def holds() -> bool:
+        try:
+            return bool(condition())
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+
+    wait_for(holds, timeout, what, step=0.2)
+
+
+def act(action: Any, what: str) -> None:
+    """Do ``action`` once it finds its elements (the page re-renders some tables)."""
+    until(lambda: action() or True, what)
 
 
 def test_the_page_logs_in_shows_a_live_download_pauses_uploads_and_removes(
     tmp_path: Path, opentracker: OpenTracker, libtorrent: object, browser: Any
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     torrent = tracked_torrent(tmp_path, opentracker, {"data.bin": SIZE}, "data.bin")
     meta = parse_metainfo(torrent.read_bytes())
@@ -156,6 +171,10 @@ def test_the_page_logs_in_shows_a_live_download_pauses_uploads_and_removes(
         until(lambda: "data.bin" in browser.find_element(By.ID, "tab-files").text, "files")
         browser.find_element(By.CSS_SELECTOR, "[data-tab=peers]").click()
         until(lambda: "127.0.0.1" in browser.find_element(By.ID, "tab-peers").text, "the peer")
+        browser.find_element(By.CSS_SELECTOR, "[data-tab=trackers]").click()
+        tracker = browser.find_element(By.ID, "tab-trackers")
+        until(lambda: opentracker.announce_url in tracker.text, "the tracker")
+        until(lambda: " ago" in tracker.text, "the tracker's last announce")
         browser.find_element(By.CSS_SELECTOR, "[data-tab=files]").click()
         browser.save_screenshot(str(shots / "1-downloading.png"))
         if os.environ.get("BT_WEB_SCREENSHOT"):
@@ -165,9 +184,8 @@ def test_the_page_logs_in_shows_a_live_download_pauses_uploads_and_removes(
         row(browser, info_hash).find_element(By.CSS_SELECTOR, "[data-action=toggle]").click()
         until(lambda: cell(browser, info_hash, "state") == "paused", "paused on the page")
         assert daemon.api("GET", f"/api/v1/torrents/{info_hash}")[1]["state"] == "paused"
-        assert row(browser, info_hash).find_element(By.CSS_SELECTOR, "[data-action=toggle]").text == (
-            "Resume"
-        )
+        toggle = row(browser, info_hash).find_element(By.CSS_SELECTOR, "[data-action=toggle]")
+        assert toggle.text == "Resume"
         browser.save_screenshot(str(shots / "2-paused.png"))
 
         # Upload a .torrent through the file input.
@@ -183,16 +201,33 @@ def test_the_page_logs_in_shows_a_live_download_pauses_uploads_and_removes(
         browser.find_element(By.CSS_SELECTOR, "#add-file button").click()
         until(lambda: row(browser, other_hash) is not None, "the uploaded torrent's row")
         assert cell(browser, other_hash, "title") == "notes.txt"
-        status, listed = daemon.api("GET", "/api/v1/torrents")
+        _, listed = daemon.api("GET", "/api/v1/torrents")
         assert other_hash in {t["info_hash"] for t in listed["torrents"]}
         browser.save_screenshot(str(shots / "3-uploaded.png"))
+
+        # Its file's priority, set in the details.
+        row(browser, other_hash).find_element(By.CSS_SELECTOR, ".title").click()
+        until(lambda: "notes.txt" in browser.find_element(By.ID, "tab-files").text, "its files")
+        act(
+            lambda: Select(
+                browser.find_element(By.CSS_SELECTOR, "#tab-files select")
+            ).select_by_value("high"),
+            "choosing high",
+        )
+        until(
+            lambda: (
+                daemon.api("GET", f"/api/v1/torrents/{other_hash}")[1]["files"][0]["priority"]
+                == "high"
+            ),
+            "the priority to reach the daemon",
+        )
 
         # Remove it (keeping no data: it has none).
         other_row = row(browser, other_hash)
         other_row.find_element(By.CSS_SELECTOR, "[data-action=remove]").click()
         other_row.find_element(By.CSS_SELECTOR, "[data-action=remove-delete]").click()
         until(lambda: row(browser, other_hash) is None, "the row to go")
-        status, listed = daemon.api("GET", "/api/v1/torrents")
+        _, listed = daemon.api("GET", "/api/v1/torrents")
         assert {t["info_hash"] for t in listed["torrents"]} == {info_hash}
         browser.save_screenshot(str(shots / "4-removed.png"))
 
