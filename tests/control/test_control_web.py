@@ -165,8 +165,9 @@ async def test_the_cookie_opens_the_page_and_its_files() -> None:
     script = await client.get(f"{HOST}/web/app.js", headers=cookie(value))
     assert script.code == 200
     assert script.headers.getRawHeaders("content-type") == ["text/javascript; charset=utf-8"]
-    missing = await client.get(f"{HOST}/web/nope.js", headers=cookie(value))
-    assert missing.code == 404
+    for name in ("nope.js", "../control.token", "%2e%2e/control.token", "sub/app.js", ""):
+        missing = await client.get(f"{HOST}/web/{name}", headers=cookie(value))
+        assert missing.code == 404, name
 
 
 @pytest_twisted.ensureDeferred

@@ -37,7 +37,7 @@ TIMEOUT = 60
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     need(
         os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER),
         "chromium and chromium-driver are not installed (Debian packages)",
@@ -48,7 +48,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     except ImportError:
         need(False, "selenium is not installed (the test extra)")
         raise
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager, if ever run, downloads nothing
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager, if ever run, downloads nothing
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     profile = tmp_path / "chromium-profile"
