@@ -214,16 +214,24 @@ function live(state, text) {
   badge.textContent = text;
 }
 
-function connectEvents() {
+// A stream the browser gave up on (an HTTP error such as 503 with too many streams
+// open) is opened anew after this many ms, and the list read once to catch up.
+const REOPEN_MS = 5000;
+
+function connectEvents(reopened = false) {
   const events = new EventSource('/api/v1/events');
-  events.addEventListener('open', () => live('on', 'live'));
+  events.addEventListener('open', async () => {
+    live('on', 'live');
+    if (reopened) replaceAll((await api.torrents()).torrents);
+  });
   events.addEventListener('error', async () => {
     live('off', 'reconnecting');
-    // EventSource retries by itself (with Last-Event-ID); a 401 means logged out.
+    // After a network error EventSource retries by itself (with Last-Event-ID).
+    if (events.readyState === EventSource.CLOSED) setTimeout(() => connectEvents(true), REOPEN_MS);
     try {
-      await api.session();
+      await api.session(); // a 401 means logged out: api.request goes to the log-in form
     } catch {
-      /* api.request sends a logged-out page back to the log-in form */
+      /* reported by the stream's badge */
     }
   });
   events.addEventListener('progress', (event) => {
