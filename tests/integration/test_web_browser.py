@@ -60,6 +60,7 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
+        "--no-proxy-server",  # loopback only, whatever proxy the environment names
         "--disable-dev-shm-usage",
         "--window-size=1400,900",
         f"--user-data-dir={profile}",
@@ -96,6 +97,20 @@ def cell(driver: Any, info_hash: str, name: str) -> str:
         return ""
     text: str = found.find_element(By.CSS_SELECTOR, f".{name}").text
     return text
+
+
+def status_with_cookie(url: str, value: str) -> int:
+    """The status of a GET carrying only the page's session cookie."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Cookie": f"bt_session={value}"})
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with direct.open(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def percent(text: str) -> float:
@@ -156,6 +171,7 @@ def test_the_page_logs_in_shows_a_live_download_pauses_uploads_and_removes(
         [session] = [c for c in browser.get_cookies() if c["name"] == "bt_session"]
         assert session["httpOnly"] and session["sameSite"] == "Strict"
         assert token not in session["value"] and token not in browser.current_url
+        assert status_with_cookie(base + "/api/v1/session", session["value"]) == 200
 
         # The download advances on the page, pushed by the event stream.
         until(lambda: row(browser, info_hash) is not None, "the torrent's row")
@@ -167,6 +183,12 @@ def test_the_page_logs_in_shows_a_live_download_pauses_uploads_and_removes(
             "the progress to change live",
         )
         assert cell(browser, info_hash, "state") == "downloading"
+        # Pushed, not polled: the list was read once, at load.
+        reads = browser.execute_script(
+            "return performance.getEntriesByType('resource')"
+            ".filter(e => new URL(e.name).pathname === '/api/v1/torrents').length"
+        )
+        assert reads == 1
         row(browser, info_hash).click()  # the details: its file, then its peer
         until(lambda: "data.bin" in browser.find_element(By.ID, "tab-files").text, "files")
         browser.find_element(By.CSS_SELECTOR, "[data-tab=peers]").click()
@@ -231,9 +253,18 @@ def test_the_page_logs_in_shows_a_live_download_pauses_uploads_and_removes(
         assert {t["info_hash"] for t in listed["torrents"]} == {info_hash}
         browser.save_screenshot(str(shots / "4-removed.png"))
 
+        # The session's limits.
+        browser.find_element(By.ID, "session-down").send_keys("2M")
+        browser.find_element(By.CSS_SELECTOR, "#session-limits button").click()
+        until(
+            lambda: daemon.api("GET", "/api/v1/session")[1]["download_limit"] == 2 * 1024 * 1024,
+            "the session's download limit",
+        )
+
         # Log out: the cookie no longer opens anything.
         browser.find_element(By.ID, "logout").click()
         until(lambda: browser.find_elements(By.ID, "token"), "the log-in form again")
+        assert status_with_cookie(base + "/api/v1/session", session["value"]) == 401
         assert "Traceback" not in daemon.log()
     finally:
         daemon.stop()
