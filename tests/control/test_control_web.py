@@ -363,3 +363,25 @@ def test_the_cookie_is_secure_over_tls() -> None:
     sessions.set_cookie(dummy, sessions.create())
     [header] = dummy.responseHeaders.getRawHeaders(b"set-cookie")
     assert b"; Secure" in header and b"SameSite=Strict" in header and b"HttpOnly" in header
+
+
+# -- the cookie on the event stream ------------------------------------------------------
+
+
+def test_the_cookie_opens_the_event_stream_and_a_stale_one_does_not() -> None:
+    from bt.control.site import ControlSite
+    from bt.events import Kind
+    from control.test_control_events import Daemon
+
+    daemon = Daemon()
+    front = WebFront(lambda: TOKEN)
+    daemon.site = ControlSite(BearerAuth(daemon.api, TOKEN, web=front), reactor=daemon.clock)
+    value = front.sessions.create()
+    stream = daemon.connect(f"Cookie: {COOKIE.decode()}={value}", token=None)
+    daemon.publish(Kind.STATE_CHANGED)
+    status, headers, _ = stream.response()
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    assert stream.kinds() == ["state-changed"]
+    front.sessions.revoke(value)
+    refused = daemon.connect(f"Cookie: {COOKIE.decode()}={value}", token=None)
+    assert refused.response()[0] == 401
