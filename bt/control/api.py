@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.resource import Resource
 
+from bt import snapshot
 from bt.control import fields as read
 from bt.control import metrics, openapi
 from bt.control.events import EventStreams
@@ -42,7 +43,7 @@ from bt.errors import (
 from bt.logs import Logger
 from bt.magnet import MagnetLink, parse_magnet
 from bt.metainfo import Metainfo, load_metainfo, parse_metainfo
-from bt.status import FilePriority, SessionStatus, TorrentStatus
+from bt.status import FilePriority, MagnetState, SessionStatus, TorrentStatus
 from bt.untrusted import shown
 
 __all__ = ["MAX_BODY", "ROUTES", "ApiError", "ControlResource", "Reply", "Route"]
@@ -74,6 +75,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/torrents/{info_hash}/pause", "pause_torrent"),
     Route("POST", "/api/v1/torrents/{info_hash}/resume", "resume_torrent"),
     Route("POST", "/api/v1/torrents/{info_hash}/recheck", "recheck_torrent"),
+    Route("GET", "/api/v1/torrents/{info_hash}/peers", "list_peers"),
+    Route("GET", "/api/v1/torrents/{info_hash}/trackers", "list_trackers"),
     Route("GET", "/api/v1/openapi.json", "get_openapi"),
     Route("GET", "/api/v1/events", "stream_events"),
     Route("GET", "/metrics", "get_metrics"),
@@ -101,6 +104,8 @@ class ControlSession(Protocol):
         self, info_hash: bytes, priorities: Mapping[int, FilePriority]
     ) -> None: ...
     def set_limits(self, **limits: float | None) -> None: ...
+    def get(self, info_hash: bytes) -> Any:
+        """The live torrent (bt.torrent.Torrent), read for its peers and trackers."""
 
 
 class ControlResource(Resource):
@@ -376,6 +381,23 @@ class ControlResource(Resource):
     def _recheck_torrent(self, request: server.Request, info_hash: bytes) -> Reply:
         self._session.recheck_torrent(info_hash)
         return self._status_reply(info_hash)
+
+    def _live_torrent(self, info_hash: bytes) -> Any:
+        """The torrent itself; None for a magnet still fetching its metadata (no peers yet)."""
+        if self._session.torrent_status(info_hash).state == MagnetState.FETCHING_METADATA:
+            return None
+        return self._session.get(info_hash)
+
+    def _list_peers(self, request: server.Request, info_hash: bytes) -> Reply:
+        torrent = self._live_torrent(info_hash)
+        peers = [] if torrent is None else snapshot.peer_statuses(torrent)
+        return json_reply(200, {"peers": [peer.to_json() for peer in peers]})
+
+    def _list_trackers(self, request: server.Request, info_hash: bytes) -> Reply:
+        torrent = self._live_torrent(info_hash)
+        now = 0.0 if torrent is None else torrent.reactor.seconds()
+        trackers = [] if torrent is None else snapshot.tracker_statuses(torrent, now)
+        return json_reply(200, {"trackers": [tracker.to_json() for tracker in trackers]})
 
 
 # -- parsing what clients send -------------------------------------------------------

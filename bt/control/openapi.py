@@ -174,6 +174,33 @@ _SCHEMAS: dict[str, Any] = {
             "download_dir": {"type": "string", "description": "Absolute folder for the data."},
         },
     },
+    "PeerStatus": {
+        "type": "object",
+        "properties": {
+            "address": {"type": "string", "description": "host:port ([v6]:port)."},
+            "client": {"type": "string", "description": "The peer id's first 8 bytes."},
+            "outgoing": {"type": "boolean", "description": "We dialled it."},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            "download_rate": {"type": "number"},
+            "upload_rate": {"type": "number"},
+            "am_choking": {"type": "boolean"},
+            "am_interested": {"type": "boolean"},
+            "peer_choking": {"type": "boolean"},
+            "peer_interested": {"type": "boolean"},
+        },
+    },
+    "TrackerStatus": {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "description": "Its URL, secrets redacted."},
+            "errors": {"type": "integer", "description": "Failed announces in this process."},
+            "failures": {"type": "integer", "description": "Failed announces in a row now."},
+            "last_announce_ago": {
+                "type": ["number", "null"],
+                "description": "Seconds since the last successful announce.",
+            },
+        },
+    },
     "TorrentPatch": {
         "type": "object",
         "additionalProperties": False,
@@ -224,6 +251,11 @@ _INFO_HASH_PARAMETER = {
 
 def _status(description: str) -> dict[str, Any]:
     return {"200": _json(_ref("schemas", "TorrentStatus"), description), **_errors(400, 404)}
+
+
+def _list_of(key: str, schema: str) -> dict[str, Any]:
+    items = {"type": "array", "items": _ref("schemas", schema)}
+    return {"type": "object", "properties": {key: items}}
 
 
 def _action(handler: str, summary: str) -> dict[str, Any]:
@@ -349,6 +381,28 @@ _PATHS: dict[str, Any] = {
         "parameters": [_INFO_HASH_PARAMETER],
         **_action("recheck_torrent", "Hash all of the torrent's data again."),
     },
+    "/api/v1/torrents/{info_hash}/peers": {
+        "parameters": [_INFO_HASH_PARAMETER],
+        "get": {
+            "operationId": "list_peers",
+            "summary": "The torrent's connected peers (none for a magnet fetching metadata).",
+            "responses": {
+                "200": _json(_list_of("peers", "PeerStatus"), "The peers."),
+                **_errors(400, 404),
+            },
+        },
+    },
+    "/api/v1/torrents/{info_hash}/trackers": {
+        "parameters": [_INFO_HASH_PARAMETER],
+        "get": {
+            "operationId": "list_trackers",
+            "summary": "The torrent's trackers, one per tier (none for a magnet).",
+            "responses": {
+                "200": _json(_list_of("trackers", "TrackerStatus"), "The trackers."),
+                **_errors(400, 404),
+            },
+        },
+    },
     "/api/v1/openapi.json": {
         "get": {
             "operationId": "get_openapi",
@@ -418,7 +472,7 @@ _DOCUMENT: dict[str, Any] = {
         "description": "Control and observe a bt daemon. Every request needs the bearer "
         "token from the daemon's state folder (control.token).",
     },
-    "security": [{"bearer": []}],
+    "security": [{"bearer": []}, {"webSession": []}],
     "paths": _PATHS,
     "components": {
         "securitySchemes": {
@@ -426,7 +480,14 @@ _DOCUMENT: dict[str, Any] = {
                 "type": "http",
                 "scheme": "bearer",
                 "description": "The token in <state dir>/control.token.",
-            }
+            },
+            "webSession": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": "bt_session",
+                "description": "The web page's log-in (POST /login with the token); a state "
+                "change with it also needs the header X-BT-Request (docs/web.rst).",
+            },
         },
         "schemas": _SCHEMAS,
         "responses": _RESPONSES,

@@ -31,6 +31,7 @@ from bt.control.auth import BearerAuth
 from bt.control.events import EventStreams
 from bt.control.files import ensure_token, remove_control_info, write_control_info
 from bt.control.site import ControlConnections, ControlSite
+from bt.control.webpage import WebFront
 from bt.endpoints import describe_listen_error, server_endpoint
 from bt.errors import BtError
 from bt.logs import Logger
@@ -90,7 +91,10 @@ class ControlService(Service):
         self.state_dir = state_dir
         self._reactor = reactor
         blocking = getattr(session, "run_blocking", None) or threads.deferToThread
-        self._auth = BearerAuth(ControlResource(session, run_blocking=blocking), token=None)
+        api = ControlResource(session, run_blocking=blocking)
+        # The web page (bt/control/web/) at /, logged in with the token (bt.control.webpage).
+        self._web = WebFront(lambda: self._auth.token)
+        self._auth = BearerAuth(api, token=None, web=self._web)
         # Transmission's RPC and web client under /transmission, with their own auth.
         root = transmission.mount(
             self._auth,
