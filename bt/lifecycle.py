@@ -11,6 +11,7 @@ not yet cleared by a check.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
@@ -34,6 +35,7 @@ __all__ = [
     "Refused",
     "TorrentState",
     "Transition",
+    "Watcher",
     "describe_table",
 ]
 
@@ -154,6 +156,10 @@ class Guarded:
 
 Outcome = Transition | Ignored | Refused | Guarded
 IGNORED = Ignored()
+#: Told of every accepted event: the event and the state before it (the new state and
+#: error are on the lifecycle). Called before the actions run, so nested moves are seen
+#: in the order they happen.
+Watcher = Callable[[Event, TorrentState], None]
 
 S = TorrentState
 _ALL = tuple(S)
@@ -240,13 +246,15 @@ class Lifecycle:
 
     Besides the state: ``paused`` is set by an accepted PAUSE and cleared by an
     accepted RESUME; ``error`` is recorded by an accepted DISK_ERROR and
-    cleared by an accepted CHECKED (the check found what is valid).
+    cleared by an accepted CHECKED (the check found what is valid). ``watchers``
+    are told of each accepted event (the session's event hub: bt.sessionevents).
     """
 
     def __init__(self, *, paused: bool = False) -> None:
         self.state = TorrentState.STOPPED
         self.paused = paused
         self.error: str | None = None
+        self.watchers: list[Watcher] = []
 
     def outcome(self, event: Event) -> Transition | Ignored | Refused:
         """What ``event`` would do now, its flags resolved; changes nothing."""
@@ -278,7 +286,9 @@ class Lifecycle:
             self.error = error
         elif event is Event.CHECKED:
             self.error = None
-        self.state = outcome.to
+        before, self.state = self.state, outcome.to
+        for watcher in tuple(self.watchers):
+            watcher(event, before)
         return outcome.actions
 
     @property

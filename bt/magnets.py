@@ -110,6 +110,7 @@ class Magnets:
                 session.memory.registry.save_magnet, info_hash, record, magnet.uri()
             )
             saved.addErrback(lambda failure: self.log.failure("cannot remember magnet", failure))
+        session.events.magnet_added(fetch)
         fetch.setServiceParent(session)
         return fetch
 
@@ -137,6 +138,7 @@ class Magnets:
         except (ValueError, BtError) as exc:
             # The peers agreed on bytes that hash right but are no torrent bt can use.
             self.log.error("{name}: cannot use its metadata: {error}", name=fetch.name, error=exc)
+            session.events.magnet_dropped(fetch, f"cannot use its metadata: {exc}")
             return
         if remembered:
             session.memory.serially(session.memory.registry.forget_magnet, info_hash)

@@ -17,9 +17,8 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from bt import __version__
 from bt.dht.config import DHTConfig
-from bt.dht.service import dht_counts, dht_service
+from bt.dht.service import dht_service
 from bt.errors import BtError, DuplicateTorrentError
 from bt.extensions.standard import install_standard_extensions
 from bt.interfaces import IStorage
@@ -34,6 +33,8 @@ from bt.persistence import SessionMemory
 from bt.policy.ratelimit import TokenBucket
 from bt.policy.slots import ConnectionSlots
 from bt.registry import TorrentRecord
+from bt.sessionevents import SessionEvents
+from bt.sessionstatus import session_status
 from bt.settings import user_limit as _limit
 from bt.snapshot import torrent_status
 from bt.statelock import StateDirLock
@@ -123,6 +124,8 @@ class Session(MultiService):
         self.disk_threads = DiskThreads(reactor, config.torrent.disk_threads)
         #: The torrents and global limits remembered in the state folder.
         self.memory = SessionMemory(config.state_dir, self.disk_threads.run)
+        #: What happens to torrents, for the control API's event stream (bt.sessionevents).
+        self.events = SessionEvents(self)
         self.dht = dht_service(self)  # the DHT node (bt.dht.service); None: --no-dht
         #: Magnets still fetching their metadata (bt.magnets): torrents once it arrives.
         self.magnets = Magnets(self)
@@ -236,6 +239,7 @@ class Session(MultiService):
         )
         install_standard_extensions(torrent, self.dht)
         self.torrents[metainfo.info_hash] = torrent
+        self.events.watch(torrent)  # before it starts: added, then checking
         torrent.setServiceParent(self)
         return torrent
 
@@ -259,6 +263,7 @@ class Session(MultiService):
         Fires once the torrent is stopped (state saved, files closed) and, when
         asked, its files are gone. Folders left empty by the deletion go too.
         """
+        self.events.removing(info_hash)
         if info_hash in self.magnets:
             return self.magnets.remove(info_hash)
         torrent = self.get(info_hash)
@@ -361,20 +366,7 @@ class Session(MultiService):
         return statuses + self.magnets.statuses()
 
     def status(self) -> SessionStatus:
-        torrents = list(self.torrents.values())
-        return SessionStatus(
-            version=__version__,
-            torrents=len(torrents) + len(self.magnets.fetches),
-            peers=sum(len(t.links) for t in torrents),
-            download_rate=sum(t.download_rate.rate for t in torrents if t.links),
-            upload_rate=sum(t.upload_rate.rate for t in torrents if t.links),
-            downloaded=sum(t.download_rate.total for t in torrents),
-            uploaded=sum(t.upload_rate.total for t in torrents),
-            upload_limit=self.limits.upload.rate,
-            download_limit=self.limits.download.rate,
-            listen_port=self.port,
-            **dht_counts(self.dht),
-        )
+        return session_status(self)
 
     # -- remembering torrents across restarts ------------------------------------
 

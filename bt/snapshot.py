@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 from bt.candidates import PeerSource
 from bt.priorities import file_done_bytes
 from bt.progress import eta
-from bt.status import FileStatus, TorrentState, TorrentStatus
+from bt.status import FileStatus, PeerStatus, TorrentState, TorrentStatus, TrackerStatus
+from bt.tracker.announcer import tracker_name
+from bt.untrusted import shown
 
 if TYPE_CHECKING:
     from bt.torrent import Torrent
 
-__all__ = ["torrent_status"]
+__all__ = ["peer_statuses", "torrent_status", "tracker_statuses"]
 
 
 def torrent_status(torrent: Torrent, *, files: bool = True) -> TorrentStatus:
@@ -90,3 +92,48 @@ def _have_bytes(torrent: Torrent) -> int:
 def dht_peers(sources: Iterable[Any]) -> int:
     """Peers found by the DHT source among a torrent's (or magnet's) peer sources."""
     return sum(getattr(s, "peers_found", 0) for s in sources if s.tag == PeerSource.DHT)
+
+
+def peer_statuses(torrent: Torrent) -> list[PeerStatus]:
+    """The torrent's connected peers, in the order they connected."""
+    pieces = torrent.metainfo.num_pieces
+    statuses = []
+    for link in torrent.links:
+        host, port = link.address[0], link.address[1]
+        connection = link.protocol.connection
+        peer_id = link.protocol.peer_id
+        statuses.append(
+            PeerStatus(
+                address=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                client=_client(peer_id),
+                outgoing=link.outgoing,
+                progress=link.bitfield.count() / pieces if pieces else 1.0,
+                download_rate=link.download_meter.rate,
+                upload_rate=link.upload_meter.rate,
+                am_choking=connection.am_choking,
+                am_interested=connection.am_interested,
+                peer_choking=connection.peer_choking,
+                peer_interested=connection.peer_interested,
+            )
+        )
+    return statuses
+
+
+def tracker_statuses(torrent: Torrent, now: float) -> list[TrackerStatus]:
+    """The torrent's trackers (one per BEP 12 tier), as the announcers know them."""
+    return [
+        TrackerStatus(
+            url=tracker_name(announcer.tracker),
+            errors=announcer.errors,
+            failures=announcer.failures,
+            last_announce_ago=(
+                None if announcer.last_announce is None else now - announcer.last_announce
+            ),
+        )
+        for announcer in torrent.announcers
+    ]
+
+
+def _client(peer_id: bytes | None) -> str:
+    """The peer id's first 8 bytes (Azureus-style ``-lt2010-``), escaped; "" when unknown."""
+    return shown(peer_id[:8], 16) if peer_id else ""

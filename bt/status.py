@@ -19,9 +19,11 @@ __all__ = [
     "FilePriority",
     "FileStatus",
     "MagnetState",
+    "PeerStatus",
     "SessionStatus",
     "TorrentState",
     "TorrentStatus",
+    "TrackerStatus",
 ]
 
 
@@ -147,6 +149,45 @@ class SessionStatus:
     dht_nodes: int | None = None
     dht_lookups: int | None = None
     dht_announces: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    """One connected peer of a torrent, as the web page's peer list shows it."""
+
+    #: ``host:port`` (``[v6]:port``).
+    address: str
+    #: The client as its peer id names it (``-lt2010-``), escaped; "" when unknown.
+    client: str
+    #: Whether we dialled it (else it dialled us).
+    outgoing: bool
+    #: Its share of the torrent's pieces, 0.0 .. 1.0.
+    progress: float
+    download_rate: float
+    upload_rate: float
+    am_choking: bool
+    am_interested: bool
+    peer_choking: bool
+    peer_interested: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerStatus:
+    """One tracker (a BEP 12 tier: the tracker it tries first) of a torrent."""
+
+    url: str
+    #: Failed announces over the torrent's life in this process.
+    errors: int
+    #: Failed announces in a row now (0: the last one worked).
+    failures: int
+    #: Seconds since the last successful announce; None before the first.
+    last_announce_ago: float | None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

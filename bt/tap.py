@@ -128,6 +128,13 @@ class Options(usage.Options):
             f"interface= says otherwise); 'none' turns it off. Default: {DEFAULT_CONTROL}, "
             "or any free loopback port when that one is taken.",
         ],
+        [
+            "web-home",
+            None,
+            None,
+            "Serve this folder's files at /transmission/web/ on the control endpoint "
+            "(Transmission's web client: /usr/share/transmission/web).",
+        ],
         ["log-level", None, "info", "Lowest level of bt's log events: " + ", ".join(LEVELS)],
         ["json-log", None, None, "Also log every event as one JSON line to FILE ('-': stdout)."],
     ]
@@ -205,6 +212,10 @@ class Options(usage.Options):
             self["watch-dir"] = Path(self["watch-dir"])
             if self["watch-dir"].exists() and not self["watch-dir"].is_dir():
                 _fail(f"--watch-dir {self['watch-dir']}: not a folder")
+        if self["web-home"] is not None:
+            self["web-home"] = Path(self["web-home"])
+            if not self["web-home"].is_dir():
+                _fail(f"--web-home {self['web-home']}: not a folder")
         problem = check_endpoint("listen", self["listen"])
         if problem is not None:
             raise usage.UsageError(problem)
@@ -334,6 +345,7 @@ def makeService(options: Options) -> service.IService:
             options["control"],
             options["state-dir"],
             fallback=options["control-fallback"],
+            web_home=options["web-home"],
         )
         control.setServiceParent(session)
         _early(control.listen)

@@ -53,6 +53,7 @@ LAYER_0 = [
     "bt.storage.verifier",
     "bt.geometry",  # when it exists (issue 13)
     "bt.lifecycle",  # when it exists (issue 13)
+    "bt.events",
     "bt.dht",
     "bt.dht.krpc",
     "bt.dht.nodeid",

@@ -6,6 +6,7 @@ own urllib calls, headers and bodies are what is checked; no reactor is used.
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
@@ -20,6 +21,7 @@ import pytest
 from torrents import handmade_info, handmade_torrent, write_files
 
 from bt.cli import main
+from bt.cli.client import parse_event_stream
 from bt.magnet import parse_magnet
 from bt.metainfo import load_metainfo, parse_metainfo
 from bt.status import FilePriority, FileStatus, MagnetState, TorrentState, TorrentStatus
@@ -804,3 +806,101 @@ def test_a_torrent_is_found_by_its_v2_hash_or_a_prefix_of_it(
     assert v2_daemon.last.path == f"/api/v1/torrents/{UBUNTU}/pause"
     assert v2_daemon.run("pause", V2_FULL) == 0  # the whole v2 hash names the v2-only id
     assert v2_daemon.last.path == f"/api/v1/torrents/{V2_FULL[:40]}/pause"
+
+
+# --- events ------------------------------------------------------------------------------
+
+EVENTS = ("GET", "/api/v1/events")
+
+
+def stream(*events: tuple[int, str, Any]) -> bytes:
+    body = b": connected\n\n"
+    for event_id, kind, data in events:
+        body += f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+        body += b": keep-alive\n\n"
+    return body
+
+
+def about(state: str, error: str | None = None, name: str = "ubuntu.iso") -> dict[str, Any]:
+    return {"info_hash": UBUNTU, "name": name, "state": state, "error": error}
+
+
+LIFE = stream(
+    (7, "torrent-added", about("stopped")),
+    (8, "progress", {"torrents": [{"download_rate": 2048.0, "upload_rate": 0.0}]}),
+    (9, "state-changed", about("error", "disk full")),
+    (10, "removed", about("error", "disk full", name="evil\x1b[2Jname")),
+)
+
+
+def test_each_event_is_one_line_progress_left_out_and_the_end_is_said(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon.api.overrides[EVENTS] = (200, LIFE)
+    assert daemon.run("events") == 1
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 3
+    assert lines[0].endswith("torrent-added      ubuntu.iso (abcd1111): stopped")
+    assert lines[1].endswith("state-changed      ubuntu.iso (abcd1111): error (disk full)")
+    assert "\x1b" not in out and "evil\\x1b[2Jname" in lines[2]
+    assert err == "bt: the daemon ended the event stream (it stopped?)\n"
+    sent = daemon.last
+    assert (sent.path, sent.headers["Authorization"]) == ("/api/v1/events", f"Bearer {TOKEN}")
+    assert sent.headers["Accept"] == "text/event-stream"
+    assert "last-event-id" not in {name.lower() for name in sent.headers}
+
+
+def test_json_gives_every_event_with_its_id_and_progress_on_request(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon.api.overrides[EVENTS] = (200, LIFE)
+    daemon.run("events", "--json", "--progress", "--last-event-id", "6")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["id"], e["event"]) for e in lines] == [
+        (7, "torrent-added"),
+        (8, "progress"),
+        (9, "state-changed"),
+        (10, "removed"),
+    ]
+    assert lines[2]["data"] == about("error", "disk full")
+    headers = {name.lower(): value for name, value in daemon.last.headers.items()}
+    assert headers["last-event-id"] == "6"  # urllib sends it as Last-event-id
+
+
+def test_progress_lines_sum_the_rates(daemon: Daemon, capsys: pytest.CaptureFixture[str]) -> None:
+    daemon.api.overrides[EVENTS] = (200, LIFE)
+    daemon.run("events", "--progress")
+    [progress] = [line for line in capsys.readouterr().out.splitlines() if "progress" in line]
+    assert progress.endswith("progress           1 torrents, down 2.0 KiB/s, up 0 B/s")
+
+
+def test_a_refusal_is_the_apis_message(daemon: Daemon, capsys: pytest.CaptureFixture[str]) -> None:
+    daemon.api.overrides[EVENTS] = (
+        503,
+        {"error": {"status": 503, "message": "16 event streams are open already"}},
+    )
+    assert daemon.run("events") == 1
+    assert capsys.readouterr().err == "bt: 16 event streams are open already\n"
+
+
+def test_a_bad_last_event_id_is_a_usage_error(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        daemon.run("events", "--last-event-id", "yesterday")
+    assert exited.value.code == 2
+    assert "not an event id" in capsys.readouterr().err
+
+
+def test_the_parser_reads_server_sent_events_as_the_specification_says() -> None:
+    raw = (
+        b": comment\r\n\r\n"
+        b"id: 3\r\nevent: a\r\ndata: one\r\ndata: two\r\n\r\n"
+        b"data:no space\n\n"
+        b"event: no-data\n\n"
+        b"id: x\nevent: b\ndata: {}\n\n"
+        b"event: unfinished\ndata: 1\n"
+    )
+    events = list(parse_event_stream(io.BytesIO(raw)))
+    assert events == [(3, "a", "one\ntwo"), (3, "message", "no space"), (3, "b", "{}")]

@@ -185,3 +185,25 @@ def test_random_walks_keep_the_lifecycles_invariants(paused: bool, events: list[
             assert was in IN_SWARM  # only a torrent in the swarm completes or meets its goal
         if Action.SCHEDULE_RETRY in actions:
             assert state is S.ERROR
+
+
+@given(st.lists(st.sampled_from(list(Event)), max_size=30))
+def test_watchers_hear_every_accepted_event_with_the_state_before_and_nothing_else(
+    events: list[Event],
+) -> None:
+    lifecycle = Lifecycle()
+    heard: list[tuple[Event, TorrentState, TorrentState, str | None]] = []
+    lifecycle.watchers.append(
+        lambda event, before: heard.append((event, before, lifecycle.state, lifecycle.error))
+    )
+    expected = []
+    for event in events:
+        before, accepted = lifecycle.state, lifecycle.accepts(event)
+        try:
+            lifecycle.handle(event, error="disk full")
+        except LifecycleError:
+            assert not accepted
+            continue
+        if accepted:
+            expected.append((event, before, lifecycle.state, lifecycle.error))
+    assert heard == expected

@@ -176,7 +176,25 @@ def build_parser() -> argparse.ArgumentParser:
             default=commands.NOT_GIVEN,
             help=f"{direction} limit such as 500K or 2M; 0 or none: unlimited",
         )
+
+    events = command("events", "follow what happens to torrents, one line per event")
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    events.add_argument(
+        "--progress", action="store_true", help="also the progress summaries (every second)"
+    )
+    events.add_argument(
+        "--last-event-id",
+        metavar="ID",
+        type=_event_id,
+        help="first the events after this id (from the daemon's short backlog)",
+    )
     return parser
+
+
+def _event_id(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not an event id (a decimal integer)")
+    return int(text)
 
 
 def _file_index(text: str) -> int:

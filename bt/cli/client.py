@@ -14,7 +14,8 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,15 @@ __all__ = [
     "CliError",
     "ControlClient",
     "locate_daemon",
+    "parse_event_stream",
     "resolve_torrents",
 ]
 
 API = "/api/v1"
 #: Seconds to wait for one answer; every call is on loopback and quick.
 TIMEOUT = 30.0
+#: Seconds of silence after which an event stream is given up (keep-alives every 15 s).
+STREAM_TIMEOUT = 60.0
 _HEX = frozenset("0123456789abcdef")
 MIN_PREFIX = 4
 
@@ -134,14 +138,9 @@ class ControlClient:
         if content_type is not None:
             headers["Content-Type"] = content_type
         request = urllib.request.Request(url, data=body, headers=headers, method=method)
-        try:
+        with self._failures():
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()
-        except urllib.error.HTTPError as exc:
-            raise self._api_error(exc) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            raise CliError(self._unreachable(reason), 2) from None
         if not raw.strip():
             return None
         try:
@@ -150,6 +149,35 @@ class ControlClient:
             raise CliError(
                 f"the daemon at {self.address.url} answered {url} with non-JSON"
             ) from None
+
+    def events(self, last_event_id: int | None = None) -> Iterator[tuple[int | None, str, Any]]:
+        """Follow ``GET /api/v1/events``: ``(id, kind, data)`` per event, until it ends."""
+        headers = {"Authorization": f"Bearer {self.address.token}", "Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        url = self.address.url.rstrip("/") + f"{API}/events"
+        request = urllib.request.Request(url, headers=headers)
+        # Keep-alives come every 15 s: a minute of silence means the daemon is gone.
+        with self._failures(), urllib.request.urlopen(request, timeout=STREAM_TIMEOUT) as response:
+            for event_id, kind, data in _silence_checked(parse_event_stream(response)):
+                try:
+                    decoded = json.loads(data)
+                except ValueError:
+                    raise CliError(
+                        f"the daemon sent an event that is not JSON: {data[:80]!r}"
+                    ) from None
+                yield event_id, kind, decoded
+
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        """The daemon's error answers and unreachable daemons as CliError."""
+        try:
+            yield
+        except urllib.error.HTTPError as exc:
+            raise self._api_error(exc) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            raise CliError(self._unreachable(reason), 2) from None
 
     def _api_error(self, exc: urllib.error.HTTPError) -> CliError:
         try:
@@ -220,6 +248,41 @@ class ControlClient:
 
     def patch_session(self, changes: dict[str, Any]) -> dict[str, Any]:
         return self.request("PATCH", f"{API}/session", json_body=changes)
+
+
+def parse_event_stream(lines: Iterable[bytes]) -> Iterator[tuple[int | None, str, str]]:
+    """Server-sent events from a stream's lines: ``(id, event, data)`` at each blank line.
+
+    As the SSE specification reads them: comments (``:``) skipped, ``data``
+    lines joined by newlines, an event without ``event:`` is ``message``, and
+    one without data is no event.
+    """
+    event_id: int | None = None
+    kind, data = "", []
+    for raw in lines:
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if not line:
+            if data:
+                yield event_id, kind or "message", "\n".join(data)
+            kind, data = "", []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            kind = value
+        elif name == "id" and value.isdigit():
+            event_id = int(value)
+
+
+def _silence_checked(events: Iterator[tuple[int | None, str, str]]) -> Iterator[Any]:
+    try:
+        yield from events
+    except TimeoutError:
+        raise CliError(f"the daemon sent nothing for {STREAM_TIMEOUT:g} s", 2) from None
 
 
 def _process_exists(pid: int) -> bool:

@@ -8,6 +8,7 @@ failure on one of them and exit 1 at the end, like ``rm``.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shlex
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bt.cli.client import CliError, ControlClient, resolve_torrents
-from bt.cli.render import dht_line, files_table, rate, status_table, stdout_console
+from bt.cli.render import dht_line, event_line, files_table, rate, status_table, stdout_console
 from bt.errors import MagnetError, MetainfoError
 from bt.magnet import is_magnet, parse_magnet
 from bt.metainfo import load_metainfo
@@ -181,6 +182,18 @@ def limit(args: argparse.Namespace, client: ControlClient) -> int:
     return 0
 
 
+def events(args: argparse.Namespace, client: ControlClient) -> int:
+    """Follow the daemon's event stream, one line per event, until it ends or ^C."""
+    for event_id, kind, data in client.events(args.last_event_id):
+        if kind == "progress" and not args.progress:
+            continue
+        if args.json:
+            print(json.dumps({"id": event_id, "event": kind, "data": data}), flush=True)
+        else:
+            print(event_line(kind, data, datetime.datetime.now()), flush=True)
+    raise CliError("the daemon ended the event stream (it stopped?)", 1)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, ControlClient], int]] = {
     "status": status,
     "add": add,
@@ -191,4 +204,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, ControlClient], int]] = {
     "files": files,
     "priority": priority,
     "limit": limit,
+    "events": events,
 }

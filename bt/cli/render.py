@@ -16,8 +16,10 @@ from rich.text import Text
 
 from bt.metainfo import Metainfo
 from bt.progress import format_bytes, format_duration
+from bt.untrusted import shown
 
 __all__ = [
+    "event_line",
     "files_table",
     "hash_lines",
     "metainfo_lines",
@@ -29,6 +31,23 @@ __all__ = [
 
 def rate(value: float | None) -> str:
     return "unlimited" if value is None else f"{format_bytes(value)}/s"
+
+
+def event_line(kind: str, data: Any, at: datetime.datetime) -> str:
+    """One line for one event of ``bt events``: time, kind, then the torrent or a summary."""
+    when = at.strftime("%H:%M:%S")
+    if kind == "progress":
+        torrents = data.get("torrents", []) if isinstance(data, dict) else []
+        down = sum(t.get("download_rate") or 0.0 for t in torrents)
+        up = sum(t.get("upload_rate") or 0.0 for t in torrents)
+        return f"{when}  {kind:<17}  {len(torrents)} torrents, down {rate(down)}, up {rate(up)}"
+    if not isinstance(data, dict):
+        return f"{when}  {shown(kind)}"
+    line = f"{when}  {shown(kind):<17}  {shown(str(data.get('name', '')))}"
+    line += f" ({str(data.get('info_hash', ''))[:8]}): {shown(str(data.get('state', '')))}"
+    if data.get("error"):
+        line += f" ({shown(str(data['error']))})"
+    return line
 
 
 def _progress_row(progress: float, width: int) -> Table:

@@ -28,8 +28,10 @@ from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.resource import Resource
 
+from bt import snapshot
 from bt.control import fields as read
 from bt.control import metrics, openapi
+from bt.control.events import EventStreams
 from bt.control.replies import JSON, ApiError, Reply, error_reply, json_reply, send_reply
 from bt.errors import (
     DuplicateTorrentError,
@@ -41,7 +43,7 @@ from bt.errors import (
 from bt.logs import Logger
 from bt.magnet import MagnetLink, parse_magnet
 from bt.metainfo import Metainfo, load_metainfo, parse_metainfo
-from bt.status import FilePriority, SessionStatus, TorrentStatus
+from bt.status import FilePriority, MagnetState, SessionStatus, TorrentStatus
 from bt.untrusted import shown
 
 __all__ = ["MAX_BODY", "ROUTES", "ApiError", "ControlResource", "Reply", "Route"]
@@ -73,7 +75,10 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/torrents/{info_hash}/pause", "pause_torrent"),
     Route("POST", "/api/v1/torrents/{info_hash}/resume", "resume_torrent"),
     Route("POST", "/api/v1/torrents/{info_hash}/recheck", "recheck_torrent"),
+    Route("GET", "/api/v1/torrents/{info_hash}/peers", "list_peers"),
+    Route("GET", "/api/v1/torrents/{info_hash}/trackers", "list_trackers"),
     Route("GET", "/api/v1/openapi.json", "get_openapi"),
+    Route("GET", "/api/v1/events", "stream_events"),
     Route("GET", "/metrics", "get_metrics"),
 )
 
@@ -99,6 +104,8 @@ class ControlSession(Protocol):
         self, info_hash: bytes, priorities: Mapping[int, FilePriority]
     ) -> None: ...
     def set_limits(self, **limits: float | None) -> None: ...
+    def get(self, info_hash: bytes) -> Any:
+        """The live torrent (bt.torrent.Torrent), read for its peers and trackers."""
 
 
 class ControlResource(Resource):
@@ -120,17 +127,22 @@ class ControlResource(Resource):
         self._max_body = max_body
         self._run_blocking = run_blocking
         self._registry = metrics.make_registry(session)
+        #: The open event streams; the session's ``events`` feeds them (bt.sessionevents).
+        self.events = EventStreams(getattr(session, "events", None))
 
     def render(self, request: server.Request) -> int:
         gone: list[Failure] = []
         request.notifyFinish().addErrback(gone.append)
         outcome = defer.maybeDeferred(self._dispatch, request)
         outcome.addErrback(self._reply_for_failure, request)
-        outcome.addCallback(lambda reply: None if gone else send_reply(request, reply))
+        # None: the handler answers on its own (an event stream).
+        outcome.addCallback(
+            lambda reply: None if gone or reply is None else send_reply(request, reply)
+        )
         outcome.addErrback(lambda failure: log.failure("writing a reply failed", failure))
         return server.NOT_DONE_YET
 
-    def _dispatch(self, request: server.Request) -> Reply | defer.Deferred[Reply]:
+    def _dispatch(self, request: server.Request) -> Reply | defer.Deferred[Reply] | None:
         path = unquote(request.path.decode("ascii", "replace"))
         segments = path.strip("/").split("/") if path.strip("/") else []
         matches = [(r, p) for r in ROUTES if (p := _match(r.path, segments)) is not None]
@@ -152,7 +164,7 @@ class ControlResource(Resource):
         arguments: dict[str, Any] = dict(params)
         if "info_hash" in arguments:
             arguments["info_hash"] = read.info_hash(arguments["info_hash"])
-        result: Reply | defer.Deferred[Reply] = getattr(self, "_" + route.handler)(
+        result: Reply | defer.Deferred[Reply] | None = getattr(self, "_" + route.handler)(
             request, **arguments
         )
         return result
@@ -232,6 +244,9 @@ class ControlResource(Resource):
             except ValueError as exc:
                 raise ApiError(400, f"{read.limit_fields(limits)}: {exc}") from None
         return json_reply(200, self._session.status().to_json())
+
+    def _stream_events(self, request: server.Request) -> Reply | None:
+        return self.events.open(request)
 
     def _get_openapi(self, request: server.Request) -> Reply:
         return json_reply(200, openapi.document())
@@ -365,6 +380,23 @@ class ControlResource(Resource):
     def _recheck_torrent(self, request: server.Request, info_hash: bytes) -> Reply:
         self._session.recheck_torrent(info_hash)
         return self._status_reply(info_hash)
+
+    def _live_torrent(self, info_hash: bytes) -> Any:
+        """The torrent itself; None for a magnet still fetching its metadata (no peers yet)."""
+        if self._session.torrent_status(info_hash).state == MagnetState.FETCHING_METADATA:
+            return None
+        return self._session.get(info_hash)
+
+    def _list_peers(self, request: server.Request, info_hash: bytes) -> Reply:
+        torrent = self._live_torrent(info_hash)
+        peers = [] if torrent is None else snapshot.peer_statuses(torrent)
+        return json_reply(200, {"peers": [peer.to_json() for peer in peers]})
+
+    def _list_trackers(self, request: server.Request, info_hash: bytes) -> Reply:
+        torrent = self._live_torrent(info_hash)
+        now = 0.0 if torrent is None else torrent.reactor.seconds()
+        trackers = [] if torrent is None else snapshot.tracker_statuses(torrent, now)
+        return json_reply(200, {"trackers": [tracker.to_json() for tracker in trackers]})
 
 
 # -- parsing what clients send -------------------------------------------------------

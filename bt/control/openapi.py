@@ -28,7 +28,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     names = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 409: "Conflict",
-             413: "TooLarge", 415: "UnsupportedMediaType"}  # fmt: skip
+             413: "TooLarge", 415: "UnsupportedMediaType", 503: "Unavailable"}  # fmt: skip
     return {str(code): _ref("responses", names[code]) for code in codes}
 
 
@@ -160,6 +160,24 @@ _SCHEMAS: dict[str, Any] = {
             },
         ]
     },
+    "TorrentEvent": {
+        "type": "object",
+        "description": "The data of torrent-added, metadata-received, state-changed, "
+        "finished and removed: the torrent's fields of the same names.",
+        "required": ["info_hash", "name", "state", "error"],
+        "properties": {
+            "info_hash": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
+            "name": {"type": "string"},
+            "state": {"type": "string", "enum": [s.value for s in (*TorrentState, *MagnetState)]},
+            "error": {"type": ["string", "null"]},
+        },
+    },
+    "ProgressEvent": {
+        "type": "object",
+        "description": "The data of progress: what GET /api/v1/torrents returns.",
+        "required": ["torrents"],
+        "properties": {"torrents": {"type": "array", "items": _ref("schemas", "TorrentSummary")}},
+    },
     "Limits": {
         "type": "object",
         "additionalProperties": False,
@@ -175,6 +193,33 @@ _SCHEMAS: dict[str, Any] = {
             "magnet": {"type": "string", "description": "A magnet link (BEP 9)."},
             "paused": {"type": "boolean", "default": False},
             "download_dir": {"type": "string", "description": "Absolute folder for the data."},
+        },
+    },
+    "PeerStatus": {
+        "type": "object",
+        "properties": {
+            "address": {"type": "string", "description": "host:port ([v6]:port)."},
+            "client": {"type": "string", "description": "The peer id's first 8 bytes."},
+            "outgoing": {"type": "boolean", "description": "We dialled it."},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            "download_rate": {"type": "number"},
+            "upload_rate": {"type": "number"},
+            "am_choking": {"type": "boolean"},
+            "am_interested": {"type": "boolean"},
+            "peer_choking": {"type": "boolean"},
+            "peer_interested": {"type": "boolean"},
+        },
+    },
+    "TrackerStatus": {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "description": "Its URL, secrets redacted."},
+            "errors": {"type": "integer", "description": "Failed announces in this process."},
+            "failures": {"type": "integer", "description": "Failed announces in a row now."},
+            "last_announce_ago": {
+                "type": ["number", "null"],
+                "description": "Seconds since the last successful announce.",
+            },
         },
     },
     "TorrentPatch": {
@@ -209,6 +254,7 @@ _RESPONSES: dict[str, Any] = {
         ("TooLarge", "The body (or the .torrent file) is over 64 MiB."),
         ("UnsupportedMediaType", "Neither application/x-bittorrent nor JSON."),
         ("InternalError", "A bug; the daemon's log has the traceback."),
+        ("Unavailable", "Too many event streams open (see Retry-After), or no events."),
     )
 }
 _RESPONSES["Unauthorized"]["headers"] = {
@@ -226,6 +272,11 @@ _INFO_HASH_PARAMETER = {
 
 def _status(description: str) -> dict[str, Any]:
     return {"200": _json(_ref("schemas", "TorrentStatus"), description), **_errors(400, 404)}
+
+
+def _list_of(key: str, schema: str) -> dict[str, Any]:
+    items = {"type": "array", "items": _ref("schemas", schema)}
+    return {"type": "object", "properties": {key: items}}
 
 
 def _action(handler: str, summary: str) -> dict[str, Any]:
@@ -351,11 +402,73 @@ _PATHS: dict[str, Any] = {
         "parameters": [_INFO_HASH_PARAMETER],
         **_action("recheck_torrent", "Hash all of the torrent's data again."),
     },
+    "/api/v1/torrents/{info_hash}/peers": {
+        "parameters": [_INFO_HASH_PARAMETER],
+        "get": {
+            "operationId": "list_peers",
+            "summary": "The torrent's connected peers (none for a magnet fetching metadata).",
+            "responses": {
+                "200": _json(_list_of("peers", "PeerStatus"), "The peers."),
+                **_errors(400, 404),
+            },
+        },
+    },
+    "/api/v1/torrents/{info_hash}/trackers": {
+        "parameters": [_INFO_HASH_PARAMETER],
+        "get": {
+            "operationId": "list_trackers",
+            "summary": "The torrent's trackers, one per tier (none for a magnet).",
+            "responses": {
+                "200": _json(_list_of("trackers", "TrackerStatus"), "The trackers."),
+                **_errors(400, 404),
+            },
+        },
+    },
     "/api/v1/openapi.json": {
         "get": {
             "operationId": "get_openapi",
             "summary": "This document.",
             "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")},
+        }
+    },
+    "/api/v1/events": {
+        "get": {
+            "operationId": "stream_events",
+            "summary": "Server-sent events: torrents added, their metadata, state changes, "
+            "completion, removal, and a progress summary every second while active.",
+            "description": "text/event-stream; each event is 'id: N', 'event: KIND', "
+            "'data: JSON' and a blank line; ': keep-alive' comments every 15 s. KIND is "
+            "torrent-added, metadata-received, state-changed, finished or removed (data: "
+            "TorrentEvent) or progress (data: ProgressEvent). A client too slow to read "
+            "(over 1 MiB waiting, or nothing read for 60 s) is disconnected.",
+            "parameters": [
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                    "description": "The last id received: the events since are sent first, "
+                    "from a backlog of the last 256 (progress not kept).",
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "The stream, open until the client or the daemon ends it.",
+                    "content": {
+                        "text/event-stream": {
+                            "schema": {"type": "string"},
+                            "x-events": {
+                                "torrent-added": _ref("schemas", "TorrentEvent"),
+                                "metadata-received": _ref("schemas", "TorrentEvent"),
+                                "state-changed": _ref("schemas", "TorrentEvent"),
+                                "finished": _ref("schemas", "TorrentEvent"),
+                                "removed": _ref("schemas", "TorrentEvent"),
+                                "progress": _ref("schemas", "ProgressEvent"),
+                            },
+                        }
+                    },
+                },
+                **_errors(400, 503),
+            },
         }
     },
     "/metrics": {
@@ -380,7 +493,7 @@ _DOCUMENT: dict[str, Any] = {
         "description": "Control and observe a bt daemon. Every request needs the bearer "
         "token from the daemon's state folder (control.token).",
     },
-    "security": [{"bearer": []}],
+    "security": [{"bearer": []}, {"webSession": []}],
     "paths": _PATHS,
     "components": {
         "securitySchemes": {
@@ -388,7 +501,14 @@ _DOCUMENT: dict[str, Any] = {
                 "type": "http",
                 "scheme": "bearer",
                 "description": "The token in <state dir>/control.token.",
-            }
+            },
+            "webSession": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": "bt_session",
+                "description": "The web page's log-in (POST /login with the token); a state "
+                "change with it also needs the header X-BT-Request (docs/web.rst).",
+            },
         },
         "schemas": _SCHEMAS,
         "responses": _RESPONSES,

@@ -10,7 +10,7 @@ from typing import Any
 
 from twisted.web import server
 
-__all__ = ["JSON", "ApiError", "Reply", "error_reply", "json_reply", "send_reply"]
+__all__ = ["JSON", "ApiError", "Reply", "error_reply", "finite", "json_reply", "send_reply"]
 
 JSON = "application/json"
 
@@ -25,7 +25,7 @@ class Reply:
 
 def json_reply(status: int, data: Any, headers: Iterable[tuple[str, str]] = ()) -> Reply:
     """A JSON reply; non-finite floats become null so the body is always valid JSON."""
-    text = json.dumps(_finite(data), allow_nan=False, ensure_ascii=False) + "\n"
+    text = json.dumps(finite(data), allow_nan=False, ensure_ascii=False) + "\n"
     return Reply(status, text.encode("utf-8"), JSON, tuple(headers))
 
 
@@ -34,13 +34,14 @@ def error_reply(status: int, message: str, headers: Iterable[tuple[str, str]] = 
     return json_reply(status, {"error": {"status": status, "message": message}}, headers)
 
 
-def _finite(data: Any) -> Any:
+def finite(data: Any) -> Any:
+    """``data`` with non-finite floats (an unknown ETA) as null: valid JSON."""
     if isinstance(data, float) and not math.isfinite(data):
         return None
     if isinstance(data, dict):
-        return {key: _finite(value) for key, value in data.items()}
+        return {key: finite(value) for key, value in data.items()}
     if isinstance(data, list | tuple):
-        return [_finite(value) for value in data]
+        return [finite(value) for value in data]
     return data
 
 

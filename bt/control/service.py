@@ -25,10 +25,13 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.python.failure import Failure
 
+from bt.control import transmission
 from bt.control.api import ControlResource, ControlSession
 from bt.control.auth import BearerAuth
+from bt.control.events import EventStreams
 from bt.control.files import ensure_token, remove_control_info, write_control_info
 from bt.control.site import ControlConnections, ControlSite
+from bt.control.webpage import WebFront
 from bt.endpoints import describe_listen_error, server_endpoint
 from bt.errors import BtError
 from bt.logs import Logger
@@ -80,6 +83,7 @@ class ControlService(Service):
         reactor: Any = None,
         *,
         fallback: str | None = None,
+        web_home: Path | None = None,
     ) -> None:
         self.endpoint = loopback_by_default(endpoint)
         #: Where to listen instead when ``endpoint`` cannot be bound (the default one only).
@@ -87,9 +91,21 @@ class ControlService(Service):
         self.state_dir = state_dir
         self._reactor = reactor
         blocking = getattr(session, "run_blocking", None) or threads.deferToThread
-        self._auth = BearerAuth(ControlResource(session, run_blocking=blocking), token=None)
+        api = ControlResource(session, run_blocking=blocking)
+        # The web page (bt/control/web/) at /, logged in with the token (bt.control.webpage).
+        self._web = WebFront(lambda: self._auth.token)
+        self._auth = BearerAuth(api, token=None, web=self._web)
+        # Transmission's RPC and web client under /transmission, with their own auth.
+        root = transmission.mount(
+            self._auth,
+            session,
+            lambda: self._auth.token,
+            web_home=web_home,
+            reactor=reactor,
+            close=_stop_daemon,
+        )
         # Bounded against hostile clients (connections, deadlines, bodies): see bt.control.site.
-        self._connections = ControlConnections(ControlSite(self._auth, reactor=reactor))
+        self._connections = ControlConnections(ControlSite(root, reactor=reactor))
         self._port: IListeningPort | None = None
         #: Where the API listens, once it does (written to control.json).
         self.url: str | None = None
@@ -113,9 +129,17 @@ class ControlService(Service):
     def stopService(self) -> defer.Deferred[None]:
         super().stopService()
         remove_control_info(self.state_dir)
+        if self.event_streams is not None:
+            self.event_streams.close()  # else a client that does not read would hold up the stop
         stopped = self._stop_listening()
         stopped.addCallback(lambda _: self._connections.close_all())
         return stopped
+
+    @property
+    def event_streams(self) -> EventStreams | None:
+        """The API's open event streams (``GET /api/v1/events``, bt.control.events)."""
+        api = self._auth.wrapped
+        return api.events if isinstance(api, ControlResource) else None
 
     def _stop_listening(self) -> defer.Deferred[None]:
         port, self._port = self._port, None
@@ -176,6 +200,14 @@ class ControlService(Service):
             raise BtError(f"--control {description}: {describe_listen_error(error)}") from error
         port: IListeningPort = outcome[0]
         return port
+
+
+def _stop_daemon() -> None:
+    """Transmission's session-close: stop the daemon as SIGTERM would."""
+    from twisted.internet import reactor
+
+    log.info("stopping: a Transmission client sent session-close")
+    reactor.stop()
 
 
 def _url(port: IListeningPort, *, https: bool) -> str:

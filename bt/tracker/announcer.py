@@ -123,6 +123,20 @@ class Announcer:
     def running(self) -> bool:
         return self._running
 
+    @property
+    def tracker(self) -> Tracker:
+        return self._state.tracker
+
+    @property
+    def failures(self) -> int:
+        """Failed announces in a row now (0: the last one worked)."""
+        return self._state.failures
+
+    @property
+    def last_announce(self) -> float | None:
+        """When the tracker last answered an announce (the clock's seconds)."""
+        return self._state.last_announce
+
     def start(self) -> None:
         """Announce ``started`` now, then keep announcing until :meth:`stop`."""
         if self._running:

@@ -41,7 +41,9 @@ def test_every_operation_needs_the_bearer_token_and_documents_errors() -> None:
         "scheme": "bearer",
         "description": doc["components"]["securitySchemes"]["bearer"]["description"],
     }
-    assert doc["security"] == [{"bearer": []}]
+    # Either the bearer token or the web page's session cookie (docs/web.rst).
+    assert doc["security"] == [{"bearer": []}, {"webSession": []}]
+    assert doc["components"]["securitySchemes"]["webSession"]["in"] == "cookie"
     error = doc["components"]["schemas"]["Error"]
     assert error["properties"]["error"]["required"] == ["status", "message"]
     for (method, path), operation in operations(doc).items():
