@@ -237,7 +237,7 @@ def test_the_session_tells_torrents_and_magnets_added_their_metadata_and_removal
     session = new_session(tmp_path)
     heard = listen(session.events)
     session.add_magnet(parse_magnet(URI))
-    fetching(session).on_metadata(ALBUM.raw_info, [])
+    fetching(session).on_metadata(ALBUM.raw_info, [], {})
     session.remove_torrent(ALBUM.info_hash)
     other = session.add_torrent(album("other"))
     session.add_magnet(parse_magnet(f"magnet:?xt=urn:btih:{'cd' * 20}&dn=later"))
@@ -257,7 +257,7 @@ def test_a_magnet_whose_metadata_is_unusable_is_told_removed_with_why(tmp_path: 
     session = new_session(tmp_path)
     heard = listen(session.events)
     session.add_magnet(parse_magnet(URI))
-    fetching(session).on_metadata(b"d4:name5:brokene", [])
+    fetching(session).on_metadata(b"d4:name5:brokene", [], {})
     assert [n.kind for n in heard] == ["torrent-added", "removed"]
     assert "cannot use its metadata" in heard[-1].data["error"]
     assert session.torrent_statuses() == []
