@@ -26,6 +26,7 @@ from bt.peer.hash_messages import MAX_HASH_COUNT, Hashes, HashMessage, HashRejec
 from bt.swarm.blockproofs import BlockHashServer
 
 __all__ = [
+    "BLOCK_READS_PER_SECOND",
     "HASHES_PER_SECOND",
     "REQUEST_TIMEOUT",
     "SERVED_PER_SECOND",
@@ -43,6 +44,10 @@ SERVED_PER_SECOND: Final = 16
 #: ... and once this many hashes went to a peer in a second (256 KiB: a 512-piece
 #: chunk takes 16 KiB), the rest of that second's requests are rejected too.
 HASHES_PER_SECOND: Final = 8192
+#: Block hashes served from the data cost a whole piece read and hashed for 32
+#: bytes a block (a peer wants them after a piece failed, rarely): one a second
+#: per peer, and this many a second for the whole torrent; more are rejected.
+BLOCK_READS_PER_SECOND: Final = 4
 
 
 class HashPeer(Protocol):
@@ -108,21 +113,32 @@ class HashServer:
 
     def __init__(self, metainfo: Metainfo) -> None:
         self.metainfo = metainfo
-        self._trees: dict[bytes, MerkleTree | None] = {}
+        #: Trees built so far, only of this torrent's files (a peer naming random
+        #: roots must not grow this).
+        self._trees: dict[bytes, MerkleTree] = {}
+        self._lengths: dict[bytes, int] | None = None
 
     def tree(self, pieces_root: bytes) -> MerkleTree | None:
         """The known part of a file's tree (its piece layer and up), or None."""
-        if pieces_root not in self._trees:
-            self._trees[pieces_root] = self._build(pieces_root)
-        return self._trees[pieces_root]
+        tree = self._trees.get(pieces_root)
+        if tree is None:
+            tree = self._build(pieces_root)
+            if tree is not None:
+                self._trees[pieces_root] = tree
+        return tree
 
     def _build(self, pieces_root: bytes) -> MerkleTree | None:
+        if self._lengths is None:  # once: pieces root -> file length
+            self._lengths = {}
+            for entry in self.metainfo.files:
+                root = getattr(entry, "pieces_root", None)
+                if root is not None:
+                    self._lengths.setdefault(root, entry.length)
         layer = self.metainfo.piece_layers.get(pieces_root)
-        files = [f for f in self.metainfo.files if getattr(f, "pieces_root", None) == pieces_root]
-        if layer is None or not files:
+        length = self._lengths.get(pieces_root)
+        if layer is None or length is None:
             return None  # no such file, or one piece or less: only its root is known
-        length, piece_length = files[0].length, self.metainfo.piece_length
-        return MerkleTree.from_piece_layer(split_hashes(layer), length, piece_length)
+        return MerkleTree.from_piece_layer(split_hashes(layer), length, self.metainfo.piece_length)
 
     def answer(self, request: HashRequest) -> Hashes | HashReject:
         """The HASHES for ``request``, or a reject for anything we cannot prove."""
@@ -163,6 +179,8 @@ class HashExchange:
         self.served_per_second = served_per_second
         #: Per peer this second: requests answered, hashes sent.
         self._served: dict[Any, tuple[int, int]] = {}
+        #: Peers served block hashes from the data this second (see BLOCK_READS_PER_SECOND).
+        self._read_for: set[Any] = set()
 
     # -- the swarm's hooks ------------------------------------------------------
 
@@ -178,10 +196,11 @@ class HashExchange:
         answer = self.server.answer(msg)
         later = (
             self.blocks.answer(link, msg)
-            if isinstance(answer, HashReject) and self.blocks
+            if isinstance(answer, HashReject) and self.blocks and self._may_read(link)
             else None
         )
         if later is not None:  # a piece's block hashes, hashed from the data
+            self._read_for.add(link)
             self._served[link] = (requests + 1, hashes + msg.length)
             later.addCallback(link.send_hash_message)
             return
@@ -189,12 +208,16 @@ class HashExchange:
         self._served[link] = (requests + 1, hashes + sent)
         link.send_hash_message(answer)
 
+    def _may_read(self, link: HashPeer) -> bool:
+        return link not in self._read_for and len(self._read_for) < BLOCK_READS_PER_SECOND
+
     def lost(self, link: HashPeer) -> None:
         self._served.pop(link, None)
         self.asker.lost(link)
 
     def tick(self, now: float) -> None:
         self._served.clear()
+        self._read_for.clear()
         self.asker.tick(now)
 
     # -- for the verifier (Swarm.block_hashes, bt.swarm.badblocks) ------------------
