@@ -249,6 +249,8 @@ class HashExchange:
         def attempt(_: object = None) -> None:
             if result.called:
                 return  # the caller gave up (a timeout cancelled it)
+            while candidates and candidates[0].closed:
+                candidates.pop(0)  # gone meanwhile: an ask would wait out its timeout
             if not candidates:
                 result.callback(None)
                 return

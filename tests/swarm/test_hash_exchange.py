@@ -366,3 +366,18 @@ def test_a_block_hash_request_needs_no_walk_over_every_piece():
         exchange.tick(2.0)
         exchange.received(link, bad)  # not a piece's first leaf; past the file's end
         assert link.sent[-1] == bad.reject()
+
+
+def test_a_peer_gone_before_its_turn_is_not_asked():
+    meta = _metainfo(3 * PIECE)
+    first, gone = _Link(("10.0.0.1", 1)), _Link(("10.0.0.2", 2))
+    exchange = HashExchange(meta, lambda: [first, gone], _Clock())
+    results: list[object] = []
+    exchange.block_hashes(0).addCallback(results.append)
+    (request,) = first.sent
+    gone.closed = True
+    exchange.lost(gone)
+    exchange.received(first, request.reject())
+    assert results == [None], "no wait for a peer that left"
+    assert not gone.sent and exchange.asker.in_flight(gone) == 0
+    assert gone not in exchange.asker._asks
