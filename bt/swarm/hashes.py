@@ -203,6 +203,11 @@ class HashExchange:
             self._read_for.add(link)
             self._served[link] = (requests + 1, hashes + msg.length)
             later.addCallback(link.send_hash_message)
+            later.addErrback(
+                lambda failure: self.log.failure(
+                    "answering {peer}'s block-hash request", failure, peer=link.address
+                )
+            )
             return
         sent = len(answer.hashes) if isinstance(answer, Hashes) else 0
         self._served[link] = (requests + 1, hashes + sent)

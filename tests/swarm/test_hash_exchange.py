@@ -381,3 +381,24 @@ def test_a_peer_gone_before_its_turn_is_not_asked():
     assert results == [None], "no wait for a peer that left"
     assert not gone.sent and exchange.asker.in_flight(gone) == 0
     assert gone not in exchange.asker._asks
+
+
+def test_a_failure_answering_from_the_data_is_logged_not_left_in_a_deferred():
+    from twisted.logger import globalLogPublisher
+
+    meta = _metainfo(3 * PIECE)
+    root = meta.files[0].pieces_root
+    link = _Link()
+
+    def broken(msg: object) -> None:
+        raise RuntimeError("the connection broke while sending")
+
+    link.send_hash_message = broken  # type: ignore[method-assign]
+    seen: list[dict] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        exchange = HashExchange(meta, lambda: [link], _Clock(), blocks=_block_server(meta))
+        exchange.received(link, HashRequest(root, 0, 4, 4, 1))
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    assert any("block-hash request" in str(e.get("log_format", "")) for e in seen)
