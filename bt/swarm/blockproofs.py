@@ -6,7 +6,9 @@ libtorrent and bt do) is answered from the data: the piece is read and its
 16 KiB blocks hashed in the disk threads (``leaves_of``), checked against the
 piece's hash (data that no longer matches is not vouched for: a reject), and
 the uncles above the piece come from the piece-layer tree. Only whole-piece
-requests for pieces we have are served this way, one at a time per peer.
+requests for pieces we have are served this way, one at a time per peer and
+at most :data:`MAX_READING` at once for the torrent (a slow disk must not pile
+up piece-sized reads).
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from bt.merkle import HASH_SIZE, LEAF_SIZE, subtree_root, uncle_count
 from bt.metainfo import Metainfo
 from bt.peer.hash_messages import Hashes, HashReject, HashRequest
 
-__all__ = ["BlockHashServer"]
+__all__ = ["MAX_READING", "BlockHashServer"]
+
+#: Pieces read for block hashes at once, per torrent; more requests are rejected.
+MAX_READING = 2
 
 _ZERO = bytes(HASH_SIZE)
 
@@ -73,7 +78,7 @@ class BlockHashServer:
 
     def answer(self, peer: Any, request: HashRequest) -> Deferred[Hashes | HashReject] | None:
         """The answer to come, or None when ``request`` is not one this serves."""
-        if request.base_layer != 0 or peer in self._busy:
+        if request.base_layer != 0 or peer in self._busy or len(self._busy) >= MAX_READING:
             return None
         index = self._piece_at(request.pieces_root, request.index)
         if index is None or not self.has(index):

@@ -402,3 +402,24 @@ def test_a_failure_answering_from_the_data_is_logged_not_left_in_a_deferred():
     finally:
         globalLogPublisher.removeObserver(seen.append)
     assert any("block-hash request" in str(e.get("log_format", "")) for e in seen)
+
+
+def test_block_hash_reads_in_flight_are_bounded_per_torrent():
+    from bt.swarm.blockproofs import MAX_READING
+
+    meta = _metainfo(3 * PIECE)
+    root = meta.files[0].pieces_root
+    held: list = []
+    links = [_Link(("10.0.0.5", n)) for n in range(2 * MAX_READING + 1)]
+    exchange = HashExchange(meta, lambda: links, _Clock(), blocks=_block_server(meta, held=held))
+    request = HashRequest(root, 0, 0, 4, 1)
+    for second, link in enumerate(links):
+        exchange.tick(float(second))  # a new second: the per-second bounds start over
+        exchange.received(link, request)
+    assert len(held) == MAX_READING, "a slow disk must not pile up reads"
+    assert all(link.sent == [request.reject()] for link in links[MAX_READING:])
+    for later, leaves in held:
+        later.callback(leaves)
+    exchange.tick(99.0)
+    exchange.received(links[-1], request)
+    assert len(held) == MAX_READING + 1
