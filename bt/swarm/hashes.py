@@ -66,20 +66,20 @@ class HashAsker:
     def __init__(self, clock: Callable[[], float], timeout: float = REQUEST_TIMEOUT) -> None:
         self.clock = clock
         self.timeout = timeout
-        self._asks: dict[Any, dict[HashRequest, tuple[Deferred[Hashes | None], float]]] = {}
+        #: Per peer: each request in flight, when it was sent and who waits for it.
+        self._asks: dict[Any, dict[HashRequest, tuple[float, list[Deferred[Hashes | None]]]]] = {}
 
     def in_flight(self, peer: Any) -> int:
         return len(self._asks.get(peer, ()))
 
     def ask(self, peer: HashPeer, request: HashRequest) -> Deferred[Hashes | None]:
         """Send ``request`` to ``peer``; the same request again shares the first answer."""
+        answer: Deferred[Hashes | None] = Deferred()
         asks = self._asks.setdefault(peer, {})
         if request in asks:
-            shared: Deferred[Hashes | None] = Deferred()
-            asks[request][0].addCallback(_share, shared)
-            return shared
-        answer: Deferred[Hashes | None] = Deferred()
-        asks[request] = (answer, self.clock())
+            asks[request][1].append(answer)
+            return answer
+        asks[request] = (self.clock(), [answer])
         peer.send_hash_message(request)
         return answer
 
@@ -89,23 +89,23 @@ class HashAsker:
         entry = asks.pop(msg.request, None) if asks else None
         if entry is None:
             return False
-        entry[0].callback(msg if isinstance(msg, Hashes) else None)
+        _answer(entry[1], msg if isinstance(msg, Hashes) else None)
         return True
 
     def lost(self, peer: Any) -> None:
-        for answer, _ in self._asks.pop(peer, {}).values():
-            answer.callback(None)
+        for _, waiting in self._asks.pop(peer, {}).values():
+            _answer(waiting, None)
 
     def tick(self, now: float) -> None:
         for asks in list(self._asks.values()):
-            late = [r for r, (_, since) in asks.items() if now - since > self.timeout]
+            late = [r for r, (since, _) in asks.items() if now - since > self.timeout]
             for request in late:
-                asks.pop(request)[0].callback(None)
+                _answer(asks.pop(request)[1], None)
 
 
-def _share(answer: Hashes | None, other: Deferred[Hashes | None]) -> Hashes | None:
-    other.callback(answer)
-    return answer
+def _answer(waiting: list[Deferred[Hashes | None]], answer: Hashes | None) -> None:
+    for each in waiting:  # every asker sees the answer, whatever the others' callbacks return
+        each.callback(answer)
 
 
 class HashServer:

@@ -423,3 +423,20 @@ def test_block_hash_reads_in_flight_are_bounded_per_torrent():
     exchange.tick(99.0)
     exchange.received(links[-1], request)
     assert len(held) == MAX_READING + 1
+
+
+def test_the_same_request_asked_twice_gives_both_askers_the_answer():
+    from bt.swarm.hashes import HashAsker
+
+    meta = _metainfo(3 * PIECE)
+    link = _Link()
+    asker = HashAsker(_Clock())
+    request = HashRequest(meta.files[0].pieces_root, 0, 0, 4, 1)
+    first: list[object] = []
+    asker.ask(link, request).addCallback(first.append)  # returns None down its chain
+    second: list[object] = []
+    asker.ask(link, request).addCallback(second.append)
+    assert link.sent == [request], "sent once"
+    answer = _serve_blocks(meta, link, request)
+    assert asker.received(link, answer)
+    assert first == [answer] and second == [answer]
