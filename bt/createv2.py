@@ -36,7 +36,7 @@ from bt.createpool import Progress, SourceFile, read_exact, run_ordered
 from bt.errors import CreateError
 from bt.merkle import (
     LEAF_SIZE,
-    layer_of_piece_length,
+    file_root,
     leaf_count,
     leaf_hashes,
     next_power_of_two,
@@ -116,7 +116,6 @@ def v2_parts(
     by_file: list[list[bytes]] = [[] for _ in files]
     for file_index, v2_hash, _ in results:
         by_file[file_index].append(v2_hash)
-    height = layer_of_piece_length(piece_length)
     roots: list[bytes | None] = []
     layers: dict[bytes, bytes] = {}
     for entry, hashes in zip(files, by_file, strict=True):
@@ -125,7 +124,7 @@ def v2_parts(
         elif len(hashes) == 1 and entry.length <= piece_length:
             roots.append(hashes[0])  # one piece or less: its root is the file's
         else:
-            root = subtree_root(hashes, next_power_of_two(len(hashes)), height)
+            root = file_root(entry.length, hashes, piece_length)  # bt.merkle's rule, once
             layers[root] = b"".join(hashes)
             roots.append(root)
     pieces = b"".join(sha1 for _, _, sha1 in results) if hybrid else None

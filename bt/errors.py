@@ -40,6 +40,25 @@ class StorageError(BtError):
     """Reading or writing torrent data failed (disk full, permissions, ...)."""
 
 
+class InconsistentHashesError(StorageError):
+    """A hybrid torrent's two views disagree on a piece: its data passes one hash
+    (SHA-1 or merkle) and fails the other.
+
+    No peer can forge data for the hash it passes, so the .torrent itself is
+    wrong and no download will ever complete the piece. The torrent stops with
+    this error, as at a disk error (libtorrent: torrent_inconsistent_hashes),
+    instead of blaming and banning every peer that sends the piece.
+    """
+
+    def __init__(self, index: int, passed: str) -> None:
+        failed = "v1 SHA-1" if passed == "v2" else "v2 merkle"
+        super().__init__(
+            f"piece {index} passes its {passed} hash and fails its {failed} hash:"
+            " the hybrid torrent's v1 and v2 views disagree"
+        )
+        self.index = index
+
+
 class DataMissingError(StorageError):
     """Bytes a read needed are not on disk: a file shorter than the torrent says, or gone.
 

@@ -265,7 +265,13 @@ class MerkleTree:
     ) -> MerkleTree:
         """The piece layer and the layers above it of a file of ``length`` > piece_length."""
         height = layer_of_piece_length(piece_length)
-        file_root(length, piece_layer, piece_length)  # checks the count
+        # the count only: the layers built next reach the root (no second pass over them)
+        expected = _pieces_of(length, piece_length) if length > piece_length else 0
+        if not expected or len(piece_layer) != expected:
+            raise ValueError(
+                f"a file of {length} bytes has {expected} piece hashes at {piece_length},"
+                f" not {len(piece_layer)}"
+            )
         below: list[list[bytes] | None] = [None] * height
         return cls._build(list(piece_layer), height, leaf_count(length), below)
 

@@ -35,6 +35,7 @@ from bt.policy.slots import ConnectionSlots
 from bt.registry import TorrentRecord
 from bt.sessionevents import SessionEvents
 from bt.sessionstatus import session_status
+from bt.settings import configured_limit as _given
 from bt.settings import user_limit as _limit
 from bt.snapshot import torrent_status
 from bt.statelock import StateDirLock
@@ -251,8 +252,9 @@ class Session(MultiService):
         return self.config.state_dir / "parts" / f"{info_hash.hex()}.parts"
 
     def get(self, info_hash: bytes) -> Torrent:
-        """The torrent with this info-hash; UnknownTorrentError names it when there is none."""
-        torrent = self.torrents.get(info_hash)
+        """The torrent with this info-hash (or its other one: BEP 52); UnknownTorrentError
+        names it when there is none."""
+        torrent = self.torrents.find(info_hash)
         if torrent is None:
             raise self.magnets.unknown(info_hash)
         return torrent
@@ -267,6 +269,7 @@ class Session(MultiService):
         if info_hash in self.magnets:
             return self.magnets.remove(info_hash)
         torrent = self.get(info_hash)
+        info_hash = torrent.metainfo.info_hash  # its key, if named by its other hash
         del self.torrents[info_hash]
         self.memory.added.pop(info_hash, None)
         remembered = info_hash in self.memory.remembered
@@ -485,8 +488,3 @@ class Session(MultiService):
         self.state_lock.release()
         if isinstance(result, Failure):
             self.log.failure("stopping the session failed", result)
-
-
-def _given(limit: float | None) -> float | None:
-    """A configured limit, with UNCHANGED (not given) as unlimited until restore()."""
-    return None if limit is UNCHANGED else limit

@@ -84,6 +84,11 @@ class SettingsFile:
         save_resume(self.path, data, "session settings")
 
 
+def configured_limit(limit: float | None) -> float | None:
+    """A configured limit, with UNCHANGED (not given) as unlimited until restore()."""
+    return None if limit is UNCHANGED else limit
+
+
 def user_limit(name: str, value: Any) -> Any:
     """A rate limit as given by a user: bytes/s, with None or 0 meaning unlimited."""
     if value is UNCHANGED or value is None:

@@ -344,3 +344,29 @@ def test_file_roots_and_piece_layers_equal_libtorrents(tmp_path: Path) -> None:
     assert layers == ours
     for value in layers.values():
         assert b"".join(merkle.split_hashes(value)) == value
+
+
+def test_a_tree_from_a_piece_layer_hashes_its_layers_once(monkeypatch) -> None:
+    import hashlib
+
+    import bt.merkle as merkle_module
+    from bt.merkle import MerkleTree, file_root
+
+    piece_length, pieces = 4 * 16384, 1000
+    layer = [hashlib.sha256(bytes([n % 256, n // 256])).digest() for n in range(pieces)]
+    length = pieces * piece_length - 7
+    expected_root = file_root(length, layer, piece_length)
+    calls = []
+
+    def counting(data: bytes = b""):
+        calls.append(1)
+        return hashlib.sha256(data)
+
+    monkeypatch.setattr(merkle_module, "sha256", counting)
+    tree = MerkleTree.from_piece_layer(layer, length, piece_length)
+    assert tree.root == expected_root
+    assert len(calls) < 1100, f"{len(calls)} hashes for a 1000-piece layer: hashed twice?"
+    monkeypatch.undo()
+    for bad_count, bad_length in ((pieces - 1, length), (pieces, piece_length)):
+        with pytest.raises(ValueError, match="piece hashes"):
+            MerkleTree.from_piece_layer(layer[:bad_count], bad_length, piece_length)

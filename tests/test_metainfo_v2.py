@@ -396,3 +396,35 @@ def test_a_padding_entry_with_a_bad_or_no_path_is_not_refused() -> None:
         ("t", ".pad", "9152"),
         ("t", ".pad", str(16 * KiB - 5)),
     ]
+
+
+def test_more_than_0x200000_pieces_is_refused_before_any_layer_is_checked() -> None:
+    from bt.metainfo_v2 import MAX_V2_PIECES
+
+    for pieces, ok in ((MAX_V2_PIECES, True), (MAX_V2_PIECES + 1, False)):
+        info, _ = v2_info(FILES)
+        # x/a takes all pieces but the one of y; no piece layer is needed to count them
+        leaf(info).update({"length": (pieces - 1) * 16 * KiB})
+        data = torrent(info, {})
+        if ok:
+            parse_metainfo(data, require_piece_layers=False)
+        else:
+            refused(data, rf"{pieces} pieces exceeds the limit of {MAX_V2_PIECES}")
+
+
+def test_a_file_tree_nested_past_the_decoder_limit_is_one_clear_error() -> None:
+    from bt.bencode import MAX_DEPTH
+
+    info, _ = v2_info({("y",): FILES[("y",)]})
+    y = bencode.encode({"y": info.pop("file tree")["y"]})
+    rest = bencode.encode(info)  # keys after "file tree": meta version, name, piece length
+    for depth, ok in ((MAX_DEPTH - 6, True), (100_000, False)):
+        # encoded by hand, so no encoder recursion is involved in making it
+        tree = b"d1:d" * depth + y + b"e" * depth
+        data = b"d4:infod9:file tree" + tree + rest[1:] + b"e"
+        if ok:
+            assert parse_metainfo(data).files[0].path == ("t", *["d"] * depth, "y")
+        else:
+            with pytest.raises(MetainfoError, match="nesting deeper than") as caught:
+                parse_metainfo(data)
+            assert "\n" not in str(caught.value)

@@ -194,3 +194,23 @@ def test_two_torrents_may_share_a_name(tmp_path: Path) -> None:
     session.add_torrent(first)
     session.add_torrent(second)
     assert len(session.torrents) == 2
+
+
+def test_a_hybrid_is_controlled_and_removed_by_its_v2_hash_too(tmp_path: Path) -> None:
+    pytest.importorskip("libtorrent")
+    from torrents import libtorrent_v2_torrent, write_files
+
+    write_files(tmp_path / "src", {"h/a.bin": 3 * PIECE + 1, "h/b.bin": 5})
+    meta = parse_metainfo(libtorrent_v2_torrent(tmp_path / "src" / "h", PIECE, hybrid=True))
+    assert meta.info_hash_v1 is not None and meta.info_hash_v2 is not None
+    alias = meta.info_hash_v2[:20]
+    first = new_session(tmp_path)
+    first.add_torrent(meta)
+    assert first.torrent_status(alias).info_hash == meta.info_hash.hex()
+    first.set_torrent_limits(alias, upload=1000)
+    first.pause_torrent(alias)
+    assert first.torrents[meta.info_hash].paused
+    first.remove_torrent(alias)
+    assert meta.info_hash not in first.torrents and first.torrents.find(alias) is None
+    second = new_session(tmp_path)
+    assert second.restore() == [] and not second.torrents, "removed for good"

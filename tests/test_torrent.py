@@ -115,7 +115,7 @@ class FakeDisk:
         data = b"".join(blocks)
         try:
             self.verifier.verify(index, data)
-        except PieceHashError:
+        except (PieceHashError, StorageError):
             return defer.fail()
         self.written[index] = data
         return defer.succeed(None)
@@ -681,4 +681,29 @@ def test_a_resume_state_that_cannot_be_saved_does_not_stop_the_download(
         clock.advance(1)
     assert torrent.state == "seeding", "the data is fine: no disk error"
     assert torrent.data.dirty, "the state is still to be saved: the next tick tries again"
+    torrent.stopService()
+
+
+def test_a_hybrid_whose_views_disagree_on_a_piece_stops_without_blaming_peers(
+    tmp_path: Path, clock: MemoryReactorClock
+) -> None:
+    from torrents import libtorrent_v2_torrent
+
+    from bt import bencode
+
+    pytest.importorskip("libtorrent")
+    (tmp_path / "data.bin").write_bytes(DATA)
+    torrent_bytes = bencode.decode(libtorrent_v2_torrent(tmp_path / "data.bin", PIECE, hybrid=True))
+    pieces = bytearray(torrent_bytes[b"info"][b"pieces"])
+    pieces[20:40] = bytes(20)  # piece 1's SHA-1 no data can match; its merkle hash is right
+    torrent_bytes[b"info"][b"pieces"] = bytes(pieces)
+    metainfo = parse_metainfo(bencode.encode(torrent_bytes))
+    assert metainfo.format == "hybrid"
+    torrent = make_torrent(metainfo, clock, FakeDisk(metainfo))
+    torrent.startService()
+    seeder(torrent).serve()
+    assert torrent.state == "error"
+    assert "v1 and v2 views disagree" in (torrent.error or "")
+    assert not torrent.candidates.is_banned(("10.0.0.1", 1)), "the peer sent the right data"
+    assert torrent.swarm.hash_failures == 0
     torrent.stopService()

@@ -194,3 +194,29 @@ def test_block_hashes_are_asked_of_a_v2_peer_over_the_wire(
     protocol.dataReceived(encode(request.answer(leaves)))
     assert results == [leaves]
     torrent.stopService()
+
+
+def test_after_a_pause_and_resume_a_v2_peer_is_served_hashes_again(seed: Torrent) -> None:
+    meta = seed.metainfo
+    assert meta.info_hash_v2 is not None
+    v2 = meta.info_hash_v2[:20]
+    root = next(f.pieces_root for f in meta.files if f.length > meta.piece_length)
+    request = HashRequest(root, 0, 0, 8, 2)
+
+    def ask() -> list[object]:
+        protocol, transport = _incoming(seed, v2, V2_BIT)
+        wire = PeerConnection(PEER_ID, v2, meta.geometry, reserved=V2_BIT, v2_hash=v2)
+        wire.receive_data(transport.value())
+        transport.clear()
+        protocol.dataReceived(encode(request))
+        return [e for e in wire.receive_data(transport.value()) if isinstance(e, Hashes)]
+
+    assert len(ask()) == 1
+    before = seed.state
+    seed.pause()
+    assert not seed.links
+    seed.resume()
+    seed.reactor.advance(1)  # type: ignore[attr-defined]
+    (answer,) = ask()
+    assert answer.request == request and verify_proof(answer.hashes, 0, 0, 8, 2, root)
+    assert seed.state == before

@@ -23,7 +23,7 @@ from bt.status import FilePriority
 from bt.units import parse_rate
 from bt.untrusted import shown
 
-_INFO_HASH = re.compile(r"[0-9a-fA-F]{40}")
+_INFO_HASH = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
 #: A file index: nine digits are plenty, and ``int()`` of thousands of digits raises.
 _INDEX = re.compile(r"[0-9]{1,9}")
 
@@ -43,9 +43,15 @@ def quoted(value: Any) -> str:
 
 
 def info_hash(text: str) -> bytes:
+    """A torrent's 20-byte hash from the path: its info-hash, its other one (a hybrid's
+    truncated v2 hash finds it too), or a full 64-digit v2 hash, truncated as peers do."""
     if not _INFO_HASH.fullmatch(text):
-        raise ApiError(400, f"{quoted(text)} in the path is not an info-hash (40 hex characters)")
-    return bytes.fromhex(text)
+        raise ApiError(
+            400,
+            f"{quoted(text)} in the path is not an info-hash"
+            " (40 hex characters, or a 64-digit v2 one)",
+        )
+    return bytes.fromhex(text)[:20]
 
 
 def depth(value: Any) -> int:

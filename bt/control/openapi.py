@@ -265,8 +265,11 @@ _INFO_HASH_PARAMETER = {
     "name": "info_hash",
     "in": "path",
     "required": True,
-    "description": "The torrent's info-hash: 40 hex characters, any case.",
-    "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{40}$"},
+    "description": (
+        "The torrent's info-hash: 40 hex characters, any case; for a v2 or hybrid"
+        " torrent also its 64-digit v2 hash or that hash's first 40 digits."
+    ),
+    "schema": {"type": "string", "pattern": "^([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$"},
 }
 
 

@@ -5,8 +5,9 @@ A v1 piece is one SHA-1 over the whole piece. A v2 piece (BEP 52) is the root of
 the SHA-256 hashes of its 16 KiB leaves, over ``leaves`` leaves (missing ones are
 zero hashes), taken over the real file bytes only (``data_length``); the rest of
 the piece is padding and must be zeros. A hybrid piece must pass both: data that
-satisfies one view and not the other is bad (the torrent's two views describe the
-same bytes, so a disagreement means the data, or a peer, lies).
+satisfies one view and not the other means the torrent's two views disagree
+(no peer can forge data for the hash it passes), an
+:class:`~bt.errors.InconsistentHashesError` that stops the torrent.
 
 A v2 failure carries the leaf hashes of the blocks received
 (:class:`bt.errors.PieceHashError`), so the swarm can tell the bad blocks from
@@ -19,7 +20,7 @@ from collections.abc import Callable, Sequence
 from hashlib import sha1
 from typing import TYPE_CHECKING, Protocol
 
-from bt.errors import PieceHashError
+from bt.errors import InconsistentHashesError, PieceHashError
 from bt.merkle import HASH_SIZE, LEAF_SIZE, leaf_hashes, subtree_root
 
 if TYPE_CHECKING:
@@ -106,6 +107,9 @@ class V1Verifier:
 
     def hasher(self, index: int) -> PieceHash:
         return _Sha1(self._hashes[index])
+
+    def expected(self, index: int) -> bytes:
+        return self._hashes[index]
 
 
 def _zeros(view: memoryview) -> bool:
@@ -208,13 +212,14 @@ class HybridVerifier:
         self._v2 = v2
 
     def verify(self, index: int, data: Data) -> None:
-        self._v2.verify(index, data)  # first: a failure then carries the leaf hashes
         try:
-            self._v1.verify(index, data)
-        except PieceHashError:
-            raise PieceHashError(
-                index, received_leaves(data, self._v2.data_length(index))
-            ) from None
+            self._v2.verify(index, data)
+        except PieceHashError as failed:
+            if sha1(data).digest() == self._v1.expected(index):
+                raise InconsistentHashesError(index, "v1") from None
+            raise failed from None  # it carries the leaf hashes
+        if sha1(data).digest() != self._v1.expected(index):
+            raise InconsistentHashesError(index, "v2")  # no peer can mend that
 
     def hasher(self, index: int) -> PieceHash:
         return _Both(self._v1.hasher(index), self._v2.hasher(index))

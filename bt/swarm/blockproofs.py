@@ -6,7 +6,9 @@ libtorrent and bt do) is answered from the data: the piece is read and its
 16 KiB blocks hashed in the disk threads (``leaves_of``), checked against the
 piece's hash (data that no longer matches is not vouched for: a reject), and
 the uncles above the piece come from the piece-layer tree. Only whole-piece
-requests for pieces we have are served this way, one at a time per peer.
+requests for pieces we have are served this way, one at a time per peer and
+at most :data:`MAX_READING` at once for the torrent (a slow disk must not pile
+up piece-sized reads).
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 
-from bt.merkle import HASH_SIZE, subtree_root, uncle_count
+from bt.merkle import HASH_SIZE, LEAF_SIZE, subtree_root, uncle_count
 from bt.metainfo import Metainfo
 from bt.peer.hash_messages import Hashes, HashReject, HashRequest
 
-__all__ = ["BlockHashServer"]
+__all__ = ["MAX_READING", "BlockHashServer"]
+
+#: Pieces read for block hashes at once, per torrent; more requests are rejected.
+MAX_READING = 2
 
 _ZERO = bytes(HASH_SIZE)
 
@@ -42,26 +47,38 @@ class BlockHashServer:
         self.tree = tree
         self.leaves_of = leaves_of
         self.has = has
-        self._pieces: dict[tuple[bytes, int], int] | None = None
+        self._starts: dict[bytes, int] | None = None
         self._busy: set[Any] = set()
 
     def _piece_at(self, root: bytes, first_leaf: int) -> int | None:
-        if self._pieces is None:  # once: (pieces root, first leaf) -> piece index
-            self._pieces = {}
-            files = self.metainfo.files
-            for index in range(self.metainfo.num_pieces):
-                try:
-                    piece = self.metainfo.v2_piece(index)
-                except (IndexError, LookupError):
-                    continue
-                if piece is not None:
-                    key = (files[piece.file_index].pieces_root or b"", piece.first_leaf)
-                    self._pieces[key] = index
-        return self._pieces.get((root, first_leaf))
+        """The piece whose first leaf is ``first_leaf`` of the file ``root`` names, if any.
+
+        From the files, not the pieces: a torrent may have 0x200000 pieces, and a
+        peer's first request must not make the reactor walk them all."""
+        if self._starts is None:  # once: pieces root -> the file's first piece
+            self._starts = {}
+            piece_length = self.metainfo.piece_length
+            for entry in self.metainfo.files:
+                if entry.pieces_root is not None and not entry.padding:
+                    self._starts.setdefault(entry.pieces_root, entry.offset // piece_length)
+        first = self._starts.get(root)
+        per_piece = self.metainfo.piece_length // LEAF_SIZE
+        if first is None or first_leaf % per_piece:
+            return None
+        index = first + first_leaf // per_piece
+        try:
+            piece = self.metainfo.v2_piece(index)
+        except (IndexError, LookupError):
+            return None
+        if piece is None or piece.first_leaf != first_leaf:
+            return None
+        if self.metainfo.files[piece.file_index].pieces_root != root:
+            return None  # past the file's end, in the next file
+        return index
 
     def answer(self, peer: Any, request: HashRequest) -> Deferred[Hashes | HashReject] | None:
         """The answer to come, or None when ``request`` is not one this serves."""
-        if request.base_layer != 0 or peer in self._busy:
+        if request.base_layer != 0 or peer in self._busy or len(self._busy) >= MAX_READING:
             return None
         index = self._piece_at(request.pieces_root, request.index)
         if index is None or not self.has(index):

@@ -26,6 +26,7 @@ from bt.peer.hash_messages import MAX_HASH_COUNT, Hashes, HashMessage, HashRejec
 from bt.swarm.blockproofs import BlockHashServer
 
 __all__ = [
+    "BLOCK_READS_PER_SECOND",
     "HASHES_PER_SECOND",
     "REQUEST_TIMEOUT",
     "SERVED_PER_SECOND",
@@ -43,6 +44,10 @@ SERVED_PER_SECOND: Final = 16
 #: ... and once this many hashes went to a peer in a second (256 KiB: a 512-piece
 #: chunk takes 16 KiB), the rest of that second's requests are rejected too.
 HASHES_PER_SECOND: Final = 8192
+#: Block hashes served from the data cost a whole piece read and hashed for 32
+#: bytes a block (a peer wants them after a piece failed, rarely): one a second
+#: per peer, and this many a second for the whole torrent; more are rejected.
+BLOCK_READS_PER_SECOND: Final = 4
 
 
 class HashPeer(Protocol):
@@ -61,20 +66,20 @@ class HashAsker:
     def __init__(self, clock: Callable[[], float], timeout: float = REQUEST_TIMEOUT) -> None:
         self.clock = clock
         self.timeout = timeout
-        self._asks: dict[Any, dict[HashRequest, tuple[Deferred[Hashes | None], float]]] = {}
+        #: Per peer: each request in flight, when it was sent and who waits for it.
+        self._asks: dict[Any, dict[HashRequest, tuple[float, list[Deferred[Hashes | None]]]]] = {}
 
     def in_flight(self, peer: Any) -> int:
         return len(self._asks.get(peer, ()))
 
     def ask(self, peer: HashPeer, request: HashRequest) -> Deferred[Hashes | None]:
         """Send ``request`` to ``peer``; the same request again shares the first answer."""
+        answer: Deferred[Hashes | None] = Deferred()
         asks = self._asks.setdefault(peer, {})
         if request in asks:
-            shared: Deferred[Hashes | None] = Deferred()
-            asks[request][0].addCallback(_share, shared)
-            return shared
-        answer: Deferred[Hashes | None] = Deferred()
-        asks[request] = (answer, self.clock())
+            asks[request][1].append(answer)
+            return answer
+        asks[request] = (self.clock(), [answer])
         peer.send_hash_message(request)
         return answer
 
@@ -84,23 +89,23 @@ class HashAsker:
         entry = asks.pop(msg.request, None) if asks else None
         if entry is None:
             return False
-        entry[0].callback(msg if isinstance(msg, Hashes) else None)
+        _answer(entry[1], msg if isinstance(msg, Hashes) else None)
         return True
 
     def lost(self, peer: Any) -> None:
-        for answer, _ in self._asks.pop(peer, {}).values():
-            answer.callback(None)
+        for _, waiting in self._asks.pop(peer, {}).values():
+            _answer(waiting, None)
 
     def tick(self, now: float) -> None:
         for asks in list(self._asks.values()):
-            late = [r for r, (_, since) in asks.items() if now - since > self.timeout]
+            late = [r for r, (since, _) in asks.items() if now - since > self.timeout]
             for request in late:
-                asks.pop(request)[0].callback(None)
+                _answer(asks.pop(request)[1], None)
 
 
-def _share(answer: Hashes | None, other: Deferred[Hashes | None]) -> Hashes | None:
-    other.callback(answer)
-    return answer
+def _answer(waiting: list[Deferred[Hashes | None]], answer: Hashes | None) -> None:
+    for each in waiting:  # every asker sees the answer, whatever the others' callbacks return
+        each.callback(answer)
 
 
 class HashServer:
@@ -108,21 +113,32 @@ class HashServer:
 
     def __init__(self, metainfo: Metainfo) -> None:
         self.metainfo = metainfo
-        self._trees: dict[bytes, MerkleTree | None] = {}
+        #: Trees built so far, only of this torrent's files (a peer naming random
+        #: roots must not grow this).
+        self._trees: dict[bytes, MerkleTree] = {}
+        self._lengths: dict[bytes, int] | None = None
 
     def tree(self, pieces_root: bytes) -> MerkleTree | None:
         """The known part of a file's tree (its piece layer and up), or None."""
-        if pieces_root not in self._trees:
-            self._trees[pieces_root] = self._build(pieces_root)
-        return self._trees[pieces_root]
+        tree = self._trees.get(pieces_root)
+        if tree is None:
+            tree = self._build(pieces_root)
+            if tree is not None:
+                self._trees[pieces_root] = tree
+        return tree
 
     def _build(self, pieces_root: bytes) -> MerkleTree | None:
+        if self._lengths is None:  # once: pieces root -> file length
+            self._lengths = {}
+            for entry in self.metainfo.files:
+                root = getattr(entry, "pieces_root", None)
+                if root is not None:
+                    self._lengths.setdefault(root, entry.length)
         layer = self.metainfo.piece_layers.get(pieces_root)
-        files = [f for f in self.metainfo.files if getattr(f, "pieces_root", None) == pieces_root]
-        if layer is None or not files:
+        length = self._lengths.get(pieces_root)
+        if layer is None or length is None:
             return None  # no such file, or one piece or less: only its root is known
-        length, piece_length = files[0].length, self.metainfo.piece_length
-        return MerkleTree.from_piece_layer(split_hashes(layer), length, piece_length)
+        return MerkleTree.from_piece_layer(split_hashes(layer), length, self.metainfo.piece_length)
 
     def answer(self, request: HashRequest) -> Hashes | HashReject:
         """The HASHES for ``request``, or a reject for anything we cannot prove."""
@@ -163,6 +179,8 @@ class HashExchange:
         self.served_per_second = served_per_second
         #: Per peer this second: requests answered, hashes sent.
         self._served: dict[Any, tuple[int, int]] = {}
+        #: Peers served block hashes from the data this second (see BLOCK_READS_PER_SECOND).
+        self._read_for: set[Any] = set()
 
     # -- the swarm's hooks ------------------------------------------------------
 
@@ -178,16 +196,25 @@ class HashExchange:
         answer = self.server.answer(msg)
         later = (
             self.blocks.answer(link, msg)
-            if isinstance(answer, HashReject) and self.blocks
+            if isinstance(answer, HashReject) and self.blocks and self._may_read(link)
             else None
         )
         if later is not None:  # a piece's block hashes, hashed from the data
+            self._read_for.add(link)
             self._served[link] = (requests + 1, hashes + msg.length)
             later.addCallback(link.send_hash_message)
+            later.addErrback(
+                lambda failure: self.log.failure(
+                    "answering {peer}'s block-hash request", failure, peer=link.address
+                )
+            )
             return
         sent = len(answer.hashes) if isinstance(answer, Hashes) else 0
         self._served[link] = (requests + 1, hashes + sent)
         link.send_hash_message(answer)
+
+    def _may_read(self, link: HashPeer) -> bool:
+        return link not in self._read_for and len(self._read_for) < BLOCK_READS_PER_SECOND
 
     def lost(self, link: HashPeer) -> None:
         self._served.pop(link, None)
@@ -195,6 +222,7 @@ class HashExchange:
 
     def tick(self, now: float) -> None:
         self._served.clear()
+        self._read_for.clear()
         self.asker.tick(now)
 
     # -- for the verifier (Swarm.block_hashes, bt.swarm.badblocks) ------------------
@@ -226,6 +254,8 @@ class HashExchange:
         def attempt(_: object = None) -> None:
             if result.called:
                 return  # the caller gave up (a timeout cancelled it)
+            while candidates and candidates[0].closed:
+                candidates.pop(0)  # gone meanwhile: an ask would wait out its timeout
             if not candidates:
                 result.callback(None)
                 return

@@ -247,3 +247,14 @@ def test_garbage_paths_and_queries_never_get_a_500(
 ) -> None:
     body = b"d4:infod6:lengthi1e4:name1:a12:piece lengthi16384e6:pieces20:" + b"p" * 20 + b"ee"
     assert_never_a_500(exchange(request_bytes(method, path, content_type, body)), method)
+
+
+def test_a_full_v2_hash_in_the_path_names_the_torrent_by_its_first_20_bytes() -> None:
+    from bt.control import fields
+
+    v2 = bytes(range(32))
+    assert fields.info_hash(v2.hex()) == v2[:20]
+    assert fields.info_hash(v2[:20].hex().upper()) == v2[:20]
+    for bad in (v2.hex()[:50], v2.hex() + "00", "g" * 40):
+        with pytest.raises(fields.ApiError):
+            fields.info_hash(bad)

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torrents import libtorrent_v2_torrent, pseudo_random_bytes
 
-from bt.errors import PieceHashError
+from bt.errors import InconsistentHashesError, PieceHashError
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.storage.verifier import (
     BAD_PADDING,
@@ -134,19 +134,29 @@ def test_v2_incremental_hash_takes_chunks_of_whole_leaves() -> None:
     assert not digest.matches(), "padding must be zero"
 
 
-def test_hybrid_fails_a_piece_that_passes_only_one_view() -> None:
+def test_hybrid_piece_passing_only_one_view_is_an_inconsistent_torrent() -> None:
     good = Piece(naive_root(FULL, 4), len(FULL), 4)
     wrong = Piece(naive_root(SHORT, 4), len(FULL), 4)
     sha1 = hashlib.sha1(FULL).digest()
     HybridVerifier(V1Verifier([sha1]), v2_of([good])).verify(0, FULL)
-    for v1, v2 in ((V1Verifier([sha1]), v2_of([wrong])), (V1Verifier([bytes(20)]), v2_of([good]))):
+    for v1, v2, passed in (
+        (V1Verifier([sha1]), v2_of([wrong]), "v1"),
+        (V1Verifier([bytes(20)]), v2_of([good]), "v2"),
+    ):
         verifier = HybridVerifier(v1, v2)
-        with pytest.raises(PieceHashError) as caught:
+        # no peer can mend a .torrent whose views disagree: not the senders' fault
+        with pytest.raises(InconsistentHashesError, match=f"passes its {passed} hash") as caught:
             verifier.verify(0, FULL)
-        assert caught.value.leaf_hashes is not None and len(caught.value.leaf_hashes) == 4
+        assert not isinstance(caught.value, PieceHashError)
         digest = verifier.hasher(0)
         digest.update(FULL)
         assert not digest.matches()
+    # bad data fails both: the senders' fault, with the leaf hashes to find the bad blocks
+    bad = bytearray(FULL)
+    bad[LEAF + 5] ^= 1
+    with pytest.raises(PieceHashError) as caught:
+        HybridVerifier(V1Verifier([sha1]), v2_of([good])).verify(0, bytes(bad))
+    assert caught.value.leaf_hashes is not None and len(caught.value.leaf_hashes) == 4
     with pytest.raises(ValueError, match="pieces"):
         HybridVerifier(V1Verifier([sha1, sha1]), v2_of([good]))
 

@@ -40,7 +40,8 @@ def _metainfo(*lengths: int) -> SimpleNamespace:
         data = _data(length, number + 1)
         leaves = leaf_hashes(data)
         root, layer = file_tree_hashes(leaves, PIECE)
-        files.append(SimpleNamespace(length=length, pieces_root=root, padding=False))
+        offset = len(pieces) * PIECE
+        files.append(SimpleNamespace(length=length, pieces_root=root, padding=False, offset=offset))
         datas.append(data)
         if layer:
             layers[root] = b"".join(layer)
@@ -292,3 +293,150 @@ def test_block_hashes_of_changed_data_a_piece_not_here_or_a_busy_peer_are_reject
     later, leaves = held[0]
     later.callback(leaves)
     assert isinstance(link.sent[-1], Hashes)
+
+
+def test_requests_naming_unknown_roots_leave_nothing_behind():
+    meta = _metainfo(11 * PIECE)
+    server = HashServer(meta)
+    for n in range(500):
+        request = HashRequest(n.to_bytes(32, "big"), 2, 0, 4, 1)
+        assert server.answer(request) == request.reject()
+    assert server._trees == {}  # a peer naming random roots grows no cache
+    root = meta.files[0].pieces_root
+    assert isinstance(server.answer(HashRequest(root, 2, 0, 4, 1)), Hashes)
+    assert list(server._trees) == [root]
+
+
+def test_block_hashes_read_from_the_data_are_bounded_per_peer_and_torrent():
+    from bt.swarm.hashes import BLOCK_READS_PER_SECOND
+
+    meta = _metainfo(3 * PIECE)
+    root = meta.files[0].pieces_root
+    reads: list[int] = []
+    blocks = _block_server(meta)
+
+    def counting(server):
+        inner = blocks(server)
+        leaves_of = inner.leaves_of
+        inner.leaves_of = lambda index, length: reads.append(index) or leaves_of(index, length)
+        return inner
+
+    links = [_Link(("10.0.0.9", n)) for n in range(BLOCK_READS_PER_SECOND + 2)]
+    exchange = HashExchange(meta, lambda: links, _Clock(), blocks=counting)
+    for _ in range(3):  # each answered at once: one peer asks again and again
+        exchange.received(links[0], HashRequest(root, 0, 4, 4, 1))
+    assert reads == [1]
+    assert [type(m).__name__ for m in links[0].sent] == ["Hashes", "HashReject", "HashReject"]
+    for link in links[1:]:
+        exchange.received(link, HashRequest(root, 0, 0, 4, 1))
+    assert len(reads) == BLOCK_READS_PER_SECOND
+    assert links[-1].sent == [HashRequest(root, 0, 0, 4, 1).reject()]
+    exchange.tick(1.0)
+    exchange.received(links[-1], HashRequest(root, 0, 0, 4, 1))
+    assert isinstance(links[-1].sent[-1], Hashes)
+    assert len(reads) == BLOCK_READS_PER_SECOND + 1
+
+
+def test_a_block_hash_request_needs_no_walk_over_every_piece():
+    from twisted.internet.defer import succeed
+
+    from bt.swarm.blockproofs import BlockHashServer
+
+    meta = _metainfo(3 * PIECE, 2 * PIECE)
+    looked: list[int] = []
+    v2_piece = meta.v2_piece
+    meta.v2_piece = lambda index: looked.append(index) or v2_piece(index)
+
+    def leaves_of(index: int, length: int):
+        assert index == 4
+        return succeed(leaf_hashes(meta.datas[1][PIECE : PIECE + length]))
+
+    link = _Link()
+    exchange = HashExchange(
+        meta,
+        lambda: [link],
+        _Clock(),
+        blocks=lambda server: BlockHashServer(meta, server.tree, leaves_of, lambda i: True),
+    )
+    second = meta.files[1].pieces_root
+    exchange.received(link, HashRequest(second, 0, 4, 4, 1))  # file 1's piece 1: piece 4
+    assert looked and set(looked) == {4}
+    assert isinstance(link.sent[-1], Hashes)
+    for bad in (HashRequest(second, 0, 2, 4, 1), HashRequest(second, 0, 8, 4, 1)):
+        exchange.tick(2.0)
+        exchange.received(link, bad)  # not a piece's first leaf; past the file's end
+        assert link.sent[-1] == bad.reject()
+
+
+def test_a_peer_gone_before_its_turn_is_not_asked():
+    meta = _metainfo(3 * PIECE)
+    first, gone = _Link(("10.0.0.1", 1)), _Link(("10.0.0.2", 2))
+    exchange = HashExchange(meta, lambda: [first, gone], _Clock())
+    results: list[object] = []
+    exchange.block_hashes(0).addCallback(results.append)
+    (request,) = first.sent
+    gone.closed = True
+    exchange.lost(gone)
+    exchange.received(first, request.reject())
+    assert results == [None], "no wait for a peer that left"
+    assert not gone.sent and exchange.asker.in_flight(gone) == 0
+    assert gone not in exchange.asker._asks
+
+
+def test_a_failure_answering_from_the_data_is_logged_not_left_in_a_deferred():
+    from twisted.logger import globalLogPublisher
+
+    meta = _metainfo(3 * PIECE)
+    root = meta.files[0].pieces_root
+    link = _Link()
+
+    def broken(msg: object) -> None:
+        raise RuntimeError("the connection broke while sending")
+
+    link.send_hash_message = broken  # type: ignore[method-assign]
+    seen: list[dict] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        exchange = HashExchange(meta, lambda: [link], _Clock(), blocks=_block_server(meta))
+        exchange.received(link, HashRequest(root, 0, 4, 4, 1))
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    assert any("block-hash request" in str(e.get("log_format", "")) for e in seen)
+
+
+def test_block_hash_reads_in_flight_are_bounded_per_torrent():
+    from bt.swarm.blockproofs import MAX_READING
+
+    meta = _metainfo(3 * PIECE)
+    root = meta.files[0].pieces_root
+    held: list = []
+    links = [_Link(("10.0.0.5", n)) for n in range(2 * MAX_READING + 1)]
+    exchange = HashExchange(meta, lambda: links, _Clock(), blocks=_block_server(meta, held=held))
+    request = HashRequest(root, 0, 0, 4, 1)
+    for second, link in enumerate(links):
+        exchange.tick(float(second))  # a new second: the per-second bounds start over
+        exchange.received(link, request)
+    assert len(held) == MAX_READING, "a slow disk must not pile up reads"
+    assert all(link.sent == [request.reject()] for link in links[MAX_READING:])
+    for later, leaves in held:
+        later.callback(leaves)
+    exchange.tick(99.0)
+    exchange.received(links[-1], request)
+    assert len(held) == MAX_READING + 1
+
+
+def test_the_same_request_asked_twice_gives_both_askers_the_answer():
+    from bt.swarm.hashes import HashAsker
+
+    meta = _metainfo(3 * PIECE)
+    link = _Link()
+    asker = HashAsker(_Clock())
+    request = HashRequest(meta.files[0].pieces_root, 0, 0, 4, 1)
+    first: list[object] = []
+    asker.ask(link, request).addCallback(first.append)  # returns None down its chain
+    second: list[object] = []
+    asker.ask(link, request).addCallback(second.append)
+    assert link.sent == [request], "sent once"
+    answer = _serve_blocks(meta, link, request)
+    assert asker.received(link, answer)
+    assert first == [answer] and second == [answer]
