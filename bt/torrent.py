@@ -284,7 +284,7 @@ class Torrent(Service):
                 valid=len(valid),
                 total=self.metainfo.num_pieces,
             )
-            self.data.dirty = True  # a check's result is worth saving too
+            self.data.dirty |= not inventory.saved  # a check's result is worth saving too
         self._step(Event.CHECKED)
         if self.is_finished:
             self._fire_completion_waiters()
