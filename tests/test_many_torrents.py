@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_torrent import DATA, PIECE, FakeDisk, make_torrent
+from test_torrent import DATA, PIECE, FakeDisk, make_torrent, seeder
 from torrents import handmade_info, handmade_torrent
 from twisted.internet.testing import MemoryReactorClock
 
 from bt.metainfo import Metainfo, parse_metainfo
+from bt.ticker import Ticker
 from bt.torrent import Torrent
 
 
@@ -65,3 +66,68 @@ def test_a_check_at_start_is_still_saved(tmp_path: Path) -> None:
         clock.advance(1)
     assert saves == [1]
     torrent.stopService()
+
+
+def test_a_parked_callback_waits_for_its_time_or_a_wake() -> None:
+    clock = MemoryReactorClock()
+    ticker = Ticker(clock)
+    calls: list[str] = []
+
+    def idle() -> None:
+        calls.append("idle")
+        ticker.park(idle, clock.seconds() + 5)
+
+    ticker.add(idle)
+    ticker.add(lambda: calls.append("busy"))
+    for _ in range(10):
+        clock.advance(1)
+    assert calls.count("busy") == 10
+    assert calls.count("idle") == 2, "at 1 s and at 6 s"
+    assert len(ticker) == 2 and idle in ticker
+    ticker.wake(idle)
+    clock.advance(1)
+    assert calls.count("idle") == 3, "woken: at the next tick"
+    ticker.park(idle, clock.seconds() + 100)
+    ticker.remove(idle)
+    assert idle not in ticker
+    clock.advance(200)
+    assert calls.count("idle") == 3, "removed while parked: never again"
+
+
+def test_the_timer_stops_when_only_parked_callbacks_are_removed() -> None:
+    clock = MemoryReactorClock()
+    ticker = Ticker(clock)
+    callback = lambda: None  # noqa: E731
+    ticker.add(callback)
+    ticker.park(callback, 50)
+    clock.advance(1)
+    assert len(clock.getDelayedCalls()) == 1, "the timer runs for a parked callback"
+    ticker.remove(callback)
+    assert not clock.getDelayedCalls()
+    ticker.park(callback, 10)  # not registered: ignored
+    assert len(ticker) == 0
+
+
+def test_idle_torrents_are_parked_between_idle_ticks_and_a_peer_wakes_one() -> None:
+    clock = MemoryReactorClock()
+    ticker = Ticker(clock)
+    torrents = []
+    for number in range(20):
+        metainfo = _metainfo(f"t{number}")
+        torrent = make_torrent(metainfo, clock, FakeDisk(metainfo, complete=True), ticker=ticker)
+        torrent.startService()
+        torrents.append(torrent)
+    for _ in range(6):  # the checked pieces are saved first (resume state is dirty)
+        clock.advance(1)
+    assert len(ticker) == 20
+    assert not ticker._callbacks, "every idle seed is parked"
+    busy = torrents[3]
+    seeder(busy)
+    assert busy._tick in ticker._callbacks, "a peer wakes its torrent"
+    before = busy.download_rate._last_tick  # type: ignore[attr-defined]
+    clock.advance(1)
+    assert busy.download_rate._last_tick > before, "it ticks every second again"  # type: ignore[attr-defined]
+    assert len(ticker._callbacks) == 1
+    for torrent in torrents:
+        torrent.stopService()
+    assert not clock.getDelayedCalls()
