@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     OUT_DIR,
     QUIET_ENV,
+    ROOT,
     OpenTracker,
     ProcSample,
     cpu_percent,
@@ -106,7 +107,8 @@ def make_state(work: Path, count: int, active: int, announce: str | None) -> lis
 class Daemon:
     """``twistd -n bittorrent --no-dht`` on the prepared state folder."""
 
-    def __init__(self, work: Path, label: str) -> None:
+    def __init__(self, work: Path, label: str, env: dict[str, str]) -> None:
+        self.env = env
         self.work = work
         self.label = label
         self.state = work / "state"
@@ -136,7 +138,7 @@ class Daemon:
         out = open(self.work / f"bt-{self.label}.out", "wb")
         begun = time.monotonic()
         self.process = subprocess.Popen(
-            command, cwd=self.work, stdout=out, stderr=subprocess.STDOUT, env=QUIET_ENV
+            command, cwd=self.work, stdout=out, stderr=subprocess.STDOUT, env=self.env
         )
         return begun
 
@@ -250,7 +252,7 @@ def time_status(daemon: Daemon, rounds: int) -> dict[str, Any]:
     runs, raw = [], []
     for _ in range(rounds):
         begun = time.monotonic()
-        subprocess.run(cli, check=True, stdout=subprocess.DEVNULL, env=QUIET_ENV, timeout=120)
+        subprocess.run(cli, check=True, stdout=subprocess.DEVNULL, env=daemon.env, timeout=120)
         runs.append(time.monotonic() - begun)
         begun = time.monotonic()
         daemon.get("/api/v1/torrents")
@@ -267,7 +269,8 @@ def time_status(daemon: Daemon, rounds: int) -> dict[str, Any]:
 
 
 def measure(args: argparse.Namespace, work: Path, label: str, full: bool) -> dict[str, Any]:
-    daemon = Daemon(work, label)
+    env = {**QUIET_ENV, **({"PYTHONPATH": str(args.code)} if args.code else {})}
+    daemon = Daemon(work, label, env)
     profile = OUT_DIR / f"manytorrents-{label}-startup.txt" if args.profile else None
     begun = daemon.start()
     profiler = None
@@ -395,6 +398,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=float, default=600.0, help="per wait, seconds")
     parser.add_argument("--profile", action="store_true", help="py-spy start-up and idle")
     parser.add_argument("--tmp", type=Path, default=Path("/tmp"))
+    parser.add_argument(
+        "--code", type=Path, default=None, help="run bt from this tree (before/after)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--out", type=Path, default=None, help="JSON results")
     parser.add_argument("--lt-peers-child", nargs="+", help=argparse.SUPPRESS)
@@ -411,7 +417,12 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="bt-bench-many-", dir=args.tmp))
     tracker = OpenTracker() if args.active else None
     peers = None
-    results: dict[str, Any] = {"torrents": args.torrents, "active": args.active}
+    results: dict[str, Any] = {
+        "torrents": args.torrents,
+        "active": args.active,
+        "code": str(args.code or ROOT),
+        "commit": _commit(args.code or ROOT),
+    }
     try:
         begun = time.monotonic()
         active = _prepare(work, args, tracker)
@@ -456,6 +467,14 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or OUT_DIR / "manytorrents.json"
     out.write_text(json.dumps(results, indent=1))
     print(f"results in {out}")
+
+
+def _commit(tree: Path) -> str:
+    """The commit a tree is at, for the record."""
+    found = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return found.stdout.strip()
 
 
 def _prepare(work: Path, args: argparse.Namespace, tracker: OpenTracker | None) -> list[bytes]:
