@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from test_torrent import DATA, PIECE, FakeDisk, make_torrent, seeder
@@ -131,3 +132,21 @@ def test_idle_torrents_are_parked_between_idle_ticks_and_a_peer_wakes_one() -> N
     for torrent in torrents:
         torrent.stopService()
     assert not clock.getDelayedCalls()
+
+
+def test_a_status_as_json_is_every_field_and_non_finite_floats_become_null() -> None:
+    from dataclasses import asdict
+
+    from test_cli import torrent_status
+
+    from bt.control.replies import json_reply
+
+    status = torrent_status("ab" * 20, "x.iso", eta=float("inf"))
+    old = asdict(status)
+    old["state"] = str(status.state)
+    old["files"] = [{**entry, "priority": str(entry["priority"])} for entry in old["files"]]
+    assert status.to_json() == old
+    del old["files"]
+    assert status.to_json(files=False) == old
+    body = json.loads(json_reply(200, status.to_json()).body)
+    assert body["eta"] is None and body["name"] == "x.iso"
