@@ -162,10 +162,7 @@ class Daemon:
             return json.loads(response.read())
 
     def log(self) -> str:
-        try:
-            return self.logfile.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.logfile)
 
     def stop(self) -> float:
         assert self.process is not None
@@ -220,25 +217,26 @@ def wait_started(daemon: Daemon, begun: float, count: int, budget: float) -> dic
 
 
 class LogCount:
-    """Lines holding any of ``texts`` in a growing log, read from where it was left."""
+    """Lines holding any of ``texts`` in a log that twistd rotates every 1 MB."""
 
     def __init__(self, path: Path, texts: tuple[str, ...]) -> None:
         self.path, self.texts = path, texts
-        self.offset, self.found, self.rest = 0, 0, b""
 
     def count(self) -> int:
+        text = read_log(self.path)
+        return sum(text.count(t) for t in self.texts)
+
+
+def read_log(path: Path) -> str:
+    """The whole log: twistd's rotated parts (``.N`` oldest ... ``.1``), then the file."""
+    parts = sorted(path.parent.glob(path.name + ".*"), key=lambda p: -int(p.suffix[1:]))
+    text = []
+    for part in [*parts, path]:
         try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = self.rest + handle.read()
+            text.append(part.read_text(errors="replace"))
         except FileNotFoundError:
-            return 0
-        self.offset += len(data) - len(self.rest)
-        *lines, self.rest = data.split(b"\n")
-        for line in lines:
-            text = line.decode(errors="replace")
-            self.found += any(t in text for t in self.texts)
-        return self.found
+            pass
+    return "".join(text)
 
 
 def rehash_lines(log: str) -> int:
