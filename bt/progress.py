@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class _Progress(Protocol):
@@ -69,6 +69,15 @@ def describe_totals(torrent: object) -> str:
     down = torrent.download_rate.total  # type: ignore[attr-defined]
     up = torrent.upload_rate.total  # type: ignore[attr-defined]
     return f"{torrent.metainfo.name}: uploaded {up} bytes, downloaded {down} bytes"  # type: ignore[attr-defined]
+
+
+def describe_layout(metainfo: object) -> str:
+    """The line a torrent logs as it starts: its pieces and files."""
+    m: Any = metainfo
+    return (
+        f"{m.name}: {m.num_pieces} pieces of {m.piece_length} bytes, "
+        f"{m.total_length} bytes in {len(m.files)} files"
+    )
 
 
 class ProgressLine:

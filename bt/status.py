@@ -7,7 +7,7 @@ consistent picture taken at one moment. ``to_json`` gives the API's shape.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any
 
@@ -119,15 +119,21 @@ class TorrentStatus:
     info_hash_v2: str | None = None
 
     def to_json(self, *, files: bool = True) -> dict[str, Any]:
-        """The API's JSON object (``files`` left out of listings of many torrents)."""
-        data = asdict(self)
+        """The API's JSON object (``files`` left out of listings of many torrents).
+
+        Field by field rather than ``asdict``, which deep-copies every value: a
+        third of the time of a 10,000-torrent listing (the values are immutable).
+        """
+        data = {name: getattr(self, name) for name in _TORRENT_FIELDS}
         data["state"] = str(self.state)
         if files:
-            for entry in data["files"]:
-                entry["priority"] = str(entry["priority"])
+            data["files"] = [{**asdict(f), "priority": str(f.priority)} for f in self.files]
         else:
             del data["files"]
         return data
+
+
+_TORRENT_FIELDS = tuple(f.name for f in fields(TorrentStatus))
 
 
 @dataclass(frozen=True, slots=True)

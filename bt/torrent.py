@@ -27,7 +27,7 @@ from bt.logs import Logger
 from bt.metainfo import Metainfo
 from bt.peersources import PeerSources
 from bt.policy.picker import PiecePicker
-from bt.progress import ProgressLine, describe_totals
+from bt.progress import ProgressLine, describe_layout, describe_totals
 from bt.status import FilePriority
 from bt.storage.data import Inventory, TorrentData
 from bt.swarm.swarm import Swarm
@@ -248,14 +248,7 @@ class Torrent(Service):
 
     def _load_pieces(self) -> None:
         self.disk.start()
-        self.log.info(
-            "{name}: {pieces} pieces of {piece_length} bytes, {size} bytes in {files} files",
-            name=self.title,
-            pieces=self.metainfo.num_pieces,
-            piece_length=self.metainfo.piece_length,
-            size=self.metainfo.total_length,
-            files=len(self.metainfo.files),
-        )
+        self.log.info("{line}", line=describe_layout(self.metainfo))
         checked = self.data.load()
         checked.addCallbacks(self._begin, self._disk_failed)
         checked.addErrback(self._log_failure, "start")
@@ -284,7 +277,7 @@ class Torrent(Service):
                 valid=len(valid),
                 total=self.metainfo.num_pieces,
             )
-            self.data.dirty = True  # a check's result is worth saving too
+            self.data.dirty |= not inventory.saved  # a check's result is worth saving too
         self._step(Event.CHECKED)
         if self.is_finished:
             self._fire_completion_waiters()
@@ -474,7 +467,7 @@ class Torrent(Service):
         if not self.links and self._idle.skip(
             now, finished=self.is_finished, urgent=self.data.dirty, deadline=deadline
         ):
-            return  # 1,000 idle torrents share one timer
+            return self._park()  # 10,000 idle torrents share one timer
         self.swarm.tick(now)  # rates, each peer's tick, the choke round
         if self.data.due(now, self.config.resume_interval):
             self.save_resume()
@@ -486,6 +479,15 @@ class Torrent(Service):
         line = self._progress.due(self, now)
         if line is not None:
             self.log.info("{line}", line=line)
+        self._park()
+
+    def _park(self) -> None:
+        """No peers, nothing to save: no tick until the next idle one (a peer wakes it)."""
+        if not self.links and not self.data.dirty:
+            self.ticker.park(self._tick, self._idle.next)
+
+    def peer_joined(self) -> None:  # a peer: tick every second again (rates, chokes)
+        self.ticker.wake(self._tick)
 
     def _disk_failed(self, failure: Failure) -> None:
         """A disk error stops this torrent (not the others) until a check finds what is valid."""

@@ -269,6 +269,27 @@ def test_status_table_shows_each_torrent(
     assert "3 torrents" in out
 
 
+def test_status_of_thousands_of_torrents_prints_plain_aligned_lines(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bt.cli.render import RICH_ROWS
+
+    daemon.api.torrents[:] = [
+        torrent_status(f"{n:040x}", f"t{n:05d}.bin", error="disk full" if n == 7 else None)
+        for n in range(RICH_ROWS + 1)
+    ]
+    out = wide_status(daemon, capsys, monkeypatch)
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        *("Hash", "Name", "State", "Progress", "Size", "Down", "Up", "Peers", "ETA", "Ratio")
+    ]
+    assert len(lines) == RICH_ROWS + 3  # heading, a line per torrent, the caption
+    assert lines[-1].startswith(f"{RICH_ROWS + 1} torrents, ") and "peers (seeds)" in lines[-1]
+    assert lines[8].split()[:3] == ["00000000", "t00007.bin", "(disk"]
+    assert "33.3%" in lines[1] and "500.0 KiB/s" in lines[1] and "1m35s" in lines[1]
+    assert max(len(line) for line in lines) <= 160
+
+
 def test_status_filters_by_prefix_and_name(
     daemon: Daemon, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bt.cli.client import CliError, ControlClient, resolve_torrents
-from bt.cli.render import dht_line, event_line, files_table, rate, status_table, stdout_console
+from bt.cli.render import (
+    RICH_ROWS,
+    dht_line,
+    event_line,
+    files_table,
+    rate,
+    status_lines,
+    status_table,
+    stdout_console,
+)
 from bt.errors import MagnetError, MetainfoError
 from bt.magnet import is_magnet, parse_magnet
 from bt.metainfo import load_metainfo
@@ -63,6 +72,8 @@ def status(args: argparse.Namespace, client: ControlClient) -> int:
     torrents = document.get("torrents", [])
     if not torrents:
         print("no torrents")
+    elif len(torrents) > RICH_ROWS:
+        print("\n".join(status_lines(torrents, stdout_console().width)))
     else:
         console = stdout_console()
         console.print(status_table(torrents, console.width))

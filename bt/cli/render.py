@@ -25,6 +25,7 @@ __all__ = [
     "metainfo_lines",
     "rate",
     "size_text",
+    "status_lines",
     "status_table",
 ]
 
@@ -112,6 +113,53 @@ def status_table(torrents: Sequence[Mapping[str, Any]], width: int = WIDE) -> Ta
         "peers (seeds)"
     )
     return table
+
+
+#: Above this many torrents ``bt status`` prints plain aligned lines instead: a rich
+#: table lays out every cell, about 0.5 ms a row (8 s for 10,000 torrents).
+RICH_ROWS = 200
+
+
+def status_lines(torrents: Sequence[Mapping[str, Any]], width: int = WIDE) -> list[str]:
+    """The status table's columns as plain aligned lines, for thousands of torrents."""
+    wide = width >= WIDE
+    headings = ("Hash",) * wide + ("Name", "State", "Progress", "Size", "Down", "Up")
+    headings += ("Peers", "ETA", "Ratio")
+    rows: list[tuple[str, ...]] = []
+    down = up = 0.0
+    for torrent in torrents:
+        state = str(torrent.get("state", "?"))
+        name = str(torrent.get("name", ""))
+        if torrent.get("error"):
+            name = f"{name} ({torrent['error']})"
+        down_rate = float(torrent.get("download_rate") or 0.0)
+        up_rate = float(torrent.get("upload_rate") or 0.0)
+        down += down_rate
+        up += up_rate
+        rows.append(
+            (_hash_cell(torrent).replace("\n", " "),) * wide
+            + (name, state, f"{100 * float(torrent.get('progress') or 0.0):5.1f}%")
+            + (format_bytes(torrent.get("wanted", torrent.get("size", 0)) or 0), rate(down_rate))
+            + (rate(up_rate), _peers(torrent, state), _eta(torrent))
+            + (f"{float(torrent.get('ratio') or 0.0):.2f}",)
+        )
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headings)]
+    name_at = 1 if wide else 0
+    others = sum(widths) - widths[name_at] + 2 * (len(widths) - 1)
+    widths[name_at] = max(12, min(widths[name_at], width - others))
+    left = name_at + 3  # hash, name, state and progress are left-aligned, the rest right
+
+    def line(cells: tuple[str, ...]) -> str:
+        shown = []
+        for i, (cell, size) in enumerate(zip(cells, widths, strict=True)):
+            if len(cell) > size:
+                cell = cell[: size - 1] + "\u2026"
+            shown.append(cell.ljust(size) if i < left else cell.rjust(size))
+        return "  ".join(shown).rstrip()
+
+    count = len(torrents)
+    caption = f"{count} torrent{'s' if count != 1 else ''}, {rate(down)} down, {rate(up)} up"
+    return [line(headings), *map(line, rows), f"{caption}; peers (seeds)"]
 
 
 def _hash_cell(torrent: Mapping[str, Any]) -> str:

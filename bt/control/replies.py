@@ -25,7 +25,10 @@ class Reply:
 
 def json_reply(status: int, data: Any, headers: Iterable[tuple[str, str]] = ()) -> Reply:
     """A JSON reply; non-finite floats become null so the body is always valid JSON."""
-    text = json.dumps(finite(data), allow_nan=False, ensure_ascii=False) + "\n"
+    try:  # almost always finite: walking 10,000 torrents' values first doubled the cost
+        text = json.dumps(data, allow_nan=False, ensure_ascii=False) + "\n"
+    except ValueError:
+        text = json.dumps(finite(data), allow_nan=False, ensure_ascii=False) + "\n"
     return Reply(status, text.encode("utf-8"), JSON, tuple(headers))
 
 

@@ -58,6 +58,9 @@ class SwarmOwner(Protocol):
     def on_piece_complete(self, index: int, blocks: list[bytes], sources: dict[int, Any]) -> None:
         """Every block of ``index`` arrived: verify and write it, then call ``have``."""
 
+    def peer_joined(self) -> None:
+        """A peer joined (an idle torrent's ticks may be parked: see bt.ticker)."""
+
 
 class Damage(Protocol):
     """What a swarm tells of data damaged under us, and asks of it."""
@@ -208,6 +211,7 @@ class Swarm:
         link = PeerLink(self, protocol, address, self.reactor.seconds(), self._serving)
         link.start(self.picker.have_bitfield(), self._read_throttle())
         self.links[link] = None
+        self.owner.peer_joined()
         self.dialer.joined(address)
         self.disk.add_pressure_listener(link)
         self.extensions.attached(link)
