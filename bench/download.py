@@ -46,6 +46,7 @@ from common import (
     SeededSwarm,
     base_parser,
     bt_daemon,
+    connected_to,
     content_digest,
     content_size,
     exit_on_sigterm,
@@ -148,11 +149,23 @@ def run_bt(
     deadline: Deadline,
     profile: Path | None,
     on_poll: Callable[[LogWatcher], None] | None = None,
+    seeder_port: int | None = None,
 ) -> Result:
     """Download with ``twistd -n bittorrent``; sample it the moment it logs completion.
 
     ``on_poll`` is called at every poll of bt's log (every few ms) while it downloads.
+    With ``seeder_port``, bt's first peer is the moment its connection to that port
+    shows up (bt logs connections at debug level only).
     """
+    if seeder_port is not None:
+        chained = on_poll
+
+        def on_poll(watcher: LogWatcher) -> None:
+            if "first_peer" not in watcher.seen and connected_to(seeder_port):
+                watcher.seen["first_peer"] = sample_proc(watcher.pid)
+            if chained is not None:
+                chained(watcher)
+
     name = content.name
     daemon = bt_daemon(work / "bt", torrent, work / "bt" / "downloads")
     daemon.workdir.mkdir()
@@ -295,7 +308,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             if profile is not None:
                 profile.parent.mkdir(parents=True, exist_ok=True)
             print("bt downloading", flush=True)
-            bt = run_bt(work, swarm.torrent, content, digest, deadline, profile)
+            bt = run_bt(work, swarm.torrent, content, digest, deadline, profile, None, swarm.port)
             print(f"bt: {bt.rate:.1f} MB/s; libtorrent downloading", flush=True)
             # bt's copy stays until the end. On a VM whose balloon hands freed memory back
             # to the host within seconds, writing into fresh page cache costs about 3 s of

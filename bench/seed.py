@@ -60,6 +60,7 @@ from common import (
     loadavg,
     lt_download,
     lt_params,
+    lt_reference_peer,
     lt_session,
     machine_facts,
     make_content,
@@ -79,7 +80,7 @@ from common import (
     write_results,
     write_tracked_torrent,
 )
-from swarm import LibtorrentPeer, OpenTracker, scrape_counts, wait_for
+from swarm import OpenTracker, scrape_counts, wait_for
 
 PAUSE = 5.0  # seconds before each transfer: memory freed by the previous case goes back
 
@@ -215,7 +216,7 @@ def lt_seed(torrent: Path, save: Path, ready: Path, budget: float) -> None:
     parent = os.getppid()
     metainfo = torrent.read_bytes()
     begun = sample_proc(pid)
-    seeder = LibtorrentPeer(metainfo, save)
+    seeder = lt_reference_peer(metainfo, save)
     try:
         checking = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
         wait_for(
