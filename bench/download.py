@@ -138,6 +138,12 @@ class Result:
             "rate_mb_s": round(self.rate, 2),
             "rate_from_start_mb_s": round(self.rate_from_start, 2),
             "cpu_s_per_gib": round(self.cpu_per_gib, 3),
+            # Without the process's start-up (imports, reading the torrent).
+            "cpu_transfer_s_per_gib": (
+                round(self.cpu_transfer_s / (self.size / GIB), 3)
+                if self.cpu_transfer_s is not None
+                else None
+            ),
         }
 
 
@@ -346,6 +352,11 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "libtorrent": lt_result.as_json(),
         "ratio_bt_libtorrent": round(bt.rate / lt_result.rate, 4),
         "ratio_cpu_bt_libtorrent": round(bt.cpu_per_gib / lt_result.cpu_per_gib, 4),
+        "ratio_cpu_transfer_bt_libtorrent": (
+            round(bt.cpu_transfer_s / lt_result.cpu_transfer_s, 4)
+            if bt.cpu_transfer_s and lt_result.cpu_transfer_s
+            else None
+        ),
     }
     if profile is not None and profile.exists():
         summary = profile_summary(profile)
