@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -355,20 +355,21 @@ def follow_bt(
     return watcher
 
 
-def connected_to(port: int) -> bool:
-    """Whether some loopback TCP connection to ``port`` is established now (/proc/net/tcp).
+def connected_to(port: int | Collection[int]) -> bool:
+    """Whether some loopback TCP connection to ``port`` (or any of several) is established
+    now (/proc/net/tcp).
 
     bt logs its peer connections at debug level only, so a bench that must not slow bt
     down with debug logging notes bt's first peer as the moment a connection to the
     seeder's port (whose only client is bt at that time) shows up in the kernel's table.
     """
-    wanted = f":{port:04X}"
+    wanted = {f"{p:04X}" for p in ([port] if isinstance(port, int) else port)}
     with open("/proc/net/tcp") as table:
         next(table)
         for line in table:
             fields = line.split(None, 4)
             # fields: slot, local address, remote address, state (01: ESTABLISHED)
-            if fields[3] == "01" and fields[2].endswith(wanted):
+            if fields[3] == "01" and fields[2].rsplit(":", 1)[1] in wanted:
                 return True
     return False
 
@@ -428,13 +429,18 @@ LT_BEST: dict[str, Any] = {
 }
 
 
+def lt_best() -> dict[str, Any]:
+    """LT_BEST, or nothing with BT_BENCH_LT_DEFAULTS=1 (to measure what LT_BEST buys)."""
+    return {} if os.environ.get("BT_BENCH_LT_DEFAULTS") == "1" else LT_BEST
+
+
 def lt_session(alerts: int, **settings: Any) -> libtorrent.session:
     """A libtorrent session confined to loopback like the integration tests' peers,
     with LT_BEST applied (``settings`` override both)."""
     import libtorrent as lt
 
     config = libtorrent_settings()
-    config.update(LT_BEST)
+    config.update(lt_best())
     config["alert_mask"] = alerts
     config.update(settings)
     return lt.session(config)
@@ -462,7 +468,7 @@ def lt_reference_peer(torrent: bytes, save: Path, **settings: Any) -> Libtorrent
     import libtorrent as lt
 
     peer = LibtorrentPeer(torrent, save)
-    peer.session.apply_settings({**LT_BEST, **settings})
+    peer.session.apply_settings({**lt_best(), **settings})
     peer.handle.unset_flags(lt.torrent_flags.auto_managed)
     peer.handle.resume()
     return peer

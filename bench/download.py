@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -155,7 +155,7 @@ def run_bt(
     deadline: Deadline,
     profile: Path | None,
     on_poll: Callable[[LogWatcher], None] | None = None,
-    seeder_port: int | None = None,
+    seeder_port: int | Collection[int] | None = None,
 ) -> Result:
     """Download with ``twistd -n bittorrent``; sample it the moment it logs completion.
 
