@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -258,7 +258,7 @@ class SeededSwarm:
                 self.work, self.content, self.piece_length, self.tracker, self.deadline
             )
             print(f"made the torrent in {time.monotonic() - begun:.1f} s", flush=True)
-            self.seeder = LibtorrentPeer(self.torrent_bytes, self.content.parent)
+            self.seeder = lt_reference_peer(self.torrent_bytes, self.content.parent)
             self.seeder.wait_checked(self.deadline.left(300))
             wait_for(lambda: self.peers() >= 1, self.deadline.left(30), "the seeder at the tracker")
             print(f"seeder ready after {time.monotonic() - begun:.1f} s", flush=True)
@@ -266,6 +266,12 @@ class SeededSwarm:
             self.__exit__(None, None, None)
             raise
         return self
+
+    @property
+    def port(self) -> int:
+        """Where the seeder listens."""
+        assert self.seeder is not None
+        return self.seeder.port
 
     def peers(self) -> int:
         """Seeders plus leechers the tracker lists now."""
@@ -349,6 +355,25 @@ def follow_bt(
     return watcher
 
 
+def connected_to(port: int | Collection[int]) -> bool:
+    """Whether some loopback TCP connection to ``port`` (or any of several) is established
+    now (/proc/net/tcp).
+
+    bt logs its peer connections at debug level only, so a bench that must not slow bt
+    down with debug logging notes bt's first peer as the moment a connection to the
+    seeder's port (whose only client is bt at that time) shows up in the kernel's table.
+    """
+    wanted = {f"{p:04X}" for p in ([port] if isinstance(port, int) else port)}
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split(None, 4)
+            # fields: slot, local address, remote address, state (01: ESTABLISHED)
+            if fields[3] == "01" and fields[2].rsplit(":", 1)[1] in wanted:
+                return True
+    return False
+
+
 def warn_on_bt_errors(log: str) -> None:
     """bt keeps running past a logged traceback: surface it rather than trust the figures."""
     if "Traceback" in log or "Unhandled" in log:
@@ -383,24 +408,70 @@ def stop_process(process: subprocess.Popen[bytes], sig: int, grace: float) -> No
             process.wait(5)
 
 
+#: libtorrent at its best on loopback: the throughput settings of its own
+#: ``high_performance_seed()`` pack (deep send buffers and request queues, every peer
+#: unchoked, room for many connections and files), without the ones that would slow it
+#: here (its 7 MiB disk queue is smaller than the default 100 MiB) or do not apply
+#: (timeouts, uTP, queueing limits of auto-managed torrents, which the benches never use).
+LT_BEST: dict[str, Any] = {
+    "unchoke_slots_limit": -1,
+    "connections_limit": 8000,
+    "listen_queue_size": 3000,
+    "connection_speed": 500,
+    "max_out_request_queue": 1500,
+    "max_peer_recv_buffer_size": 5 * MIB,
+    "send_buffer_low_watermark": MIB,
+    "send_buffer_watermark": 3 * MIB,
+    "send_buffer_watermark_factor": 150,
+    "send_not_sent_low_watermark": 512 * 1024,
+    "file_pool_size": 500,
+    "alert_queue_size": 10000,
+}
+
+
+def lt_best() -> dict[str, Any]:
+    """LT_BEST, or nothing with BT_BENCH_LT_DEFAULTS=1 (to measure what LT_BEST buys)."""
+    return {} if os.environ.get("BT_BENCH_LT_DEFAULTS") == "1" else LT_BEST
+
+
 def lt_session(alerts: int, **settings: Any) -> libtorrent.session:
-    """A libtorrent session confined to loopback like the integration tests' peers."""
+    """A libtorrent session confined to loopback like the integration tests' peers,
+    with LT_BEST applied (``settings`` override both)."""
     import libtorrent as lt
 
     config = libtorrent_settings()
+    config.update(lt_best())
     config["alert_mask"] = alerts
     config.update(settings)
     return lt.session(config)
 
 
 def lt_params(torrent: Path, save: Path) -> libtorrent.add_torrent_params:
-    """Parameters adding ``torrent`` with its data in ``save``."""
+    """Parameters adding ``torrent`` with its data in ``save``, started at once.
+
+    Not auto-managed and not paused: an auto-managed torrent waits for libtorrent's
+    queue to start it on its next tick, up to a second late, which slowed the reference
+    of a 2-4 s transfer (issue 18).
+    """
     import libtorrent as lt
 
     params = lt.add_torrent_params()
     params.ti = lt.torrent_info(lt.bdecode(torrent.read_bytes()))
     params.save_path = str(save)
+    params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
     return params
+
+
+def lt_reference_peer(torrent: bytes, save: Path, **settings: Any) -> LibtorrentPeer:
+    """The integration tests' LibtorrentPeer (a seeder of ``save``) as a benchmark's
+    reference: LT_BEST applied, its torrent taken off libtorrent's queue and started."""
+    import libtorrent as lt
+
+    peer = LibtorrentPeer(torrent, save)
+    peer.session.apply_settings({**lt_best(), **settings})
+    peer.handle.unset_flags(lt.torrent_flags.auto_managed)
+    peer.handle.resume()
+    return peer
 
 
 def lt_download(

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from common import (
     SeededSwarm,
     base_parser,
     bt_daemon,
+    connected_to,
     content_digest,
     content_size,
     exit_on_sigterm,
@@ -137,6 +138,12 @@ class Result:
             "rate_mb_s": round(self.rate, 2),
             "rate_from_start_mb_s": round(self.rate_from_start, 2),
             "cpu_s_per_gib": round(self.cpu_per_gib, 3),
+            # Without the process's start-up (imports, reading the torrent).
+            "cpu_transfer_s_per_gib": (
+                round(self.cpu_transfer_s / (self.size / GIB), 3)
+                if self.cpu_transfer_s is not None
+                else None
+            ),
         }
 
 
@@ -148,11 +155,23 @@ def run_bt(
     deadline: Deadline,
     profile: Path | None,
     on_poll: Callable[[LogWatcher], None] | None = None,
+    seeder_port: int | Collection[int] | None = None,
 ) -> Result:
     """Download with ``twistd -n bittorrent``; sample it the moment it logs completion.
 
     ``on_poll`` is called at every poll of bt's log (every few ms) while it downloads.
+    With ``seeder_port``, bt's first peer is the moment its connection to that port
+    shows up (bt logs connections at debug level only).
     """
+    if seeder_port is not None:
+        chained = on_poll
+
+        def on_poll(watcher: LogWatcher) -> None:
+            if "first_peer" not in watcher.seen and connected_to(seeder_port):
+                watcher.seen["first_peer"] = sample_proc(watcher.pid)
+            if chained is not None:
+                chained(watcher)
+
     name = content.name
     daemon = bt_daemon(work / "bt", torrent, work / "bt" / "downloads")
     daemon.workdir.mkdir()
@@ -295,7 +314,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             if profile is not None:
                 profile.parent.mkdir(parents=True, exist_ok=True)
             print("bt downloading", flush=True)
-            bt = run_bt(work, swarm.torrent, content, digest, deadline, profile)
+            bt = run_bt(work, swarm.torrent, content, digest, deadline, profile, None, swarm.port)
             print(f"bt: {bt.rate:.1f} MB/s; libtorrent downloading", flush=True)
             # bt's copy stays until the end. On a VM whose balloon hands freed memory back
             # to the host within seconds, writing into fresh page cache costs about 3 s of
@@ -333,6 +352,11 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "libtorrent": lt_result.as_json(),
         "ratio_bt_libtorrent": round(bt.rate / lt_result.rate, 4),
         "ratio_cpu_bt_libtorrent": round(bt.cpu_per_gib / lt_result.cpu_per_gib, 4),
+        "ratio_cpu_transfer_bt_libtorrent": (
+            round(bt.cpu_transfer_s / lt_result.cpu_transfer_s, 4)
+            if bt.cpu_transfer_s and lt_result.cpu_transfer_s
+            else None
+        ),
     }
     if profile is not None and profile.exists():
         summary = profile_summary(profile)

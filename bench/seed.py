@@ -1,6 +1,7 @@
 """bt against libtorrent seeding one large torrent on loopback: rate, CPU and memory.
 
 Run: python bench/seed.py [--size-mib 1024] [--piece-kib 1024] [--profile]
+     python bench/seed.py --multi-file [--files 200]  (bench/out/seed-multi.json)
 (needs libtorrent and opentracker, as the integration tests do).
 
 One opentracker serves a single-file torrent whose complete data sits in one folder.
@@ -54,15 +55,18 @@ from common import (
     ProcSample,
     base_parser,
     bt_daemon,
+    content_digest,
+    content_size,
     exit_on_sigterm,
-    file_digest,
     follow_bt,
     loadavg,
     lt_download,
     lt_params,
+    lt_reference_peer,
     lt_session,
     machine_facts,
     make_content,
+    make_tree_content,
     mib,
     print_hot_spots,
     profile_summary,
@@ -79,7 +83,7 @@ from common import (
     write_results,
     write_tracked_torrent,
 )
-from swarm import LibtorrentPeer, OpenTracker, scrape_counts, wait_for
+from swarm import OpenTracker, scrape_counts, wait_for
 
 PAUSE = 5.0  # seconds before each transfer: memory freed by the previous case goes back
 
@@ -215,7 +219,7 @@ def lt_seed(torrent: Path, save: Path, ready: Path, budget: float) -> None:
     parent = os.getppid()
     metainfo = torrent.read_bytes()
     begun = sample_proc(pid)
-    seeder = LibtorrentPeer(metainfo, save)
+    seeder = lt_reference_peer(metainfo, save)
     try:
         checking = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
         wait_for(
@@ -341,7 +345,7 @@ def case_bt(
         print(f"warning: bt exited with status {status}", file=sys.stderr)
     result = SeedResult(
         seeder="bt",
-        size=content.stat().st_size,
+        size=content_size(content),
         seeder_pid=pid,
         ready_s=ready - started,
         check_s=checked.at - checking.at,
@@ -402,7 +406,7 @@ def case_libtorrent(
         stop_process(process, signal.SIGTERM, 20)
     result = SeedResult(
         seeder="libtorrent",
-        size=content.stat().st_size,
+        size=content_size(content),
         seeder_pid=process.pid,
         ready_s=ready - started,
         check_s=checked.at - begun.at,
@@ -494,9 +498,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile-gil", action="store_true", help="--profile sampling only the GIL holder"
     )
+    parser.add_argument(
+        "--multi-file", action="store_true", help="a folder of --files files instead of one"
+    )
+    parser.add_argument("--files", type=int, default=200, help="files of --multi-file")
     parser.add_argument("--leech", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--lt-seed", nargs=4, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.multi_file and args.out == OUT_DIR / "seed.json":
+        args.out = OUT_DIR / "seed-multi.json"
+    return args
 
 
 def bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -516,7 +527,10 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         profile.unlink(missing_ok=True)
     results: dict[str, SeedResult] = {}
     try:
-        content, digest = make_content(work, "seed", args.size_mib)
+        if args.multi_file:
+            content, digest = make_tree_content(work, "seed", args.size_mib, args.files)
+        else:
+            content, digest = make_content(work, "seed", args.size_mib)
         torrent, _, info_hash = write_tracked_torrent(work, content, piece, tracker, deadline)
         settle()
         order = ["libtorrent", "bt"] if args.libtorrent_first else ["bt", "libtorrent"]
@@ -533,7 +547,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             print(f"{seeder} seeder: downloader got {result.rate:.1f} MB/s", flush=True)
         # Only now, with every process gone, read the copies back (they stayed until the end).
         for label, seeder in (("from-bt", "bt"), ("from-lt", "libtorrent")):
-            results[seeder].identical = file_digest(work / f"dl-{label}" / content.name) == digest
+            copy = work / f"dl-{label}" / content.name
+            results[seeder].identical = content_digest(copy) == digest
     finally:
         tracker.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -541,7 +556,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     bt, lt_result = results["bt"], results["libtorrent"]
     print()
     print(
-        f"{args.size_mib} MiB, {args.piece_kib} KiB pieces, loopback; "
+        f"{args.size_mib} MiB in {args.files if args.multi_file else 1} file(s), "
+        f"{args.piece_kib} KiB pieces, loopback; "
         f"{facts['nproc']} x {facts['cpu_model']}; order: {' then '.join(order)}"
         + (
             f"; bt PROFILED ({'GIL holder' if args.profile_gil else 'all threads'})"
@@ -558,11 +574,15 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "machine": facts,
         "size_bytes": size,
         "piece_bytes": piece,
+        "files": args.files if args.multi_file else 1,
         "order": order,
         "profiled": "gil" if args.profile_gil else args.profile,
         "bt": bt.as_json(),
         "libtorrent": lt_result.as_json(),
         "ratio_bt_libtorrent": round(bt.rate / lt_result.rate, 4),
+        "ratio_seeder_cpu_s_per_gib_bt_libtorrent": round(
+            bt.seeder_cpu_per_gib / lt_result.seeder_cpu_per_gib, 4
+        ),
     }
     if profile is not None and profile.exists():
         summary = profile_summary(profile, top=25)

@@ -45,6 +45,7 @@ from bt.peer.messages import (
     encode_handshake,
     encode_piece_header,
 )
+from bt.peer.sender import Buffer, DirectWriter, as_bytes, for_transport, piece_parts
 from bt.policy.halfopen import HalfOpenBudget
 from bt.policy.slots import ConnectionSlots
 
@@ -69,6 +70,11 @@ HALF_OPEN_TIMEOUT = 10.0
 #: wait for their first read: two accept batches, each at most about the listen
 #: backlog (511) that Twisted drains per wake-up. See bt.policy.halfopen.
 HALF_OPEN_OVERFLOW = 1024
+#: Seconds between two turns of the half-open budget while connections arrive. A turn
+#: once per reactor pass (microseconds apart while idle) evicted the oldest of a burst
+#: of 200 peers connecting at once before their handshakes, a few ms behind, could be
+#: read: only 64 of 200 got in (bench/scale.py peers). A turn is still at least one pass.
+HALF_OPEN_TURN = 0.25
 #: Seconds between two warnings that the half-open budget is overflowing.
 HALF_OPEN_REPORT_EVERY = 60.0
 #: The reserved bits of our handshake: the extension protocol (BEP 10) and the
@@ -170,6 +176,12 @@ class PeerProtocol(Protocol):
         self.quiet_handshake = False
         #: The session's DHT (BEP 5 PORT), set by the factory; None: no DHT.
         self.dht: DHTPort | None = None
+        #: True while the events of one read are dispatched; ``after_events`` runs after
+        #: them (the upload queue serves all the requests of one read in one batch).
+        self.dispatching = False
+        self.after_events: Callable[[], None] | None = None
+        #: Writes straight to a plain TCP socket while its transport is idle (bt.peer.sender).
+        self.writer: DirectWriter | None = None
 
     # -- Twisted protocol ------------------------------------------------
 
@@ -178,6 +190,7 @@ class PeerProtocol(Protocol):
         self.address = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         if interfaces.ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
+            self.writer = for_transport(self.transport)
         self.last_received = self.last_sent = self.clock.seconds()
         self._handshake_call = self.clock.callLater(self.handshake_timeout, self._handshake_late)
         if self.connection.info_hash is not None and self.connection.geometry is not None:
@@ -191,6 +204,7 @@ class PeerProtocol(Protocol):
             self._throttle(self.read_throttle(len(data)))
         try:
             events = self.connection.receive_data(data)
+            self.dispatching = True
             dispatch = self._dispatch
             for event in events:
                 handler = dispatch.get(type(event))
@@ -212,6 +226,10 @@ class PeerProtocol(Protocol):
                     return
         except RemoteProtocolError as exc:
             self.drop(f"protocol error: {exc}")
+        finally:
+            self.dispatching = False
+        if self.after_events is not None and not self._closing:
+            self.after_events()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_handshake_timer()
@@ -298,21 +316,30 @@ class PeerProtocol(Protocol):
 
     def send(self, msg: Message) -> None:
         if not self._closing:
-            self.last_sent = self.clock.seconds()
-            self.transport.write(self.connection.send(msg))
+            self._write([self.connection.send(msg)])
 
     def send_all(self, messages: Sequence[Message]) -> None:
         """Several messages in one write (a batch of requests, say)."""
         if not self._closing and messages:
-            self.last_sent = self.clock.seconds()
             send = self.connection.send
-            self.transport.writeSequence([send(m) for m in messages])
+            self._write([send(m) for m in messages])
 
-    def send_block(self, index: int, begin: int, block: bytes) -> None:
+    def send_block(self, index: int, begin: int, block: Buffer) -> None:
         """A PIECE message without copying the block into a new buffer."""
         if not self._closing:
-            self.last_sent = self.clock.seconds()
-            self.transport.writeSequence([encode_piece_header(index, begin, len(block)), block])
+            self._write([encode_piece_header(index, begin, len(block)), block])
+
+    def send_blocks(self, blocks: Sequence[tuple[int, int, Buffer]]) -> None:
+        """PIECE messages for ``(index, begin, data)`` blocks in one write (one sendmsg)."""
+        if not self._closing and blocks:
+            self._write(piece_parts(blocks))
+
+    def _write(self, parts: list[Buffer]) -> None:
+        self.last_sent = self.clock.seconds()
+        if self.writer is not None:
+            self.writer.write(parts)
+        else:
+            self.transport.writeSequence(as_bytes(parts))
 
     def drop(self, reason: str, *, quiet: bool = False) -> None:
         """Close this peer only, logging why (at debug if ``quiet``)."""
@@ -523,7 +550,7 @@ class IncomingPeerFactory(Factory):
         protocol.on_closed = lambda: self.half_open.leave(protocol)
         self._evict(self.half_open.admit(protocol))
         if self._turn_call is None:
-            self._turn_call = self.clock.callLater(0, self._next_turn)
+            self._turn_call = self.clock.callLater(HALF_OPEN_TURN, self._next_turn)
         return protocol
 
     def stopFactory(self) -> None:
@@ -533,11 +560,11 @@ class IncomingPeerFactory(Factory):
         self._turn_call = None
 
     def _next_turn(self) -> None:
-        """Once per pass of the reactor while connections arrive (see HalfOpenBudget)."""
+        """Every HALF_OPEN_TURN seconds while connections arrive (see HalfOpenBudget)."""
         self._turn_call = None
         self._evict(self.half_open.next_turn())
         if self.half_open.settling:
-            self._turn_call = self.clock.callLater(0, self._next_turn)
+            self._turn_call = self.clock.callLater(HALF_OPEN_TURN, self._next_turn)
 
     def _evict(self, oldest: list[PeerProtocol]) -> None:
         """Close the oldest connections without a handshake; warn at most once a minute."""

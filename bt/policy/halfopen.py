@@ -13,7 +13,9 @@ batches (Twisted accepts up to hundreds per wake-up) and reads them only on
 its next poll, where the listening socket comes first again: a real peer
 whose handshake is already waiting in the kernel would be evicted by the
 next batch before it is ever read. So the budget counts *turns* (the caller
-advances the turn once per pass of its event loop) and evicts only
+advances the turn at most once per pass of its event loop, and not more
+often than a peer's handshake takes to follow its connection: bt's listener
+every 0.25 s) and evicts only
 connections from two turns back or older, which have been polled at least
 once. Until then it may run over its limit by up to ``overflow``
 connections (two batches); past that, the oldest goes regardless.

@@ -198,11 +198,13 @@ class PieceReadCache:
         """Bytes this torrent has cached in the pool."""
         return self.pool.owned_bytes(self._owner)
 
-    def cached(self, index: int, begin: int, length: int) -> bytes | None:
-        """The block's bytes if its chunk is in memory now, else None (nothing is read).
+    def cached(self, index: int, begin: int, length: int) -> bytes | memoryview | None:
+        """The block if its chunk is in memory now, else None (nothing is read).
 
         The upload queue tries this first: most blocks are hits, and answering
-        them without a Deferred each is a large share of a busy seeder's CPU.
+        them without a Deferred each is a large share of a busy seeder's CPU. A part
+        of a chunk is a memoryview of it, not a copy: the sender writes views to the
+        socket as they are (``bt.peer.sender``); don't keep one past the send.
         """
         chunk_size = self.chunk_size
         first = begin // chunk_size
@@ -218,13 +220,13 @@ class PieceReadCache:
             self.pool.demote(key)  # the chunk's last block: a reader in order is done
             if start == 0:
                 return data
-        return data[start : start + length]
+        return memoryview(data)[start : start + length]
 
     def read(self, index: int, begin: int, length: int) -> Deferred[bytes]:
         """The block's bytes; fails like the underlying read (StorageError)."""
         data = self.cached(index, begin, length)
         if data is not None:
-            return defer.succeed(data)
+            return defer.succeed(bytes(data))
         chunk_size = self.chunk_size
         first = begin // chunk_size
         last = (begin + length - 1) // chunk_size if length > 0 else first

@@ -97,7 +97,7 @@ class Serving:
 
     read: Callable[[int, int, int], Deferred[bytes]]
     #: The block at once if it is in memory (a read cache hit), else None.
-    cached: Callable[[int, int, int], bytes | None]
+    cached: Callable[[int, int, int], bytes | memoryview | None]
     #: The upload rate limit: 0.0 (and ``amount`` charged) or seconds to wait.
     throttle: Callable[[int], float]
     call_later: Callable[..., Any]
@@ -139,6 +139,7 @@ class PeerLink:
         self.upload_queue = UploadQueue(
             serving.read,
             protocol.send_block,
+            send_blocks=protocol.send_blocks,
             throttle=serving.throttle,
             call_later=serving.call_later,
             on_sent=self._sent,
@@ -160,6 +161,7 @@ class PeerLink:
     def start(self, have: Bitfield, read_throttle: Callable[[int], float] | None) -> None:
         """The peer joined: serve it under flow control and tell it what we have."""
         self.protocol.transport.registerProducer(self.upload_queue, True)
+        self.protocol.after_events = self.upload_queue.serve
         self.protocol.read_throttle = read_throttle
         if self.fast is not None:
             self.protocol.send(opening_message(have))
@@ -291,12 +293,15 @@ class PeerLink:
         self.update_interest()
 
     def on_request(self, msg: Request) -> None:
-        """Queue a block to serve; ranges were checked by the connection already."""
+        """Queue a block to serve; ranges were checked by the connection already.
+
+        Requests of one read are served together, after the last (``after_events``)."""
+        serve_now = not self.protocol.dispatching
         fast = self.fast
         if fast is not None:
             index = msg.index
             if self.swarm.has(index) and (not self.am_choking or fast.serves_choked(index)):
-                self.upload_queue.add(index, msg.begin, msg.length)
+                self.upload_queue.add(index, msg.begin, msg.length, serve=serve_now)
             else:
                 fast.refuse()
                 self.protocol.send(RejectRequest(index, msg.begin, msg.length))
@@ -309,7 +314,7 @@ class PeerLink:
                 # needs the fast extension): close rather than leave it waiting forever.
                 self.drop(f"asked for piece {msg.index}, whose data we lost")
             return  # else we never announced it; a confused peer, not a harmful one
-        self.upload_queue.add(msg.index, msg.begin, msg.length)
+        self.upload_queue.add(msg.index, msg.begin, msg.length, serve=serve_now)
 
     def on_piece(self, msg: Piece) -> None:
         # Only blocks we asked for count: junk must not buy rate, pipeline or a slot.

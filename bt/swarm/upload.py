@@ -20,9 +20,13 @@ from zope.interface import implementer
 from bt.errors import RemoteProtocolError, StorageError
 from bt.geometry import Block
 from bt.logs import Logger
+from bt.peer.sender import Buffer
 
 #: Requests a peer may have queued with us; more is a protocol abuse (libtorrent: 500).
 MAX_QUEUED_REQUESTS = 500
+
+#: Blocks in memory sent in one write (one sendmsg on a plain TCP socket) at most.
+BATCH_BYTES = 256 * 1024
 
 #: A Block's fields as a plain tuple: equal to and hashed like the Block itself, and
 #: built per request on the seeding path, where a NamedTuple costs about 10x more
@@ -44,14 +48,15 @@ class UploadQueue:
     def __init__(
         self,
         read: Callable[[int, int, int], Deferred[bytes]],
-        send_block: Callable[[int, int, bytes], None],
+        send_block: Callable[[int, int, Buffer], None],
         *,
+        send_blocks: Callable[[list[tuple[int, int, Buffer]]], None] | None = None,
         throttle: Callable[[int], float] = lambda amount: 0.0,
         call_later: Callable[..., Any] | None = None,
         on_sent: Callable[[int], None] = lambda amount: None,
         max_queued: int = MAX_QUEUED_REQUESTS,
         max_reads: int = 4,
-        cached: Callable[[int, int, int], bytes | None] | None = None,
+        cached: Callable[[int, int, int], Buffer | None] | None = None,
         on_read_failed: Callable[[Block, StorageError], None] | None = None,
     ) -> None:
         """``cached(index, begin, length)``: the block at once if it is in memory
@@ -59,11 +64,15 @@ class UploadQueue:
 
         ``on_read_failed(block, error)``: a block could not be read; the owner
         decides (data gone: drop the peer; a failing disk: stop the torrent).
-        Without it the failure is logged and the request is left unanswered."""
+        Without it the failure is logged and the request is left unanswered.
+
+        ``send_blocks(blocks)``: several ``(index, begin, data)`` in one write; given, the
+        blocks in memory found in one pass go out together (up to ``BATCH_BYTES``)."""
         self._read = read
         self._on_read_failed = on_read_failed
         self._cached = cached
         self._send_block = send_block
+        self._send_blocks = send_blocks or self._send_each
         self._throttle = throttle
         self._call_later = call_later
         self._on_sent = on_sent
@@ -82,8 +91,11 @@ class UploadQueue:
 
     # -- requests ---------------------------------------------------------------
 
-    def add(self, index: int, begin: int, length: int) -> None:
-        """Queue a request; more than ``max_queued`` outstanding is an abuse."""
+    def add(self, index: int, begin: int, length: int, *, serve: bool = True) -> None:
+        """Queue a request; more than ``max_queued`` outstanding is an abuse.
+
+        ``serve=False``: more requests are coming (one read of the socket holds many);
+        the caller calls :meth:`serve` after the last, so they go out in one batch."""
         if len(self) >= self.max_queued:
             raise RemoteProtocolError(f"more than {self.max_queued} requests queued")
         block = (index, begin, length)
@@ -91,6 +103,11 @@ class UploadQueue:
             return  # a duplicate request is served once
         self._queue.append(block)
         self._queued.add(block)
+        if serve:
+            self._serve()
+
+    def serve(self) -> None:
+        """Send what may go now (after requests added with ``serve=False``)."""
         self._serve()
 
     def cancel(self, index: int, begin: int, length: int) -> bool:
@@ -154,35 +171,66 @@ class UploadQueue:
 
     # -- serving --------------------------------------------------------------------
 
-    def _serve(self) -> None:
+    def _serve(self, batch: list[tuple[int, int, Buffer]] | None = None) -> None:
+        """``batch``: a block just read, to go out ahead of (and with) those in memory."""
         if self._serving:
-            return  # a read answered at once (a cache hit): the loop below goes on
+            if batch:  # a read answered at once, inside the loop: send it now
+                self._send_batch(batch, len(batch[0][2]))
+            return  # ... and the loop below goes on
         self._serving = True
         try:
-            self._serve_loop()
+            self._serve_loop(batch)
         finally:
             self._serving = False
 
-    def _serve_loop(self) -> None:
+    def _serve_loop(self, batch: list[tuple[int, int, Buffer]] | None = None) -> None:
+        batch = batch or []
+        size = sum(len(data) for _, _, data in batch)
+        try:
+            size = self._serve_batch(batch, size)
+        finally:
+            if batch:
+                self._send_batch(batch, size)
+
+    def _serve_batch(self, batch: list[tuple[int, int, Buffer]], size: int) -> int:
+        """Blocks in memory into ``batch``, sent each time it holds ``BATCH_BYTES``;
+        returns the bytes left in it (the caller sends them)."""
         cached = self._cached
-        while self._queue and not self._paused and not self._stopped:
-            index, begin, length = self._queue[0]
+        queue = self._queue
+        while queue and not self._paused and not self._stopped:
+            index, begin, length = queue[0]
             data = cached(index, begin, length) if cached is not None else None
             if data is None and len(self._reading) >= self.max_reads:
-                return  # a disk read answers first; blocks in memory never wait for it
+                break  # a disk read answers first; blocks in memory never wait for it
             wait = self._throttle(length)
             if wait > 0:
                 self._sleep(wait)
-                return
-            block = self._queue.popleft()
+                break
+            block = queue.popleft()
             self._queued.discard(block)
-            if data is not None:
-                self._send_block(index, begin, data)
-                self._on_sent(length)
+            if data is None:
+                self._start_read(block)
                 continue
-            self._reading[block] = True
-            reading = self._read(index, begin, length)
-            reading.addCallbacks(self._read_done, self._read_failed, (block,), None, (block,))
+            batch.append((index, begin, data))
+            size += length
+            if size >= BATCH_BYTES:
+                self._send_batch(batch, size)  # may pause us: the transport is full
+                batch.clear()
+                size = 0
+        return size
+
+    def _send_batch(self, batch: list[tuple[int, int, Buffer]], size: int) -> None:
+        self._send_blocks(list(batch))
+        self._on_sent(size)
+
+    def _send_each(self, blocks: list[tuple[int, int, Buffer]]) -> None:
+        for index, begin, data in blocks:
+            self._send_block(index, begin, data)
+
+    def _start_read(self, block: _Key) -> None:
+        self._reading[block] = True
+        reading = self._read(*block)
+        reading.addCallbacks(self._read_done, self._read_failed, (block,), None, (block,))
 
     def _sleep(self, seconds: float) -> None:
         if self._call_later is None or (self._wakeup is not None and self._wakeup.active()):
@@ -196,6 +244,9 @@ class UploadQueue:
     def _read_done(self, data: bytes, block: _Key) -> None:
         wanted = self._reading.pop(block, False)
         if wanted and not self._stopped:
+            if not self._paused:
+                self._serve([(block[0], block[1], data)])
+                return
             self._send_block(block[0], block[1], data)
             self._on_sent(len(data))
         self._serve()

@@ -147,3 +147,66 @@ def test_withdraw_forgets_the_chosen_pieces_requests_and_returns_them_in_order()
     for waiting in disk.waiting:  # the list grows as reads finish
         waiting.callback(b"x" * 16)
     assert sent == [(7, 0)], "only the kept request is served"
+
+
+def test_blocks_in_memory_found_in_one_pass_go_out_in_one_write() -> None:
+    disk, batches = Disk(), []
+    queue = UploadQueue(
+        disk.read,
+        lambda i, b, d: pytest.fail("one block at a time"),
+        send_blocks=lambda blocks: batches.append([(i, b) for i, b, _ in blocks]),
+        cached=lambda i, b, n: block(i, b, n),
+    )
+    for begin in (0, 16384, 32768):
+        queue.add(0, begin, 16384, serve=False)  # the requests of one read of the socket
+    assert batches == [], "served only after the last request of the read"
+    queue.serve()
+    assert batches == [[(0, 0), (0, 16384), (0, 32768)]]
+
+
+def test_a_batch_is_cut_at_batch_bytes_and_a_paused_transport_stops_it() -> None:
+    from bt.swarm.upload import BATCH_BYTES
+
+    batches: list[int] = []
+    queue: UploadQueue
+
+    def send_blocks(blocks: list[tuple[int, int, bytes]]) -> None:
+        batches.append(len(blocks))
+        queue.pauseProducing()  # the kernel took only part: the transport holds the rest
+
+    queue = UploadQueue(
+        Disk().read,
+        lambda i, b, d: None,
+        send_blocks=send_blocks,
+        cached=lambda i, b, n: block(i, b, n),
+    )
+    per_batch = BATCH_BYTES // 16384
+    for number in range(per_batch + 3):
+        queue.add(number, 0, 16384, serve=False)
+    queue.serve()
+    assert batches == [per_batch] and len(queue) == 3
+    queue.resumeProducing()
+    assert batches == [per_batch, 3] and len(queue) == 0
+
+
+def test_a_block_read_from_disk_leads_the_batch_of_those_in_memory() -> None:
+    disk, batches = Disk(), []
+    in_memory = {(0, 16384), (0, 32768)}
+    queue = UploadQueue(
+        disk.read,
+        lambda i, b, d: pytest.fail("one block at a time"),
+        send_blocks=lambda blocks: batches.append([(i, b) for i, b, _ in blocks]),
+        cached=lambda i, b, n: block(i, b, n) if (i, b) in in_memory else None,
+        max_reads=1,
+    )
+    queue.add(0, 0, 16384, serve=False)
+    queue.add(0, 16384, 16384, serve=False)
+    queue.add(1, 0, 16384, serve=False)  # not in memory, and the one read is busy
+    queue.add(0, 32768, 16384, serve=False)
+    queue.serve()
+    assert batches == [[(0, 16384)]] and disk.reads == [(0, 0, 16384)]
+    disk.waiting[0].callback(block(0, 0, 16384))
+    # The block read goes first, with the blocks in memory behind the next read.
+    assert batches[1] == [(0, 0), (0, 32768)] and disk.reads[-1] == (1, 0, 16384)
+    disk.waiting[1].callback(block(1, 0, 16384))
+    assert batches[2:] == [[(1, 0)]] and len(queue) == 0
