@@ -41,6 +41,7 @@ __all__ = [
 #: The leaf entry of a received block whose padding bytes are not zero: matches no hash.
 BAD_PADDING = b""
 _ZERO_LEAF = bytes(HASH_SIZE)
+_ZERO_BLOCK = bytes(LEAF_SIZE)
 
 Data = bytes | bytearray | memoryview
 
@@ -113,7 +114,16 @@ class V1Verifier:
 
 
 def _zeros(view: memoryview) -> bool:
-    return view.nbytes == 0 or view == bytes(view.nbytes)
+    """Whether every byte of ``view`` is zero (padding), without a copy.
+
+    ``startswith`` is one memcmp per 16 KiB: ``view == bytes(n)`` compares
+    element by element and costs more than hashing the same bytes (1 ms a MiB),
+    on every piece that ends a file.
+    """
+    return all(
+        _ZERO_BLOCK.startswith(view[start : start + LEAF_SIZE])
+        for start in range(0, view.nbytes, LEAF_SIZE)
+    )
 
 
 def received_leaves(
