@@ -37,6 +37,7 @@ from bt.errors import CreateError
 from bt.merkle import (
     LEAF_SIZE,
     file_root,
+    is_piece_length,
     leaf_count,
     leaf_hashes,
     next_power_of_two,
@@ -76,7 +77,7 @@ class _Piece:
 
 def check_v2_piece_length(piece_length: int) -> None:
     """BEP 52: a power of two of at least 16 KiB; refused naming the value otherwise."""
-    if piece_length < LEAF_SIZE or piece_length & (piece_length - 1):
+    if not is_piece_length(piece_length):
         raise CreateError(
             f"piece length {piece_length} does not fit a v2 or hybrid torrent: "
             "BEP 52 needs a power of two of at least 16 KiB (16384)"

@@ -25,6 +25,7 @@ __all__ = [
     "MerkleTree",
     "file_root",
     "file_tree_hashes",
+    "is_piece_length",
     "layer_of_piece_length",
     "leaf_count",
     "leaf_hashes",
@@ -64,11 +65,16 @@ def leaf_count(length: int) -> int:
     return -(-length // LEAF_SIZE)
 
 
+def is_piece_length(piece_length: int) -> bool:
+    """BEP 52's rule for a piece length: a power of two of at least 16 KiB."""
+    return piece_length >= LEAF_SIZE and not piece_length & (piece_length - 1)
+
+
 def layer_of_piece_length(piece_length: int) -> int:
     """The layer whose nodes each cover one piece: log2(piece_length / 16 KiB)."""
-    if piece_length < LEAF_SIZE or piece_length % LEAF_SIZE:
-        raise ValueError(f"piece length {piece_length} is not a multiple of {LEAF_SIZE}")
-    return _log2(piece_length // LEAF_SIZE)
+    if not is_piece_length(piece_length):
+        raise ValueError(f"piece length {piece_length} is not a power of two >= {LEAF_SIZE}")
+    return (piece_length // LEAF_SIZE).bit_length() - 1
 
 
 @cache

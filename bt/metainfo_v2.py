@@ -74,7 +74,7 @@ class V2Piece:
 
 
 def check_v2_piece_length(piece_length: int) -> None:
-    if piece_length < merkle.LEAF_SIZE or piece_length & (piece_length - 1):
+    if not merkle.is_piece_length(piece_length):
         raise MetainfoError(
             f"info.piece length {piece_length} is not a power of two >= {merkle.LEAF_SIZE} (BEP 52)"
         )

@@ -191,6 +191,19 @@ def test_a_wrong_piece_layer_does_not_match() -> None:
     assert not piece_layer_matches(root, len(data), layer, 16 * KiB)
 
 
+@pytest.mark.parametrize("piece_length", [0, 8 * KiB, 24 * KiB, 48 * KiB, 16 * KiB + 1])
+def test_a_piece_length_not_a_power_of_two_of_16_kib_has_no_piece_layer(piece_length: int) -> None:
+    assert not merkle.is_piece_length(piece_length)
+    with pytest.raises(ValueError, match=f"piece length {piece_length} is not a power of two"):
+        merkle.layer_of_piece_length(piece_length)
+
+
+@pytest.mark.parametrize(("piece_length", "layer"), [(16 * KiB, 0), (32 * KiB, 1), (4 << 20, 8)])
+def test_the_piece_layer_of_a_power_of_two(piece_length: int, layer: int) -> None:
+    assert merkle.is_piece_length(piece_length)
+    assert merkle.layer_of_piece_length(piece_length) == layer
+
+
 def test_file_tree_hashes_refuses_an_empty_file_and_a_bad_piece_length() -> None:
     with pytest.raises(ValueError):
         file_tree_hashes([], 16 * KiB)
