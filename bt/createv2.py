@@ -34,15 +34,7 @@ from typing import Any
 
 from bt.createpool import Progress, SourceFile, read_exact, run_ordered
 from bt.errors import CreateError
-from bt.merkle import (
-    LEAF_SIZE,
-    file_root,
-    is_piece_length,
-    leaf_count,
-    leaf_hashes,
-    next_power_of_two,
-    subtree_root,
-)
+from bt.merkle import file_root, is_piece_length, piece_leaves, piece_root
 
 __all__ = ["FORMATS", "V2Parts", "check_v2_piece_length", "v2_parts"]
 
@@ -101,15 +93,9 @@ def v2_parts(
     check_v2_piece_length(piece_length)
     multi = len(files) != 1 or bool(files[0].components)
     padded = len(files) > 1  # libtorrent pads no torrent of one file, even in a folder
-    per_piece = piece_length // LEAF_SIZE
     zeros = bytes(piece_length) if hybrid else b""
     jobs = (
-        (
-            partial(
-                _hash_piece, files, piece, _leaves_for(files[piece.file_index], per_piece), zeros
-            ),
-            piece.length,
-        )
+        (partial(_hash_piece, files, piece, piece_length, zeros), piece.length)
         for piece in _plan(files, piece_length, padded=padded)
     )
     total = sum(entry.length for entry in files)
@@ -122,7 +108,7 @@ def v2_parts(
     for entry, hashes in zip(files, by_file, strict=True):
         if not hashes:
             roots.append(None)
-        elif len(hashes) == 1 and entry.length <= piece_length:
+        elif entry.length <= piece_length:
             roots.append(hashes[0])  # one piece or less: its root is the file's
         else:
             root = file_root(entry.length, hashes, piece_length)  # bt.merkle's rule, once
@@ -146,18 +132,13 @@ def _plan(files: Sequence[SourceFile], piece_length: int, *, padded: bool) -> It
             yield _Piece(index, offset, length, piece_length - length if padded else 0)
 
 
-def _leaves_for(entry: SourceFile, per_piece: int) -> int:
-    """Width of one piece's subtree: a whole piece, or the padded leaves of a small file."""
-    leaves = leaf_count(entry.length)
-    return per_piece if leaves > per_piece else next_power_of_two(leaves)
-
-
 def _hash_piece(
-    files: Sequence[SourceFile], piece: _Piece, leaves: int, zeros: bytes
+    files: Sequence[SourceFile], piece: _Piece, piece_length: int, zeros: bytes
 ) -> tuple[int, bytes, bytes]:
     """Runs in a pool thread: ``(file index, merkle root, SHA-1 with the pad or b"")``."""
-    data = read_exact(files[piece.file_index].source, piece.offset, piece.length)
-    root = subtree_root(leaf_hashes(data), leaves)
+    entry = files[piece.file_index]
+    data = read_exact(entry.source, piece.offset, piece.length)
+    root = piece_root(data, piece_leaves(entry.length, piece_length))
     if not zeros:
         return piece.file_index, root, b""
     digest = hashlib.sha1(data)

@@ -33,6 +33,7 @@ __all__ = [
     "pad_hash",
     "piece_layer_from_leaves",
     "piece_layer_matches",
+    "piece_leaves",
     "piece_root",
     "proof_top",
     "split_hashes",
@@ -114,6 +115,14 @@ def subtree_root(hashes: Sequence[bytes], width: int, height: int = 0) -> bytes:
     return level[0]
 
 
+def piece_leaves(file_length: int, piece_length: int) -> int:
+    """Leaves under one piece's root in a file of ``file_length`` bytes: a whole piece's,
+    or, for a file of one piece or less, its padded leaves (that root is the pieces root)."""
+    per_piece = piece_length // LEAF_SIZE
+    leaves = leaf_count(file_length)
+    return per_piece if leaves > per_piece else next_power_of_two(leaves)
+
+
 def piece_root(data: bytes | bytearray | memoryview, leaves: int) -> bytes:
     """The root of one piece's data over ``leaves`` leaves (missing leaves are zero hashes)."""
     return subtree_root(leaf_hashes(data), leaves)
@@ -166,7 +175,8 @@ def file_tree_hashes(leaves: Sequence[bytes], piece_length: int) -> tuple[bytes,
     """A non-empty file's ``(pieces root, piece layer)`` from its leaf hashes, as BEP 52 says.
 
     A file of one piece or less has no piece layer (``[]``): its root is over
-    ``next_power_of_two(len(leaves))`` leaves. What ``bt create`` writes.
+    ``next_power_of_two(len(leaves))`` leaves. What ``bt create`` writes (it hashes
+    piece by piece in parallel instead: bt.createv2).
     """
     if not leaves:
         raise ValueError("an empty file has no merkle tree")

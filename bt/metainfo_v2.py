@@ -290,13 +290,12 @@ def v2_piece(
     if within >= entry.length:
         raise IndexError(f"piece {index} outside the torrent")
     data_length = min(piece_length, entry.length - within)
+    leaves = merkle.piece_leaves(entry.length, piece_length)
     if entry.length <= piece_length:
-        leaves = merkle.next_power_of_two(merkle.leaf_count(entry.length))
         return V2Piece(entry.pieces_root, data_length, leaves, file_index, 0)
     layer = layers.get(entry.pieces_root)
     if layer is None:
         raise LookupError(f"piece {index}: file {shown(entry.path)!r} has no piece layer yet")
-    leaves = piece_length // merkle.LEAF_SIZE
     k = index - first
     expected = layer[k * merkle.HASH_SIZE : (k + 1) * merkle.HASH_SIZE]
     return V2Piece(expected, data_length, leaves, file_index, k * leaves)

@@ -204,6 +204,21 @@ def test_the_piece_layer_of_a_power_of_two(piece_length: int, layer: int) -> Non
     assert merkle.layer_of_piece_length(piece_length) == layer
 
 
+@pytest.mark.parametrize(
+    ("file_length", "leaves"),
+    [
+        (1, 1),
+        (LEAF_SIZE, 1),
+        (LEAF_SIZE + 1, 2),
+        (3 * LEAF_SIZE, 4),
+        (64 * KiB, 4),
+        (64 * KiB + 1, 4),
+    ],
+)
+def test_piece_leaves_a_whole_piece_or_a_small_file_padded(file_length: int, leaves: int) -> None:
+    assert merkle.piece_leaves(file_length, 64 * KiB) == leaves
+
+
 def test_file_tree_hashes_refuses_an_empty_file_and_a_bad_piece_length() -> None:
     with pytest.raises(ValueError):
         file_tree_hashes([], 16 * KiB)
