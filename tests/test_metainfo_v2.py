@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from torrents import handmade_torrent, libtorrent_v2_torrent, pseudo_random_bytes
+from torrents import handmade_torrent, libtorrent_v2_torrent, pseudo_random_bytes, write_files
 
 from bt import bencode, merkle
 from bt.errors import MetainfoError
@@ -31,16 +31,6 @@ SIZES = {
     "c/pieces": 3 * PIECE + 5,
     "d": 2 * PIECE,
 }
-
-
-def write(root: Path, files: dict[str, int]) -> dict[str, bytes]:
-    contents = {}
-    for number, (relative, size) in enumerate(sorted(files.items())):
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        contents[relative] = pseudo_random_bytes(size, number + 7)
-        path.write_bytes(contents[relative])
-    return contents
 
 
 def stream(meta: Metainfo, folder: Path) -> bytes:
@@ -91,7 +81,7 @@ def check_against_libtorrent(meta: Metainfo, data: bytes, folder: Path) -> None:
 
 
 def test_a_libtorrent_v2_only_multi_file_torrent(tmp_path: Path) -> None:
-    write(tmp_path / "t", SIZES)
+    write_files(tmp_path / "t", SIZES)
     data = libtorrent_v2_torrent(tmp_path / "t", PIECE)
     meta = parse_metainfo(data)
     assert meta.format == "v2"
@@ -110,7 +100,7 @@ def test_a_libtorrent_v2_only_multi_file_torrent(tmp_path: Path) -> None:
 def test_a_libtorrent_hybrid_multi_file_torrent_with_repeated_padding_paths(
     tmp_path: Path,
 ) -> None:
-    write(tmp_path / "t", SIZES)
+    write_files(tmp_path / "t", SIZES)
     data = libtorrent_v2_torrent(tmp_path / "t", PIECE, hybrid=True)
     meta = parse_metainfo(data)
     assert meta.format == "hybrid"
@@ -125,7 +115,7 @@ def test_a_libtorrent_hybrid_multi_file_torrent_with_repeated_padding_paths(
 @pytest.mark.parametrize("size", [1, 16384, PIECE, 3 * PIECE + 5])
 @pytest.mark.parametrize("hybrid", [False, True])
 def test_single_file_v2_and_hybrid(tmp_path: Path, size: int, hybrid: bool) -> None:
-    write(tmp_path, {"movie.bin": size})
+    write_files(tmp_path, {"movie.bin": size})
     data = libtorrent_v2_torrent(tmp_path / "movie.bin", PIECE, hybrid=hybrid)
     meta = parse_metainfo(data)
     assert meta.format == ("hybrid" if hybrid else "v2")
@@ -138,7 +128,7 @@ def test_single_file_v2_and_hybrid(tmp_path: Path, size: int, hybrid: bool) -> N
 
 
 def test_piece_layers_are_required_unless_a_magnet_completes_them(tmp_path: Path) -> None:
-    write(tmp_path / "t", {"big": 3 * PIECE, "small": 100})
+    write_files(tmp_path / "t", {"big": 3 * PIECE, "small": 100})
     full = libtorrent_v2_torrent(tmp_path / "t", PIECE)
     root = bencode.decode(full)
     layers = root.pop(b"piece layers")
