@@ -19,6 +19,8 @@ from functools import cache
 from hashlib import sha256
 from typing import Final
 
+from bt.geometry import piece_count
+
 __all__ = [
     "HASH_SIZE",
     "LEAF_SIZE",
@@ -135,16 +137,12 @@ def split_hashes(joined: bytes, where: str = "hashes") -> list[bytes]:
     return [bytes(joined[i : i + HASH_SIZE]) for i in range(0, len(joined), HASH_SIZE)]
 
 
-def _pieces_of(length: int, piece_length: int) -> int:
-    return -(-length // piece_length)
-
-
 def file_root(length: int, piece_layer: Sequence[bytes], piece_length: int) -> bytes:
     """The pieces root of a file longer than one piece, from its piece layer."""
     height = layer_of_piece_length(piece_length)
     if length <= piece_length:
         raise ValueError(f"a file of {length} bytes has no piece layer at {piece_length}")
-    expected = _pieces_of(length, piece_length)
+    expected = piece_count(length, piece_length)
     if len(piece_layer) != expected:
         raise ValueError(f"{length} bytes need {expected} piece hashes, not {len(piece_layer)}")
     return subtree_root(piece_layer, next_power_of_two(len(piece_layer)), height)
@@ -282,7 +280,7 @@ class MerkleTree:
         """The piece layer and the layers above it of a file of ``length`` > piece_length."""
         height = layer_of_piece_length(piece_length)
         # the count only: the layers built next reach the root (no second pass over them)
-        expected = _pieces_of(length, piece_length) if length > piece_length else 0
+        expected = piece_count(length, piece_length) if length > piece_length else 0
         if not expected or len(piece_layer) != expected:
             raise ValueError(
                 f"a file of {length} bytes has {expected} piece hashes at {piece_length},"

@@ -24,6 +24,7 @@ from typing import Any
 
 from bt import merkle
 from bt.errors import MetainfoError
+from bt.geometry import piece_count
 from bt.metainfo_fields import FileEntry, check_component, decode_text, shown
 
 __all__ = [
@@ -218,7 +219,7 @@ def _check_hybrid_padding(v1_files: tuple[FileEntry, ...], piece_length: int) ->
 
 
 def _check_piece_count(total: int, piece_length: int) -> None:
-    pieces = -(-total // piece_length)
+    pieces = piece_count(total, piece_length)
     if pieces > MAX_V2_PIECES:
         raise MetainfoError(f"torrent of {pieces} pieces exceeds the limit of {MAX_V2_PIECES}")
 
@@ -251,7 +252,7 @@ def parse_piece_layers(
             continue
         if not isinstance(raw, bytes):
             raise MetainfoError(f"{where}: not a string")
-        pieces = -(-entry.length // piece_length)
+        pieces = piece_count(entry.length, piece_length)
         if len(raw) != pieces * merkle.HASH_SIZE:
             raise MetainfoError(
                 f"{where}: {len(raw)} bytes, but {pieces} pieces need {pieces * merkle.HASH_SIZE}"
