@@ -106,6 +106,9 @@ def test_v2_short_piece_hashes_its_real_bytes_only_and_padding_must_be_zero() ->
         verifier.verify(0, SHORT + b"\x01" + bytes(len(padded) - len(SHORT) - 1))
     assert caught.value.leaf_hashes is not None
     assert caught.value.leaf_hashes[1] == BAD_PADDING, "the block holding file end and padding"
+    middle = len(SHORT) + LEAF + 7  # the padding is checked 16 KiB at a time from data_length
+    with pytest.raises(PieceHashError):
+        verifier.verify(0, padded[:middle] + b"\x01" + padded[middle + 1 :])
 
 
 def test_v2_small_file_piece_is_its_file_root_over_fewer_leaves() -> None:
