@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 
 from bt.control import fields as read
-from bt.control.transmission.arguments import flag
+from bt.control.transmission.arguments import flag, indexes
 from bt.control.transmission.errors import RpcError
 from bt.errors import DuplicateTorrentError, MagnetError
 from bt.magnet import is_magnet, parse_magnet
@@ -41,15 +41,8 @@ def file_priorities(metainfo: Metainfo, arguments: dict[str, Any]) -> list[FileP
     keys = ("files-wanted", "files-unwanted", "priority-high", "priority-normal", "priority-low")
     if not any(arguments.get(key) for key in keys):
         return None
+    lists = {key: indexes(arguments, key, len(listed), empty_is_all=False) for key in keys}
     chosen = [FilePriority.NORMAL] * len(metainfo.files)
-    lists: dict[str, list[int]] = {}
-    for key in keys:
-        value = arguments.get(key, [])
-        if not isinstance(value, list) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(listed) for i in value
-        ):
-            raise RpcError(f"{key}: expected file indexes below {len(listed)}, got {value!r:.80}")
-        lists[key] = value
     for n in lists["priority-high"]:
         chosen[listed[n]] = FilePriority.HIGH
     for n in set(lists["files-unwanted"]) - set(lists["files-wanted"]):
