@@ -13,10 +13,7 @@ Anything else is a bug: it is logged with its traceback and the client gets a
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +39,7 @@ from bt.errors import (
 )
 from bt.logs import Logger
 from bt.magnet import MagnetLink, parse_magnet
-from bt.metainfo import Metainfo, load_metainfo, parse_metainfo
+from bt.metainfo import Metainfo, parse_metainfo
 from bt.status import FilePriority, MagnetState, SessionStatus, TorrentStatus
 from bt.untrusted import shown
 
@@ -316,24 +313,10 @@ class ControlResource(Resource):
                 'or "torrent" (the .torrent file in base64)',
             )
         if "torrent" in body:
-            encoded = body["torrent"]
-            if not isinstance(encoded, str):
-                raise ApiError(
-                    400, f"torrent: expected a base64 string, got {read.json_type(encoded)}"
-                )
-            try:
-                data = base64.b64decode("".join(encoded.split()), validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise ApiError(400, f"torrent: not valid base64: {exc}") from None
-            try:
-                return defer.succeed(parse_metainfo(data))
-            except MetainfoError as exc:
-                raise ApiError(
-                    400, f"torrent: not a valid .torrent: {shown(str(exc), 400)}"
-                ) from None
+            return defer.succeed(read.torrent_base64("torrent", body["torrent"]))
         path = read.absolute_path("path", body["path"])
         # A file on the daemon's machine, maybe on a slow share: read it off the reactor.
-        return self._run_blocking(_load_torrent_file, path, self._max_body)
+        return self._run_blocking(read.torrent_file, "path", path, self._max_body)
 
     def _status_reply(self, info_hash: bytes) -> Reply:
         return json_reply(200, self._session.torrent_status(info_hash).to_json())
@@ -413,21 +396,3 @@ def _match(template: str, segments: list[str]) -> dict[str, str] | None:
         elif part != segment:
             return None
     return params
-
-
-def _load_torrent_file(path: Path, max_size: int) -> Metainfo:
-    """A .torrent named by a client (blocking: runs in a thread); ApiError says what is wrong."""
-    try:
-        info = path.stat()
-    except OSError as exc:
-        raise ApiError(
-            400, f"path: {shown(str(path))}: cannot read: {exc.strerror or exc}"
-        ) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ApiError(400, f"path: {shown(str(path))} is not a regular file")
-    if info.st_size > max_size:
-        raise ApiError(413, f"path: {shown(str(path))} is over the limit of {max_size} bytes")
-    try:
-        return load_metainfo(path)
-    except MetainfoError as exc:
-        raise ApiError(400, f"path: {shown(str(exc), 400)}") from None

@@ -20,7 +20,6 @@ streams are open at once (each holds one of the site's connections).
 
 from __future__ import annotations
 
-import json
 from typing import Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
@@ -29,7 +28,7 @@ from twisted.python.failure import Failure
 from twisted.web import server
 from zope.interface import implementer
 
-from bt.control.replies import ApiError, Reply, error_reply, finite
+from bt.control.replies import ApiError, Reply, error_reply, finite_json
 from bt.events import Kind, Notice, Replay, Subscriber
 from bt.logs import Logger
 from bt.untrusted import shown
@@ -81,7 +80,7 @@ def encode(notice: Notice) -> bytes:
     ASCII JSON (``\\uXXXX`` escapes): names with any code point, even an unpaired
     surrogate, give valid UTF-8, and JSON never leaves a newline unescaped.
     """
-    data = json.dumps(finite(notice.data), allow_nan=False, separators=(",", ":"))
+    data = finite_json(notice.data, separators=(",", ":"))
     return f"id: {notice.id}\nevent: {notice.kind}\ndata: {data}\n\n".encode("ascii")
 
 

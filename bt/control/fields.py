@@ -1,4 +1,4 @@
-"""Reading what API clients send: info-hashes, query flags, paths, limits, priorities.
+"""Reading what API clients send: info-hashes, flags, paths, .torrents, limits, priorities.
 
 Each reader raises :class:`~bt.control.replies.ApiError` (400) naming the
 field and what was expected, so every client mistake gets the same clear shape.
@@ -8,9 +8,12 @@ since error messages are also logged.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,8 @@ from twisted.web import server
 
 from bt import metainfo
 from bt.control.replies import ApiError
+from bt.errors import MetainfoError
+from bt.metainfo import Metainfo, load_metainfo, parse_metainfo
 from bt.status import FilePriority
 from bt.units import parse_rate
 from bt.untrusted import shown
@@ -128,6 +133,44 @@ def absolute_path(name: str, value: Any) -> Path:
 
 def optional_path(name: str, value: Any) -> Path | None:
     return None if value is None else absolute_path(name, value)
+
+
+def torrent_bytes(name: str, data: bytes) -> Metainfo:
+    """A .torrent a client sent (or named): its metainfo, or a 400 naming ``name``."""
+    try:
+        return parse_metainfo(data)
+    except MetainfoError as exc:
+        raise ApiError(400, f"{name}: not a valid .torrent: {shown(str(exc), 400)}") from None
+
+
+def torrent_base64(name: str, value: Any) -> Metainfo:
+    """A .torrent sent in base64 in a JSON body (bt's ``torrent``, Transmission's ``metainfo``)."""
+    if not isinstance(value, str):
+        raise ApiError(400, f"{name}: expected a base64 string, got {json_type(value)}")
+    try:
+        data = base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, f"{name}: not valid base64: {exc}") from None
+    return torrent_bytes(name, data)
+
+
+def torrent_file(name: str, path: Path, max_size: int) -> Metainfo:
+    """A .torrent file a client named (blocking: run it in a thread); a 400 (413 when
+    over ``max_size`` bytes) naming ``name`` and what is wrong."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ApiError(
+            400, f"{name}: {shown(str(path))}: cannot read: {exc.strerror or exc}"
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ApiError(400, f"{name}: {shown(str(path))} is not a regular file")
+    if info.st_size > max_size:
+        raise ApiError(413, f"{name}: {shown(str(path))} is over the limit of {max_size} bytes")
+    try:
+        return load_metainfo(path)
+    except MetainfoError as exc:
+        raise ApiError(400, f"{name}: {shown(str(exc), 400)}") from None
 
 
 def limit(name: str, value: Any) -> float | None:

@@ -146,6 +146,19 @@ async def test_the_web_client_files_and_nothing_outside_them(client: StubTreq) -
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_web_file_that_fails_to_read_is_a_500_not_a_hung_request(
+    rpc: Rpc, web_home: Path
+) -> None:
+    def broken(*args: Any) -> defer.Deferred[Any]:
+        return defer.fail(RuntimeError("symlink loop"))
+
+    site = TransmissionResource(rpc, lambda: TOKEN, web_home=web_home, run_blocking=broken)
+    reply = await StubTreq(site).get(url("/transmission/web/"), headers=BASIC)
+    assert reply.code == 500
+    assert b"see the log" in await reply.content()
+
+
+@pytest_twisted.ensureDeferred
 async def test_without_web_home_the_files_are_404_and_bts_api_is_untouched(rpc: Rpc) -> None:
     api = BearerAuth(ControlResource(rpc.session, run_blocking=defer.maybeDeferred), token=TOKEN)
     client = StubTreq(TransmissionRouter(api, TransmissionResource(rpc, lambda: TOKEN)))

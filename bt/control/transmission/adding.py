@@ -8,20 +8,17 @@ Transmission answers ``torrent-duplicate`` with its id.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
 from bt.control import fields as read
-from bt.control.api import _load_torrent_file
-from bt.control.transmission.arguments import flag
+from bt.control.transmission.arguments import flag, indexes
 from bt.control.transmission.errors import RpcError
-from bt.errors import DuplicateTorrentError, MagnetError, MetainfoError
+from bt.errors import DuplicateTorrentError, MagnetError
 from bt.magnet import is_magnet, parse_magnet
-from bt.metainfo import Metainfo, parse_metainfo
+from bt.metainfo import Metainfo
 from bt.status import FilePriority
 from bt.untrusted import shown
 
@@ -44,15 +41,8 @@ def file_priorities(metainfo: Metainfo, arguments: dict[str, Any]) -> list[FileP
     keys = ("files-wanted", "files-unwanted", "priority-high", "priority-normal", "priority-low")
     if not any(arguments.get(key) for key in keys):
         return None
+    lists = {key: indexes(arguments, key, len(listed), empty_is_all=False) for key in keys}
     chosen = [FilePriority.NORMAL] * len(metainfo.files)
-    lists: dict[str, list[int]] = {}
-    for key in keys:
-        value = arguments.get(key, [])
-        if not isinstance(value, list) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(listed) for i in value
-        ):
-            raise RpcError(f"{key}: expected file indexes below {len(listed)}, got {value!r:.80}")
-        lists[key] = value
     for n in lists["priority-high"]:
         chosen[listed[n]] = FilePriority.HIGH
     for n in set(lists["files-unwanted"]) - set(lists["files-wanted"]):
@@ -62,29 +52,7 @@ def file_priorities(metainfo: Metainfo, arguments: dict[str, Any]) -> list[FileP
 
 def _download_dir(arguments: dict[str, Any]) -> Path | None:
     value = arguments.get("download-dir")
-    if value in (None, ""):
-        return None
-    try:
-        return read.absolute_path("download-dir", value)
-    except Exception as exc:  # ApiError from bt's own reader: its message says what
-        raise RpcError(getattr(exc, "message", str(exc))) from None
-
-
-def _decoded(text: Any) -> Metainfo:
-    if not isinstance(text, str):
-        raise RpcError("metainfo: expected the .torrent file in base64")
-    try:
-        data = base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise RpcError(f"metainfo: not valid base64: {exc}") from None
-    return _parsed(data, "metainfo")
-
-
-def _parsed(data: bytes, where: str) -> Metainfo:
-    try:
-        return parse_metainfo(data)
-    except MetainfoError as exc:
-        raise RpcError(f"{where}: not a valid .torrent: {shown(str(exc), 300)}") from None
+    return None if value in (None, "") else read.absolute_path("download-dir", value)
 
 
 def _identity(rpc: Rpc, info_hash: bytes) -> dict[str, Any]:
@@ -138,7 +106,8 @@ def _add_magnet(rpc: Rpc, uri: str, arguments: dict[str, Any]) -> dict[str, Any]
 
 def torrent_add(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str, Any]] | Any:
     if arguments.get("metainfo"):
-        return _add_metainfo(rpc, _decoded(arguments["metainfo"]), arguments)
+        metainfo = read.torrent_base64("metainfo", arguments["metainfo"])
+        return _add_metainfo(rpc, metainfo, arguments)
     name = arguments.get("filename")
     if not isinstance(name, str) or not name.strip():
         raise RpcError('torrent-add: give "filename" (a path, URL or magnet) or "metainfo"')
@@ -149,13 +118,10 @@ def torrent_add(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str,
         if rpc.fetch is None:
             raise RpcError("filename: this bt cannot fetch .torrent files by URL")
         loading = rpc.fetch(name)
-        loading.addCallback(_parsed, "filename")
+        loading.addCallback(lambda data: read.torrent_bytes("filename", data))
     else:
-        try:
-            path = read.absolute_path("filename", name)
-        except Exception as exc:  # ApiError: not an absolute path a file can have
-            raise RpcError(getattr(exc, "message", str(exc))) from None
-        loading = rpc.run_blocking(_load_torrent_file, path, MAX_TORRENT)
+        path = read.absolute_path("filename", name)
+        loading = rpc.run_blocking(read.torrent_file, "filename", path, MAX_TORRENT)
     return loading.addCallback(lambda metainfo: _add_metainfo(rpc, metainfo, arguments))
 
 

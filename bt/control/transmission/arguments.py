@@ -36,14 +36,17 @@ def number(arguments: dict[str, Any], name: str) -> float:
     return float(value)
 
 
-def indexes(arguments: dict[str, Any], name: str, count: int) -> list[int]:
-    """A list of file indexes (``[]`` means every file, as in Transmission)."""
+def indexes(
+    arguments: dict[str, Any], name: str, count: int, *, empty_is_all: bool = True
+) -> list[int]:
+    """A list of file indexes (``[]`` means every file, as in Transmission's torrent-set;
+    with ``empty_is_all`` False, none, as in its torrent-add)."""
     value = arguments.get(name)
     if value is None:
         return []
     if not isinstance(value, list):
         raise RpcError(f"{name}: expected a list of file indexes, got {value!r:.60}")
-    if not value:
+    if not value and empty_is_all:
         return list(range(count))
     for item in value:
         if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < count:

@@ -183,8 +183,11 @@ class TransmissionResource(Resource):
                 reply = Reply(200, found[0], found[1])
             send_reply(request, reply)
 
-        reading.addCallback(answer)
-        reading.addErrback(lambda failure: log.failure("serving a web file", failure))
+        def failed(failure: Failure) -> None:  # a bug: logged, and the client not left waiting
+            log.failure("serving a web file", failure)
+            send_reply(request, Reply(500, b"cannot read that file; see the log\n", "text/plain"))
+
+        reading.addCallbacks(answer, failed)
         return server.NOT_DONE_YET
 
 
