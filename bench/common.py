@@ -582,6 +582,20 @@ def cpu_window(pid: int, seconds: float) -> tuple[ProcSample, ProcSample]:
     return first, sample_proc(pid)
 
 
+def context_switches(pid: int) -> int:
+    """Voluntary context switches of every thread of ``pid`` so far (its wake-ups)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            status = Path(f"/proc/{pid}/task/{task}/status").read_text()
+        except FileNotFoundError:
+            continue  # a thread that just ended
+        for line in status.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
+
+
 def cpu_percent(first: ProcSample, last: ProcSample) -> float:
     """CPU used between two samples, in % of one core."""
     return 100.0 * (last.cpu - first.cpu) / max(last.at - first.at, 1e-9)
@@ -600,6 +614,19 @@ def uptime() -> str:
 def loadavg() -> str:
     """Other work on the machine skews the figures: record how busy it was."""
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def git_commit(tree: Path = ROOT) -> str:
+    """The commit ``tree`` is at, with "+dirty" when its tracked files have changes."""
+
+    def git(*command: str) -> str:
+        found = subprocess.run(
+            ["git", "-C", str(tree), *command], capture_output=True, text=True, check=False
+        )
+        return found.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
 
 
 def machine_facts() -> dict[str, Any]:

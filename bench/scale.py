@@ -58,6 +58,7 @@ from common import (
     Deadline,
     ProcSample,
     bt_daemon,
+    context_switches,
     cpu_percent,
     cpu_window,
     exit_on_sigterm,
@@ -757,20 +758,6 @@ def lt_torrents_main(folder: Path, ready: Path, budget: float) -> None:
     limit = time.monotonic() + budget
     while time.monotonic() < limit and os.getppid() == parent:
         time.sleep(0.2)
-
-
-def context_switches(pid: int) -> int:
-    """Voluntary context switches of every thread of ``pid`` so far."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            status = Path(f"/proc/{pid}/task/{task}/status").read_text()
-        except FileNotFoundError:
-            continue  # a thread that just ended
-        for line in status.splitlines():
-            if line.startswith("voluntary_ctxt_switches:"):
-                total += int(line.split()[1])
-    return total
 
 
 def measure_torrents(
