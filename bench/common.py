@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -295,6 +296,36 @@ def bt_daemon(workdir: Path, torrent: Path, download_dir: Path, *extra: str) -> 
 
     off = ("--control", "none") if any(p[0] == "control" for p in Options.optParameters) else ()
     return BtDaemon(workdir, torrent, download_dir, (*off, *extra))
+
+
+def bt_seeder(
+    workdir: Path, torrent: Path, data: Path, peers: int, env: dict[str, str] | None = None
+) -> BtDaemon:
+    """bt as the seeding benches run it: every peer unchoked, room for ``peers`` and more."""
+    daemon = bt_daemon(
+        workdir,
+        torrent,
+        data,
+        "--max-peers",
+        str(peers + 50),
+        "--max-connections",
+        str(peers * 2 + 50),
+        "--upload-slots",
+        "-1",
+    )
+    daemon.env.update(env or {})
+    return daemon
+
+
+def start_seeding(daemon: BtDaemon, budget: float) -> int:
+    """Start bt on complete data, wait until it has checked it; returns its listening port."""
+    daemon.workdir.mkdir()
+    daemon.start()
+    follow_bt(daemon, {"checked": "pieces already on disk"}, "checked", budget, "check its data")
+    found = re.search(r"listening for peers on port (\d+)", daemon.log())
+    if found is None:
+        raise RuntimeError(f"bt did not log its port:\n{daemon.log()[-3000:]}")
+    return int(found.group(1))
 
 
 class LogWatcher:
