@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -295,6 +296,36 @@ def bt_daemon(workdir: Path, torrent: Path, download_dir: Path, *extra: str) -> 
 
     off = ("--control", "none") if any(p[0] == "control" for p in Options.optParameters) else ()
     return BtDaemon(workdir, torrent, download_dir, (*off, *extra))
+
+
+def bt_seeder(
+    workdir: Path, torrent: Path, data: Path, peers: int, env: dict[str, str] | None = None
+) -> BtDaemon:
+    """bt as the seeding benches run it: every peer unchoked, room for ``peers`` and more."""
+    daemon = bt_daemon(
+        workdir,
+        torrent,
+        data,
+        "--max-peers",
+        str(peers + 50),
+        "--max-connections",
+        str(peers * 2 + 50),
+        "--upload-slots",
+        "-1",
+    )
+    daemon.env.update(env or {})
+    return daemon
+
+
+def start_seeding(daemon: BtDaemon, budget: float) -> int:
+    """Start bt on complete data, wait until it has checked it; returns its listening port."""
+    daemon.workdir.mkdir()
+    daemon.start()
+    follow_bt(daemon, {"checked": "pieces already on disk"}, "checked", budget, "check its data")
+    found = re.search(r"listening for peers on port (\d+)", daemon.log())
+    if found is None:
+        raise RuntimeError(f"bt did not log its port:\n{daemon.log()[-3000:]}")
+    return int(found.group(1))
 
 
 class LogWatcher:
@@ -582,6 +613,20 @@ def cpu_window(pid: int, seconds: float) -> tuple[ProcSample, ProcSample]:
     return first, sample_proc(pid)
 
 
+def context_switches(pid: int) -> int:
+    """Voluntary context switches of every thread of ``pid`` so far (its wake-ups)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            status = Path(f"/proc/{pid}/task/{task}/status").read_text()
+        except FileNotFoundError:
+            continue  # a thread that just ended
+        for line in status.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
+
+
 def cpu_percent(first: ProcSample, last: ProcSample) -> float:
     """CPU used between two samples, in % of one core."""
     return 100.0 * (last.cpu - first.cpu) / max(last.at - first.at, 1e-9)
@@ -600,6 +645,19 @@ def uptime() -> str:
 def loadavg() -> str:
     """Other work on the machine skews the figures: record how busy it was."""
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def git_commit(tree: Path = ROOT) -> str:
+    """The commit ``tree`` is at, with "+dirty" when its tracked files have changes."""
+
+    def git(*command: str) -> str:
+        found = subprocess.run(
+            ["git", "-C", str(tree), *command], capture_output=True, text=True, check=False
+        )
+        return found.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
 
 
 def machine_facts() -> dict[str, Any]:

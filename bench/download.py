@@ -156,12 +156,13 @@ def run_bt(
     profile: Path | None,
     on_poll: Callable[[LogWatcher], None] | None = None,
     seeder_port: int | Collection[int] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> Result:
     """Download with ``twistd -n bittorrent``; sample it the moment it logs completion.
 
     ``on_poll`` is called at every poll of bt's log (every few ms) while it downloads.
     With ``seeder_port``, bt's first peer is the moment its connection to that port
-    shows up (bt logs connections at debug level only).
+    shows up (bt logs connections at debug level only). ``extra``: more bt options.
     """
     if seeder_port is not None:
         chained = on_poll
@@ -173,7 +174,7 @@ def run_bt(
                 chained(watcher)
 
     name = content.name
-    daemon = bt_daemon(work / "bt", torrent, work / "bt" / "downloads")
+    daemon = bt_daemon(work / "bt", torrent, work / "bt" / "downloads", *extra)
     daemon.workdir.mkdir()
     profiler: subprocess.Popen[bytes] | None = None
     try:

@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +47,14 @@ from common import (
     OUT_DIR,
     QUIET_ENV,
     ROOT,
+    BtDaemon,
     OpenTracker,
     ProcSample,
+    context_switches,
     cpu_percent,
+    git_commit,
+    libtorrent_settings,
+    lt_params,
     print_hot_spots,
     profile_summary,
     sample_proc,
@@ -66,7 +71,6 @@ from bt.registry import TorrentRecord
 from bt.storage.resume import ResumeState
 
 PIECE = 16 * 1024
-LOOPBACK = "127.0.0.1"
 TARGET = {"startup_s": 60.0, "idle_cpu_percent": 2.0, "rss_mib": 1024.0, "status_s": 1.0}
 
 
@@ -104,43 +108,16 @@ def make_state(work: Path, count: int, active: int, announce: str | None) -> lis
     return active_hashes
 
 
-class Daemon:
-    """``twistd -n bittorrent --no-dht`` on the prepared state folder."""
+@dataclass
+class Daemon(BtDaemon):
+    """The integration tests' ``twistd -n bittorrent`` (``--no-dht``) on the prepared state
+    folder, with no ``--torrent``: each start logs to its own ``bt-<label>.log``."""
 
-    def __init__(self, work: Path, label: str, env: dict[str, str]) -> None:
-        self.env = env
-        self.work = work
-        self.label = label
-        self.state = work / "state"
-        self.logfile = work / f"bt-{label}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+    label: str = "first"
 
-    def start(self) -> float:
-        (self.state / "control.json").unlink(missing_ok=True)
-        command = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "-n",
-            "--pidfile=",
-            f"--logfile={self.logfile}",
-            "bittorrent",
-            "--download-dir",
-            str(self.work / "data"),
-            "--listen",
-            f"tcp:0:interface={LOOPBACK}",
-            "--state-dir",
-            str(self.state),
-            "--control",
-            f"tcp:0:interface={LOOPBACK}",
-            "--no-dht",
-        ]
-        out = open(self.work / f"bt-{self.label}.out", "wb")
-        begun = time.monotonic()
-        self.process = subprocess.Popen(
-            command, cwd=self.work, stdout=out, stderr=subprocess.STDOUT, env=self.env
-        )
-        return begun
+    @property
+    def logfile(self) -> Path:
+        return self.workdir / f"bt-{self.label}.log"
 
     @property
     def pid(self) -> int:
@@ -153,22 +130,13 @@ class Daemon:
         return True
 
     def get(self, path: str, timeout: float = 60) -> Any:
-        info = json.loads((self.state / "control.json").read_text())
-        token = (self.state / "control.token").read_text().strip()
-        request = urllib.request.Request(
-            info["url"].rstrip("/") + path, headers={"Authorization": f"Bearer {token}"}
-        )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+        status, body = self.api("GET", path, timeout=timeout)
+        if status != 200:
+            raise RuntimeError(f"GET {path} answered {status}: {body}")
+        return body
 
     def log(self) -> str:
         return read_log(self.logfile)
-
-    def stop(self) -> float:
-        assert self.process is not None
-        begun = time.monotonic()
-        stop_process(self.process, 15, 120)  # SIGTERM
-        return time.monotonic() - begun
 
 
 def wait_started(daemon: Daemon, begun: float, count: int, budget: float) -> dict[str, float]:
@@ -177,7 +145,7 @@ def wait_started(daemon: Daemon, begun: float, count: int, budget: float) -> dic
 
     def api_up() -> bool:
         daemon.alive()
-        if not (daemon.state / "control.json").exists():
+        if not (daemon.state_dir / "control.json").exists():
             return False
         try:
             daemon.get("/api/v1/session", timeout=5)
@@ -246,7 +214,7 @@ def rehash_lines(log: str) -> int:
 
 def time_status(daemon: Daemon, rounds: int) -> dict[str, Any]:
     """``bt status`` (the CLI process, output discarded) and the raw listing, wall time."""
-    cli = [sys.executable, "-m", "bt.cli", "--state-dir", str(daemon.state), "status"]
+    cli = [sys.executable, "-m", "bt.cli", "--state-dir", str(daemon.state_dir), "status"]
     runs, raw = [], []
     for _ in range(rounds):
         begun = time.monotonic()
@@ -256,7 +224,7 @@ def time_status(daemon: Daemon, rounds: int) -> dict[str, Any]:
             check=True,
             stdout=subprocess.DEVNULL,
             env=daemon.env,
-            cwd=daemon.work,
+            cwd=daemon.workdir,
             timeout=120,
         )
         runs.append(time.monotonic() - begun)
@@ -276,9 +244,11 @@ def time_status(daemon: Daemon, rounds: int) -> dict[str, Any]:
 
 def measure(args: argparse.Namespace, work: Path, label: str, full: bool) -> dict[str, Any]:
     env = {**QUIET_ENV, **({"PYTHONPATH": str(args.code)} if args.code else {})}
-    daemon = Daemon(work, label, env)
+    daemon = Daemon(work, None, work / "data", env=env, label=label)
     profile = OUT_DIR / f"manytorrents-{label}-startup.txt" if args.profile else None
-    begun = daemon.start()
+    (daemon.state_dir / "control.json").unlink(missing_ok=True)
+    begun = time.monotonic()
+    daemon.start()
     profiler = None
     result: dict[str, Any] = {"uptime_before": uptime()}
     try:
@@ -329,7 +299,9 @@ def measure(args: argparse.Namespace, work: Path, label: str, full: bool) -> dic
     finally:
         if profiler is not None:
             stop_profiler(profiler)
-        result["stop_s"] = round(daemon.stop(), 2)
+        stopping = time.monotonic()
+        daemon.stop(120)
+        result["stop_s"] = round(time.monotonic() - stopping, 2)
     errors = [line for line in daemon.log().splitlines() if "error" in line.lower()]
     result["error_lines"] = len(errors)
     if errors:
@@ -351,41 +323,13 @@ def idle(first: ProcSample, last: ProcSample, wakeups: float) -> dict[str, Any]:
     }
 
 
-def context_switches(pid: int) -> int:
-    """Voluntary context switches of every thread of ``pid`` so far (wake-ups)."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            status = Path(f"/proc/{pid}/task/{task}/status").read_text()
-        except FileNotFoundError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("voluntary_ctxt_switches:"):
-                total += int(line.split()[1])
-    return total
-
-
 def lt_peers_main(folder: Path, torrents: list[Path], budget: float) -> None:
     """A libtorrent session downloading the active torrents from bt (found via the tracker)."""
     import libtorrent as lt
 
-    session = lt.session(
-        {
-            "listen_interfaces": f"{LOOPBACK}:0",
-            "enable_dht": False,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "allow_multiple_connections_per_ip": True,
-        }
-    )
+    session = lt.session(libtorrent_settings())
     for path in torrents:
-        params = lt.add_torrent_params()
-        params.ti = lt.torrent_info(lt.bdecode(path.read_bytes()))
-        params.save_path = str(folder)
-        params.flags &= ~lt.torrent_flags.auto_managed
-        params.flags &= ~lt.torrent_flags.paused
-        session.add_torrent(params)
+        session.add_torrent(lt_params(path, folder))
     parent = os.getppid()
     limit = time.monotonic() + budget
     while time.monotonic() < limit and os.getppid() == parent:
@@ -427,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
         "torrents": args.torrents,
         "active": args.active,
         "code": str(args.code or ROOT),
-        "commit": _commit(args.code or ROOT),
+        "commit": git_commit(args.code or ROOT),
     }
     try:
         begun = time.monotonic()
@@ -473,14 +417,6 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or OUT_DIR / "manytorrents.json"
     out.write_text(json.dumps(results, indent=1))
     print(f"results in {out}")
-
-
-def _commit(tree: Path) -> str:
-    """The commit a tree is at, for the record."""
-    found = subprocess.run(
-        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    )
-    return found.stdout.strip()
 
 
 def _prepare(work: Path, args: argparse.Namespace, tracker: OpenTracker | None) -> list[bytes]:

@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import OUT_DIR, QUIET_ENV, ROOT, exit_on_sigterm, loadavg, write_results
+from common import OUT_DIR, QUIET_ENV, exit_on_sigterm, git_commit, loadavg, write_results
 
 BENCH = Path(__file__).resolve().parent
 #: Figures shown in the table (every number is in the JSON): any key containing one.
@@ -41,23 +41,6 @@ def numbers(tree: Any, prefix: str = "") -> dict[str, float]:
     elif isinstance(tree, (int, float)) and not isinstance(tree, bool):
         found[prefix[:-1]] = float(tree)
     return found
-
-
-def commit() -> str:
-    """The commit measured, with "+dirty" when the work tree has changes."""
-    head = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    return head + ("+dirty" if dirty else "")
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -83,7 +66,7 @@ def main() -> int:
     args = parser.parse_args()
     exit_on_sigterm()
     out = args.out or OUT_DIR / f"repeat-{Path(args.script).stem}.json"
-    measured = commit()
+    measured = git_commit()
     runs: list[dict[str, Any]] = []
     loads: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bt-bench-repeat-") as folder:

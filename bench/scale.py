@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import struct
@@ -57,11 +56,11 @@ from common import (
     QUIET_ENV,
     Deadline,
     ProcSample,
-    bt_daemon,
+    bt_seeder,
+    context_switches,
     cpu_percent,
     cpu_window,
     exit_on_sigterm,
-    follow_bt,
     lt_session,
     machine_facts,
     make_content,
@@ -70,6 +69,7 @@ from common import (
     require_free,
     sample_proc,
     start_profiler,
+    start_seeding,
     stop_process,
     stop_profiler,
     warn_on_bt_errors,
@@ -440,6 +440,18 @@ def lt_seed_main(torrent: Path, save: Path, ready: Path, budget: float, connecti
         time.sleep(0.2)
 
 
+def client_meta(torrent: Path) -> dict[str, Any]:
+    """What the peer-wire client needs to know of the torrent it requests pieces of."""
+    from bt.metainfo import load_metainfo
+
+    metainfo = load_metainfo(torrent)
+    return {
+        "info_hash": metainfo.info_hash.hex(),
+        "piece_length": metainfo.piece_length,
+        "total": metainfo.total_length,
+    }
+
+
 def run_client(
     work: Path, label: str, port: int, seeder: int, meta: dict[str, Any], args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -509,51 +521,21 @@ def case_peers(args: argparse.Namespace, deadline: Deadline) -> dict[str, Any]:
         content, _ = make_content(work, "data", size_mib)
         torrent = work / "bare.torrent"
         torrent.write_bytes(libtorrent_torrent(content, MIB))
-        from bt.metainfo import load_metainfo
-
-        metainfo = load_metainfo(torrent)
-        meta = {
-            "info_hash": metainfo.info_hash.hex(),
-            "piece_length": metainfo.piece_length,
-            "total": metainfo.total_length,
-        }
+        meta = client_meta(torrent)
         os.sync()
         # bt: as a user runs it, all peers unchoked, room for every connection.
-        daemon = bt_daemon(
-            work / "bt",
-            torrent,
-            content.parent,
-            "--max-peers",
-            str(args.connections + 50),
-            "--max-connections",
-            str(args.connections * 2),
-            "--upload-slots",
-            "-1",
-        )
-        daemon.workdir.mkdir()
+        daemon = bt_seeder(work / "bt", torrent, content.parent, args.connections)
         profile = OUT_DIR / "scale-peers-bt-profile.txt" if args.profile else None
         profiler = None
         try:
-            daemon.start()
+            port = start_seeding(daemon, deadline.left(120))
             assert daemon.process is not None
-            follow_bt(
-                daemon,
-                {"checked": "pieces already on disk"},
-                "checked",
-                deadline.left(120),
-                "check its data",
-            )
-            found = re.search(r"listening for peers on port (\d+)", daemon.log())
-            if found is None:
-                raise RuntimeError(f"bt did not log its port:\n{daemon.log()[-3000:]}")
             if profile is not None:
                 # Sampled throughout (idle and transfer): the transfer dominates the samples.
                 profiler = start_profiler(daemon.process.pid, profile, threads=True)
                 time.sleep(1)
-            print(f"bt seeding on port {found.group(1)}; {args.connections} peers", flush=True)
-            results["bt"] = run_client(
-                work, "bt", int(found.group(1)), daemon.process.pid, meta, args
-            )
+            print(f"bt seeding on port {port}; {args.connections} peers", flush=True)
+            results["bt"] = run_client(work, "bt", port, daemon.process.pid, meta, args)
         finally:
             if profiler is not None:
                 stop_profiler(profiler)
@@ -757,20 +739,6 @@ def lt_torrents_main(folder: Path, ready: Path, budget: float) -> None:
     limit = time.monotonic() + budget
     while time.monotonic() < limit and os.getppid() == parent:
         time.sleep(0.2)
-
-
-def context_switches(pid: int) -> int:
-    """Voluntary context switches of every thread of ``pid`` so far."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            status = Path(f"/proc/{pid}/task/{task}/status").read_text()
-        except FileNotFoundError:
-            continue  # a thread that just ended
-        for line in status.splitlines():
-            if line.startswith("voluntary_ctxt_switches:"):
-                total += int(line.split()[1])
-    return total
 
 
 def measure_torrents(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -25,52 +24,21 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common
-from common import MIB, OUT_DIR, Deadline, follow_bt, loadavg, make_content, require_free
-from scale import libtorrent_torrent, run_client
+from common import MIB, OUT_DIR, bt_seeder, loadavg, make_content, require_free, start_seeding
+from scale import client_meta, libtorrent_torrent, run_client
 
 
 def one_run(tree: Path, work: Path, torrent: Path, content: Path, args: argparse.Namespace) -> Any:
-    from bt.metainfo import load_metainfo
-
-    metainfo = load_metainfo(torrent)
-    meta = {
-        "info_hash": metainfo.info_hash.hex(),
-        "piece_length": metainfo.piece_length,
-        "total": metainfo.total_length,
-    }
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = str(tree)
-    common.QUIET_ENV["PYTHONPATH"] = str(tree)
+    """bt of ``tree`` (first on its PYTHONPATH) seeding to scale.py's light peers."""
+    run_dir = Path(tempfile.mkdtemp(prefix="bt-", dir=work))
+    env = {"PYTHONPATH": str(tree)}
+    daemon = bt_seeder(run_dir / "bt", torrent, content.parent, args.connections, env)
     try:
-        run_dir = Path(tempfile.mkdtemp(prefix="bt-", dir=work))
-        daemon = common.bt_daemon(
-            run_dir / "bt",
-            torrent,
-            content.parent,
-            "--max-peers",
-            str(args.connections + 50),
-            "--max-connections",
-            str(args.connections * 2),
-            "--upload-slots",
-            "-1",
-        )
-        daemon.workdir.mkdir()
-        try:
-            daemon.start()
-            assert daemon.process is not None
-            follow_bt(daemon, {"checked": "pieces already on disk"}, "checked", 120, "check")
-            found = re.search(r"listening for peers on port (\d+)", daemon.log())
-            assert found is not None
-            return run_client(run_dir, "bt", int(found.group(1)), daemon.process.pid, meta, args)
-        finally:
-            daemon.stop()
+        port = start_seeding(daemon, 120)
+        assert daemon.process is not None
+        return run_client(run_dir, "bt", port, daemon.process.pid, client_meta(torrent), args)
     finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
-        common.QUIET_ENV.pop("PYTHONPATH", None)
+        daemon.stop()
 
 
 def main() -> int:
@@ -84,7 +52,6 @@ def main() -> int:
     parser.add_argument("--tmp", type=Path, default=Path("/tmp"))
     parser.add_argument("--out", type=Path, default=OUT_DIR / "seed-ab.json")
     args = parser.parse_args()
-    Deadline(3600)
     trees = [tree.resolve() for tree in args.trees]
     require_free(args.tmp, args.size_mib * MIB + 2**30)
     work = Path(tempfile.mkdtemp(prefix="bt-bench-ab-", dir=args.tmp))

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -51,9 +50,8 @@ from common import (
     QUIET_ENV,
     Deadline,
     ProcSample,
-    bt_daemon,
+    bt_seeder,
     exit_on_sigterm,
-    follow_bt,
     libtorrent_settings,
     loadavg,
     lt_params,
@@ -65,6 +63,7 @@ from common import (
     sample_proc,
     scrape_counts,
     settle,
+    start_seeding,
     stop_process,
     wait_for,
     warn_on_bt_errors,
@@ -310,27 +309,12 @@ def case_seed(args: argparse.Namespace, deadline: Deadline) -> dict[str, Any]:
         torrent = work / "bare.torrent"
         torrent.write_bytes(libtorrent_torrent(content, args.piece_kib * 1024))
         settle()
-        daemon = bt_daemon(
-            work / "bt",
-            torrent,
-            content.parent,
-            "--max-peers",
-            str(args.peers + 10),
-            "--max-connections",
-            str(args.peers * 2 + 50),
-            "--upload-slots",
-            "-1",
-        )
-        daemon.workdir.mkdir()
+        daemon = bt_seeder(work / "bt", torrent, content.parent, args.peers)
         try:
-            daemon.start()
+            port = start_seeding(daemon, deadline.left(300))
             assert daemon.process is not None
-            follow_bt(daemon, {"checked": "pieces already on disk"}, "checked", 300, "check")
-            found = re.search(r"listening for peers on port (\d+)", daemon.log())
-            if found is None:
-                raise RuntimeError(f"bt did not log its port:\n{daemon.log()[-3000:]}")
             print(f"bt seeding; {args.peers} downloaders", flush=True)
-            pid, port = daemon.process.pid, int(found.group(1))
+            pid = daemon.process.pid
             results["bt"] = serve_crowd(work, "bt", pid, port, args, deadline)
         finally:
             daemon.stop()
@@ -416,7 +400,7 @@ def case_seeders(args: argparse.Namespace, deadline: Deadline) -> dict[str, Any]
         settle()
         load_bt = loadavg()
         extra = ("--max-peers", str(args.peers + 10), "--max-connections", str(args.peers + 60))
-        bt = run_bt_many(work, torrent, content, digest, deadline, ports, extra)
+        bt = download.run_bt(work, torrent, content, digest, deadline, None, None, ports, extra)
         print(f"bt: {bt.rate:.1f} MB/s; libtorrent downloading", flush=True)
         time.sleep(deadline.left(5))
         wait_for(
@@ -468,26 +452,6 @@ def seeder_ports(pids: list[int]) -> set[int]:
             if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
                 ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return ports
-
-
-def run_bt_many(
-    work: Path,
-    torrent: Path,
-    content: Path,
-    digest: str,
-    deadline: Deadline,
-    ports: set[int],
-    extra: tuple[str, ...],
-) -> Any:
-    """bench/download.py's run_bt with more peers allowed; first peer: any seeder's port."""
-    import download
-
-    original = download.bt_daemon
-    download.bt_daemon = lambda *a: original(*a, *extra)  # type: ignore[assignment]
-    try:
-        return download.run_bt(work, torrent, content, digest, deadline, None, None, ports)
-    finally:
-        download.bt_daemon = original  # type: ignore[assignment]
 
 
 # -- command line ------------------------------------------------------------------------

@@ -243,6 +243,8 @@ class BtDaemon:
     process: subprocess.Popen | None = None
     #: Runs in the child before exec (resource limits for disk-fault tests).
     preexec: Callable[[], None] | None = None
+    #: Added to the child's environment (a benchmark's PYTHONPATH, say).
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def logfile(self) -> Path:
@@ -257,7 +259,14 @@ class BtDaemon:
         self.wait_for_log("listening for peers", timeout)
         wait_for(lambda: (self.state_dir / "control.json").exists(), timeout, "control.json")
 
-    def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+    def api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        timeout: float = 10,
+    ) -> Any:
         """Call the control API as a script would; returns (status, decoded JSON or text)."""
         info = json.loads((self.state_dir / "control.json").read_text())
         if token is None:
@@ -272,7 +281,7 @@ class BtDaemon:
             info["url"].rstrip("/") + path, data=data, method=method, headers=headers
         )
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 status, raw, kind = response.status, response.read(), response.headers
         except urllib.error.HTTPError as error:
             status, raw, kind = error.code, error.read(), error.headers
@@ -310,7 +319,7 @@ class BtDaemon:
                 cwd=self.workdir,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
                 preexec_fn=self.preexec,
             )
 
@@ -340,13 +349,14 @@ class BtDaemon:
         self.process.kill()
         self.process.wait(10)
 
-    def stop(self) -> int | None:
+    def stop(self, grace: float = 15) -> int | None:
+        """SIGTERM, then SIGKILL if bt has not exited after ``grace`` seconds."""
         if self.process is None:
             return None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(15)
+                self.process.wait(grace)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
