@@ -44,6 +44,7 @@ from bt.peer.messages import (
     Unknown,
     encode_handshake,
     encode_piece_header,
+    encode_requests,
 )
 from bt.policy.halfopen import HalfOpenBudget
 from bt.policy.slots import ConnectionSlots
@@ -307,6 +308,13 @@ class PeerProtocol(Protocol):
             self.last_sent = self.clock.seconds()
             send = self.connection.send
             self.transport.writeSequence([send(m) for m in messages])
+
+    def send_requests(self, blocks: Sequence[tuple[int, int, int]]) -> None:
+        """REQUESTs for ``(index, begin, length)`` blocks in one write, with no message
+        objects (a request changes no state of the connection)."""
+        if not self._closing and blocks:
+            self.last_sent = self.clock.seconds()
+            self.transport.write(encode_requests(blocks))
 
     def send_block(self, index: int, begin: int, block: bytes) -> None:
         """A PIECE message without copying the block into a new buffer."""

@@ -60,7 +60,7 @@ REQUEST_QUEUE_SECONDS = 2.0
 MIN_PIPELINE = 16
 MAX_PIPELINE = 500
 #: Requests are topped up once this many (or a quarter of the pipeline) are free.
-REQUEST_BATCH = 8
+REQUEST_BATCH = 32
 #: A peer that delivers nothing for this long while owing us blocks is snubbed.
 SNUB_SECONDS = 30.0
 #: We send a keep-alive after this much silence (BEP 3: peers drop after ~2 minutes) ...
@@ -431,7 +431,7 @@ class PeerLink:
             return
         blocks = self.swarm.pick(self, wanted, among)
         if blocks:
-            self.protocol.send_all([Request(b.index, b.begin, b.length) for b in blocks])
+            self.protocol.send_requests(blocks)
         elif not self.swarm.outstanding(self) and not self.swarm.is_interesting(self.bitfield):
             self.protocol.send(NotInterested())
 
