@@ -10,7 +10,8 @@ Small pieces are verified and written in batches: with 16 KiB pieces a thread
 job, a Deferred chain and a reactor wake-up per piece cost more than the
 hashing and writing themselves. Pieces submitted while a batch job is waiting
 for a thread join it; one job takes them all (up to a bound), and one reactor
-callback fires their Deferreds in submission order.
+callback fires their Deferreds in submission order, or hands ``write_piece``'s
+pieces to their sink in one call (no Deferred per piece).
 """
 
 from __future__ import annotations
