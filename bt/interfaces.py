@@ -110,6 +110,11 @@ class IDiskQueue(Interface):
         for a v2 or hybrid piece its ``leaf_hashes`` are those of the blocks received.
         """
 
+    def write_piece(index: int, blocks: Sequence[bytes], sink: Any, token: Any) -> None:
+        """``verify_and_write`` without a Deferred: ``sink(results)`` gets ``(token, None
+        or the Failure)`` of this piece in one list with other pieces written alongside
+        (small pieces go to the disk in batches)."""
+
     def read(index: int, begin: int, length: int) -> Deferred[bytes]:
         """Bytes to serve to a peer; ``DataMissingError`` if they are not all on disk."""
 

@@ -2,10 +2,10 @@
 
 Its live peers are its :class:`~bt.swarm.swarm.Swarm`; its candidates come from
 its peer sources (``bt.peersources``; trackers today). The completion chain
-is one Deferred per piece: the swarm hands over a complete piece ->
-``disk.verify_and_write`` (hash, then write, in the disk threads) ->
-``swarm.have`` (picker, HAVE to every peer that lacks the piece). Its errback
-resets the piece and blames the peers that sent it.
+(``bt.completion``): the swarm hands over a complete piece -> the disk queue
+(hash, then write, in the disk threads) -> ``swarm.have_many`` for a batch of
+written pieces (picker, HAVE to every peer that lacks them); a failed piece is
+reset and its senders blamed.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from bt.completion import CompletionChain, Written
 from bt.errors import PieceHashError, StorageError
 from bt.interfaces import IDiskQueue, IStorage
 from bt.lifecycle import WHY_CHECKING, WHY_LEAVING, Action, Event, Lifecycle, TorrentState
@@ -122,6 +123,9 @@ class Torrent(Service):
         self.add_candidates = swarm.add_candidates
         self.seeding_since: float | None = None
         self._completion_waiters: list[Deferred[None]] = []
+        self.completion = CompletionChain(
+            disk, self._pieces_written, self._piece_failed, self.title
+        )
         self.trackers = Trackers(trackers, reactor, rng, self, self.add_candidates)
         self.announcers = self.trackers.announcers
         #: Where candidates come from: the trackers first (see bt.peersources).
@@ -379,20 +383,13 @@ class Torrent(Service):
     # -- the completion chain ------------------------------------------------------
 
     def on_piece_complete(self, index: int, blocks: list[bytes], sources: dict[int, Any]) -> None:
-        """Verify and write off the reactor, then have or blame."""
-        d = self.disk.verify_and_write(index, blocks)
-        d.addCallbacks(
-            self._piece_written,
-            self._piece_failed,
-            callbackArgs=(index, blocks),
-            errbackArgs=(index, blocks, sources),
-        )
-        d.addErrback(self._log_failure, f"piece {index}")
+        """Verify and write off the reactor, then have or blame (``bt.completion``)."""
+        self.completion.piece_complete(index, blocks, sources)
 
-    def _piece_written(self, _: None, index: int, blocks: list[bytes]) -> None:
+    def _pieces_written(self, pieces: list[Written]) -> None:
         self.data.dirty = True
         announce = self.lifecycle.downloading
-        self.swarm.have(index, blocks=blocks, announce=announce)
+        self.swarm.have_many(pieces, announce=announce)
         if not announce:
             # Written after the torrent left the swarm (paused, disk error, recheck):
             # the piece counts, but only _join_swarm() may take the torrent back into it.

@@ -120,6 +120,11 @@ class FakeDisk:
         self.written[index] = data
         return defer.succeed(None)
 
+    def write_piece(self, index: int, blocks: list[bytes], sink: Any, token: Any) -> None:
+        """As the real queue's, through ``verify_and_write`` (which tests replace)."""
+        done = self.verify_and_write(index, blocks)
+        done.addCallbacks(lambda _: sink([(token, None)]), lambda f: sink([(token, f)]))
+
     def add_pressure_listener(self, listener: object) -> None:
         self.listeners.append(listener)
 

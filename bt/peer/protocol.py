@@ -44,6 +44,7 @@ from bt.peer.messages import (
     Unknown,
     encode_handshake,
     encode_piece_header,
+    encode_requests,
 )
 from bt.peer.sender import Buffer, DirectWriter, as_bytes, for_transport, piece_parts
 from bt.policy.halfopen import HalfOpenBudget
@@ -323,6 +324,12 @@ class PeerProtocol(Protocol):
         if not self._closing and messages:
             send = self.connection.send
             self._write([send(m) for m in messages])
+
+    def send_requests(self, blocks: Sequence[tuple[int, int, int]]) -> None:
+        """REQUESTs for ``(index, begin, length)`` blocks in one write, with no message
+        objects (a request changes no state of the connection)."""
+        if not self._closing and blocks:
+            self._write([encode_requests(blocks)])
 
     def send_block(self, index: int, begin: int, block: Buffer) -> None:
         """A PIECE message without copying the block into a new buffer."""

@@ -10,7 +10,8 @@ Small pieces are verified and written in batches: with 16 KiB pieces a thread
 job, a Deferred chain and a reactor wake-up per piece cost more than the
 hashing and writing themselves. Pieces submitted while a batch job is waiting
 for a thread join it; one job takes them all (up to a bound), and one reactor
-callback fires their Deferreds in submission order.
+callback fires their Deferreds in submission order, or hands ``write_piece``'s
+pieces to their sink in one call (no Deferred per piece).
 """
 
 from __future__ import annotations
@@ -52,16 +53,30 @@ _BATCH_PIECES = 64
 _BATCH_BYTES = 8 << 20
 
 
+#: Where ``write_piece`` reports: the (token, None or the Failure) of each piece of a batch.
+Sink = Callable[[list[tuple[Any, Failure | None]]], None]
+
+
 class _PieceJob:
-    """A piece waiting for a batch job; ``done`` is the caller's Deferred."""
+    """A piece waiting for a batch job; ``done`` is the caller's Deferred, or ``sink``
+    (with ``token``) takes the outcome together with the batch's other pieces."""
 
-    __slots__ = ("blocks", "done", "index", "size")
+    __slots__ = ("blocks", "done", "index", "sink", "size", "token")
 
-    def __init__(self, index: int, blocks: list[bytes], size: int) -> None:
+    def __init__(
+        self,
+        index: int,
+        blocks: list[bytes],
+        size: int,
+        sink: Sink | None = None,
+        token: Any = None,
+    ) -> None:
         self.index = index
         self.blocks = blocks
         self.size = size
-        self.done: Deferred[None] = Deferred()
+        self.sink = sink
+        self.token = token
+        self.done: Deferred[None] | None = Deferred() if sink is None else None
 
 
 class PressureListener(Protocol):
@@ -225,17 +240,41 @@ class DiskQueue:
         The blocks are joined in the disk thread, hashed and written with one
         call each; the caller must not change them until the Deferred fires.
         """
+        size = self._piece_checked(index, blocks)
+        if size >= _BATCH_BELOW:
+            return self._submit(self._verify_and_write, index, list(blocks), write=True)
+        if self._state != "running":
+            return defer.fail(StorageError(f"disk queue is {self._state}, not accepting work"))
+        job = _PieceJob(index, list(blocks), size)
+        self._queue_job(job)
+        # A cancelled caller's Deferred is simply not fired again (Deferred
+        # suppresses that), while the piece still counts as pending until written.
+        return job.done  # type: ignore[return-value]
+
+    def write_piece(self, index: int, blocks: Sequence[bytes], sink: Sink, token: Any) -> None:
+        """``verify_and_write`` without a Deferred per piece: ``sink`` gets ``(token,
+        None or the Failure)`` of this piece in one list with the other pieces of
+        its batch that it takes, in submission order (a failure to start included)."""
+        size = self._piece_checked(index, blocks)
+        if self._state != "running":
+            sink([(token, Failure(StorageError(f"disk queue is {self._state}")))])
+        elif size >= _BATCH_BELOW:
+            written = self._submit(self._verify_and_write, index, list(blocks), write=True)
+            written.addCallbacks(lambda _: sink([(token, None)]), lambda f: sink([(token, f)]))
+            written.addErrback(lambda f: log.failure("piece {index}", f, index=index))
+        else:
+            self._queue_job(_PieceJob(index, list(blocks), size, sink, token))
+
+    def _piece_checked(self, index: int, blocks: Sequence[bytes]) -> int:
         self._check_index(index)
         size = sum(memoryview(block).nbytes for block in blocks)
         if size != self._piece_size(index):
             raise ValueError(
                 f"piece {index}: blocks hold {size} bytes, piece has {self._piece_size(index)}"
             )
-        if size >= _BATCH_BELOW:
-            return self._submit(self._verify_and_write, index, list(blocks), write=True)
-        if self._state != "running":
-            return defer.fail(StorageError(f"disk queue is {self._state}, not accepting work"))
-        job = _PieceJob(index, list(blocks), size)
+        return size
+
+    def _queue_job(self, job: _PieceJob) -> None:
         self._pending += 1
         self._writing += 1
         self._update_pressure()
@@ -246,9 +285,6 @@ class DiskQueue:
                 self._batch_waiting = True
         if start:
             self._start_batch()
-        # A cancelled caller's Deferred is simply not fired again (Deferred
-        # suppresses that), while the piece still counts as pending until written.
-        return job.done
 
     def read(self, index: int, begin: int, length: int) -> Deferred[bytes]:
         """Bytes to serve to a peer; DataMissingError if they are not all on disk."""
@@ -364,14 +400,22 @@ class DiskQueue:
         self._batches_running -= 1
         # Start the next batch first: the disk works while the reactor runs callbacks.
         self._maybe_start_batch()
+        sinks: dict[Sink, list[tuple[Any, Failure | None]]] = {}
         for job, failure in outcomes:
             self._pending -= 1
             self._writing -= 1
             self._update_pressure()
-            if failure is None:
-                job.done.callback(None)
+            if job.sink is not None:
+                sinks.setdefault(job.sink, []).append((job.token, failure))
+            elif failure is None:
+                job.done.callback(None)  # type: ignore[union-attr]
             else:
-                job.done.errback(failure)
+                job.done.errback(failure)  # type: ignore[union-attr]
+        for sink, results in sinks.items():
+            try:
+                sink(results)
+            except Exception:
+                log.failure("disk batch sink {sink!r} failed", sink=sink)
         self._maybe_idle(None)
 
     def _batch_failed(self, failure: Failure) -> None:

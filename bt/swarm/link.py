@@ -18,7 +18,7 @@ while choked; the rules are in :mod:`bt.swarm.fast`. Plain BEP 3 peers see none 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -60,7 +60,7 @@ REQUEST_QUEUE_SECONDS = 2.0
 MIN_PIPELINE = 16
 MAX_PIPELINE = 500
 #: Requests are topped up once this many (or a quarter of the pipeline) are free.
-REQUEST_BATCH = 8
+REQUEST_BATCH = 32
 #: A peer that delivers nothing for this long while owing us blocks is snubbed.
 SNUB_SECONDS = 30.0
 #: We send a keep-alive after this much silence (BEP 3: peers drop after ~2 minutes) ...
@@ -188,12 +188,15 @@ class PeerLink:
         """Close this peer (it leaves the swarm when its connection is lost)."""
         self.protocol.drop(why)
 
-    def have(self, index: int) -> None:
-        """We have ``index`` now: tell the peer, or stop being interested in it."""
-        if index not in self.bitfield:
-            self.protocol.send(Have(index))
-        elif self.am_interested and not self.swarm.is_interesting(self.bitfield):
-            self.protocol.send(NotInterested())
+    def have_many(self, pieces: Sequence[int]) -> None:
+        """We have ``pieces`` now: tell the peer (one write), or stop being interested."""
+        bitfield = self.bitfield
+        news = [Have(index) for index in pieces if index not in bitfield]
+        if news:
+            self.protocol.send_all(news)
+        if len(news) < len(pieces) and self.am_interested:
+            if not self.swarm.is_interesting(bitfield):
+                self.protocol.send(NotInterested())
 
     @property
     def outgoing(self) -> bool:
@@ -436,7 +439,7 @@ class PeerLink:
             return
         blocks = self.swarm.pick(self, wanted, among)
         if blocks:
-            self.protocol.send_all([Request(b.index, b.begin, b.length) for b in blocks])
+            self.protocol.send_requests(blocks)
         elif not self.swarm.outstanding(self) and not self.swarm.is_interesting(self.bitfield):
             self.protocol.send(NotInterested())
 

@@ -471,16 +471,25 @@ class Swarm:
         self.picker = self._new_picker()
         self._blocks.clear()
 
-    def have(self, index: int, *, blocks: list[bytes] | None = None, announce: bool) -> None:
-        """``index`` is verified and written (from ``blocks``, whose senders are cleared
-        of blame, or found again on disk); ``announce``: tell the peers."""
+    def have(self, index: int, *, announce: bool) -> None:
+        """``index`` is verified (found again on disk); ``announce``: tell the peers."""
         self.picker.have(index)
-        if blocks is not None:
-            for liar in self.blame.piece_verified(index, blocks):
-                self.ban(liar, f"sent a bad block of piece {index}")  # type: ignore[arg-type]
         if announce:
             for link in list(self.links):
-                link.have(index)
+                link.have_many((index,))
+
+    def have_many(self, pieces: Sequence[tuple[int, list[bytes]]], *, announce: bool) -> None:
+        """Pieces verified and written from their blocks (whose senders are cleared of
+        blame); ``announce``: tell the peers, in one write each."""
+        picker, verified = self.picker, self.blame.piece_verified
+        for index, blocks in pieces:
+            picker.have(index)
+            for liar in verified(index, blocks):
+                self.ban(liar, f"sent a bad block of piece {index}")  # type: ignore[arg-type]
+        if announce:
+            indexes = [index for index, _ in pieces]
+            for link in list(self.links):
+                link.have_many(indexes)
 
     def piece_failed(self, index: int) -> None:
         """The piece was not written: its blocks are wanted again."""

@@ -83,6 +83,18 @@ def test_piece_header_plus_block_is_the_piece_encoding(
     assert header + block == m.encode(m.Piece(index, begin, block))
 
 
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+        max_size=40,
+    )
+)
+def test_encode_requests_is_the_request_encodings_joined(
+    blocks: list[tuple[int, int, int]],
+) -> None:
+    assert m.encode_requests(blocks) == b"".join(m.encode(m.Request(*b)) for b in blocks)
+
+
 def test_encode_refuses_non_messages() -> None:
     with pytest.raises(TypeError, match="not a peer wire message"):
         m.encode("choke")  # type: ignore[arg-type]

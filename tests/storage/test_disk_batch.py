@@ -303,3 +303,41 @@ async def test_forgotten_stop_still_writes_pieces_queued_behind_a_running_batch(
         await within(DeferredList(jobs, fireOnOneErrback=True))
     finally:
         storage.gate.set()
+
+
+@pytest_twisted.ensureDeferred
+async def test_write_piece_reports_each_batch_in_one_call_with_its_own_outcomes(
+    small: Torrent, one_thread: tuple[DiskQueue, GatedStorage]
+) -> None:
+    """The completion chain's path: no Deferred per piece, one sink call per batch."""
+    queue, storage = one_thread
+    calls: list[list[tuple[Any, Any]]] = []
+    sink = calls.append  # one sink for all (the completion chain's bound method is one too)
+    try:
+        first = await hold_the_thread(queue, storage, small)
+        for i in range(1, COUNT):
+            blocks = [bytes(SMALL)] if i == 5 else small.blocks(i)  # piece 5 is corrupt
+            queue.write_piece(i, blocks, sink, f"t{i}")
+        storage.gate.set()
+        await within(first)
+        while queue.pending:
+            await within(deferToThread(lambda: None))
+        # 200 pieces behind piece 0 in batches of at most 64: four sink calls.
+        assert [len(batch) for batch in calls] == [64, 64, 64, 8]
+        results = [result for batch in calls for result in batch]
+        assert [token for token, _ in results] == [f"t{i}" for i in range(1, COUNT)]
+        failed = [(token, f.value) for token, f in results if f is not None]
+        assert [(t, type(v)) for t, v in failed] == [("t5", PieceHashError)]
+        assert 5 not in storage.written and len(storage.written) == COUNT - 1
+    finally:
+        await finish(queue, storage)
+
+
+def test_write_piece_on_a_stopped_queue_reports_a_storage_error(small: Torrent) -> None:
+    queue = DiskQueue(
+        MemoryStorage(small.layout), V1Verifier(small.hashes), small.layout.piece_size
+    )
+    calls: list[Any] = []
+    queue.write_piece(1, small.blocks(1), calls.append, "t")
+    [[(token, failure)]] = calls
+    assert token == "t" and failure.check(StorageError)
