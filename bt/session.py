@@ -27,7 +27,7 @@ from bt.logs import Logger
 from bt.magnet import MagnetLink
 from bt.magnets import Magnets
 from bt.metainfo import Metainfo, torrent_bytes
-from bt.peer.protocol import HALF_OPEN_LIMIT, HALF_OPEN_TIMEOUT, IncomingPeerFactory
+from bt.peer.incoming import HALF_OPEN_LIMIT, HALF_OPEN_TIMEOUT, IncomingPeerFactory
 from bt.peerid import make_peer_id
 from bt.persistence import SessionMemory
 from bt.policy.ratelimit import TokenBucket

@@ -24,8 +24,9 @@ from twisted.python.failure import Failure
 from bt.candidates import Address
 from bt.logs import set_log_level
 from bt.metainfo import parse_metainfo
+from bt.peer.incoming import IncomingPeerFactory
 from bt.peer.messages import Handshake, encode_handshake
-from bt.peer.protocol import HANDSHAKE_TIMEOUT, SELF_CONNECTION, IncomingPeerFactory
+from bt.peer.protocol import HANDSHAKE_TIMEOUT, SELF_CONNECTION
 from bt.torrent import Torrent
 
 

@@ -18,8 +18,9 @@ from twisted.logger import LogLevel, capturedLogs
 
 from bt.logs import set_log_level
 from bt.metainfo import Metainfo
+from bt.peer.incoming import HALF_OPEN_TIMEOUT, HALF_OPEN_TURN, IncomingPeerFactory
 from bt.peer.messages import Handshake, encode_handshake
-from bt.peer.protocol import HALF_OPEN_TIMEOUT, HALF_OPEN_TURN, IncomingPeerFactory, PeerProtocol
+from bt.peer.protocol import PeerProtocol
 from bt.policy.slots import ConnectionSlots
 from bt.torrent import Torrent
 

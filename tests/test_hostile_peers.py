@@ -34,6 +34,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from bt.bitfield import Bitfield
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.peer.connection import MIN_MAX_MESSAGE_LENGTH
+from bt.peer.incoming import HALF_OPEN_TIMEOUT, IncomingPeerFactory
 from bt.peer.messages import (
     BLOCK_SIZE,
     BitfieldMessage,
@@ -52,12 +53,7 @@ from bt.peer.messages import (
     encode,
     encode_handshake,
 )
-from bt.peer.protocol import (
-    HALF_OPEN_TIMEOUT,
-    HANDSHAKE_TIMEOUT,
-    IncomingPeerFactory,
-    PeerProtocol,
-)
+from bt.peer.protocol import HANDSHAKE_TIMEOUT, PeerProtocol
 from bt.swarm.link import IDLE_SECONDS, MIN_PIPELINE, SNUB_SECONDS, PeerLink
 from bt.torrent import Torrent
 

@@ -265,7 +265,7 @@ def test_a_peer_naming_another_size_is_not_asked(fetch: MetadataFetch) -> None:
 
 
 def test_an_incoming_peer_joins_in_metadata_mode(fetch: MetadataFetch) -> None:
-    from bt.peer.protocol import IncomingPeerFactory
+    from bt.peer.incoming import IncomingPeerFactory
 
     class Lookup:
         def torrent_for(self, info_hash: bytes) -> Any:

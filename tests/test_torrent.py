@@ -23,6 +23,7 @@ from bt.errors import PieceHashError, StorageError
 from bt.interfaces import IDiskQueue
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.peer.connection import HandshakeReceived, PeerConnection
+from bt.peer.incoming import IncomingPeerFactory
 from bt.peer.messages import (
     BitfieldMessage,
     Cancel,
@@ -38,7 +39,7 @@ from bt.peer.messages import (
     encode,
     encode_handshake,
 )
-from bt.peer.protocol import HANDSHAKE_TIMEOUT, OUR_RESERVED, IncomingPeerFactory, PeerProtocol
+from bt.peer.protocol import HANDSHAKE_TIMEOUT, OUR_RESERVED, PeerProtocol
 from bt.storage.verifier import piece_verifier
 from bt.swarm.link import IDLE_SECONDS, KEEPALIVE_SECONDS, SNUB_SECONDS
 from bt.swarm.swarm import Swarm

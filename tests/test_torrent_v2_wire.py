@@ -15,8 +15,8 @@ from bt.merkle import verify_proof
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.peer.connection import PeerConnection
 from bt.peer.hash_messages import Hashes, HashReject, HashRequest
+from bt.peer.incoming import IncomingPeerFactory
 from bt.peer.messages import Handshake, Reserved, encode, encode_handshake
-from bt.peer.protocol import IncomingPeerFactory
 from bt.torrent import Torrent
 from bt.torrentindex import TorrentIndex
 from bt.tracker.sources import Trackers
