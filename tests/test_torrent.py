@@ -509,6 +509,18 @@ def test_choker_round_unchokes_at_most_the_slots(seed: Torrent, clock: MemoryRea
     assert all(not p.transport.disconnecting for p in peers)
 
 
+def test_unlimited_slots_unchoke_every_interested_peer_at_once(
+    metainfo: Metainfo, clock: MemoryReactorClock
+) -> None:
+    """--upload-slots -1: no peer waits for the 10 s choke round to be served."""
+    seed = make_seed(metainfo, clock, TorrentConfig(upload_slots=-1))
+    seed.startService()
+    peers = [leecher(seed, n) for n in range(12)]
+    assert all(Unchoke() in peer.heard() for peer in peers)
+    assert all(not link.am_choking for link in seed.links)
+    seed.stopService()
+
+
 def test_upload_limit_shapes_serving_within_ten_percent(
     metainfo: Metainfo, clock: MemoryReactorClock
 ) -> None:

@@ -371,6 +371,9 @@ class Swarm:
     def interest_changed(self, link: PeerLink) -> None:
         """A peer became (not) interested: fill a free upload slot now, not in 10 s."""
         if link.peer_interested and link.am_choking:
+            if self.choker.regular_slots < 0:
+                link.unchoke(self.reactor.seconds())  # unlimited slots: no ranking to do
+                return
             unchoked = sum(1 for other in self.links if not other.am_choking)
             if unchoked < self.choker.regular_slots + self.choker.optimistic_slots:
                 self.choke_round(self.reactor.seconds())
