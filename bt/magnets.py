@@ -25,9 +25,11 @@ from bt.magnet import MagnetLink
 from bt.magnetfetch import MetadataFetch, torrent_from_metadata
 from bt.metainfo import parse_metainfo
 from bt.registry import TorrentRecord
+from bt.sessionprefs import apply_torrent_prefs
 from bt.snapshot import dht_peers
 from bt.status import MagnetState, TorrentStatus
 from bt.torrentindex import TorrentIndex
+from bt.torrentprefs import TorrentPrefs
 
 if TYPE_CHECKING:
     from bt.session import Session
@@ -142,6 +144,8 @@ class Magnets:
             return
         if remembered:
             session.memory.serially(session.memory.registry.forget_magnet, info_hash)
+        if record.prefs != TorrentPrefs():  # labels or a ratio given while it fetched
+            apply_torrent_prefs(session, torrent, record.prefs)
         torrent.add_candidates([*fetch.magnet.peers, *peers], PeerSource.MAGNET)
 
     def _stop(self, fetch: MetadataFetch) -> Deferred[Any]:
@@ -166,6 +170,21 @@ class Magnets:
             memory = self._session.memory
             stopped.addCallback(lambda _: memory.serially(memory.registry.forget, info_hash))
         return stopped.addCallback(lambda _: None)
+
+    def record(self, info_hash: bytes) -> TorrentRecord:
+        """A fetching magnet's settings (changed in place, then :meth:`save_record`)."""
+        fetch = self.fetches.find(info_hash)
+        if fetch is None:
+            raise UnknownTorrentError(f"no torrent with info-hash {info_hash.hex()}")
+        return self._records[fetch.magnet.key]
+
+    def save_record(self, info_hash: bytes) -> None:
+        fetch = self.fetches.find(info_hash)
+        key = fetch.magnet.key if fetch is not None else info_hash
+        if key in self._remembered:
+            memory = self._session.memory
+            saved = memory.serially(memory.registry.save, key, self._records[key])
+            saved.addErrback(lambda failure: self.log.failure("cannot remember magnet", failure))
 
     def unknown(self, info_hash: bytes) -> UnknownTorrentError:
         """Why the session has no torrent ``info_hash`` to change: none, or not yet one."""

@@ -10,6 +10,7 @@ events in the order they happened and never a half-applied mix.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from bt.logs import Logger
 from bt.progress import format_bytes
 from bt.registry import RegistryEntry, TorrentRecord, TorrentRegistry
 from bt.settings import SessionSettings, SettingsFile
+from bt.torrentprefs import TorrentPrefs
 
 if TYPE_CHECKING:
     from bt.torrent import Torrent
@@ -44,6 +46,10 @@ class SessionMemory:
         self.remembered: set[bytes] = set()
         #: When each torrent was added (the rest of its record is read off the torrent).
         self.added: dict[bytes, float] = {}
+        #: Each torrent's labels and seed-ratio goal (bt.torrentprefs), kept in its record.
+        self.prefs: dict[bytes, TorrentPrefs] = {}
+        #: What settings.json holds (limits, download folder, seed ratio), as last saved.
+        self.saved_settings = SessionSettings()
         self._writes: Deferred[Any] = defer.succeed(None)
 
     def load(self) -> Iterator[RegistryEntry]:
@@ -63,6 +69,9 @@ class SessionMemory:
             download_limit=torrent.download_bucket.rate,
             added=self.added[info_hash],
         )
+        prefs = self.prefs.get(info_hash, TorrentPrefs())
+        record.labels = list(prefs.labels)
+        record.seed_ratio_mode, record.seed_ratio = prefs.ratio_mode, prefs.own_ratio
         saved = self.serially(self.registry.save, info_hash, record, torrent_file)
         saved.addErrback(
             lambda failure: self.log.failure("cannot remember torrent settings", failure)
@@ -86,10 +95,20 @@ class SessionMemory:
 
     def save_limits(self, limits: SharedLimits) -> Deferred[None]:
         """Save the global limits now in force; never errbacks (a failure is logged)."""
-        settings = SessionSettings(limits.upload.rate, limits.download.rate)
+        return self.save_settings(
+            replace(
+                self.saved_settings,
+                upload_limit=limits.upload.rate,
+                download_limit=limits.download.rate,
+            )
+        )
+
+    def save_settings(self, settings: SessionSettings) -> Deferred[None]:
+        """Save the session's settings; never errbacks (a failure is logged)."""
+        self.saved_settings = settings
         saved = self.serially(self.settings.save, settings)
         saved.addErrback(
-            lambda failure: self.log.failure("cannot remember the global limits", failure)
+            lambda failure: self.log.failure("cannot remember the session settings", failure)
         )
         return saved.addCallback(lambda _: None)
 
@@ -108,6 +127,8 @@ class SessionMemory:
             self.log.error("{error}; using the global limits of the command line", error=exc)
             return [str(exc)]
         given = {"upload": given_upload, "download": given_download}
+        if saved is not None:
+            self.saved_settings = saved
         if saved is None:
             if any(given.values()):
                 self.save_limits(limits)

@@ -23,6 +23,7 @@ from bt.magnet import MagnetLink, parse_magnet
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.status import FilePriority
 from bt.storage.resume import save_resume
+from bt.torrentprefs import RatioMode, TorrentPrefs, check_labels, check_mode, check_ratio
 
 __all__ = ["RegistryEntry", "TorrentRecord", "TorrentRegistry"]
 
@@ -39,6 +40,14 @@ class TorrentRecord:
     upload_limit: float | None = None
     download_limit: float | None = None
     added: float = 0.0
+    #: Labels and the seed-ratio goal (bt.torrentprefs); absent from older records.
+    labels: list[str] = field(default_factory=list)
+    seed_ratio_mode: int = RatioMode.SESSION
+    seed_ratio: float | None = None
+
+    @property
+    def prefs(self) -> TorrentPrefs:
+        return TorrentPrefs(tuple(self.labels), self.seed_ratio_mode, self.seed_ratio)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -62,6 +71,11 @@ class TorrentRecord:
                 upload_limit=_optional(data, "upload_limit", (int, float)),
                 download_limit=_optional(data, "download_limit", (int, float)),
                 added=float(data.get("added", 0.0)),
+                labels=list(check_labels(data.get("labels", []))),
+                seed_ratio_mode=check_mode(data.get("seed_ratio_mode", 0), "seed_ratio_mode"),
+                seed_ratio=None
+                if data.get("seed_ratio") is None
+                else check_ratio(data["seed_ratio"], "seed_ratio"),
             )
         except (TypeError, ValueError) as exc:
             raise BtError(f"{where}: {exc}") from None

@@ -34,6 +34,7 @@ from bt.policy.ratelimit import TokenBucket
 from bt.policy.slots import ConnectionSlots
 from bt.registry import TorrentRecord
 from bt.sessionevents import SessionEvents
+from bt.sessionprefs import restore_session_prefs
 from bt.sessionstatus import session_status
 from bt.settings import configured_limit as _given
 from bt.settings import user_limit as _limit
@@ -82,6 +83,8 @@ class SessionConfig:
     data_umask: int | None = None
     #: The DHT node (BEP 5) and its bootstrap nodes; None: no DHT (``--no-dht``).
     dht: DHTConfig | None = None
+    #: Settings the command line gave, which win over saved ones (bt.sessionprefs).
+    given: frozenset[str] = frozenset({"download_dir", "seed_ratio"})
 
 
 class Session(MultiService):
@@ -205,7 +208,10 @@ class Session(MultiService):
         else:
             shown_folder = ""
         self.memory.added[metainfo.info_hash] = record.added
-        config = self.config.torrent
+        self.memory.prefs[metainfo.info_hash] = prefs = record.prefs
+        config = replace(
+            self.config.torrent, seed_ratio=prefs.seed_ratio(self.config.torrent.seed_ratio)
+        )
         if record.upload_limit is not None or record.download_limit is not None:
             config = replace(
                 config,
@@ -386,6 +392,7 @@ class Session(MultiService):
             given_download=self.config.download_limit is not UNCHANGED,
             now=self.reactor.seconds(),
         )
+        restore_session_prefs(self)
         for entry in self.memory.load():
             if entry.magnet is not None:
                 self.magnets.add(entry.magnet, record=entry.record)  # saved already

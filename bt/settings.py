@@ -1,6 +1,7 @@
 """The session's own settings changed at run time, kept in ``STATE_DIR/settings.json``.
 
-Today these are the global rate limits (``bt limit``). The file always holds
+These are the global rate limits (``bt limit``), and the download folder and
+seed ratio that Transmission's session-set changes. The file always holds
 the values last in force, so a restart keeps what ``bt limit`` set; an option
 given on the command line overrides it at start (as Transmission's daemon lets
 its command line override ``settings.json``), and is what the file then holds.
@@ -27,25 +28,50 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class SessionSettings:
-    """Global limits in bytes/s; None: unlimited."""
+    """Global limits in bytes/s (None: unlimited); the folder and seed ratio set at run time."""
 
     upload_limit: float | None = None
     download_limit: float | None = None
+    #: Set by Transmission's session-set; None: never set (the command line's applies).
+    download_dir: str | None = None
+    #: Whether a session seed ratio was set (None: never), and which (None: unlimited).
+    seed_ratio_limited: bool | None = None
+    seed_ratio: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "version": FORMAT_VERSION,
             "upload_limit": self.upload_limit,
             "download_limit": self.download_limit,
         }
+        if self.download_dir is not None:
+            data["download_dir"] = self.download_dir
+        if self.seed_ratio_limited is not None:  # the ratio means nothing without it
+            data["seed_ratio_limited"] = self.seed_ratio_limited
+            data["seed_ratio"] = self.seed_ratio
+        return data
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> SessionSettings:
         if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
             raise BtError(f"{where}: not session settings of version {FORMAT_VERSION}")
+        folder, limited, ratio = (
+            data.get(key) for key in ("download_dir", "seed_ratio_limited", "seed_ratio")
+        )
+        if folder is not None and not (isinstance(folder, str) and folder.startswith("/")):
+            raise BtError(f"{where}: download_dir is {folder!r:.60}, not an absolute folder")
+        if limited is not None and not isinstance(limited, bool):
+            raise BtError(f"{where}: seed_ratio_limited is {limited!r:.30}, not true/false/null")
+        if ratio is not None and (
+            isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio < 0
+        ):
+            raise BtError(f"{where}: seed_ratio is {ratio!r:.30}, not a ratio or null")
         return cls(
             upload_limit=_rate(data, "upload_limit", where),
             download_limit=_rate(data, "download_limit", where),
+            download_dir=folder,
+            seed_ratio_limited=limited,
+            seed_ratio=None if ratio is None else float(ratio),
         )
 
 

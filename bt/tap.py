@@ -64,7 +64,13 @@ class Options(usage.Options):
         ],
     ]
     optParameters = [
-        ["download-dir", "d", ".", "Folder the torrent's files are written into."],
+        [
+            "download-dir",
+            "d",
+            None,
+            "Folder the torrent's files are written into (default: the one Transmission's "
+            "session-set saved, else the current folder).",
+        ],
         [
             "listen",
             "l",
@@ -184,7 +190,8 @@ class Options(usage.Options):
             startup.fail(message, hint=not message.startswith("--"))
 
     def postOptions(self) -> None:
-        download_dir = Path(self["download-dir"])
+        self["download-dir-given"] = self["download-dir"] is not None
+        download_dir = Path(self["download-dir"] or ".")
         if download_dir.exists() and not download_dir.is_dir():
             _fail(f"--download-dir {download_dir}: not a folder")
         self["download-dir"] = download_dir
@@ -297,6 +304,14 @@ def makeService(options: Options) -> service.IService:
         recheck=bool(options["recheck"]),
         data_umask=twistd.data_umask,
         dht=dht_config(options),
+        given=frozenset(
+            name
+            for name, option in (
+                ("download_dir", "download-dir-given"),
+                ("seed_ratio", "seed-ratio"),
+            )
+            if options[option] not in (None, False)
+        ),
         torrent=TorrentConfig(
             max_peers=options["max-peers"],
             upload_slots=options["upload-slots"],

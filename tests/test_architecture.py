@@ -46,6 +46,7 @@ LAYER_0 = [
     "bt.peerid",
     "bt.units",
     "bt.priorities",
+    "bt.torrentprefs",
     "bt.status",
     "bt.storage.changes",
     "bt.storage.layout",

@@ -106,3 +106,25 @@ def test_every_limit_option_gives_its_unit() -> None:
         "torrent-download-limit",
     ):
         assert "bytes/s" in helps[name] and "2M" in helps[name], name
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_command_line_names_the_settings_it_gives(tmp_path: Path) -> None:
+    """What session-set saved applies only where the command line is silent (bt.sessionprefs)."""
+    options = Options()
+    options.parseOptions(
+        dht_safe_args(
+            [
+                *("--state-dir", str(tmp_path / "other")),
+                *("--listen", "tcp:0:interface=127.0.0.1", "--control", "none"),
+                *("--seed-ratio", "1.5"),
+            ]
+        )
+    )
+    assert options["download-dir"] == Path(".")
+    for given, expected in ((parsed(tmp_path), {"download_dir"}), (options, {"seed_ratio"})):
+        session = makeService(given)
+        try:
+            assert session.config.given == expected  # type: ignore[attr-defined]
+        finally:
+            await session.stopService()  # type: ignore[attr-defined]
