@@ -45,11 +45,12 @@ class Session(FakeSession):
 
 
 class Live:
-    """Details as the live session would give them; records reannounces and ratios."""
+    """Details as the live session would give them; records reannounces and preferences."""
 
     def __init__(self) -> None:
         self.reannounced: list[bytes] = []
-        self.ratios: dict[bytes, float | None] = {}
+        self.prefs: dict[bytes, dict[str, Any]] = {}
+        self.session_prefs: list[dict[str, Any]] = []
         self.peers: tuple[PeerDetails, ...] = ()
 
     def details(self, info_hash: bytes, *, peers: bool = False, pieces: bool = False) -> Details:
@@ -57,16 +58,23 @@ class Live:
             added=1_700_000_000.5,
             trackers=(TrackerDetails("http://t.example:6969/announce", 0, errors=1),),
             peers=self.peers if peers else (),
-            seed_ratio=self.ratios.get(info_hash, 2.0),
+            seed_ratio=self.prefs.get(info_hash, {}).get("own_ratio"),
+            ratio_mode=self.prefs.get(info_hash, {}).get("ratio_mode", 0),
+            labels=tuple(self.prefs.get(info_hash, {}).get("labels", ())),
             magnet=f"magnet:?xt=urn:btih:{info_hash.hex()}",
         )
 
     def reannounce(self, info_hash: bytes) -> None:
         self.reannounced.append(info_hash)
 
-    def set_seed_ratio(self, info_hash: bytes, ratio: float | None) -> bool:
-        self.ratios[info_hash] = ratio
-        return True
+    def set_prefs(self, info_hash: bytes, **changes: Any) -> None:
+        self.prefs.setdefault(info_hash, {}).update(changes)
+
+    def set_session_prefs(self, **changes: Any) -> defer.Deferred[None]:
+        if str(changes.get("download_dir", "/")).startswith("/nowhere"):
+            return defer.fail(ValueError("download-dir: '/nowhere' is not writable"))
+        self.session_prefs.append(changes)
+        return defer.succeed(None)
 
 
 def two_files() -> tuple[FileStatus, ...]:
@@ -400,8 +408,16 @@ def test_torrent_set_files_priorities_limits_and_ratio(
     assert session.torrents[a].download_limit == 300_000
     ok(rpc, "torrent-set", {"ids": [1], "seedRatioLimit": 1.5, "seedRatioMode": 1})
     ok(rpc, "torrent-set", {"ids": [2], "seedRatioMode": 2})
-    assert live.ratios == {a: 1.5, bytes.fromhex(HASH_B): None}
-    ok(rpc, "torrent-set", {"ids": [1], "labels": []})
+    assert live.prefs == {
+        a: {"own_ratio": 1.5, "ratio_mode": 1},
+        bytes.fromhex(HASH_B): {"ratio_mode": 2},
+    }
+    ok(rpc, "torrent-set", {"ids": [1], "labels": ["tv", "hd", "tv"]})
+    assert live.prefs[a]["labels"] == ("tv", "hd")
+    got = ok(
+        rpc, "torrent-get", {"ids": [1], "fields": ["labels", "seedRatioLimit", "seedRatioMode"]}
+    )
+    assert got["torrents"] == [{"labels": ["tv", "hd"], "seedRatioLimit": 1.5, "seedRatioMode": 1}]
 
 
 @pytest.mark.parametrize(
@@ -412,14 +428,54 @@ def test_torrent_set_files_priorities_limits_and_ratio(
         ({"downloadLimit": -5}, "downloadLimit"),
         ({"uploadLimited": "yes"}, "uploadLimited"),
         ({"seedRatioMode": 7}, "seedRatioMode"),
+        ({"seedRatioLimit": -1}, "seedRatioLimit"),
+        ({"labels": "tv"}, "labels"),
+        ({"labels": ["a,b"]}, "labels[0]"),
+        ({"labels": ["ok", ""]}, "labels[1]"),
+        ({"labels": ["x" * 257]}, "labels[0]"),
+        ({"labels": [str(n) for n in range(65)]}, "at most 64"),
         ({"trackerAdd": ["http://x/announce"]}, "trackerAdd"),
     ],
 )
 def test_bad_torrent_set_changes_nothing(
-    rpc: Rpc, session: Session, arguments: dict[str, Any], fragment: str
+    rpc: Rpc, session: Session, live: Live, arguments: dict[str, Any], fragment: str
 ) -> None:
-    failed(rpc, "torrent-set", {"ids": [1], **arguments}, fragment)
-    assert session.calls == []
+    failed(rpc, "torrent-set", {"ids": [1], "downloadLimit": 5, **arguments}, fragment)
+    assert session.calls == [] and live.prefs == {}
+
+
+def test_session_set_download_dir_and_seed_ratio(rpc: Rpc, live: Live) -> None:
+    """Sonarr and friends set these; bt keeps them (bt.sessionprefs saves them)."""
+    ok(rpc, "session-set", {"download-dir": "/data"})  # unchanged: nothing to do
+    ok(rpc, "session-set", {"seedRatioLimit": 2.0, "seedRatioLimited": True})  # as shown
+    assert live.session_prefs == []
+    ok(rpc, "session-set", {"download-dir": "/srv/new", "seedRatioLimit": 0.5})
+    ok(rpc, "session-set", {"seedRatioLimited": False})
+    assert live.session_prefs == [
+        {"download_dir": "/srv/new", "seed_ratio": 0.5},
+        {"seed_ratio_limited": False},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [
+        ({"download-dir": "relative/dir"}, "absolute"),
+        ({"download-dir": "/nowhere"}, "not writable"),
+        ({"seedRatioLimit": "2"}, "seedRatioLimit"),
+        ({"seedRatioLimited": "yes"}, "seedRatioLimited"),
+    ],
+)
+def test_bad_session_set_changes_nothing(
+    rpc: Rpc, session: Session, live: Live, arguments: dict[str, Any], fragment: str
+) -> None:
+    failed(
+        rpc,
+        "session-set",
+        {"speed-limit-up": 10, "speed-limit-up-enabled": True, **arguments},
+        fragment,
+    )
+    assert live.session_prefs == [] and session.limits.get("upload") is None
 
 
 def test_set_location_is_honest(rpc: Rpc) -> None:
@@ -492,12 +548,15 @@ def test_a_torrent_removed_elsewhere_is_reported_removed_too(rpc: Rpc, session: 
     assert recent["removed"] == [1] and recent["torrents"] == [{"id": 2}]
 
 
-def test_a_magnet_cannot_take_limits_before_its_metadata(rpc: Rpc, session: Session) -> None:
+def test_a_magnet_cannot_take_limits_before_its_metadata(
+    rpc: Rpc, session: Session, live: Live
+) -> None:
     magnet = "cc" * 20
     session.torrents[bytes.fromhex(magnet)] = make_status(
         magnet, "mag", state=MagnetState.FETCHING_METADATA, files=()
     )
     failed(rpc, "torrent-set", {"ids": [magnet], "uploadLimited": True}, "mag", "metadata")
-    ok(rpc, "torrent-set", {"ids": [magnet], "labels": ["tv"]})
+    ok(rpc, "torrent-set", {"ids": [magnet], "labels": ["tv"]})  # kept for the torrent
+    assert live.prefs[bytes.fromhex(magnet)] == {"labels": ("tv",)}
     ok(rpc, "torrent-stop", {"ids": [magnet]})  # left alone until it is a torrent
     assert session.calls == []

@@ -156,6 +156,35 @@ def test_the_transmission_rpc_library_adds_gets_stops_starts_and_removes(
         assert client.get_torrent(added.id).status == "seeding"
         downloaded = bt.download_dir / "lib.bin"
         assert downloaded.read_bytes() == (tmp_path / "seed" / "lib.bin").read_bytes()
+
+        # What Sonarr-style tools set: labels, ratios and folders, kept across a restart.
+        client.change_torrent(added.id, labels=["linux", "iso"], seed_ratio_limit=30.5)
+        client.change_torrent(added.id, seed_ratio_mode=1)
+        later = tmp_path / "later"
+        client.set_session(seed_ratio_limit=12.25, seed_ratio_limited=True, download_dir=str(later))
+        remote(bt, "-t", "1", "-L", "linux,iso,x86")  # Debian's transmission-remote too
+        prefs = ["labels", "seedRatioLimit", "seedRatioMode"]
+
+        def kept(client: transmission_rpc.Client, folder: Path) -> None:
+            got = client.get_torrent(added.id, arguments=prefs)
+            assert (got.labels, got.seed_ratio_limit, got.seed_ratio_mode.value) == (
+                ["linux", "iso", "x86"],
+                30.5,
+                1,
+            )
+            session = client.get_session()
+            assert session.seed_ratio_limit == 12.25 and session.seed_ratio_limited
+            assert session.download_dir == str(folder)
+
+        kept(client, later)
+        stop_cleanly(bt)
+        bt.logfile.rename(bt.workdir / "first-run.log")
+        bt.start()
+        bt.wait_for_api()
+        client = transmission_rpc.Client(
+            host=LOOPBACK, port=control_port(bt), username="me", password=token(bt), timeout=10
+        )
+        kept(client, bt.download_dir)  # --download-dir on the command line wins over the saved
         client.remove_torrent(added.id, delete_data=True)
         wait_for(lambda: not downloaded.exists(), 10, "the data deleted")
         assert client.get_torrents() == []

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 
 from bt.control import fields as read
-from bt.control.transmission.arguments import flag, indexes
+from bt.control.transmission.arguments import flag, indexes, prefs_change
 from bt.control.transmission.errors import RpcError
 from bt.errors import DuplicateTorrentError, MagnetError
 from bt.magnet import is_magnet, parse_magnet
@@ -70,7 +70,19 @@ def _duplicate(rpc: Rpc, info_hash: bytes) -> dict[str, Any]:
     return {"torrent-duplicate": _identity(rpc, info_hash)}
 
 
+def _labels(arguments: dict[str, Any]) -> dict[str, Any]:
+    """torrent-add's labels, checked before anything is added."""
+    return prefs_change({k: v for k, v in arguments.items() if k == "labels"})
+
+
+def _added(rpc: Rpc, info_hash: bytes, prefs: dict[str, Any]) -> dict[str, Any]:
+    if prefs:
+        rpc.live.set_prefs(info_hash, **prefs)
+    return {"torrent-added": _identity(rpc, info_hash)}
+
+
 def _add_metainfo(rpc: Rpc, metainfo: Metainfo, arguments: dict[str, Any]) -> dict[str, Any]:
+    prefs = _labels(arguments)
     paused = flag(arguments, "paused", not rpc.start_added)
     folder = _download_dir(arguments)
     priorities = file_priorities(metainfo, arguments)
@@ -81,7 +93,7 @@ def _add_metainfo(rpc: Rpc, metainfo: Metainfo, arguments: dict[str, Any]) -> di
         rpc.session.add_torrent(metainfo, **options)
     except DuplicateTorrentError:
         return _duplicate(rpc, metainfo.info_hash)
-    return {"torrent-added": _identity(rpc, metainfo.info_hash)}
+    return _added(rpc, metainfo.info_hash, prefs)
 
 
 def _add_magnet(rpc: Rpc, uri: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +101,7 @@ def _add_magnet(rpc: Rpc, uri: str, arguments: dict[str, Any]) -> dict[str, Any]
         magnet = parse_magnet(uri)
     except MagnetError as exc:
         raise RpcError(f"filename: not a valid magnet link: {shown(str(exc), 300)}") from None
+    prefs = _labels(arguments)
     try:
         rpc.session.add_magnet(
             magnet,
@@ -101,7 +114,7 @@ def _add_magnet(rpc: Rpc, uri: str, arguments: dict[str, Any]) -> dict[str, Any]
     except MagnetError as exc:
         raise RpcError(f"filename: {shown(str(exc), 300)}") from None
     assert magnet.info_hash is not None  # add_magnet refuses the others
-    return {"torrent-added": _identity(rpc, magnet.info_hash)}
+    return _added(rpc, magnet.info_hash, prefs)
 
 
 def torrent_add(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str, Any]] | Any:

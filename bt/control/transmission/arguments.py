@@ -8,8 +8,9 @@ from typing import Any
 from twisted.internet import defer
 
 from bt.control.transmission.errors import RpcError
+from bt.torrentprefs import check_labels, check_mode, check_ratio
 
-__all__ = ["each", "flag", "indexes", "limit_change", "limits_change", "number"]
+__all__ = ["each", "flag", "indexes", "limit_change", "limits_change", "number", "prefs_change"]
 
 
 def each(hashes: Iterable[bytes], action: Callable[[bytes], Any]) -> defer.Deferred[dict[str, Any]]:
@@ -101,3 +102,18 @@ def limits_change(
         if change is not None:
             limits[direction], keeps[(owner, direction)] = change
     return limits, keeps
+
+
+def prefs_change(arguments: dict[str, Any]) -> dict[str, Any]:
+    """bt.sessionprefs changes for Transmission's labels and seedRatio keys, checked."""
+    changes: dict[str, Any] = {}
+    try:
+        if "labels" in arguments:
+            changes["labels"] = check_labels(arguments["labels"])
+        if "seedRatioMode" in arguments:
+            changes["ratio_mode"] = check_mode(arguments["seedRatioMode"], "seedRatioMode")
+        if "seedRatioLimit" in arguments:
+            changes["own_ratio"] = check_ratio(arguments["seedRatioLimit"], "seedRatioLimit")
+    except ValueError as exc:
+        raise RpcError(str(exc)) from None
+    return changes

@@ -13,6 +13,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from twisted.internet.defer import Deferred
+
+from bt.errors import UnknownTorrentError
+from bt.sessionprefs import set_session_prefs, set_torrent_prefs, torrent_prefs
+from bt.torrentprefs import TorrentPrefs
+
 __all__ = [
     "NO_DETAILS",
     "Details",
@@ -61,8 +67,10 @@ class Details:
     webseeds: tuple[str, ...] = ()
     #: The verified pieces as a BEP 3 bitfield (Transmission's ``pieces``, base64).
     pieces: str = ""
-    #: This torrent's own seed ratio (None: none, unlimited).
+    #: This torrent's own seed ratio (None: none), its seedRatioMode and labels (bt.torrentprefs).
     seed_ratio: float | None = None
+    ratio_mode: int = 0
+    labels: tuple[str, ...] = ()
     peers_from: dict[str, int] = field(default_factory=dict)
 
 
@@ -74,7 +82,8 @@ class Extras(Protocol):
 
     def details(self, info_hash: bytes, *, peers: bool = ..., pieces: bool = ...) -> Details: ...
     def reannounce(self, info_hash: bytes) -> None: ...
-    def set_seed_ratio(self, info_hash: bytes, ratio: float | None) -> bool: ...
+    def set_prefs(self, info_hash: bytes, **changes: Any) -> None: ...
+    def set_session_prefs(self, **changes: Any) -> Deferred[None]: ...
 
 
 class LiveTorrents:
@@ -92,8 +101,16 @@ class LiveTorrents:
         torrent = self._torrent(info_hash)
         memory = getattr(self._session, "memory", None)
         added = getattr(memory, "added", {}).get(info_hash, 0.0) if memory is not None else 0.0
+        prefs = _prefs(self._session, info_hash)
         if torrent is None:
-            return replace(NO_DETAILS, added=added, magnet=_magnet(info_hash, "", ()))
+            return replace(
+                NO_DETAILS,
+                added=added,
+                magnet=_magnet(info_hash, "", ()),
+                seed_ratio=prefs.own_ratio,
+                ratio_mode=prefs.ratio_mode,
+                labels=prefs.labels,
+            )
         metainfo = torrent.metainfo
         trackers = tuple(
             TrackerDetails(url, tier) for tier, urls in enumerate(metainfo.trackers) for url in urls
@@ -112,7 +129,9 @@ class LiveTorrents:
             peers=tuple(_peer(link) for link in torrent.links) if peers else (),
             webseeds=tuple(metainfo.url_list),
             pieces=_pieces(torrent) if pieces else "",
-            seed_ratio=torrent.config.seed_ratio,
+            seed_ratio=prefs.own_ratio,
+            ratio_mode=prefs.ratio_mode,
+            labels=prefs.labels,
         )
 
     def reannounce(self, info_hash: bytes) -> None:
@@ -122,13 +141,23 @@ class LiveTorrents:
             for announcer in torrent.announcers:
                 announcer.need_peers()
 
-    def set_seed_ratio(self, info_hash: bytes, ratio: float | None) -> bool:
-        """This torrent's seed ratio for the daemon's life; False when it has no live torrent."""
-        torrent = self._torrent(info_hash)
-        if torrent is None:
-            return False
-        torrent.config = replace(torrent.config, seed_ratio=ratio)
-        return True
+    def set_prefs(self, info_hash: bytes, **changes: Any) -> None:
+        """A torrent's labels or seed-ratio goal (bt.sessionprefs): kept in its record."""
+        set_torrent_prefs(self._session, info_hash, **changes)
+
+    def set_session_prefs(self, **changes: Any) -> Deferred[None]:
+        """The session's download folder or seed ratio, kept in settings.json."""
+        return set_session_prefs(self._session, **changes)
+
+
+def _prefs(session: Any, info_hash: bytes) -> TorrentPrefs:
+    memory = getattr(session, "memory", None)
+    if memory is None or not hasattr(session, "magnets"):
+        return TorrentPrefs()  # a test double
+    try:
+        return torrent_prefs(session, info_hash)
+    except UnknownTorrentError:
+        return TorrentPrefs()
 
 
 def _pieces(torrent: Any) -> str:

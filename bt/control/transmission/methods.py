@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
-from bt.control.transmission.arguments import each, flag, indexes, limits_change, number
+from bt.control.transmission.arguments import each, flag, indexes, limits_change, prefs_change
 from bt.control.transmission.errors import RpcError
 from bt.control.transmission.torrentfields import (
     FIELDS,
@@ -117,7 +117,7 @@ def torrent_remove(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[s
 
 
 #: torrent-set keys bt accepts without keeping (it has no such setting), when harmless.
-_ACCEPTED = {"labels", "bandwidthPriority", "honorsSessionLimits", "queuePosition", "group"}
+_ACCEPTED = {"bandwidthPriority", "honorsSessionLimits", "queuePosition", "group"}
 #: torrent-set keys bt has no setting for; refused (named) when asked.
 _REFUSED = {
     "location",
@@ -164,22 +164,6 @@ def _priorities(status: TorrentStatus, arguments: dict[str, Any]) -> dict[int, F
     return changed
 
 
-def _seed_ratio(rpc: Rpc, arguments: dict[str, Any], own: float | None) -> Any:
-    """The torrent's new seed ratio (None: unlimited), or ``...`` for no change."""
-    if "seedRatioMode" not in arguments and "seedRatioLimit" not in arguments:
-        return ...
-    mode = arguments.get("seedRatioMode", 1 if own is not None else 0)
-    if mode not in (0, 1, 2) or isinstance(mode, bool):
-        raise RpcError(f"seedRatioMode: expected 0, 1 or 2, got {mode!r:.30}")
-    if mode == 0:
-        return rpc.facts.seed_ratio
-    if mode == 2:
-        return None
-    if "seedRatioLimit" in arguments:
-        return number(arguments, "seedRatioLimit")
-    return own if own is not None else rpc.facts.seed_ratio
-
-
 _TORRENT_LIMITS = {
     "download": ("downloadLimit", "downloadLimited"),
     "upload": ("uploadLimit", "uploadLimited"),
@@ -190,29 +174,28 @@ def torrent_set(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str,
     refused = sorted(set(arguments) & _REFUSED)
     if refused:
         raise RpcError(f"torrent-set: bt cannot set {', '.join(refused)}")
-    if not isinstance(arguments.get("labels", []), list):
-        raise RpcError("labels: expected a list of strings")
+    prefs = prefs_change(arguments)
     plans = []
     for info_hash in rpc.hashes(arguments):  # everything is checked before anything changes
         status = rpc.session.torrent_status(info_hash)
+        if str(status.state) == _MAGNET:
+            if any(key in arguments for keys in _TORRENT_LIMITS.values() for key in keys):
+                raise RpcError(f"torrent-set: {status.name} is still fetching its metadata")
+            plans.append((info_hash, {}, {}, {}))  # nor has it files yet
+            continue
         current = {"download": status.download_limit, "upload": status.upload_limit}
         limits, keeps = limits_change(
             arguments, _TORRENT_LIMITS, current, rpc.kept_limits, info_hash
         )
-        ratio = _seed_ratio(rpc, arguments, rpc.live.details(info_hash).seed_ratio)
-        if str(status.state) == _MAGNET:
-            if limits or ratio is not ...:
-                raise RpcError(f"torrent-set: {status.name} is still fetching its metadata")
-            continue  # nor has it files yet
-        plans.append((info_hash, limits, keeps, _priorities(status, arguments), ratio))
-    for info_hash, limits, keeps, priorities, ratio in plans:
+        plans.append((info_hash, limits, keeps, _priorities(status, arguments)))
+    for info_hash, limits, keeps, priorities in plans:
         rpc.kept_limits.update(keeps)
         if limits:
             rpc.session.set_torrent_limits(info_hash, **limits)
         if priorities:
             rpc.session.set_file_priorities(info_hash, priorities)
-        if ratio is not ...:
-            rpc.live.set_seed_ratio(info_hash, ratio)
+        if prefs:
+            rpc.live.set_prefs(info_hash, **prefs)
     return defer.succeed({})
 
 

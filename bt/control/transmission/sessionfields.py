@@ -16,6 +16,7 @@ from typing import Any
 
 from bt import __version__
 from bt.control.transmission.errors import RpcError
+from bt.sessionprefs import session_seed_ratio
 from bt.status import SessionStatus
 
 __all__ = [
@@ -50,6 +51,8 @@ class SessionFacts:
     download_dir: str = ""
     config_dir: str = ""
     seed_ratio: float | None = None
+    #: The seed ratio kept while the limit is off (session-set), shown as seedRatioLimit.
+    kept_seed_ratio: float | None = None
     seed_time: float | None = None
     max_connections: int | None = None
     max_peers: int = 50
@@ -64,6 +67,7 @@ class SessionFacts:
             download_dir=str(Path(config.download_dir)),
             config_dir=str(Path(config.state_dir)),
             seed_ratio=torrent.seed_ratio,
+            kept_seed_ratio=session_seed_ratio(session) if hasattr(session, "memory") else None,
             seed_time=torrent.seed_time,
             max_connections=config.max_connections,
             max_peers=torrent.max_peers,
@@ -129,7 +133,9 @@ def session_fields(
         "script-torrent-done-seeding-filename": "",
         "seed-queue-enabled": False,
         "seed-queue-size": 0,
-        "seedRatioLimit": facts.seed_ratio if facts.seed_ratio is not None else 2,
+        "seedRatioLimit": next(
+            (r for r in (facts.seed_ratio, facts.kept_seed_ratio) if r is not None), 2
+        ),
         "seedRatioLimited": facts.seed_ratio is not None,
         "session-id": session_id,
         "speed-limit-down": _kb(status.download_limit) or int(kept.get("download", 100)),
@@ -154,6 +160,9 @@ SETTABLE = frozenset(
         "speed-limit-up",
         "speed-limit-up-enabled",
         "start-added-torrents",
+        "download-dir",
+        "seedRatioLimit",
+        "seedRatioLimited",
     }
 )
 
@@ -169,7 +178,8 @@ def refused_keys(arguments: Mapping[str, Any], current: Mapping[str, Any]) -> No
         raise RpcError(
             "bt cannot change "
             + ", ".join(f"{key} (it is {current[key]!r:.40})" for key in refused)
-            + "; the speed limits and start-added-torrents are what this RPC can set"
+            + "; the speed limits, download-dir, seedRatioLimit(ed) and start-added-torrents "
+            "are what this RPC can set"
         )
 
 

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from bt.control.transmission.arguments import flag, limits_change
 from bt.control.transmission.errors import RpcError
 from bt.control.transmission.sessionfields import refused_keys, session_fields, stats
+from bt.torrentprefs import check_ratio
 
 if TYPE_CHECKING:
     from bt.control.transmission.rpc import Rpc
@@ -70,13 +72,48 @@ def session_set(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str,
     current = {"download": status.download_limit, "upload": status.upload_limit}
     limits, keeps = limits_change(arguments, _SESSION_LIMITS, current, rpc.kept_limits, None)
     start_added = flag(arguments, "start-added-torrents", rpc.start_added)
-    # Everything is checked: now the changes.
-    rpc.start_added = start_added
-    rpc.kept_limits.update(keeps)
-    if not limits:
-        return defer.succeed({})
-    saved = defer.maybeDeferred(rpc.session.set_limits, **limits)
-    return saved.addCallback(lambda _: {})
+    prefs = _session_prefs(rpc, arguments)
+    # Everything is checked (but whether the folder can be used: that takes a thread).
+    saved: defer.Deferred[Any] = defer.succeed(None)
+    if prefs:
+        saved = rpc.live.set_session_prefs(**prefs)
+        saved.addErrback(_refused_prefs)
+
+    def the_rest(_: object) -> defer.Deferred[Any] | None:
+        rpc.start_added = start_added
+        rpc.kept_limits.update(keeps)
+        return defer.maybeDeferred(rpc.session.set_limits, **limits) if limits else None
+
+    return saved.addCallback(the_rest).addCallback(lambda _: {})
+
+
+def _session_prefs(rpc: Rpc, arguments: dict[str, Any]) -> dict[str, Any]:
+    """session-set's download-dir and seed ratio keys, where they change something."""
+    facts = rpc.facts
+    prefs: dict[str, Any] = {}
+    folder = arguments.get("download-dir")
+    if folder is not None and folder != facts.download_dir:
+        if not isinstance(folder, str) or not folder.startswith("/"):
+            raise RpcError(f"download-dir: {folder!r:.200} is not an absolute folder")
+        prefs["download_dir"] = folder
+    shown = session_fields(rpc.session.status(), facts, rpc.session_id, None)
+    if "seedRatioLimit" in arguments:
+        try:
+            ratio = check_ratio(arguments["seedRatioLimit"], "seedRatioLimit")
+        except ValueError as exc:
+            raise RpcError(str(exc)) from None
+        if ratio != shown["seedRatioLimit"]:
+            prefs["seed_ratio"] = ratio
+    if "seedRatioLimited" in arguments:
+        limited = flag(arguments, "seedRatioLimited")
+        if limited != shown["seedRatioLimited"]:
+            prefs["seed_ratio_limited"] = limited
+    return prefs
+
+
+def _refused_prefs(failure: Failure) -> None:
+    failure.trap(ValueError)
+    raise RpcError(str(failure.value))
 
 
 def session_stats(rpc: Rpc, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -73,15 +73,12 @@ def _active(view: TorrentView) -> bool:
 
 def _seed_ratio_mode(view: TorrentView) -> int:
     """0: the session's ratio, 1: the torrent's own, 2: unlimited."""
-    own = view.details.seed_ratio
-    if own == view.session_seed_ratio:
-        return 0
-    return 2 if own is None else 1
+    return view.details.ratio_mode
 
 
 def _seed_ratio_limit(view: TorrentView) -> float:
-    """The ratio that applies: the torrent's own, else the session's (2, as Transmission's
-    default, when neither has one: the mode then says unlimited)."""
+    """The torrent's own ratio, else the session's (2, as Transmission's default, when
+    neither has one: the mode then says which applies)."""
     for ratio in (view.details.seed_ratio, view.session_seed_ratio):
         if ratio is not None:
             return _whole(ratio)
@@ -263,7 +260,7 @@ FIELDS: dict[str, Field] = {
     "isFinished": lambda v: str(v.status.state) == "finished",
     "isPrivate": lambda v: v.status.private,
     "isStalled": lambda v: False,
-    "labels": lambda v: [],
+    "labels": lambda v: list(v.details.labels),
     "leftUntilDone": _left,
     "magnetLink": lambda v: v.details.magnet,
     "manualAnnounceTime": lambda v: -1,
