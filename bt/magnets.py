@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet import defer
 from twisted.internet.defer import Deferred
 
 from bt.candidates import Address, PeerSource
@@ -166,6 +168,16 @@ class Magnets:
             memory = self._session.memory
             stopped.addCallback(lambda _: memory.serially(memory.registry.forget, info_hash))
         return stopped.addCallback(lambda _: None)
+
+    def set_download_dir(self, info_hash: bytes, folder: Path) -> Deferred[Any]:
+        """A magnet has no data yet: moving it only changes where its files will go."""
+        record = self._records[info_hash] = replace(
+            self._records[info_hash], download_dir=str(folder)
+        )
+        if info_hash not in self._remembered:
+            return defer.succeed(None)
+        memory = self._session.memory
+        return memory.serially(memory.registry.save, info_hash, record)
 
     def unknown(self, info_hash: bytes) -> UnknownTorrentError:
         """Why the session has no torrent ``info_hash`` to change: none, or not yet one."""

@@ -55,17 +55,20 @@ class SessionMemory:
         info_hash = torrent.metainfo.info_hash
         if info_hash not in self.remembered:
             return
-        record = TorrentRecord(  # the torrent's settings as they are now
+        saved = self.serially(self.registry.save, info_hash, self.record(torrent), torrent_file)
+        saved.addErrback(
+            lambda failure: self.log.failure("cannot remember torrent settings", failure)
+        )
+
+    def record(self, torrent: Torrent) -> TorrentRecord:
+        """The torrent's settings as they are now (what :meth:`save` writes)."""
+        return TorrentRecord(
             paused=torrent.paused,
             download_dir=torrent.download_dir or None,
             file_priorities=list(torrent.file_priorities),
             upload_limit=torrent.upload_bucket.rate,
             download_limit=torrent.download_bucket.rate,
-            added=self.added[info_hash],
-        )
-        saved = self.serially(self.registry.save, info_hash, record, torrent_file)
-        saved.addErrback(
-            lambda failure: self.log.failure("cannot remember torrent settings", failure)
+            added=self.added[torrent.metainfo.info_hash],
         )
 
     def serially(self, job: Callable[..., Any], *args: Any) -> Deferred[Any]:

@@ -33,6 +33,7 @@ from bt.persistence import SessionMemory
 from bt.policy.ratelimit import TokenBucket
 from bt.policy.slots import ConnectionSlots
 from bt.registry import TorrentRecord
+from bt.relocation import Relocations
 from bt.sessionevents import SessionEvents
 from bt.sessionstatus import session_status
 from bt.settings import configured_limit as _given
@@ -130,6 +131,7 @@ class Session(MultiService):
         self.dht = dht_service(self)  # the DHT node (bt.dht.service); None: --no-dht
         #: Magnets still fetching their metadata (bt.magnets): torrents once it arrives.
         self.magnets = Magnets(self)
+        self.relocations = Relocations(self)  # data moved to another folder (bt.relocation)
 
     @property
     def port(self) -> int:
@@ -319,6 +321,10 @@ class Session(MultiService):
         torrent = self.get(info_hash)
         torrent.resume()
         self.memory.save(torrent)
+
+    def move_torrent(self, info_hash: bytes, folder: Path, *, move: bool = True) -> Deferred[None]:
+        """Move the data to ``folder`` (``move`` False: look for it there); see bt.relocation."""
+        return self.relocations.move(info_hash, folder, move=move)
 
     def recheck_torrent(self, info_hash: bytes) -> None:
         self.get(info_hash).recheck()
