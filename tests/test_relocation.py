@@ -12,11 +12,15 @@ import pytest_twisted
 from torrents import handmade_info, handmade_torrent, pseudo_random_bytes
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.testing import MemoryReactorClock
 
 from bt.errors import MoveError
 from bt.lifecycle import Event
+from bt.magnet import parse_magnet
 from bt.metainfo import Metainfo, parse_metainfo
 from bt.session import Session, SessionConfig
+from bt.storage.layout import Layout
+from bt.storage.memory import MemoryStorage
 from bt.torrent import Torrent
 
 PIECE = 16 * 1024
@@ -171,3 +175,33 @@ async def test_a_refused_move_leaves_the_torrent_running_where_it_was(tmp_path: 
             session.move_torrent(metainfo.info_hash, Path("relative"))
     finally:
         await session.stopService()
+
+
+def test_a_magnet_fetching_its_metadata_only_changes_where_its_files_will_go(
+    tmp_path: Path,
+) -> None:
+    """Not started: the registry writes happen at once (no disk threads running)."""
+    session = Session(
+        SessionConfig(download_dir=tmp_path / "old", state_dir=tmp_path / "state"),
+        reactor=MemoryReactorClock(),
+    )
+    magnet = parse_magnet(f"magnet:?xt=urn:btih:{'ab' * 20}&dn=later")
+    session.add_magnet(magnet, paused=True)
+    path = tmp_path / "state" / "torrents" / f"{'ab' * 20}.json"
+    before = json.loads(path.read_bytes())
+    moved = session.move_torrent(magnet.key, tmp_path / "new")
+    assert moved.called
+    assert session.torrent_status(magnet.key).download_dir == str(tmp_path / "new")
+    assert json.loads(path.read_bytes()) == {**before, "download_dir": str(tmp_path / "new")}
+
+
+def test_a_torrent_in_its_own_storage_cannot_move(tmp_path: Path) -> None:
+    metainfo = album()
+    session = Session(
+        SessionConfig(download_dir=tmp_path / "old", state_dir=tmp_path / "state"),
+        reactor=MemoryReactorClock(),
+    )
+    layout = Layout.from_files(metainfo.files, metainfo.piece_length)
+    session.add_torrent(metainfo, storage=MemoryStorage(layout))
+    with pytest.raises(MoveError, match="not in files"):
+        session.move_torrent(metainfo.info_hash, tmp_path / "new")
