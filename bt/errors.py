@@ -120,3 +120,8 @@ class LifecycleError(BtError):
 
 class DHTError(BtError):
     """A DHT query failed: no reply, an error reply, or it could not be sent."""
+
+
+class MoveError(StorageError):
+    """A torrent's data could not be moved to another folder; the message names the
+    file and why. Whatever had moved is back in the old folder."""

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet import defer
 from twisted.internet.defer import Deferred
 
 from bt.candidates import Address, PeerSource
@@ -178,13 +179,19 @@ class Magnets:
             raise UnknownTorrentError(f"no torrent with info-hash {info_hash.hex()}")
         return self._records[fetch.magnet.key]
 
-    def save_record(self, info_hash: bytes) -> None:
+    def save_record(self, info_hash: bytes) -> Deferred[Any]:
+        """Write a remembered magnet's record (after :meth:`record` changed it)."""
         fetch = self.fetches.find(info_hash)
         key = fetch.magnet.key if fetch is not None else info_hash
-        if key in self._remembered:
-            memory = self._session.memory
-            saved = memory.serially(memory.registry.save, key, self._records[key])
-            saved.addErrback(lambda failure: self.log.failure("cannot remember magnet", failure))
+        if key not in self._remembered:
+            return defer.succeed(None)
+        memory = self._session.memory
+        return memory.serially(memory.registry.save, key, self._records[key])
+
+    def set_download_dir(self, info_hash: bytes, folder: Path) -> Deferred[Any]:
+        """A magnet has no data yet: moving it only changes where its files will go."""
+        self.record(info_hash).download_dir = str(folder)
+        return self.save_record(info_hash)
 
     def unknown(self, info_hash: bytes) -> UnknownTorrentError:
         """Why the session has no torrent ``info_hash`` to change: none, or not yet one."""

@@ -61,20 +61,25 @@ class SessionMemory:
         info_hash = torrent.metainfo.info_hash
         if info_hash not in self.remembered:
             return
-        record = TorrentRecord(  # the torrent's settings as they are now
+        saved = self.serially(self.registry.save, info_hash, self.record(torrent), torrent_file)
+        saved.addErrback(
+            lambda failure: self.log.failure("cannot remember torrent settings", failure)
+        )
+
+    def record(self, torrent: Torrent) -> TorrentRecord:
+        """The torrent's settings as they are now (what :meth:`save` writes)."""
+        info_hash = torrent.metainfo.info_hash
+        prefs = self.prefs.get(info_hash, TorrentPrefs())
+        return TorrentRecord(
             paused=torrent.paused,
             download_dir=torrent.download_dir or None,
             file_priorities=list(torrent.file_priorities),
             upload_limit=torrent.upload_bucket.rate,
             download_limit=torrent.download_bucket.rate,
             added=self.added[info_hash],
-        )
-        prefs = self.prefs.get(info_hash, TorrentPrefs())
-        record.labels = list(prefs.labels)
-        record.seed_ratio_mode, record.seed_ratio = prefs.ratio_mode, prefs.own_ratio
-        saved = self.serially(self.registry.save, info_hash, record, torrent_file)
-        saved.addErrback(
-            lambda failure: self.log.failure("cannot remember torrent settings", failure)
+            labels=list(prefs.labels),
+            seed_ratio_mode=prefs.ratio_mode,
+            seed_ratio=prefs.own_ratio,
         )
 
     def serially(self, job: Callable[..., Any], *args: Any) -> Deferred[Any]:

@@ -33,6 +33,8 @@ from bt.persistence import SessionMemory
 from bt.policy.ratelimit import TokenBucket
 from bt.policy.slots import ConnectionSlots
 from bt.registry import TorrentRecord
+from bt.relocation import Relocations
+from bt.removal import remove_torrent
 from bt.sessionevents import SessionEvents
 from bt.sessionprefs import restore_session_prefs
 from bt.sessionstatus import session_status
@@ -41,7 +43,6 @@ from bt.settings import user_limit as _limit
 from bt.snapshot import torrent_status
 from bt.statelock import StateDirLock
 from bt.status import UNCHANGED, FilePriority, SessionStatus, TorrentStatus
-from bt.storage.delete import delete_files
 from bt.storage.disk import DiskQueue
 from bt.storage.files import FileStorage
 from bt.storage.layout import Layout
@@ -133,6 +134,7 @@ class Session(MultiService):
         self.dht = dht_service(self)  # the DHT node (bt.dht.service); None: --no-dht
         #: Magnets still fetching their metadata (bt.magnets): torrents once it arrives.
         self.magnets = Magnets(self)
+        self.relocations = Relocations(self)  # data moved to another folder (bt.relocation)
 
     @property
     def port(self) -> int:
@@ -266,52 +268,8 @@ class Session(MultiService):
         return torrent
 
     def remove_torrent(self, info_hash: bytes, *, delete_data: bool = False) -> Deferred[None]:
-        """Stop the torrent, forget it, and with ``delete_data`` delete its files.
-
-        Fires once the torrent is stopped (state saved, files closed) and, when
-        asked, its files are gone. Folders left empty by the deletion go too.
-        """
-        self.events.removing(info_hash)
-        if info_hash in self.magnets:
-            return self.magnets.remove(info_hash)
-        torrent = self.get(info_hash)
-        info_hash = torrent.metainfo.info_hash  # its key, if named by its other hash
-        del self.torrents[info_hash]
-        self.memory.added.pop(info_hash, None)
-        remembered = info_hash in self.memory.remembered
-        self.memory.remembered.discard(info_hash)
-        stopped = defer.maybeDeferred(torrent.disownServiceParent)
-        resume = self._resume_path(torrent.metainfo)
-        parts = self._parts_path(info_hash)
-        folder = Path(torrent.download_dir) if torrent.download_dir else None
-
-        def forget() -> None:
-            if remembered:
-                self.memory.registry.forget(info_hash)
-            resume.unlink(missing_ok=True)
-            if delete_data and folder is not None:
-                delete_files(folder, torrent.metainfo, parts)
-
-        # Forgotten even if stopping failed (else it would come back at restart), and
-        # after any settings write queued before: the registry sees one order of events.
-        stopped.addErrback(
-            lambda failure: self.log.failure("stopping {name}", failure, name=torrent.title)
-        )
-        stopped.addCallback(lambda _: self.memory.serially(forget))
-        stopped.addCallback(
-            lambda _: self.log.info(
-                "{name}: removed{data}",
-                name=torrent.title,
-                data=" with its data" if delete_data and folder else "",
-            )
-        )
-        self._removing[info_hash] = stopped
-
-        def removed(result: object) -> object:
-            self._removing.pop(info_hash, None)
-            return result
-
-        return stopped.addBoth(removed)
+        """Stop the torrent, forget it, and with ``delete_data`` delete its files (bt.removal)."""
+        return remove_torrent(self, info_hash, delete_data=delete_data)
 
     # -- torrents: the user's controls ----------------------------------------
 
@@ -325,6 +283,10 @@ class Session(MultiService):
         torrent = self.get(info_hash)
         torrent.resume()
         self.memory.save(torrent)
+
+    def move_torrent(self, info_hash: bytes, folder: Path, *, move: bool = True) -> Deferred[None]:
+        """Move the data to ``folder`` (``move`` False: look for it there); see bt.relocation."""
+        return self.relocations.move(info_hash, folder, move=move)
 
     def recheck_torrent(self, info_hash: bytes) -> None:
         self.get(info_hash).recheck()

@@ -583,6 +583,35 @@ def test_priority_patches_the_files(daemon: Daemon, capsys: pytest.CaptureFixtur
     assert capsys.readouterr().out == "ubuntu.iso: files 0, 1 set to high\n"
 
 
+def test_move_posts_the_absolute_folder(
+    daemon: Daemon, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert daemon.run("move", "ubuntu.iso", "media") == 0
+    assert (daemon.last.method, daemon.last.path) == ("POST", f"/api/v1/torrents/{UBUNTU}/move")
+    assert daemon.last.json() == {"download_dir": str(tmp_path / "media"), "move": True}
+    assert capsys.readouterr().out == f"ubuntu.iso: moved to {tmp_path / 'media'}\n"
+
+
+def test_move_with_no_move_only_points_at_the_folder(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert daemon.run("move", "ubuntu.iso", "/srv/found", "--no-move") == 0
+    assert daemon.last.json() == {"download_dir": "/srv/found", "move": False}
+    assert capsys.readouterr().out == "ubuntu.iso: now looks for its data in /srv/found\n"
+
+
+def test_a_refused_move_is_the_daemons_message(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon.api.overrides["POST", f"/api/v1/torrents/{UBUNTU}/move"] = (
+        409,
+        error(409, "not moved: cannot move /a/x: /b/x exists with other content"),
+    )
+    assert daemon.run("move", "ubuntu.iso", "/b") == 1
+    assert "exists with other content" in capsys.readouterr().err
+
+
 def test_an_index_out_of_range_points_at_bt_files_and_patches_nothing(
     daemon: Daemon, capsys: pytest.CaptureFixture[str]
 ) -> None:

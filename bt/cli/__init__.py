@@ -143,6 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         command(name, what).add_argument("torrents", metavar="TORRENT", nargs="+")
 
+    move = command("move", "move a torrent's data to another folder on the daemon's machine")
+    move.add_argument("torrent", metavar="TORRENT")
+    move.add_argument("folder", metavar="DIR", help="relative to this folder when not absolute")
+    move.add_argument(
+        "--no-move",
+        dest="move",
+        action="store_false",
+        help="move nothing: the data is in DIR already (it is checked again)",
+    )
+
     files = command("files", "list a torrent's files with their priorities")
     files.add_argument("torrent", metavar="TORRENT")
     files.add_argument("--json", action="store_true", help="the API's JSON document")

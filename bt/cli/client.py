@@ -36,6 +36,8 @@ API = "/api/v1"
 TIMEOUT = 30.0
 #: Seconds of silence after which an event stream is given up (keep-alives every 15 s).
 STREAM_TIMEOUT = 60.0
+#: ``bt move``: the daemon answers once every file is in place (copied, across disks).
+MOVE_TIMEOUT = 6 * 3600.0
 _HEX = frozenset("0123456789abcdef")
 MIN_PREFIX = 4
 
@@ -123,6 +125,7 @@ class ControlClient:
         body: bytes | None = None,
         content_type: str | None = None,
         query: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         """The decoded JSON answer (None for an empty one); raises :class:`CliError`."""
         url = self.address.url.rstrip("/") + path
@@ -139,7 +142,8 @@ class ControlClient:
             headers["Content-Type"] = content_type
         request = urllib.request.Request(url, data=body, headers=headers, method=method)
         with self._failures():
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            wait = timeout or self.timeout
+            with urllib.request.urlopen(request, timeout=wait) as response:
                 raw = response.read()
         if not raw.strip():
             return None
@@ -215,6 +219,12 @@ class ControlClient:
 
     def action(self, info_hash: str, verb: str) -> Any:
         return self.request("POST", f"{API}/torrents/{info_hash}/{verb}")
+
+    def move(self, info_hash: str, folder: str, *, move: bool) -> dict[str, Any]:
+        """Answered once the data is moved: a copy to another disk may take a while."""
+        body = {"download_dir": folder, "move": move}
+        path = f"{API}/torrents/{info_hash}/move"
+        return self.request("POST", path, json_body=body, timeout=MOVE_TIMEOUT)
 
     def remove(self, info_hash: str, delete_data: bool) -> Any:
         query = {"delete_data": "true"} if delete_data else None

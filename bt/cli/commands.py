@@ -164,6 +164,15 @@ def priority(args: argparse.Namespace, client: ControlClient) -> int:
     return 0
 
 
+def move(args: argparse.Namespace, client: ControlClient) -> int:
+    (torrent,) = _resolve(client, [args.torrent])
+    folder = os.path.abspath(args.folder)
+    client.move(torrent["info_hash"], folder, move=args.move)
+    how = "moved to" if args.move else "now looks for its data in"
+    print(f"{torrent['name']}: {how} {folder}")
+    return 0
+
+
 def parse_limit(text: str) -> float | None:
     """A rate for ``--up``/``--down``: ``500K``, ``2M``; ``0`` or ``none`` for unlimited."""
     if text.strip().lower() in ("none", "unlimited"):
@@ -213,6 +222,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, ControlClient], int]] = {
     "resume": _action("resume", "resumed"),
     "recheck": _action("recheck", "rechecking"),
     "files": files,
+    "move": move,
     "priority": priority,
     "limit": limit,
     "events": events,

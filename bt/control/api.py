@@ -34,6 +34,7 @@ from bt.errors import (
     DuplicateTorrentError,
     MagnetError,
     MetainfoError,
+    MoveError,
     StorageError,
     UnknownTorrentError,
 )
@@ -72,6 +73,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/torrents/{info_hash}/pause", "pause_torrent"),
     Route("POST", "/api/v1/torrents/{info_hash}/resume", "resume_torrent"),
     Route("POST", "/api/v1/torrents/{info_hash}/recheck", "recheck_torrent"),
+    Route("POST", "/api/v1/torrents/{info_hash}/move", "move_torrent"),
     Route("GET", "/api/v1/torrents/{info_hash}/peers", "list_peers"),
     Route("GET", "/api/v1/torrents/{info_hash}/trackers", "list_trackers"),
     Route("GET", "/api/v1/openapi.json", "get_openapi"),
@@ -96,6 +98,7 @@ class ControlSession(Protocol):
     def pause_torrent(self, info_hash: bytes) -> Any: ...
     def resume_torrent(self, info_hash: bytes) -> None: ...
     def recheck_torrent(self, info_hash: bytes) -> None: ...
+    def move_torrent(self, info_hash: bytes, folder: Path, *, move: bool = ...) -> Any: ...
     def set_torrent_limits(self, info_hash: bytes, **limits: float | None) -> None: ...
     def set_file_priorities(
         self, info_hash: bytes, priorities: Mapping[int, FilePriority]
@@ -177,6 +180,8 @@ class ControlResource(Resource):
             return error_reply(409, str(error) or "the session already has this torrent")
         if isinstance(error, MetainfoError):  # may quote names from the torrent
             return error_reply(400, f"not a valid .torrent: {shown(str(error), 400)}")
+        if isinstance(error, MoveError):  # the data is back where it was, the torrent too
+            return error_reply(409, f"not moved: {error}")
         if isinstance(error, StorageError):  # the daemon's disk, named in the message
             where = request.path.decode("ascii", "replace")
             log.error("control API: {where}: {error}", where=where, error=error)
@@ -363,6 +368,15 @@ class ControlResource(Resource):
     def _recheck_torrent(self, request: server.Request, info_hash: bytes) -> Reply:
         self._session.recheck_torrent(info_hash)
         return self._status_reply(info_hash)
+
+    def _move_torrent(self, request: server.Request, info_hash: bytes) -> defer.Deferred[Reply]:
+        body = self._json_object(request, {"download_dir", "move"})
+        folder = read.absolute_path("download_dir", body.get("download_dir"))
+        move = body.get("move", True)
+        if not isinstance(move, bool):
+            raise ApiError(400, f"move: expected true or false, got {read.quoted(move)}")
+        moved = defer.maybeDeferred(self._session.move_torrent, info_hash, folder, move=move)
+        return moved.addCallback(lambda _: self._status_reply(info_hash))
 
     def _live_torrent(self, info_hash: bytes) -> Any:
         """The torrent itself; None for a magnet still fetching its metadata (no peers yet)."""

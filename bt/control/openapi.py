@@ -222,6 +222,19 @@ _SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "MoveTorrent": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["download_dir"],
+        "properties": {
+            "download_dir": {"type": "string", "description": "Absolute folder for the data."},
+            "move": {
+                "type": "boolean",
+                "default": True,
+                "description": "false: move nothing, look for the data there (checked again).",
+            },
+        },
+    },
     "TorrentPatch": {
         "type": "object",
         "additionalProperties": False,
@@ -404,6 +417,18 @@ _PATHS: dict[str, Any] = {
     "/api/v1/torrents/{info_hash}/recheck": {
         "parameters": [_INFO_HASH_PARAMETER],
         **_action("recheck_torrent", "Hash all of the torrent's data again."),
+    },
+    "/api/v1/torrents/{info_hash}/move": {
+        "parameters": [_INFO_HASH_PARAMETER],
+        "post": {
+            "operationId": "move_torrent",
+            "summary": "Move the torrent's data to another folder; answered once it runs there.",
+            "requestBody": {
+                "required": True,
+                **_json(_ref("schemas", "MoveTorrent"), "Where to."),
+            },
+            "responses": {**_status("The torrent in its new folder."), **_errors(409, 413)},
+        },
     },
     "/api/v1/torrents/{info_hash}/peers": {
         "parameters": [_INFO_HASH_PARAMETER],

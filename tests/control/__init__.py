@@ -203,6 +203,19 @@ class FakeSession:
         self.calls.append(("resume_torrent", info_hash))
         self.torrents[info_hash] = replace(status, state=TorrentState.DOWNLOADING)
 
+    def move_torrent(
+        self, info_hash: bytes, folder: Path, *, move: bool = True
+    ) -> defer.Deferred[None]:
+        status = self._get(info_hash)
+        self._check("move_torrent")
+        self.calls.append(("move_torrent", info_hash, folder, move))
+        later = self._later()
+
+        def moved(_: object) -> None:
+            self.torrents[info_hash] = replace(status, download_dir=str(folder))
+
+        return later.addCallback(moved)
+
     def recheck_torrent(self, info_hash: bytes) -> None:
         status = self._get(info_hash)
         self.calls.append(("recheck_torrent", info_hash))

@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from twisted.web.test.requesthelper import DummyRequest
 
 from bt.control.api import ControlResource
-from bt.errors import StorageError
+from bt.errors import MoveError, StorageError
 from bt.metainfo import parse_metainfo
 from bt.status import UNCHANGED, FilePriority, FileStatus, TorrentState
 from control import AUTH, TEST_MAX_BODY, FakeSession, make_status, stub_client, torrent_bytes
@@ -386,6 +386,57 @@ async def test_actions_answer_with_the_new_status(
 async def test_actions_on_an_unknown_torrent_are_404(client: Any, action: str) -> None:
     response = await client.post(url(f"/api/v1/torrents/{'cd' * 20}/{action}"), headers=AUTH)
     await error_of(response, 404, "cd" * 20)
+
+
+@pytest_twisted.ensureDeferred
+async def test_move_answers_once_moved_with_the_new_folder(
+    client: Any, session: FakeSession
+) -> None:
+    session.hold = True
+    answer = client.post(
+        url(f"/api/v1/torrents/{HASH}/move"), headers=AUTH, json={"download_dir": "/new/place"}
+    )
+    results = answered(answer)
+    client.flush()
+    assert results == []
+    session.held.pop().callback(None)
+    client.flush()
+    body = await ok(await answer)
+    assert body["download_dir"] == "/new/place"
+    assert session.calls == [("move_torrent", bytes.fromhex(HASH), Path("/new/place"), True)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_move_false_only_points_at_the_folder(client: Any, session: FakeSession) -> None:
+    body = {"download_dir": "/found", "move": False}
+    await ok(await client.post(url(f"/api/v1/torrents/{HASH}/move"), headers=AUTH, json=body))
+    assert session.calls == [("move_torrent", bytes.fromhex(HASH), Path("/found"), False)]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({}, "download_dir: expected an absolute path"),
+        ({"download_dir": "relative"}, "download_dir"),
+        ({"download_dir": "/x", "move": "yes"}, "move: expected true or false"),
+        ({"download_dir": "/x", "where": 1}, "unknown field"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_a_bad_move_is_400_and_moves_nothing(
+    client: Any, session: FakeSession, body: dict[str, Any], fragment: str
+) -> None:
+    response = await client.post(url(f"/api/v1/torrents/{HASH}/move"), headers=AUTH, json=body)
+    await error_of(response, 400, fragment)
+    assert session.calls == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_move_is_409_naming_the_file(client: Any, session: FakeSession) -> None:
+    session.fail["move_torrent"] = MoveError("cannot move /a/x: /b/x exists with other content")
+    body = {"download_dir": "/b"}
+    response = await client.post(url(f"/api/v1/torrents/{HASH}/move"), headers=AUTH, json=body)
+    await error_of(response, 409, "not moved", "/b/x exists with other content")
 
 
 def test_nothing_is_written_after_the_client_went_away(session: FakeSession) -> None:

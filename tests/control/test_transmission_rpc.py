@@ -15,6 +15,7 @@ from twisted.internet.task import Clock
 from bt.control.transmission.live import Details, PeerDetails, TrackerDetails
 from bt.control.transmission.rpc import Rpc
 from bt.control.transmission.torrentfields import FIELDS
+from bt.errors import MoveError
 from bt.metainfo import parse_metainfo
 from bt.session import SessionConfig
 from bt.status import FilePriority, FileStatus, MagnetState, TorrentState
@@ -478,9 +479,49 @@ def test_bad_session_set_changes_nothing(
     assert live.session_prefs == [] and session.limits.get("upload") is None
 
 
-def test_set_location_is_honest(rpc: Rpc) -> None:
-    ok(rpc, "torrent-set-location", {"ids": [1], "location": "/data/"})
-    failed(rpc, "torrent-set-location", {"ids": [1], "location": "/elsewhere"}, "cannot move")
+def test_set_location_moves_the_chosen_torrents_and_answers_when_done(
+    rpc: Rpc, session: Session
+) -> None:
+    """transmission-remote --move sends move: true; --find (and the default) false."""
+    session.hold = True
+    answers: list[Any] = []
+    request = {
+        "method": "torrent-set-location",
+        "arguments": {"ids": [2], "location": "/elsewhere", "move": True},
+        "tag": 3,
+    }
+    rpc.dispatcher.handle(json.dumps(request).encode()).addBoth(answers.append)
+    assert answers == []  # not before the data is moved
+    assert session.calls == [("move_torrent", bytes.fromhex(HASH_B), Path("/elsewhere"), True)]
+    session.held.pop().callback(None)
+    assert answers == [{"result": "success", "arguments": {}, "tag": 3}]
+    got = ok(rpc, "torrent-get", {"ids": [2], "fields": ["downloadDir"]})
+    assert got["torrents"] == [{"downloadDir": "/elsewhere"}]
+    session.hold = False
+    session.calls.clear()
+    ok(rpc, "torrent-set-location", {"ids": [1], "location": "/found"})
+    assert session.calls == [("move_torrent", bytes.fromhex(HASH_A), Path("/found"), False)]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [
+        ({"location": "relative/dir"}, "not an absolute path"),
+        ({"location": ""}, "location: expected the folder"),
+        ({"location": 5}, "location: expected the folder"),
+        ({"location": "/x", "move": "yes"}, "move: expected true or false"),
+    ],
+)
+def test_a_bad_set_location_moves_nothing(
+    rpc: Rpc, session: Session, arguments: dict[str, Any], fragment: str
+) -> None:
+    failed(rpc, "torrent-set-location", {"ids": [1], **arguments}, fragment)
+    assert session.calls == []
+
+
+def test_a_failed_move_is_named_in_the_result(rpc: Rpc, session: Session) -> None:
+    session.fail["move_torrent"] = MoveError("cannot move /data/x to /full/x: No space left")
+    failed(rpc, "torrent-set-location", {"ids": [1], "location": "/full"}, "No space left")
 
 
 # -- the session ---------------------------------------------------------------------------

@@ -108,6 +108,17 @@ def test_transmission_remote_drives_a_live_download(
         assert wanted.read_bytes() == (tmp_path / "seed" / "pack" / "wanted.bin").read_bytes()
         assert not (bt.download_dir / "pack" / "skipped.bin").exists()
 
+        # torrent-set-location with move: the data goes, the torrent stays complete.
+        elsewhere = tmp_path / "elsewhere"
+        remote(bt, "-t", "1", "--move", str(elsewhere))
+        moved = elsewhere / "pack" / "wanted.bin"
+        assert moved.read_bytes() == (tmp_path / "seed" / "pack" / "wanted.bin").read_bytes()
+        assert not wanted.exists() and not (bt.download_dir / "pack").exists()
+        wait_state(bt, info_hash, lambda s: s["state"] == "seeding", "seeding after the move")
+        details = remote(bt, "-t", "1", "-i")
+        assert "Percent Done: 100%" in details and f"Location: {elsewhere}" in details, details
+        wanted = moved
+
         remote(bt, "-t", "1", "--remove-and-delete")
         wait_for(lambda: not wanted.exists(), 10, "the data deleted")
         assert bt.api("GET", "/api/v1/torrents")[1]["torrents"] == []

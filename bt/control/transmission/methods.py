@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
@@ -199,18 +201,17 @@ def torrent_set(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str,
     return defer.succeed({})
 
 
-def torrent_set_location(rpc: Rpc, arguments: dict[str, Any]) -> dict[str, Any]:
-    """bt cannot move a torrent's data: the same folder is fine, any other refused."""
+def torrent_set_location(rpc: Rpc, arguments: dict[str, Any]) -> defer.Deferred[dict[str, Any]]:
+    """Move the torrents' data to ``location`` (``move`` false, Transmission's default:
+    look for it there); the reply once every one runs in its new folder."""
     location = arguments.get("location")
     if not isinstance(location, str) or not location:
         raise RpcError("location: expected the folder to move the torrents to")
-    for status in rpc.select(arguments)[0]:
-        if status.download_dir.rstrip("/") != location.rstrip("/"):
-            raise RpcError(
-                "torrent-set-location: bt cannot move a torrent's data; remove it and add it "
-                "again with download-dir"
-            )
-    return {}
+    if not os.path.isabs(location):
+        raise RpcError(f"location: {location!r:.200} is not an absolute path")
+    move = flag(arguments, "move")
+    hashes = rpc.hashes(arguments)
+    return each(hashes, lambda h: rpc.session.move_torrent(h, Path(location), move=move))
 
 
 def torrent_rename_path(rpc: Rpc, arguments: dict[str, Any]) -> dict[str, Any]:
