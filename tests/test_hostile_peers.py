@@ -612,6 +612,20 @@ def test_unrequested_blocks_do_not_count_toward_a_peers_download_rate(
     assert link.pipeline == MIN_PIPELINE
 
 
+def test_pipeline_grows_by_one_per_block_until_the_first_rate_tick(
+    torrent: Torrent, clock: MemoryReactorClock
+) -> None:
+    # TCP-like slow start: a short download's first second need not stay 16 requests deep.
+    _good, bad, link = junk_sender(torrent)
+    bad.say(Piece(0, 0, DATA[:BLOCK_SIZE]), Piece(0, BLOCK_SIZE, DATA[BLOCK_SIZE:PIECE]))
+    assert link.pipeline == MIN_PIPELINE + 2
+    clock.advance(1)  # the first tick: from now on the depth follows the measured rate
+    assert not link.slow_start
+    depth = link.pipeline
+    bad.say(Piece(1, 0, DATA[PIECE : PIECE + BLOCK_SIZE]))
+    assert link.pipeline == depth
+
+
 def test_banned_peer_is_refused_when_it_reconnects(torrent: Torrent) -> None:
     # The good seeder chokes us at first, so the liar is the lone source of what fails.
     good = connect(torrent, GOOD_ID, 1)

@@ -128,6 +128,9 @@ class PeerLink:
         self.download_meter = RateMeter(now)
         self.upload_meter = RateMeter(now)
         self.pipeline = MIN_PIPELINE
+        #: Until the first rate tick the pipeline grows by one request per block (as TCP's
+        #: slow start): a short download's first second need not run 16 requests deep.
+        self.slow_start = True
         self.last_block_at = now
         self.snubbed = False
         self.closed = False
@@ -325,6 +328,8 @@ class PeerLink:
             self.download_meter.add(len(msg.block))
             self.last_block_at = self.protocol.last_received
             self.snubbed = False
+            if self.slow_start and self.pipeline < MAX_PIPELINE:
+                self.pipeline += 1
         self.fill_pipeline(batch=True)
 
     def on_cancel(self, msg: Cancel) -> None:
@@ -452,6 +457,7 @@ class PeerLink:
             self.protocol.send(KeepAlive())
         rate = self.download_meter.tick(now)
         self.upload_meter.tick(now)
+        self.slow_start = False
         self.pipeline = max(
             MIN_PIPELINE, min(MAX_PIPELINE, int(rate * REQUEST_QUEUE_SECONDS / BLOCK_SIZE))
         )
