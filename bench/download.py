@@ -157,12 +157,14 @@ def run_bt(
     on_poll: Callable[[LogWatcher], None] | None = None,
     seeder_port: int | Collection[int] | None = None,
     extra: tuple[str, ...] = (),
+    profiler_factory: Callable[[int, Path], subprocess.Popen[bytes]] | None = None,
 ) -> Result:
     """Download with ``twistd -n bittorrent``; sample it the moment it logs completion.
 
     ``on_poll`` is called at every poll of bt's log (every few ms) while it downloads.
     With ``seeder_port``, bt's first peer is the moment its connection to that port
     shows up (bt logs connections at debug level only). ``extra``: more bt options.
+    ``profiler_factory(pid, path)`` replaces the default py-spy when ``profile`` is given.
     """
     if seeder_port is not None:
         chained = on_poll
@@ -182,7 +184,7 @@ def run_bt(
         daemon.start()
         assert daemon.process is not None
         if profile is not None:
-            profiler = start_profiler(daemon.process.pid, profile)
+            profiler = (profiler_factory or start_profiler)(daemon.process.pid, profile)
         watcher = follow_bt(
             daemon,
             {"first_peer": " connected to ", "complete": f"{name}: download complete"},

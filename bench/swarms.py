@@ -63,8 +63,10 @@ from common import (
     sample_proc,
     scrape_counts,
     settle,
+    start_profiler,
     start_seeding,
     stop_process,
+    stop_profiler,
     wait_for,
     warn_on_bt_errors,
     write_results,
@@ -224,10 +226,13 @@ def serve_crowd(
         )
         first += count
     processes: list[subprocess.Popen[bytes]] = []
+    profiler: subprocess.Popen[bytes] | None = None
     try:
         processes = start_crowd(work, "--leechers", f"leech-{who}", specs, deadline)
         load = loadavg()
         samples = [sample_proc(seeder_pid)]
+        if who == "bt" and args.profile is not None:
+            profiler = gil_profiler(seeder_pid, args.profile)
         go.write_text("go")
         went = time.monotonic()
         while any(p.poll() is None for p in processes):
@@ -238,6 +243,8 @@ def serve_crowd(
             raise RuntimeError(f"a downloader process of {who} failed")
         reports = [json.loads(Path(spec["report"]).read_text()) for spec in specs]
     finally:
+        if profiler is not None:
+            stop_profiler(profiler)
         for process in processes:
             stop_process(process, signal.SIGTERM, 10)
         shutil.rmtree(save_root, ignore_errors=True)
@@ -400,7 +407,9 @@ def case_seeders(args: argparse.Namespace, deadline: Deadline) -> dict[str, Any]
         settle()
         load_bt = loadavg()
         extra = ("--max-peers", str(args.peers + 10), "--max-connections", str(args.peers + 60))
-        bt = download.run_bt(work, torrent, content, digest, deadline, None, None, ports, extra)
+        bt = download.run_bt(
+            work, torrent, content, digest, deadline, args.profile, None, ports, extra, gil_profiler
+        )
         print(f"bt: {bt.rate:.1f} MB/s; libtorrent downloading", flush=True)
         time.sleep(deadline.left(5))
         wait_for(
@@ -454,6 +463,11 @@ def seeder_ports(pids: list[int]) -> set[int]:
     return ports
 
 
+def gil_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy on bt's process: who holds the GIL, per thread, 250 samples a second."""
+    return start_profiler(pid, out, threads=True, gil=True, rate=250)
+
+
 # -- command line ------------------------------------------------------------------------
 
 
@@ -472,6 +486,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--leech-dir", type=Path, default=shm if shm.is_dir() else Path("/tmp"), help="seed: copies"
     )
     parser.add_argument("--out", type=Path, default=None, help="JSON results")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy GIL-holder stacks of bt to this file"
+    )
     parser.add_argument("--leechers", help=argparse.SUPPRESS)
     parser.add_argument("--seeders", help=argparse.SUPPRESS)
     parser.add_argument("--lt-seed", nargs=4, help=argparse.SUPPRESS)
