@@ -137,6 +137,9 @@ class PiecePicker:
         self._with_free: dict[int, None] = {}
         #: Peer -> its outstanding (index, block number) requests, in request order.
         self._requests: dict[Hashable, dict[tuple[int, int], None]] = {}
+        #: Peer -> (_changes, its piece count) of its last endgame walk that found nothing.
+        self._endgame_dry: dict[Hashable, tuple[int, int]] = {}
+        self._changes = 0
 
     # -- geometry -------------------------------------------------------------
 
@@ -199,6 +202,7 @@ class PiecePicker:
         self._check(index)
         if index not in self._have:
             return
+        self._changes += 1
         self._have.discard(index)
         if self._priority[index] != _SKIP:
             self._wanted_missing += 1
@@ -231,6 +235,7 @@ class PiecePicker:
             return frozenset()
         if len(bad) == len(download.received_from):
             return self.piece_failed(index)  # nothing kept: the piece is unstarted again
+        self._changes += 1
         for block in bad:
             del download.received_from[block]
         download.free = sum(1 for r in download.requested_by if not r) - len(download.received_from)
@@ -243,6 +248,7 @@ class PiecePicker:
         self._check(index)
         if not _SKIP <= priority <= _MAX:
             raise ValueError(f"priority {priority} outside {_SKIP}..{_MAX}")
+        self._changes += 1
         was_wanted = self._priority[index] != _SKIP
         wanted = priority != _SKIP
         self._priority[index] = priority
@@ -291,6 +297,7 @@ class PiecePicker:
         return its outstanding requests to the pool (they are returned too)."""
         self._check_bitfield(bitfield)
         abandoned = self.peer_requests_abandoned(peer)
+        self._endgame_dry.pop(peer, None)
         self._available.remove_peer(peer, bitfield)
         return abandoned
 
@@ -339,12 +346,8 @@ class PiecePicker:
         download.received_from[block] = peer
         for requester in requesters:
             self._forget_request(requester, (index, block))
-        return BlockResult(
-            wanted=True,
-            block=request,
-            piece_complete=len(download.received_from) == len(download.requested_by),
-            cancel=tuple(p for p in requesters if p != peer),
-        )
+        complete = len(download.received_from) == len(download.requested_by)
+        return BlockResult(True, request, complete, tuple(p for p in requesters if p != peer))
 
     def request_abandoned(self, peer: Hashable, index: int, begin: int) -> bool:
         """One request will not be answered (timeout, REJECT): its block goes back to
@@ -376,8 +379,7 @@ class PiecePicker:
 
     def outstanding_count(self, peer: Hashable) -> int:
         """How many blocks are requested from the peer and not yet received (O(1))."""
-        requests = self._requests.get(peer)
-        return len(requests) if requests else 0
+        return len(self._requests.get(peer, ()))
 
     def block_sources(self, index: int) -> dict[int, Hashable]:
         """Block number -> the peer that sent it, for a piece being downloaded."""
@@ -454,18 +456,17 @@ class PiecePicker:
     def _pick_endgame(
         self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[Block]
     ) -> None:
-        """Duplicate requests, least-requested blocks first, then rarest pieces.
-
-        The walk stops at the first peer after which enough blocks requested once are
-        known: walking all 50 peers' pipelines on every refill took 58% of the GIL.
-        """
+        """Duplicate requests, least-requested blocks first, then rarest pieces; stop
+        walking once enough blocks requested once are known, and skip dry walks."""
+        dry = (self._changes, peer_bitfield.count())
+        if self._endgame_dry.get(peer) == dry:
+            return  # nothing it could duplicate has changed since its last empty walk
         limit = self.endgame_requests_per_block
         priority = self._priority
         availability = self._available.count
         downloads = self._downloads
         needed = count - len(picked)
-        # Only blocks other peers owe us can be duplicated: walk their outstanding
-        # requests, not every started piece (thousands may wait for the disk).
+        # Walk other peers' requests, not every started piece (thousands may wait for disk).
         seen: set[tuple[int, int]] = set()
         candidates = []
         single = 0  # candidates requested from one peer only
@@ -487,6 +488,7 @@ class PiecePicker:
             if single >= needed:
                 break
         if not candidates:
+            self._endgame_dry[peer] = dry
             return
         candidates.sort()
         requests = self._requests.setdefault(peer, {})
@@ -496,14 +498,10 @@ class PiecePicker:
             picked.append(self.geometry.block(index, block))
 
     def _take_free(
-        self,
-        peer: Hashable,
-        index: int,
-        download: _PieceDownload,
-        count: int,
-        picked: list[Block],
+        self, peer: Hashable, index: int, download: _PieceDownload, count: int, picked: list[Block]
     ) -> bool:
         """Request free blocks of one piece from ``peer``; True when ``picked`` is full."""
+        self._changes += 1
         requests = self._requests.setdefault(peer, {})
         requested_by = download.requested_by
         received = download.received_from
@@ -537,6 +535,7 @@ class PiecePicker:
 
     def _unrequest(self, peer: Hashable, index: int, block: int) -> None:
         """``peer`` no longer has ``block`` requested; free it if nobody else does."""
+        self._changes += 1
         download = self._downloads[index]
         requesters = tuple(p for p in download.requested_by[block] if p != peer)
         download.requested_by[block] = requesters
@@ -552,6 +551,7 @@ class PiecePicker:
             self._with_free[index] = None
 
     def _discard_download(self, index: int) -> _PieceDownload | None:
+        self._changes += 1
         download = self._downloads.pop(index, None)
         if download is None:
             return None

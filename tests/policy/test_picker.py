@@ -868,6 +868,27 @@ def test_an_endgame_refill_with_many_peers_stops_at_enough_once_requested_blocks
     picker.check_invariants()
 
 
+def test_a_dry_endgame_walk_is_not_repeated_until_a_request_changes() -> None:
+    """Once every block is out to the limit, refills found nothing and still walked
+    every outstanding request; a request given up makes a block duplicable again."""
+    peers, depth = 4, 8
+    count = peers * depth
+    picker = PiecePicker(PieceGeometry(count, BLOCK, count * BLOCK), random.Random(1))
+    full = Bitfield.full(count)
+    for peer in range(peers):
+        picker.add_peer_bitfield(peer, full)
+        picker.pick(peer, full, depth)
+    picker.add_peer_bitfield("late", full)
+    assert len(picker.pick("late", full, count)) == count, "one duplicate of every block"
+    assert picker.pick("late", full, 1) == []
+    before = picker.pieces_examined
+    assert picker.pick("late", full, 1) == []
+    assert picker.pieces_examined == before, "the dry walk is remembered"
+    assert picker.request_abandoned("late", 5, 0)
+    assert picker.pick("late", full, 1) == [Block(5, 0, BLOCK)]
+    picker.check_invariants()
+
+
 def test_a_lost_piece_is_missing_again_and_picked_like_any_other() -> None:
     """A piece whose data went away (its file shortened) leaves ``have`` and is wanted again."""
     picker = make_picker(4)
