@@ -17,13 +17,10 @@ Order of a pick, for one peer:
    ``block_received`` then names the peers to CANCEL.
 
 Cost. Availability is kept like libtorrent's sorted piece list
-(:mod:`bt.policy.availability`): a pick scans from the rarest bucket and stops as
-soon as it has enough blocks; with a seed that is one or two pieces whatever the
-torrent's size. A peer whose pieces are sparse among rarer ones would make the
-scan long, so after a budget the pick walks that peer's own bitfield instead
-(same order, fewer Python-level steps). Started pieces leave the order for
-``_downloads``, so scans never step over pieces in flight; their per-block state
-is dropped when the piece is had or returns untouched to the pool.
+(:mod:`bt.policy.availability`): a pick scans from the rarest bucket and stops at
+enough blocks; a peer sparse among rarer pieces gets its own bitfield walked after
+a budget. Started pieces leave the order for ``_downloads``; the endgame walks only
+``_duplicable`` blocks and remembers a peer's fruitless walk.
 """
 
 from __future__ import annotations
@@ -137,6 +134,8 @@ class PiecePicker:
         self._with_free: dict[int, None] = {}
         #: Peer -> its outstanding (index, block number) requests, in request order.
         self._requests: dict[Hashable, dict[tuple[int, int], None]] = {}
+        #: Requested blocks with room for another requester (an ordered set), for the endgame.
+        self._duplicable: dict[tuple[int, int], None] = {}
         #: Peer -> (_changes, its piece count) of its last endgame walk that found nothing.
         self._endgame_dry: dict[Hashable, tuple[int, int]] = {}
         self._changes = 0
@@ -343,6 +342,7 @@ class PiecePicker:
         if peer not in requesters or length != request.length:
             return _UNWANTED
         download.requested_by[block] = ()
+        self._duplicable.pop((index, block), None)
         download.received_from[block] = peer
         for requester in requesters:
             self._forget_request(requester, (index, block))
@@ -385,8 +385,6 @@ class PiecePicker:
         """Block number -> the peer that sent it, for a piece being downloaded."""
         download = self._downloads.get(index)
         return dict(download.received_from) if download is not None else {}
-
-    # -- picking steps --------------------------------------------------------
 
     def _pick_started(
         self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[Block]
@@ -466,35 +464,31 @@ class PiecePicker:
         availability = self._available.count
         downloads = self._downloads
         needed = count - len(picked)
-        # Walk other peers' requests, not every started piece (thousands may wait for disk).
-        seen: set[tuple[int, int]] = set()
+        # Not every started piece (thousands may wait for disk) nor every request.
         candidates = []
         single = 0  # candidates requested from one peer only
-        for other, requests in self._requests.items():
-            if other == peer:
+        for key in self._duplicable:
+            index, block = key
+            self.pieces_examined += 1
+            if not priority[index] or index not in peer_bitfield:
                 continue
-            for key in requests:
-                if key in seen:
-                    continue
-                seen.add(key)
-                index, block = key
-                self.pieces_examined += 1
-                if not priority[index] or index not in peer_bitfield:
-                    continue
-                requesters = downloads[index].requested_by[block]
-                if len(requesters) < limit and peer not in requesters:
-                    candidates.append((len(requesters), availability[index], index, block))
-                    single += len(requesters) == 1
-            if single >= needed:
-                break
+            requesters = downloads[index].requested_by[block]
+            if peer not in requesters:
+                candidates.append((len(requesters), availability[index], index, block))
+                single += len(requesters) == 1
+                if single >= needed:
+                    break
         if not candidates:
             self._endgame_dry[peer] = dry
             return
         candidates.sort()
         requests = self._requests.setdefault(peer, {})
         for _, _, index, block in candidates[:needed]:
-            self._downloads[index].requested_by[block] += (peer,)
+            requested_by = downloads[index].requested_by
+            requested_by[block] += (peer,)
             requests[(index, block)] = None
+            if len(requested_by[block]) >= limit:
+                del self._duplicable[(index, block)]
             picked.append(self.geometry.block(index, block))
 
     def _take_free(
@@ -502,6 +496,7 @@ class PiecePicker:
     ) -> bool:
         """Request free blocks of one piece from ``peer``; True when ``picked`` is full."""
         self._changes += 1
+        duplicable = self._duplicable if self.endgame_requests_per_block > 1 else None
         requests = self._requests.setdefault(peer, {})
         requested_by = download.requested_by
         received = download.received_from
@@ -511,14 +506,14 @@ class PiecePicker:
             requested_by[block] = (peer,)
             download.free -= 1
             requests[(index, block)] = None
+            if duplicable is not None:
+                duplicable[(index, block)] = None
             picked.append(self.geometry.block(index, block))
             if len(picked) >= count or not download.free:
                 break
         if not download.free:
             self._with_free.pop(index, None)
         return len(picked) >= count
-
-    # -- block bookkeeping ----------------------------------------------------
 
     def _start(self, index: int) -> _PieceDownload:
         """First pick of a listed piece: it leaves the order and gets block state."""
@@ -540,7 +535,9 @@ class PiecePicker:
         requesters = tuple(p for p in download.requested_by[block] if p != peer)
         download.requested_by[block] = requesters
         if requesters:
+            self._duplicable[(index, block)] = None  # below the limit now
             return
+        self._duplicable.pop((index, block), None)
         download.free += 1
         if download.is_pristine():  # untouched again: back among the unstarted pieces
             del self._downloads[index]
@@ -557,11 +554,10 @@ class PiecePicker:
             return None
         self._with_free.pop(index, None)
         for block, requesters in enumerate(download.requested_by):
+            self._duplicable.pop((index, block), None)
             for requester in requesters:
                 self._forget_request(requester, (index, block))
         return download
-
-    # -- checks ---------------------------------------------------------------
 
     def _check(self, index: int) -> None:
         if not 0 <= index < self.num_pieces:
@@ -598,3 +594,7 @@ class PiecePicker:
             assert (index in self._with_free) == (free > 0), f"with_free of piece {index}"
         assert all(index in self._downloads for index in self._with_free)
         assert {p: set(r) for p, r in self._requests.items()} == requested, "request index"
+        limit = self.endgame_requests_per_block
+        room = {(i, b) for i, d in self._downloads.items() for b, r in enumerate(d.requested_by)
+                if 0 < len(r) < limit}  # fmt: skip
+        assert set(self._duplicable) == room, "duplicable blocks"
