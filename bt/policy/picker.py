@@ -20,7 +20,7 @@ Cost. Availability is kept like libtorrent's sorted piece list
 (:mod:`bt.policy.availability`): a pick scans from the rarest bucket and stops at
 enough blocks; a peer sparse among rarer pieces gets its own bitfield walked after
 a budget. Started pieces leave the order for ``_downloads``; the endgame walks only
-``_duplicable`` blocks and remembers a peer's fruitless walk.
+``_duplicable``, the requested blocks with room for another requester.
 """
 
 from __future__ import annotations
@@ -136,9 +136,6 @@ class PiecePicker:
         self._requests: dict[Hashable, dict[tuple[int, int], None]] = {}
         #: Requested blocks with room for another requester (an ordered set), for the endgame.
         self._duplicable: dict[tuple[int, int], None] = {}
-        #: Peer -> (_changes, its piece count) of its last endgame walk that found nothing.
-        self._endgame_dry: dict[Hashable, tuple[int, int]] = {}
-        self._changes = 0
 
     # -- geometry -------------------------------------------------------------
 
@@ -201,7 +198,6 @@ class PiecePicker:
         self._check(index)
         if index not in self._have:
             return
-        self._changes += 1
         self._have.discard(index)
         if self._priority[index] != _SKIP:
             self._wanted_missing += 1
@@ -234,7 +230,6 @@ class PiecePicker:
             return frozenset()
         if len(bad) == len(download.received_from):
             return self.piece_failed(index)  # nothing kept: the piece is unstarted again
-        self._changes += 1
         for block in bad:
             del download.received_from[block]
         download.free = sum(1 for r in download.requested_by if not r) - len(download.received_from)
@@ -247,7 +242,6 @@ class PiecePicker:
         self._check(index)
         if not _SKIP <= priority <= _MAX:
             raise ValueError(f"priority {priority} outside {_SKIP}..{_MAX}")
-        self._changes += 1
         was_wanted = self._priority[index] != _SKIP
         wanted = priority != _SKIP
         self._priority[index] = priority
@@ -296,7 +290,6 @@ class PiecePicker:
         return its outstanding requests to the pool (they are returned too)."""
         self._check_bitfield(bitfield)
         abandoned = self.peer_requests_abandoned(peer)
-        self._endgame_dry.pop(peer, None)
         self._available.remove_peer(peer, bitfield)
         return abandoned
 
@@ -346,8 +339,12 @@ class PiecePicker:
         download.received_from[block] = peer
         for requester in requesters:
             self._forget_request(requester, (index, block))
-        complete = len(download.received_from) == len(download.requested_by)
-        return BlockResult(True, request, complete, tuple(p for p in requesters if p != peer))
+        return BlockResult(
+            wanted=True,
+            block=request,
+            piece_complete=len(download.received_from) == len(download.requested_by),
+            cancel=tuple(p for p in requesters if p != peer),
+        )
 
     def request_abandoned(self, peer: Hashable, index: int, begin: int) -> bool:
         """One request will not be answered (timeout, REJECT): its block goes back to
@@ -385,6 +382,8 @@ class PiecePicker:
         """Block number -> the peer that sent it, for a piece being downloaded."""
         download = self._downloads.get(index)
         return dict(download.received_from) if download is not None else {}
+
+    # -- picking steps --------------------------------------------------------
 
     def _pick_started(
         self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[Block]
@@ -454,17 +453,15 @@ class PiecePicker:
     def _pick_endgame(
         self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[Block]
     ) -> None:
-        """Duplicate requests, least-requested blocks first, then rarest pieces; stop
-        walking once enough blocks requested once are known, and skip dry walks."""
-        dry = (self._changes, peer_bitfield.count())
-        if self._endgame_dry.get(peer) == dry:
-            return  # nothing it could duplicate has changed since its last empty walk
+        """Duplicate requests, least-requested blocks first, then rarest pieces; the
+        walk stops once it knows enough blocks requested from one peer only."""
         limit = self.endgame_requests_per_block
         priority = self._priority
         availability = self._available.count
         downloads = self._downloads
         needed = count - len(picked)
-        # Not every started piece (thousands may wait for disk) nor every request.
+        # Only blocks with room for another requester: not every started piece (thousands
+        # may wait for the disk) nor every peer's requests (most are at the limit).
         candidates = []
         single = 0  # candidates requested from one peer only
         for key in self._duplicable:
@@ -479,7 +476,6 @@ class PiecePicker:
                 if single >= needed:
                     break
         if not candidates:
-            self._endgame_dry[peer] = dry
             return
         candidates.sort()
         requests = self._requests.setdefault(peer, {})
@@ -495,7 +491,6 @@ class PiecePicker:
         self, peer: Hashable, index: int, download: _PieceDownload, count: int, picked: list[Block]
     ) -> bool:
         """Request free blocks of one piece from ``peer``; True when ``picked`` is full."""
-        self._changes += 1
         duplicable = self._duplicable if self.endgame_requests_per_block > 1 else None
         requests = self._requests.setdefault(peer, {})
         requested_by = download.requested_by
@@ -530,7 +525,6 @@ class PiecePicker:
 
     def _unrequest(self, peer: Hashable, index: int, block: int) -> None:
         """``peer`` no longer has ``block`` requested; free it if nobody else does."""
-        self._changes += 1
         download = self._downloads[index]
         requesters = tuple(p for p in download.requested_by[block] if p != peer)
         download.requested_by[block] = requesters
@@ -548,13 +542,13 @@ class PiecePicker:
             self._with_free[index] = None
 
     def _discard_download(self, index: int) -> _PieceDownload | None:
-        self._changes += 1
         download = self._downloads.pop(index, None)
         if download is None:
             return None
         self._with_free.pop(index, None)
         for block, requesters in enumerate(download.requested_by):
-            self._duplicable.pop((index, block), None)
+            if requesters:  # free and received blocks are never in it
+                self._duplicable.pop((index, block), None)
             for requester in requesters:
                 self._forget_request(requester, (index, block))
         return download
@@ -595,6 +589,10 @@ class PiecePicker:
         assert all(index in self._downloads for index in self._with_free)
         assert {p: set(r) for p, r in self._requests.items()} == requested, "request index"
         limit = self.endgame_requests_per_block
-        room = {(i, b) for i, d in self._downloads.items() for b, r in enumerate(d.requested_by)
-                if 0 < len(r) < limit}  # fmt: skip
+        room = {
+            (index, block)
+            for index, download in self._downloads.items()
+            for block, requesters in enumerate(download.requested_by)
+            if 0 < len(requesters) < limit
+        }
         assert set(self._duplicable) == room, "duplicable blocks"

@@ -847,18 +847,23 @@ def test_endgame_cost_follows_other_peers_requests_not_pieces_waiting_for_the_di
     assert picker.pieces_examined - before <= 16, "only a's 16 outstanding blocks are looked at"
 
 
-def test_an_endgame_refill_with_many_peers_stops_at_enough_once_requested_blocks() -> None:
-    """50 seeders each owed 32 blocks: one refill walked all 1,600 outstanding
-    requests (58% of the reactor's time from 50 seeders); it needs one peer's worth."""
-    peers, depth = 50, 32
+def endgame_crowd(peers: int, depth: int) -> tuple[PiecePicker, Bitfield]:
+    """``peers`` seeds, each owed ``depth`` one-block pieces: every block requested once."""
     count = peers * depth
     picker = PiecePicker(PieceGeometry(count, BLOCK, count * BLOCK), random.Random(1))
     full = Bitfield.full(count)
     for peer in range(peers):
         picker.add_peer_bitfield(peer, full)
-    for peer in range(peers):
         assert len(picker.pick(peer, full, depth)) == depth
     assert picker.in_endgame
+    return picker, full
+
+
+def test_an_endgame_refill_with_many_peers_stops_at_enough_once_requested_blocks() -> None:
+    """50 seeders each owed 32 blocks: one refill walked all 1,600 outstanding
+    requests (58% of the reactor's time from 50 seeders); it needs one peer's worth."""
+    depth = 32
+    picker, full = endgame_crowd(50, depth)
     before = picker.pieces_examined
     duplicates = picker.pick(0, full, 1)
     assert len(duplicates) == 1
@@ -868,22 +873,17 @@ def test_an_endgame_refill_with_many_peers_stops_at_enough_once_requested_blocks
     picker.check_invariants()
 
 
-def test_a_dry_endgame_walk_is_not_repeated_until_a_request_changes() -> None:
+def test_an_endgame_with_every_block_at_the_limit_walks_nothing_until_one_is_given_up() -> None:
     """Once every block is out to the limit, refills found nothing and still walked
     every outstanding request; a request given up makes a block duplicable again."""
-    peers, depth = 4, 8
-    count = peers * depth
-    picker = PiecePicker(PieceGeometry(count, BLOCK, count * BLOCK), random.Random(1))
-    full = Bitfield.full(count)
-    for peer in range(peers):
-        picker.add_peer_bitfield(peer, full)
-        picker.pick(peer, full, depth)
+    picker, full = endgame_crowd(4, 8)
+    count = 4 * 8
     picker.add_peer_bitfield("late", full)
     assert len(picker.pick("late", full, count)) == count, "one duplicate of every block"
     assert picker.pick("late", full, 1) == []
     before = picker.pieces_examined
     assert picker.pick("late", full, 1) == []
-    assert picker.pieces_examined == before, "the dry walk is remembered"
+    assert picker.pieces_examined == before, "no block has room: nothing is walked"
     assert picker.request_abandoned("late", 5, 0)
     assert picker.pick("late", full, 1) == [Block(5, 0, BLOCK)]
     picker.check_invariants()
