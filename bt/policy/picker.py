@@ -20,7 +20,7 @@ Cost. Availability is kept like libtorrent's sorted piece list
 (:mod:`bt.policy.availability`): a pick scans from the rarest bucket and stops at
 enough blocks; a peer sparse among rarer pieces gets its own bitfield walked after
 a budget. Started pieces leave the order for ``_downloads``; the endgame walks only
-``_duplicable``, the requested blocks with room for another requester.
+``_duplicable`` (requested blocks with room) and skips a walk known to be empty.
 """
 
 from __future__ import annotations
@@ -136,6 +136,9 @@ class PiecePicker:
         self._requests: dict[Hashable, dict[tuple[int, int], None]] = {}
         #: Requested blocks with room for another requester (an ordered set), for the endgame.
         self._duplicable: dict[tuple[int, int], None] = {}
+        #: Peer -> (_room_added, its piece count) at its last endgame walk that found nothing.
+        self._endgame_dry: dict[Hashable, tuple[int, int]] = {}
+        self._room_added = 0  # blocks put in _duplicable and priority changes, ever
 
     # -- geometry -------------------------------------------------------------
 
@@ -242,6 +245,7 @@ class PiecePicker:
         self._check(index)
         if not _SKIP <= priority <= _MAX:
             raise ValueError(f"priority {priority} outside {_SKIP}..{_MAX}")
+        self._room_added += 1
         was_wanted = self._priority[index] != _SKIP
         wanted = priority != _SKIP
         self._priority[index] = priority
@@ -290,6 +294,7 @@ class PiecePicker:
         return its outstanding requests to the pool (they are returned too)."""
         self._check_bitfield(bitfield)
         abandoned = self.peer_requests_abandoned(peer)
+        self._endgame_dry.pop(peer, None)
         self._available.remove_peer(peer, bitfield)
         return abandoned
 
@@ -339,12 +344,8 @@ class PiecePicker:
         download.received_from[block] = peer
         for requester in requesters:
             self._forget_request(requester, (index, block))
-        return BlockResult(
-            wanted=True,
-            block=request,
-            piece_complete=len(download.received_from) == len(download.requested_by),
-            cancel=tuple(p for p in requesters if p != peer),
-        )
+        complete = len(download.received_from) == len(download.requested_by)
+        return BlockResult(True, request, complete, tuple(p for p in requesters if p != peer))
 
     def request_abandoned(self, peer: Hashable, index: int, begin: int) -> bool:
         """One request will not be answered (timeout, REJECT): its block goes back to
@@ -382,8 +383,6 @@ class PiecePicker:
         """Block number -> the peer that sent it, for a piece being downloaded."""
         download = self._downloads.get(index)
         return dict(download.received_from) if download is not None else {}
-
-    # -- picking steps --------------------------------------------------------
 
     def _pick_started(
         self, peer: Hashable, peer_bitfield: Bitfield, count: int, picked: list[Block]
@@ -455,6 +454,9 @@ class PiecePicker:
     ) -> None:
         """Duplicate requests, least-requested blocks first, then rarest pieces; the
         walk stops once it knows enough blocks requested from one peer only."""
+        dry = (self._room_added, peer_bitfield.count())
+        if self._endgame_dry.get(peer) == dry:
+            return  # no block gained room, nor the peer a piece, since its last empty walk
         limit = self.endgame_requests_per_block
         priority = self._priority
         availability = self._available.count
@@ -476,6 +478,7 @@ class PiecePicker:
                 if single >= needed:
                     break
         if not candidates:
+            self._endgame_dry[peer] = dry
             return
         candidates.sort()
         requests = self._requests.setdefault(peer, {})
@@ -492,6 +495,7 @@ class PiecePicker:
     ) -> bool:
         """Request free blocks of one piece from ``peer``; True when ``picked`` is full."""
         duplicable = self._duplicable if self.endgame_requests_per_block > 1 else None
+        self._room_added += 1
         requests = self._requests.setdefault(peer, {})
         requested_by = download.requested_by
         received = download.received_from
@@ -530,6 +534,7 @@ class PiecePicker:
         download.requested_by[block] = requesters
         if requesters:
             self._duplicable[(index, block)] = None  # below the limit now
+            self._room_added += 1
             return
         self._duplicable.pop((index, block), None)
         download.free += 1
@@ -589,10 +594,7 @@ class PiecePicker:
         assert all(index in self._downloads for index in self._with_free)
         assert {p: set(r) for p, r in self._requests.items()} == requested, "request index"
         limit = self.endgame_requests_per_block
-        room = {
-            (index, block)
-            for index, download in self._downloads.items()
-            for block, requesters in enumerate(download.requested_by)
-            if 0 < len(requesters) < limit
-        }
-        assert set(self._duplicable) == room, "duplicable blocks"
+        blocks = (
+            (i, b, r) for i, d in self._downloads.items() for b, r in enumerate(d.requested_by)
+        )
+        assert set(self._duplicable) == {(i, b) for i, b, r in blocks if 0 < len(r) < limit}
