@@ -328,7 +328,7 @@ def case_bt(
         )
         load = pause_and_settle(deadline)
         if profile is not None:
-            profiler = start_profiler(pid, profile, threads=True, gil=gil)
+            profiler = start_profiler(pid, profile, threads=True, gil=gil, rate=250)
             time.sleep(1)  # let py-spy attach before the transfer starts
         transfer = download_from(work, "from-bt", torrent, pid, deadline)
         if profiler is not None:

@@ -455,6 +455,37 @@ def test_seed_serves_requested_blocks(seed: Torrent) -> None:
     assert seed.upload_rate.total == 1000 + 16384
 
 
+def test_peers_with_requests_to_serve_are_counted_busy_for_the_read_ahead_share(
+    seed: Torrent,
+) -> None:
+    disk = seed.disk
+    disk.held_reads = []  # type: ignore[attr-defined]
+    pool = seed.swarm.read_cache.pool
+    first, second = leecher(seed, 1), leecher(seed, 2)
+    first.heard(), second.heard()
+    assert pool.readers == 0
+    first.say(Request(0, 0, 16384))
+    second.say(Request(1, 0, 16384), Request(2, 0, 16384))
+    assert pool.readers == 2
+    held_reads = disk.held_reads  # type: ignore[attr-defined]
+    assert len(held_reads) == 3
+    held, data = held_reads[0]
+    held.callback(data)
+    assert [e.index for e in first.heard() if isinstance(e, Piece)] == [0]
+    assert pool.readers == 1, "the second peer's blocks are being read"
+    for held, data in held_reads[1:3]:
+        held.callback(data)
+    assert [e.index for e in second.heard() if isinstance(e, Piece)] == [1, 2]
+    assert pool.readers == 0
+    second.say(Request(3, 0, 16384))
+    second.protocol.transport.loseConnection()
+    second.protocol.connectionLost()
+    assert pool.readers == 1 and len(held_reads) == 4
+    held, data = held_reads[3]
+    held.callback(data)
+    assert pool.readers == 0, "a peer gone with a read in flight is not busy"
+
+
 def test_requests_from_a_choked_peer_are_dropped(seed: Torrent) -> None:
     peer = connect(seed, b"-LT2000-uninterested", 7)
     peer.say(Request(0, 0, 16384), handshake=True)

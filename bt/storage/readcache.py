@@ -20,6 +20,15 @@ used chunks go first whichever torrent they belong to, and before them a chunk
 whose last block has been served (a reader in order is done with it). Reads in
 flight reserve their bytes in the pool, so the budget bounds those too; a miss
 that finds the budget all reserved reads just its block.
+
+Why read ahead: each disk read is a hand-off to the disk threads and back (a
+queue put, a worker wake-up, a reactor wake-up), and at 128 KiB a chunk that
+was a third of a one-peer seeder's reactor time (docs/performance.rst). A miss
+whose reader has asked for the blocks after it (``ahead``) reads up to
+``MAX_READ_AHEAD`` in one job and caches it as chunks. How far is the pool's
+fair share per busy reader (``ReadCachePool.reader_busy``): one peer reads
+1 MiB at a time, 200 peers read a chunk each as before, so read-ahead never
+grows the working set past the budget.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ from bt.errors import DataMissingError
 DEFAULT_CAPACITY = 32 * 1024 * 1024
 #: Default chunk: eight 16 KiB blocks, a peer's next few requests in one read.
 CHUNK = 128 * 1024
+#: The most one miss reads (its chunk and those after it that its reader asked for).
+MAX_READ_AHEAD = 1024 * 1024
 
 #: A cached chunk: (owner, piece, chunk number within the piece).
 _Key = tuple[int, int, int]
@@ -61,9 +72,15 @@ class ReadCachePool:
         #: Bytes promised to reads in flight.
         self.reserved = 0
         self.evictions = 0
+        #: Readers (peers' upload queues) with requests to serve now.
+        self.readers = 0
 
     def __len__(self) -> int:
         return len(self._chunks)
+
+    def __contains__(self, key: _Key) -> bool:
+        """Is the chunk cached (without making it recently used)?"""
+        return key in self._chunks
 
     @property
     def size(self) -> int:
@@ -76,6 +93,16 @@ class ReadCachePool:
 
     def owned_bytes(self, owner: int) -> int:
         return self._owned_bytes.get(owner, 0)
+
+    def reader_busy(self, busy: bool) -> None:
+        """A reader started (True) or ran out of (False) requests to serve."""
+        self.readers = self.readers + 1 if busy else max(0, self.readers - 1)
+
+    def read_ahead_chunks(self, chunk_size: int) -> int:
+        """How many chunks one miss may read: half the budget shared by the busy readers,
+        at least one chunk, at most ``MAX_READ_AHEAD``."""
+        share = self.capacity // (2 * chunk_size * max(1, self.readers))
+        return max(1, min(share, MAX_READ_AHEAD // chunk_size))
 
     def get(self, key: _Key) -> bytes | None:
         """The chunk, now the most recently used; None if not cached."""
@@ -146,11 +173,15 @@ class ReadCachePool:
 
 
 class _Load:
-    """One chunk read in flight and the blocks waiting for it."""
+    """One read in flight of ``count`` chunks from ``first`` on, and the blocks waiting for it.
 
-    __slots__ = ("reserved", "waiters")
+    Waiters' ``start`` and ``end`` are offsets from the start of the first chunk."""
 
-    def __init__(self, reserved: int) -> None:
+    __slots__ = ("count", "first", "reserved", "waiters")
+
+    def __init__(self, first: int, count: int, reserved: int) -> None:
+        self.first = first
+        self.count = count
         self.reserved = reserved
         self.waiters: list[tuple[Deferred[bytes], int, int]] = []  # (waiter, start, end)
 
@@ -182,8 +213,10 @@ class PieceReadCache:
         self._loading: dict[_Key, _Load] = {}
         #: Blocks answered without a disk read of their own (cached, or a read in flight).
         self.hits = 0
-        #: Chunk reads started.
+        #: Disk reads of chunks started (one may hold several chunks: see read_ahead).
         self.misses = 0
+        #: Chunks read ahead, in the same disk read as a miss's own chunk.
+        self.read_ahead = 0
         #: Blocks read from disk as they are: straddling chunks, or no room in the pool.
         self.direct_reads = 0
         #: Bytes asked of the disk (chunks and direct reads), for read amplification.
@@ -222,8 +255,11 @@ class PieceReadCache:
                 return data
         return memoryview(data)[start : start + length]
 
-    def read(self, index: int, begin: int, length: int) -> Deferred[bytes]:
-        """The block's bytes; fails like the underlying read (StorageError)."""
+    def read(self, index: int, begin: int, length: int, ahead: int = 0) -> Deferred[bytes]:
+        """The block's bytes; fails like the underlying read (StorageError).
+
+        ``ahead``: bytes of this piece right after the block that the reader has asked
+        for too; a miss reads them in the same disk read, within the pool's fair share."""
         data = self.cached(index, begin, length)
         if data is not None:
             return defer.succeed(bytes(data))
@@ -233,25 +269,49 @@ class PieceReadCache:
         if first != last:
             return self._straddling(index, begin, length, first, last)
         key = (self._owner, index, first)
-        start = begin - first * chunk_size
         waiter: Deferred[bytes] = Deferred()
         load = self._loading.get(key)
         if load is not None:
             self.hits += 1
+            start = begin - load.first * chunk_size
             load.waiters.append((waiter, start, start + length))
             return waiter
-        size = min(chunk_size, self._piece_size(index) - first * chunk_size)
-        if size < start + length or not self.pool.reserve(size):
-            # Past the end of the piece (the disk refuses it), or no room in the pool.
-            return self._direct(index, begin, length)
+        piece_size = self._piece_size(index)
+        start = begin - first * chunk_size
+        size = min(chunk_size, piece_size - first * chunk_size)
+        if size < start + length:
+            return self._direct(index, begin, length)  # past the end of the piece: refused
+        count = self._chunks_to_read(index, first, begin + length + ahead, piece_size)
+        total = min(piece_size, (first + count) * chunk_size) - first * chunk_size
+        if count > 1 and not self.pool.reserve(total):
+            count, total = 1, size
+        if count == 1 and not self.pool.reserve(size):
+            return self._direct(index, begin, length)  # no room in the pool
         self.misses += 1
-        self.bytes_read += size
-        load = _Load(size)
+        self.read_ahead += count - 1
+        self.bytes_read += total
+        load = _Load(first, count, total)
         load.waiters.append((waiter, start, start + length))
-        self._loading[key] = load
-        reading = self._read(index, first * chunk_size, size)
-        reading.addCallbacks(self._loaded, self._failed, (key, load, size), None, (key, load))
+        for number in range(first, first + count):
+            self._loading[(self._owner, index, number)] = load
+        reading = self._read(index, first * chunk_size, total)
+        reading.addCallbacks(self._loaded, self._failed, (index, load), None, (index, load))
         return waiter
+
+    def _chunks_to_read(self, index: int, first: int, through: int, piece_size: int) -> int:
+        """Chunks from ``first`` on to read now: up to the one holding byte ``through - 1``
+        of the piece, within the fair share, stopping at one cached or being read."""
+        chunk_size = self.chunk_size
+        last = min((through - 1) // chunk_size, (piece_size - 1) // chunk_size)
+        last = min(last, first + self.pool.read_ahead_chunks(chunk_size) - 1)
+        count = 1
+        pool = self.pool
+        while first + count <= last:
+            key = (self._owner, index, first + count)
+            if key in pool or key in self._loading:
+                break
+            count += 1
+        return count
 
     def discard(self, index: int) -> None:
         """Forget a piece (its data on disk changed); reads of it in flight are not kept."""
@@ -298,27 +358,41 @@ class PieceReadCache:
         """Detach a read in flight: its waiters are answered, its data not cached."""
         load = self._loading.pop(key, None)
         if load is not None:
+            owner, index, _ = key
+            for number in range(load.first, load.first + load.count):
+                if self._loading.get((owner, index, number)) is load:
+                    del self._loading[(owner, index, number)]
             self.pool.release(load.reserved)
             load.reserved = 0
 
-    def _loaded(self, data: bytes, key: _Key, load: _Load, size: int) -> None:
-        if len(data) != size:
-            missing = DataMissingError(key[1], key[2] * self.chunk_size, size, len(data))
-            self._failed(Failure(missing), key, load)
+    def _loaded(self, data: bytes, index: int, load: _Load) -> None:
+        chunk_size = self.chunk_size
+        base = load.first * chunk_size
+        total = min(self._piece_size(index), (load.first + load.count) * chunk_size) - base
+        if len(data) != total:
+            missing = DataMissingError(index, base, total, len(data))
+            self._failed(Failure(missing), index, load)
             return
-        if self._loading.get(key) is load:
-            del self._loading[key]
-            self.pool.put(key, data, load.reserved)
+        if load.reserved:  # still wanted: cache each chunk
+            owner = self._owner
+            for number in range(load.first, load.first + load.count):
+                key = (owner, index, number)
+                del self._loading[key]
+                offset = (number - load.first) * chunk_size
+                end = min(offset + chunk_size, total)
+                chunk = data if load.count == 1 else data[offset:end]
+                self.pool.put(key, chunk, len(chunk))
+                if any(start < end <= stop for _, start, stop in load.waiters):
+                    self.pool.demote(key)  # its last block is served now
             load.reserved = 0
-            if any(end >= size for _, _, end in load.waiters):
-                self.pool.demote(key)
         for waiter, start, end in load.waiters:
-            if start == 0 and end == len(data):
+            if start == 0 and end == total:
                 waiter.callback(data)
             else:
                 waiter.callback(data[start:end])
 
-    def _failed(self, failure: Failure, key: _Key, load: _Load) -> None:
+    def _failed(self, failure: Failure, index: int, load: _Load) -> None:
+        key = (self._owner, index, load.first)
         if self._loading.get(key) is load:
             self._forget_load(key)
         for waiter, _, _ in load.waiters:

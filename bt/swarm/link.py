@@ -95,7 +95,8 @@ class Swarm(Protocol):
 class Serving:
     """What a link serves its peer's requests with, injected by the swarm."""
 
-    read: Callable[[int, int, int], Deferred[bytes]]
+    #: ``read(index, begin, length, ahead)``: ``ahead``, the bytes asked for next (read-ahead).
+    read: Callable[[int, int, int, int], Deferred[bytes]]
     #: The block at once if it is in memory (a read cache hit), else None.
     cached: Callable[[int, int, int], bytes | memoryview | None]
     #: The upload rate limit: 0.0 (and ``amount`` charged) or seconds to wait.
@@ -107,6 +108,8 @@ class Serving:
     lost: Callable[[int], bool]
     #: A block of ``index`` could not be read (after this peer was dropped).
     read_failed: Callable[[int, StorageError], None]
+    #: A peer's upload queue got requests to serve (True) or ran out (False).
+    busy: Callable[[bool], None] = lambda busy: None
 
 
 class PeerLink:
@@ -148,6 +151,7 @@ class PeerLink:
             on_sent=self._sent,
             cached=serving.cached,
             on_read_failed=self._read_failed,
+            on_busy=serving.busy,
         )
         #: Per-peer state of each peer extension, by the extension's name.
         self.extensions: dict[str, object] = {}

@@ -164,6 +164,7 @@ class Swarm:
             sent=self.upload_rate.add,
             lost=damage.was_lost,
             read_failed=damage.read_failed,
+            busy=self.read_cache.pool.reader_busy,
         )
 
     @property

@@ -307,10 +307,16 @@ def test_discard_forgets_one_piece() -> None:
 
 
 def serve_round_robin(
-    cache: PieceReadCache, disk: ChunkDisk, peers: int, pieces_each: int, in_flight: int
+    cache: PieceReadCache,
+    disk: ChunkDisk,
+    peers: int,
+    pieces_each: int,
+    in_flight: int,
+    read_ahead: bool = False,
 ) -> int:
     """``peers`` peers on different 1 MiB pieces, each keeping ``in_flight`` requests
     open (UploadQueue's max_reads), served in turn; the disk answers once per round.
+    ``read_ahead``: each peer, busy, has asked for the rest of its piece (``ahead``).
     Every block is checked; returns the bytes sent."""
     todo = {
         peer: [
@@ -322,6 +328,9 @@ def serve_round_robin(
     }
     open_: dict[int, int] = dict.fromkeys(todo, 0)
     sent = 0
+    if read_ahead:
+        for _ in range(peers):
+            cache.pool.reader_busy(True)
 
     def done(data: bytes, peer: int, block: tuple[int, int, int]) -> None:
         nonlocal sent
@@ -334,26 +343,50 @@ def serve_round_robin(
             while blocks and open_[peer] < in_flight:
                 block = blocks.pop(0)
                 open_[peer] += 1
-                cache.read(*block).addCallback(done, peer, block)
+                index, begin, length = block
+                ahead = disk.piece_size(index) - begin - length if read_ahead else 0
+                cache.read(index, begin, length, ahead).addCallback(done, peer, block)
         disk.answer_all()
     return sent
 
 
+@pytest.mark.parametrize("read_ahead", [False, True])
 @pytest.mark.parametrize("in_flight", [1, 4, 16])
-def test_200_peers_on_200_pieces_read_each_byte_about_once(in_flight: int) -> None:
+def test_200_peers_on_200_pieces_read_each_byte_about_once(
+    in_flight: int, read_ahead: bool
+) -> None:
     """The bench/scale.py peers case: 200 MiB of pieces in play, a 32 MiB budget.
 
-    Each peer then moves to a second piece, so 400 MiB are sent in all.
+    Each peer then moves to a second piece, so 400 MiB are sent in all. Peers that
+    ask for whole pieces at once get no read-ahead past their share, so no thrashing.
     """
     disk = ChunkDisk(piece_size=MiB)
     disk.hold = True
     cache = PieceReadCache(disk.read, disk.piece_size, pool=ReadCachePool(DEFAULT_CAPACITY))
-    sent = serve_round_robin(cache, disk, peers=200, pieces_each=2, in_flight=in_flight)
+    sent = serve_round_robin(
+        cache, disk, peers=200, pieces_each=2, in_flight=in_flight, read_ahead=read_ahead
+    )
     assert sent == 400 * MiB
     assert disk.bytes_read == cache.bytes_read
     assert disk.bytes_read / sent < 1.2
     if in_flight <= 4:  # UploadQueue's default max_reads: every chunk is read once, whole
         assert (cache.misses, cache.direct_reads) == (400 * MiB // CHUNK, 0)
+    assert cache.pool.size <= DEFAULT_CAPACITY
+
+
+@pytest.mark.parametrize("peers", [1, 8, 50])
+def test_fewer_busy_peers_read_ahead_further_and_still_read_each_byte_about_once(
+    peers: int,
+) -> None:
+    disk = ChunkDisk(piece_size=MiB)
+    disk.hold = True
+    cache = PieceReadCache(disk.read, disk.piece_size, pool=ReadCachePool(DEFAULT_CAPACITY))
+    sent = serve_round_robin(cache, disk, peers=peers, pieces_each=4, in_flight=4, read_ahead=True)
+    assert sent == 4 * peers * MiB
+    assert disk.bytes_read / sent < 1.2
+    share = cache.pool.read_ahead_chunks(CHUNK)
+    assert share == {1: 8, 8: 8, 50: 2}[peers]
+    assert cache.misses == 4 * peers * (MiB // CHUNK) // share, "one disk read per share"
     assert cache.pool.size <= DEFAULT_CAPACITY
 
 
@@ -388,3 +421,132 @@ def test_cached_answers_hits_at_once_and_never_reads() -> None:
     assert cache.cached(0, 16, 16) == content(0, 16, 16)
     assert cache.cached(0, 24, 16) is None, "straddles two chunks: left to read()"
     assert disk.reads == [(0, 0, 32)]
+
+
+# -- read-ahead: one disk read for a reader's next chunks ---------------------------
+
+
+def four_chunk_pieces(hold: bool = False) -> tuple[ChunkDisk, PieceReadCache]:
+    """Pieces of 8 blocks in chunks of 2, and a budget that lets one reader read a whole piece."""
+    disk = ChunkDisk(piece_size=8 * BLOCK)
+    disk.hold = hold
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=MiB, chunk_size=2 * BLOCK)
+    return disk, cache
+
+
+def test_a_miss_reads_the_chunks_its_reader_asked_for_next_in_one_read() -> None:
+    disk, cache = four_chunk_pieces()
+    first = cache.read(0, 0, BLOCK, ahead=5 * BLOCK)  # asked through byte 6 * BLOCK
+    assert disk.reads == [(0, 0, 6 * BLOCK)], "three chunks, one read"
+    assert first.result == content(0, 0, BLOCK)
+    assert (cache.misses, cache.read_ahead, cache.bytes_read) == (1, 2, 6 * BLOCK)
+    for begin in range(BLOCK, 6 * BLOCK, BLOCK):
+        assert cache.cached(0, begin, BLOCK) == content(0, begin, BLOCK)
+    assert cache.cached(0, 6 * BLOCK, BLOCK) is None, "not asked for: not read"
+    assert len(cache.pool) == 3 and cache.size == 6 * BLOCK
+    assert cache.pool.reserved == 0
+
+
+def test_blocks_waiting_on_any_chunk_of_a_read_ahead_are_answered_by_it() -> None:
+    disk, cache = four_chunk_pieces(hold=True)
+    waiters = [cache.read(0, 0, BLOCK, ahead=7 * BLOCK)]
+    waiters += [cache.read(0, begin, BLOCK) for begin in (BLOCK, 5 * BLOCK, 7 * BLOCK)]
+    assert disk.reads == [(0, 0, 8 * BLOCK)] and cache.pool.reserved == 8 * BLOCK
+    disk.answer_all()
+    assert [w.result for w in waiters] == [
+        content(0, begin, BLOCK) for begin in (0, BLOCK, 5 * BLOCK, 7 * BLOCK)
+    ]
+    assert cache.hits == 3 and cache.pool.reserved == 0 and cache.size == 8 * BLOCK
+
+
+def test_read_ahead_stops_at_the_end_of_the_piece_and_at_a_chunk_already_in_memory() -> None:
+    disk = ChunkDisk(piece_size=5 * BLOCK)
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=MiB, chunk_size=2 * BLOCK)
+    cache.read(0, 0, BLOCK, ahead=MiB)
+    assert disk.reads == [(0, 0, 5 * BLOCK)], "the whole piece, its short last chunk too"
+    cache.read(1, 2 * BLOCK, BLOCK)  # chunk 1 of piece 1 cached first
+    cache.read(1, 0, BLOCK, ahead=4 * BLOCK)
+    assert disk.reads[1:] == [(1, 2 * BLOCK, 2 * BLOCK), (1, 0, 2 * BLOCK)]
+
+
+def test_read_ahead_is_the_pools_fair_share_per_busy_reader() -> None:
+    pool = ReadCachePool(capacity=16 * CHUNK)
+    assert pool.read_ahead_chunks(CHUNK) == 8, "one reader: half the budget, up to 1 MiB"
+    for _ in range(4):
+        pool.reader_busy(True)
+    assert pool.read_ahead_chunks(CHUNK) == 2
+    for _ in range(100):
+        pool.reader_busy(True)
+    assert pool.read_ahead_chunks(CHUNK) == 1, "never less than the miss's own chunk"
+    disk = ChunkDisk(piece_size=MiB)
+    cache = PieceReadCache(disk.read, disk.piece_size, pool=pool)
+    cache.read(0, 0, BLOCK, ahead=MiB)
+    assert disk.reads == [(0, 0, CHUNK)], "104 busy readers: one chunk each, as before"
+    for _ in range(200):
+        pool.reader_busy(False)
+    assert pool.readers == 0
+    big = ReadCachePool(capacity=1024 * CHUNK)
+    assert big.read_ahead_chunks(CHUNK) * CHUNK == 1024 * 1024, "at most MAX_READ_AHEAD"
+
+
+def test_a_read_ahead_that_does_not_fit_the_budget_reads_one_chunk() -> None:
+    disk = ChunkDisk(piece_size=8 * BLOCK)
+    disk.hold = True
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=8 * BLOCK, chunk_size=2 * BLOCK)
+    cache.read(1, 0, BLOCK)
+    cache.read(2, 0, BLOCK)
+    cache.read(3, 0, BLOCK)  # 6 of 8 blocks' worth reserved by reads in flight
+    cache.read(0, 0, BLOCK, ahead=7 * BLOCK)
+    assert disk.reads[-1] == (0, 0, 2 * BLOCK)
+    assert cache.read_ahead == 0 and cache.pool.size <= 8 * BLOCK
+
+
+def test_a_failed_read_ahead_fails_its_waiters_caches_nothing_and_frees_its_bytes() -> None:
+    disk, cache = four_chunk_pieces(hold=True)
+    first = cache.read(0, 0, BLOCK, ahead=7 * BLOCK)
+    later = cache.read(0, 6 * BLOCK, BLOCK)
+    ((d, _),) = disk.pending
+    disk.pending = []
+    d.errback(Failure(StorageError("disk gone")))
+    assert failure_of(first).check(StorageError) and failure_of(later).check(StorageError)
+    assert len(cache.pool) == 0 and cache.pool.size == 0
+    disk.hold = False
+    assert cache.read(0, 6 * BLOCK, BLOCK).result == content(0, 6 * BLOCK, BLOCK)
+    assert disk.reads[-1] == (0, 6 * BLOCK, 2 * BLOCK), "read again, not a stale load"
+
+
+def test_a_short_read_ahead_is_a_storage_error_for_every_waiter() -> None:
+    disk, cache = four_chunk_pieces()
+    disk.short = True
+    assert failure_of(cache.read(0, 0, BLOCK, ahead=3 * BLOCK)).check(StorageError)
+    assert len(cache.pool) == 0 and cache.pool.size == 0
+
+
+def test_a_piece_discarded_while_read_ahead_is_in_flight_is_not_cached() -> None:
+    disk, cache = four_chunk_pieces(hold=True)
+    first = cache.read(0, 0, BLOCK, ahead=7 * BLOCK)
+    later = cache.read(0, 4 * BLOCK, BLOCK)
+    cache.discard(0)
+    assert cache.pool.size == 0, "its reservation is given back at once"
+    again = cache.read(0, 4 * BLOCK, BLOCK)
+    assert len(disk.reads) == 2, "a new read: the old one's data may be stale"
+    disk.answer_all()
+    assert first.result == content(0, 0, BLOCK) and later.result == content(0, 4 * BLOCK, BLOCK)
+    assert again.result == content(0, 4 * BLOCK, BLOCK)
+    assert cache.size == 2 * BLOCK, "only the new read's chunk is kept"
+    assert cache.pool.reserved == 0
+
+
+def test_each_chunk_of_a_read_ahead_is_evicted_on_its_own_once_served() -> None:
+    disk = ChunkDisk(piece_size=8 * BLOCK)
+    cache = PieceReadCache(disk.read, disk.piece_size, capacity=16 * BLOCK, chunk_size=2 * BLOCK)
+    cache.read(0, 0, BLOCK, ahead=7 * BLOCK)
+    assert disk.reads == [(0, 0, 8 * BLOCK)]
+    for begin in range(BLOCK, 4 * BLOCK, BLOCK):
+        cache.cached(0, begin, BLOCK)  # the reader finishes chunks 0 and 1
+    for index in range(1, 7):
+        cache.read(index, 0, BLOCK)  # the budget fills: the finished chunks make room
+    assert cache.cached(0, 4 * BLOCK, 2 * BLOCK) is not None, "chunk 2 is still to be served"
+    assert cache.cached(0, 6 * BLOCK, 2 * BLOCK) is not None
+    assert cache.cached(0, 0, 2 * BLOCK) is None and cache.cached(0, 2 * BLOCK, 2 * BLOCK) is None
+    assert cache.pool.size == 16 * BLOCK

@@ -14,10 +14,12 @@ from bt.swarm.upload import UploadQueue
 class Disk:
     def __init__(self) -> None:
         self.reads: list[tuple[int, int, int]] = []
+        self.aheads: list[int] = []
         self.waiting: list[defer.Deferred[bytes]] = []
 
-    def read(self, index: int, begin: int, length: int) -> defer.Deferred[bytes]:
+    def read(self, index: int, begin: int, length: int, ahead: int = 0) -> defer.Deferred[bytes]:
         self.reads.append((index, begin, length))
+        self.aheads.append(ahead)
         waiting: defer.Deferred[bytes] = defer.Deferred()
         self.waiting.append(waiting)
         return waiting
@@ -210,3 +212,55 @@ def test_a_block_read_from_disk_leads_the_batch_of_those_in_memory() -> None:
     assert batches[1] == [(0, 0), (0, 32768)] and disk.reads[-1] == (1, 0, 16384)
     disk.waiting[1].callback(block(1, 0, 16384))
     assert batches[2:] == [[(1, 0)]] and len(queue) == 0
+
+
+def test_a_read_tells_the_disk_how_much_of_the_piece_is_asked_for_next_in_order() -> None:
+    disk = Disk()
+    queue = UploadQueue(disk.read, lambda i, b, d: None, max_reads=1)
+    for begin in range(0, 4 * 16384, 16384):
+        queue.add(0, begin, 16384, serve=False)
+    queue.add(0, 6 * 16384, 16384, serve=False)  # a gap: not part of the run
+    queue.add(1, 0, 16384, serve=False)
+    queue.serve()
+    assert disk.reads == [(0, 0, 16384)] and disk.aheads == [3 * 16384]
+    disk.waiting[0].callback(block(0, 0, 16384))
+    assert disk.reads[-1] == (0, 16384, 16384) and disk.aheads[-1] == 2 * 16384
+
+
+def test_read_ahead_looks_no_further_than_read_ahead_bytes() -> None:
+    from bt.swarm.upload import READ_AHEAD_BYTES
+
+    disk = Disk()
+    queue = UploadQueue(disk.read, lambda i, b, d: None, max_reads=1)
+    for begin in range(0, 2 * READ_AHEAD_BYTES, 16384):
+        queue.add(0, begin, 16384, serve=False)
+    queue.serve()
+    assert disk.aheads == [READ_AHEAD_BYTES]
+
+
+def test_the_queue_says_when_it_has_requests_to_serve_and_when_it_has_none() -> None:
+    disk, busy = Disk(), []
+    queue = UploadQueue(disk.read, lambda i, b, d: None, max_reads=1, on_busy=busy.append)
+    queue.add(0, 0, 16384, serve=False)
+    queue.add(0, 16384, 16384, serve=False)
+    assert busy == [True], "said once, on the first request"
+    queue.serve()
+    disk.waiting[0].callback(block(0, 0, 16384))
+    assert busy == [True], "one block still being read"
+    disk.waiting[1].callback(block(0, 16384, 16384))
+    assert busy == [True, False]
+    queue.add(1, 0, 16384)
+    queue.cancel(1, 0, 16384)
+    assert busy == [True, False, True], "a read in flight keeps it busy"
+    disk.waiting[2].callback(block(1, 0, 16384))
+    assert busy == [True, False, True, False]
+    queue.add(2, 0, 16384, serve=False)
+    queue.cancel(2, 0, 16384)
+    queue.add(3, 0, 16384, serve=False)
+    queue.clear()  # a choke
+    assert busy[-4:] == [True, False, True, False]
+    queue.add(4, 0, 16384)
+    queue.stopProducing()  # the peer hung up while its block is read
+    assert busy[-1] is True
+    disk.waiting[-1].callback(block(4, 0, 16384))
+    assert busy[-1] is False
