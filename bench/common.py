@@ -76,6 +76,8 @@ class ProcSample:
     vm_rss_kib: int
     rss_anon_kib: int
     rss_file_kib: int
+    #: Bytes the process asked of read-like syscalls (``rchar``: files and sockets alike).
+    read_chars: int = 0
 
     @property
     def cpu(self) -> float:
@@ -94,8 +96,16 @@ def sample_proc(pid: int) -> ProcSample:
         key, _, value = line.partition(":")
         if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
             memory[key] = int(value.split()[0])
+    read_chars = 0
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("rchar:"):
+                read_chars = int(line.split()[1])
+    except OSError:
+        pass  # not ours to read (another user's process): the figure stays 0
     return ProcSample(
         at=at,
+        read_chars=read_chars,
         cpu_user=int(fields[11]) / tick,
         cpu_sys=int(fields[12]) / tick,
         vm_hwm_kib=memory.get("VmHWM", 0),

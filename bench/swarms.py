@@ -232,7 +232,10 @@ def serve_crowd(
         load = loadavg()
         samples = [sample_proc(seeder_pid)]
         if who == "bt" and args.profile is not None:
-            profiler = gil_profiler(seeder_pid, args.profile)
+            if args.profile_idle:
+                profiler = wall_profiler(seeder_pid, args.profile)
+            else:
+                profiler = gil_profiler(seeder_pid, args.profile)
         go.write_text("go")
         went = time.monotonic()
         while any(p.poll() is None for p in processes):
@@ -281,10 +284,13 @@ def crowd_figures(
         "steady_rate_mb_s": round(steady / 1e6, 2),
         "seeder_cpu_s": round(cpu, 3),
         "seeder_cpu_s_per_gib": round(cpu / (served / GIB), 3),
+        "seeder_sys_s_per_gib": round((after.cpu_sys - before.cpu_sys) / (served / GIB), 3),
+        "seeder_read_per_byte_served": round((after.read_chars - before.read_chars) / served, 3),
         "seeder_cpu_percent": round(100 * cpu / max(after.at - before.at, 1e-9), 1),
         "seeder_vm_hwm_kib": after.vm_hwm_kib,
         "seeder_rss_anon_kib": after.rss_anon_kib,
         "downloaders_cpu_s": round(sum(r["cpu"] for r in reports), 2),
+        "downloaders_cpu_s_per_gib": round(sum(r["cpu"] for r in reports) / (served / GIB), 3),
         "loadavg_before": load,
     }
 
@@ -357,9 +363,12 @@ def case_seed(args: argparse.Namespace, deadline: Deadline) -> dict[str, Any]:
         ("first byte after start (s)", "first_byte_s", str),
         ("first / last finish (s)", None, None),
         ("seeder CPU s/GiB served", "seeder_cpu_s_per_gib", str),
+        ("  of which in the kernel", "seeder_sys_s_per_gib", str),
+        ("seeder bytes read / served", "seeder_read_per_byte_served", str),
         ("seeder CPU % of a core", "seeder_cpu_percent", str),
         ("seeder peak RSS (VmHWM)", "seeder_vm_hwm_kib", mib),
         ("downloaders' CPU (s)", "downloaders_cpu_s", str),
+        ("downloaders' CPU s/GiB", "downloaders_cpu_s_per_gib", str),
         ("load average before", "loadavg_before", str),
     ]
     print(f"\none seeder to {args.peers} libtorrent downloaders, {args.size_mib} MiB each")
@@ -468,6 +477,11 @@ def gil_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
     return start_profiler(pid, out, threads=True, gil=True, rate=250)
 
 
+def wall_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy on bt's process: every thread, waiting or not (wall-clock shares)."""
+    return start_profiler(pid, out, threads=True, idle=True, rate=250)
+
+
 # -- command line ------------------------------------------------------------------------
 
 
@@ -488,6 +502,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="JSON results")
     parser.add_argument(
         "--profile", type=Path, default=None, help="py-spy GIL-holder stacks of bt to this file"
+    )
+    parser.add_argument(
+        "--profile-idle",
+        action="store_true",
+        help="seed: --profile samples every thread, waiting too (wall clock), not the GIL holder",
     )
     parser.add_argument("--leechers", help=argparse.SUPPRESS)
     parser.add_argument("--seeders", help=argparse.SUPPRESS)

@@ -118,6 +118,10 @@ class IDiskQueue(Interface):
     def read(index: int, begin: int, length: int) -> Deferred[bytes]:
         """Bytes to serve to a peer; ``DataMissingError`` if they are not all on disk."""
 
+    def read_now(index: int, begin: int, sizes: Sequence[int]) -> list[bytearray] | None:
+        """Buffers of ``sizes`` bytes from ``begin``, at once, if they are in memory now
+        (the page cache); None otherwise (then :meth:`read`). Never waits for the disk."""
+
     def hash_piece(index: int) -> Deferred[bool]:
         """Whether piece ``index`` on disk matches its hash (missing data: False)."""
 

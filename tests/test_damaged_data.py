@@ -247,6 +247,12 @@ def test_a_deleted_file_loses_all_its_pieces(
     seed.stop()
 
 
+def not_in_memory(storage: FileStorage) -> None:
+    """The bytes of a failing disk are not in the page cache: every read goes to the disk
+    (``FileStorage.read_cached`` would otherwise answer without it)."""
+    storage.read_cached = lambda index, begin, sizes: None  # type: ignore[method-assign]
+
+
 def test_a_read_error_checks_that_file_and_a_failing_disk_stops_the_torrent(
     metainfo: Metainfo, folder: Path, clock: SyncReactor
 ) -> None:
@@ -261,6 +267,7 @@ def test_a_read_error_checks_that_file_and_a_failing_disk_stops_the_torrent(
         return read(index, begin, length)
 
     seed.storage.read = eio  # type: ignore[method-assign]
+    not_in_memory(seed.storage)
     peer = leecher(torrent)
     peer.heard()
     peer.say(Request(4, 0, 16384))
@@ -431,6 +438,7 @@ def test_one_unreadable_block_rechecks_its_file_and_what_verifies_comes_back(
         return read(index, begin, length)
 
     seed.storage.read = eio_once  # type: ignore[method-assign]
+    not_in_memory(seed.storage)
     peer = leecher(torrent, 2)
     peer.heard()
     peer.say(Request(4, 0, 16384))

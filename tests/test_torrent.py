@@ -96,6 +96,9 @@ class FakeDisk:
         self.held_reads.append((held, data))
         return held
 
+    def read_now(self, index: int, begin: int, sizes: list[int]) -> None:
+        return None  # every read goes through read(), where tests can hold it
+
     def call(self, job: Any, *args: Any) -> defer.Deferred[Any]:
         return defer.maybeDeferred(job, *args)
 
@@ -443,7 +446,8 @@ def test_seed_sends_its_bitfield_and_unchokes_an_interested_peer_at_once(seed: T
     assert Unchoke() in events
 
 
-def test_seed_serves_requested_blocks(seed: Torrent) -> None:
+def assert_serves_two_blocks(seed: Torrent) -> None:
+    """A leecher asks for the short last piece and a block of piece 0, and gets both."""
     peer = leecher(seed)
     peer.heard()
     peer.say(Request(5, 0, 1000), Request(0, 16384, 16384))
@@ -452,6 +456,10 @@ def test_seed_serves_requested_blocks(seed: Torrent) -> None:
         (5, 0, DATA[5 * PIECE :]),
         (0, 16384, DATA[16384:32768]),
     ]
+
+
+def test_seed_serves_requested_blocks(seed: Torrent) -> None:
+    assert_serves_two_blocks(seed)
     assert seed.upload_rate.total == 1000 + 16384
 
 
@@ -484,6 +492,26 @@ def test_peers_with_requests_to_serve_are_counted_busy_for_the_read_ahead_share(
     held, data = held_reads[3]
     held.callback(data)
     assert pool.readers == 0, "a peer gone with a read in flight is not busy"
+
+
+def test_a_seed_serves_blocks_in_the_page_cache_without_a_disk_thread_read(
+    metainfo: Metainfo, clock: MemoryReactorClock
+) -> None:
+    disk = FakeDisk(metainfo, complete=True)
+    asked: list[tuple[int, int, list[int]]] = []
+
+    def read_now(index: int, begin: int, sizes: list[int]) -> list[bytearray]:
+        asked.append((index, begin, list(sizes)))
+        at = index * PIECE + begin
+        return [bytearray(DATA[at : at + size]) for size in sizes]
+
+    disk.read_now = read_now  # type: ignore[method-assign]
+    disk.held_reads = []  # a read through the disk threads would be held: none may happen
+    seed = make_torrent(metainfo, clock, disk, peer_id=b"-BT0100-seedingpeer!", seed=2)
+    seed.startService()
+    assert_serves_two_blocks(seed)
+    assert disk.held_reads == [] and [index for index, _, _ in asked] == [5, 0]
+    seed.stopService()
 
 
 def test_requests_from_a_choked_peer_are_dropped(seed: Torrent) -> None:

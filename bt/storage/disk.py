@@ -291,6 +291,21 @@ class DiskQueue:
         self._check_range(index, begin, length)
         return self._submit(self._read, index, begin, length)
 
+    def read_now(self, index: int, begin: int, sizes: Sequence[int]) -> list[bytearray] | None:
+        """Buffers of ``sizes`` bytes from ``begin`` if they are in memory now, else None.
+
+        Runs on the calling (reactor) thread but never waits (``FileStorage.read_cached``);
+        None also when the storage cannot tell, and for any error, which the disk
+        threads' read then reports."""
+        reader = getattr(self._storage, "read_cached", None)
+        if reader is None or self._state != "running":
+            return None
+        self._check_range(index, begin, sum(sizes))
+        try:
+            return reader(index, begin, sizes)  # type: ignore[no-any-return]
+        except (OSError, StorageError):
+            return None
+
     def hash_piece(self, index: int) -> Deferred[bool]:
         """Whether piece ``index`` on disk matches its hash (missing data: False)."""
         self._check_index(index)

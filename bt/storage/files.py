@@ -34,9 +34,11 @@ from zope.interface import implementer
 from bt.errors import StorageError
 from bt.interfaces import IStorage
 from bt.logs import Logger
+from bt.storage import pagecache
 from bt.storage.layout import FileSpan, Layout
 from bt.storage.resume import file_stamps
 from bt.storage.routelock import RouteLock
+from bt.storage.vectored import as_views, pread_all, pwrite_all, take
 
 if TYPE_CHECKING:
     from bt.storage.partfile import PartFile
@@ -48,17 +50,6 @@ log = Logger()
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 #: Read-only media or files: still readable (seeding), a write reopens and fails loudly.
 _READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
-
-
-def _iov_max() -> int:
-    try:
-        value = os.sysconf("SC_IOV_MAX")
-    except (ValueError, OSError):
-        return 1024
-    return value if value > 0 else 1024
-
-
-_IOV_MAX = _iov_max()
 
 
 class StorageFile(Protocol):
@@ -75,68 +66,6 @@ class StorageFile(Protocol):
 
     @property
     def padding(self) -> bool: ...
-
-
-def as_views(data: object) -> list[memoryview]:
-    """``data`` (bytes-like, or a sequence of them) as flat byte views, no copies."""
-    if isinstance(data, bytes | bytearray | memoryview):
-        items: Sequence[object] = (data,)
-    elif isinstance(data, Sequence):
-        items = data
-    else:
-        raise TypeError(f"expected bytes-like or a sequence of them, got {type(data).__name__}")
-    views = []
-    for item in items:
-        view = memoryview(item).cast("B")  # type: ignore[arg-type]
-        if view.nbytes:
-            views.append(view)
-    return views
-
-
-def take(views: list[memoryview], count: int) -> tuple[list[memoryview], list[memoryview]]:
-    """Split ``views`` after ``count`` bytes: (the first ``count`` bytes, the rest)."""
-    head: list[memoryview] = []
-    position = 0
-    while count and position < len(views):
-        view = views[position]
-        if view.nbytes <= count:
-            head.append(view)
-            count -= view.nbytes
-            position += 1
-        else:
-            head.append(view[:count])
-            return head, [view[count:], *views[position + 1 :]]
-    return head, views[position:]
-
-
-def pwrite_all(fd: int, views: list[memoryview], offset: int) -> None:
-    """One vectored write per batch of IOV_MAX buffers, resumed after a short write."""
-    while views:
-        batch = views[:_IOV_MAX]
-        if hasattr(os, "pwritev"):
-            written = os.pwritev(fd, batch, offset)
-        else:  # pragma: no cover - platforms without pwritev
-            written = os.pwrite(fd, b"".join(batch), offset)
-        if written <= 0:
-            raise OSError(errno.EIO, "write made no progress")
-        offset += written
-        _, views = take(views, written)
-
-
-def pread_all(fd: int, length: int, offset: int) -> bytes:
-    """Up to ``length`` bytes; shorter only at end of file."""
-    data = os.pread(fd, length, offset)
-    if len(data) == length or not data:
-        return data
-    chunks = [data]
-    got = len(data)
-    while got < length:
-        chunk = os.pread(fd, length - got, offset + got)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
 
 
 def _make_folders(folder: str, mode: int | None) -> None:
@@ -275,6 +204,35 @@ class FileStorage:
                 if len(data) < span.length:
                     break  # missing data: return the contiguous prefix only
         return b"".join(parts)
+
+    def read_cached(self, index: int, begin: int, sizes: Sequence[int]) -> list[bytearray] | None:
+        """Buffers of ``sizes`` bytes, one after another from ``begin`` in piece ``index``,
+        if all of it is in memory now (``bt.storage.pagecache``); else None.
+
+        Never waits, so the reactor thread may call it: not for the disk, not for a lock
+        a disk thread holds, not to open a file (only files already open are read)."""
+        if not pagecache.AVAILABLE or not self._route.try_shared():
+            return None
+        try:
+            buffers = [bytearray(size) for size in sizes]
+            views = [memoryview(buffer) for buffer in buffers]
+            for span in self._layout.piece_spans(index, begin, sum(sizes)):
+                head, views = take(views, span.length)
+                if self._padding[span.file_index]:
+                    continue  # zeros, as the buffers already are
+                if span.file_index in self._parted:
+                    return None
+                handle = self._open_handle(span.file_index)
+                if handle is None:
+                    return None
+                try:
+                    if not pagecache.pread_cached(handle.fd, head, span.file_offset):
+                        return None
+                finally:
+                    self._release(handle)
+            return buffers
+        finally:
+            self._route.release_shared()
 
     def write(self, index: int, begin: int, data: object) -> None:
         views = as_views(data)
@@ -485,6 +443,18 @@ class FileStorage:
             while len(self._handles) > self._max_open:
                 self._evict(next(iter(self._handles)))
             return handle
+
+    def _open_handle(self, file_index: int) -> _Handle | None:
+        """The file's descriptor, held, if it is open now and the lock is free; else None."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            handle = None if self._closed else self._handles.get(file_index)
+            if handle is not None:
+                handle.users += 1
+            return handle
+        finally:
+            self._lock.release()
 
     def _release(self, handle: _Handle, *, wrote: bool = False) -> None:
         with self._lock:

@@ -27,14 +27,19 @@ was a third of a one-peer seeder's reactor time (docs/performance.rst). A miss
 whose reader has asked for the blocks after it (``ahead``) reads up to
 ``MAX_READ_AHEAD`` in one job and caches it as chunks. How far is the pool's
 fair share per busy reader (``ReadCachePool.reader_busy``): one peer reads
-1 MiB at a time, 200 peers read a chunk each as before, so read-ahead never
-grows the working set past the budget.
+1 MiB at a time, 50 peers 640 KiB, 200 peers a chunk each as before, so
+read-ahead does not grow the working set past the budget.
+
+Why read now: data in the kernel's page cache can be copied on the reactor
+thread without waiting for the disk (``read_now``, ``bt.storage.pagecache``),
+which skips the disk threads' hand-off altogether; only what is not in memory
+goes to them.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import count
 
 from twisted.internet import defer
@@ -49,9 +54,15 @@ DEFAULT_CAPACITY = 32 * 1024 * 1024
 CHUNK = 128 * 1024
 #: The most one miss reads (its chunk and those after it that its reader asked for).
 MAX_READ_AHEAD = 1024 * 1024
+#: After failed tries of the page cache, at most this many misses go straight to disk.
+MAX_SKIP_NOW = 63
 
 #: A cached chunk: (owner, piece, chunk number within the piece).
 _Key = tuple[int, int, int]
+#: ``read_now(index, begin, sizes)``: buffers of those sizes if in memory now, else None.
+ReadNow = Callable[[int, int, Sequence[int]], "list[bytearray] | None"]
+#: A chunk's bytes: read by the disk threads (bytes) or from the page cache (bytearray).
+_Chunk = bytes | bytearray
 
 
 class ReadCachePool:
@@ -63,7 +74,7 @@ class ReadCachePool:
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
-        self._chunks: OrderedDict[_Key, bytes] = OrderedDict()
+        self._chunks: OrderedDict[_Key, _Chunk] = OrderedDict()
         self._owned: dict[int, dict[_Key, None]] = {}  # owner -> its keys, for clear()
         self._owned_bytes: dict[int, int] = {}
         self._owners = count()
@@ -99,12 +110,13 @@ class ReadCachePool:
         self.readers = self.readers + 1 if busy else max(0, self.readers - 1)
 
     def read_ahead_chunks(self, chunk_size: int) -> int:
-        """How many chunks one miss may read: half the budget shared by the busy readers,
-        at least one chunk, at most ``MAX_READ_AHEAD``."""
-        share = self.capacity // (2 * chunk_size * max(1, self.readers))
+        """How many chunks one miss may read: the budget shared by the busy readers, at
+        least one chunk, at most ``MAX_READ_AHEAD``. (Each reader's chunks are demoted as
+        it serves them, so what it read ahead goes before what others still need.)"""
+        share = self.capacity // (chunk_size * max(1, self.readers))
         return max(1, min(share, MAX_READ_AHEAD // chunk_size))
 
-    def get(self, key: _Key) -> bytes | None:
+    def get(self, key: _Key) -> _Chunk | None:
         """The chunk, now the most recently used; None if not cached."""
         data = self._chunks.get(key)
         if data is not None:
@@ -132,7 +144,7 @@ class ReadCachePool:
         """Give back a reservation whose read failed or is not to be kept."""
         self.reserved -= amount
 
-    def put(self, key: _Key, data: bytes, reserved: int) -> None:
+    def put(self, key: _Key, data: _Chunk, reserved: int) -> None:
         """Cache a chunk read under a reservation of ``reserved`` bytes (at least its size)."""
         self.reserved -= reserved
         self._remove(key)
@@ -190,8 +202,9 @@ class PieceReadCache:
     """Serves one torrent's block reads from aligned chunks, within a (shared) pool.
 
     ``read(index, begin, length)`` is the disk read (``DiskQueue.read``); it fails
-    with DataMissingError when the bytes are not all there. Without ``pool`` the cache
-    has a private one of ``capacity`` bytes; with one, ``capacity`` is ignored.
+    with DataMissingError when the bytes are not all there. ``read_now`` (``DiskQueue.
+    read_now``) copies from the page cache at once, or says None. Without ``pool`` the
+    cache has a private one of ``capacity`` bytes; with one, ``capacity`` is ignored.
     """
 
     def __init__(
@@ -202,10 +215,12 @@ class PieceReadCache:
         *,
         pool: ReadCachePool | None = None,
         chunk_size: int = CHUNK,
+        read_now: ReadNow | None = None,
     ) -> None:
         if chunk_size <= 0:
             raise ValueError(f"chunk size must be positive, not {chunk_size}")
         self._read = read
+        self._read_now = read_now
         self._piece_size = piece_size
         self.pool = pool if pool is not None else ReadCachePool(capacity)
         self.chunk_size = chunk_size
@@ -217,6 +232,13 @@ class PieceReadCache:
         self.misses = 0
         #: Chunks read ahead, in the same disk read as a miss's own chunk.
         self.read_ahead = 0
+        #: Reads answered from the page cache at once (``read_now``), and those it could not.
+        self.reads_now = 0
+        self.not_now = 0
+        #: Misses left before trying the page cache again, and the next such pause: data
+        #: on a cold disk must not pay a failed try (buffers, a syscall) on every miss.
+        self._skip_now = 0
+        self._next_skip = 0
         #: Blocks read from disk as they are: straddling chunks, or no room in the pool.
         self.direct_reads = 0
         #: Bytes asked of the disk (chunks and direct reads), for read amplification.
@@ -231,7 +253,7 @@ class PieceReadCache:
         """Bytes this torrent has cached in the pool."""
         return self.pool.owned_bytes(self._owner)
 
-    def cached(self, index: int, begin: int, length: int) -> bytes | memoryview | None:
+    def cached(self, index: int, begin: int, length: int) -> _Chunk | memoryview | None:
         """The block if its chunk is in memory now, else None (nothing is read).
 
         The upload queue tries this first: most blocks are hits, and answering
@@ -249,11 +271,66 @@ class PieceReadCache:
         if data is None or start + length > len(data):
             return None
         self.hits += 1
+        return self._part(key, data, start, length)
+
+    def _part(self, key: _Key, data: _Chunk, start: int, length: int) -> _Chunk | memoryview:
+        """A block of a cached chunk, uncopied; the chunk's last block demotes the chunk."""
         if start + length == len(data):
-            self.pool.demote(key)  # the chunk's last block: a reader in order is done
+            self.pool.demote(key)  # a reader in order is done with it
             if start == 0:
                 return data
         return memoryview(data)[start : start + length]
+
+    def read_now(
+        self, index: int, begin: int, length: int, ahead: int = 0
+    ) -> _Chunk | memoryview | None:
+        """The block at once, if its chunk (and ``ahead``, as for :meth:`read`) can be
+        copied from the page cache now; else None, and the caller uses :meth:`read`.
+
+        Like :meth:`cached`, a part of a chunk is a view of it: don't keep it past the send."""
+        data = self.cached(index, begin, length)
+        if data is not None or self._read_now is None:
+            return data
+        if self._skip_now:
+            self._skip_now -= 1
+            return None
+        chunk_size = self.chunk_size
+        first = begin // chunk_size
+        if length <= 0 or (begin + length - 1) // chunk_size != first:
+            return None  # straddles chunks: read() knows how
+        if (self._owner, index, first) in self._loading:
+            return None  # a read in flight answers it
+        piece_size = self._piece_size(index)
+        if begin + length > min(piece_size, (first + 1) * chunk_size):
+            return None  # past the end of the piece: read() lets the disk refuse it
+        count = self._chunks_to_read(index, first, begin + length + ahead, piece_size)
+        sizes = [
+            min(chunk_size, piece_size - number * chunk_size)
+            for number in range(first, first + count)
+        ]
+        total = sum(sizes)
+        if not self.pool.reserve(total):
+            return None
+        chunks = self._read_now(index, first * chunk_size, sizes)
+        if chunks is None:
+            self.pool.release(total)
+            self.not_now += 1
+            self._skip_now = self._next_skip
+            self._next_skip = min(MAX_SKIP_NOW, 2 * self._next_skip + 1)
+            return None
+        self.reads_now += 1
+        self._next_skip = 0
+        self.read_ahead += count - 1
+        self.bytes_read += total
+        for number, chunk in enumerate(chunks, first):
+            self.pool.put((self._owner, index, number), chunk, len(chunk))
+        return self._part(
+            (self._owner, index, first), chunks[0], begin - first * chunk_size, length
+        )
+
+    def loading(self, index: int, begin: int, length: int) -> bool:
+        """Is the block's chunk being read now (so a read of it waits for that one)?"""
+        return (self._owner, index, begin // self.chunk_size) in self._loading
 
     def read(self, index: int, begin: int, length: int, ahead: int = 0) -> Deferred[bytes]:
         """The block's bytes; fails like the underlying read (StorageError).

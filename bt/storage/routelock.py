@@ -39,6 +39,25 @@ class RouteLock:
                 if not self._users:
                     self._condition.notify_all()
 
+    def try_shared(self) -> bool:
+        """Take it shared only if that needs no waiting (for the reactor thread, which
+        must not wait for a re-routing); True if taken: then call :meth:`release_shared`."""
+        if not self._condition.acquire(blocking=False):
+            return False
+        try:
+            if self._exclusive or self._waiting:
+                return False
+            self._users += 1
+            return True
+        finally:
+            self._condition.release()
+
+    def release_shared(self) -> None:
+        with self._condition:
+            self._users -= 1
+            if not self._users:
+                self._condition.notify_all()
+
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         with self._condition:

@@ -45,6 +45,7 @@ from bt.peer.messages import (
     SuggestPiece,
     Unchoke,
 )
+from bt.peer.sender import Buffer
 from bt.rate import RateMeter
 from bt.swarm.fast import FastPeer, opening_message
 from bt.swarm.upload import UploadQueue
@@ -110,6 +111,10 @@ class Serving:
     read_failed: Callable[[int, StorageError], None]
     #: A peer's upload queue got requests to serve (True) or ran out (False).
     busy: Callable[[bool], None] = lambda busy: None
+    #: The block's data is being read now (read-ahead): it comes with that read.
+    loading: Callable[[int, int, int], bool] = lambda index, begin, length: False
+    #: ``read_now(index, begin, length, ahead)``: the block from the page cache now, or None.
+    read_now: Callable[[int, int, int, int], Buffer | None] | None = None
 
 
 class PeerLink:
@@ -152,6 +157,8 @@ class PeerLink:
             cached=serving.cached,
             on_read_failed=self._read_failed,
             on_busy=serving.busy,
+            loading=serving.loading,
+            read_now=serving.read_now,
         )
         #: Per-peer state of each peer extension, by the extension's name.
         self.extensions: dict[str, object] = {}

@@ -125,7 +125,9 @@ class Swarm:
         self.download_rate = RateMeter(now)
         self.upload_rate = RateMeter(now)
         #: Seeding reads; the session's torrents share one byte budget (``limits.read_cache``).
-        self.read_cache = PieceReadCache(disk.read, metainfo.piece_size, pool=limits.read_cache)
+        self.read_cache = PieceReadCache(
+            disk.read, metainfo.piece_size, pool=limits.read_cache, read_now=disk.read_now
+        )
         self.blame = Blame(config.ban_strikes)
         #: The real leaf hashes of a v2 piece, from peers (the wire sets it; see badblocks).
         self.block_hashes: BlockHashes = no_block_hashes
@@ -165,6 +167,8 @@ class Swarm:
             lost=damage.was_lost,
             read_failed=damage.read_failed,
             busy=self.read_cache.pool.reader_busy,
+            loading=self.read_cache.loading,
+            read_now=self.read_cache.read_now,
         )
 
     @property

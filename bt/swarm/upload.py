@@ -63,6 +63,8 @@ class UploadQueue:
         cached: Callable[[int, int, int], Buffer | None] | None = None,
         on_read_failed: Callable[[Block, StorageError], None] | None = None,
         on_busy: Callable[[bool], None] | None = None,
+        loading: Callable[[int, int, int], bool] | None = None,
+        read_now: Callable[[int, int, int, int], Buffer | None] | None = None,
     ) -> None:
         """``cached(index, begin, length)``: the block at once if it is in memory
         (a read cache hit), else None; such blocks are sent without a disk job.
@@ -78,10 +80,20 @@ class UploadQueue:
         block this peer has asked for too (its next requests, in order), for read-ahead.
 
         ``on_busy(busy)``: the queue got requests to serve (True) or has none left
-        (False); the read cache shares its read-ahead among the busy queues."""
+        (False); the read cache shares its read-ahead among the busy queues.
+
+        ``loading(index, begin, length)``: the block's data is being read (read-ahead
+        of an earlier block). While one of our reads is in flight such a block waits
+        for it, so that the blocks it brings go out in order in one write instead of
+        one write each, as each waiter is answered.
+
+        ``read_now(index, begin, length, ahead)``: the block at once if it can be had
+        without waiting (the page cache), else None; tried before a disk read."""
         self._read = read
         self._on_read_failed = on_read_failed
         self._cached = cached
+        self._loading = loading
+        self._read_now = read_now
         self._send_block = send_block
         self._send_blocks = send_blocks or self._send_each
         self._throttle = throttle
@@ -222,12 +234,17 @@ class UploadQueue:
         """Blocks in memory into ``batch``, sent each time it holds ``BATCH_BYTES``;
         returns the bytes left in it (the caller sends them)."""
         cached = self._cached
+        loading = self._loading
+        read_now = self._read_now
         queue = self._queue
         while queue and not self._paused and not self._stopped:
             index, begin, length = queue[0]
             data = cached(index, begin, length) if cached is not None else None
-            if data is None and len(self._reading) >= self.max_reads:
-                break  # a disk read answers first; blocks in memory never wait for it
+            if data is None:
+                if len(self._reading) >= self.max_reads:
+                    break  # a disk read answers first; blocks in memory never wait for it
+                if self._reading and loading is not None and loading(index, begin, length):
+                    break  # our read in flight brings it: served with the others, in order
             wait = self._throttle(length)
             if wait > 0:
                 self._sleep(wait)
@@ -235,8 +252,12 @@ class UploadQueue:
             block = queue.popleft()
             self._queued.discard(block)
             if data is None:
-                self._start_read(block)
-                continue
+                ahead = self._asked_after(index, begin + length)
+                if read_now is not None:
+                    data = read_now(index, begin, length, ahead)
+                if data is None:
+                    self._start_read(block, ahead)
+                    continue
             batch.append((index, begin, data))
             size += length
             if size >= BATCH_BYTES:
@@ -253,19 +274,29 @@ class UploadQueue:
         for index, begin, data in blocks:
             self._send_block(index, begin, data)
 
-    def _start_read(self, block: _Key) -> None:
+    def _start_read(self, block: _Key, ahead: int) -> None:
         self._reading[block] = True
-        index, begin, length = block
-        reading = self._read(index, begin, length, self._asked_after(index, begin + length))
+        reading = self._read(*block, ahead)
         reading.addCallbacks(self._read_done, self._read_failed, (block,), None, (block,))
 
     def _asked_after(self, index: int, end: int) -> int:
-        """Bytes of piece ``index`` from ``end`` on that the queue asks for next, in order."""
+        """Bytes of piece ``index`` from ``end`` on that the queue asks for next, in order.
+
+        Peers mostly ask for a piece's blocks in order and of one size, so the request
+        ``READ_AHEAD_BYTES`` on tells at once (no walk) whether the run reaches that far."""
+        queue = self._queue
+        if not queue:
+            return 0
+        length = queue[0][2]
+        reach = min(len(queue), READ_AHEAD_BYTES // length if length > 0 else 1)
+        if reach and queue[reach - 1] == (index, end + (reach - 1) * length, length):
+            if queue[0][:2] == (index, end):
+                return reach * length  # a run of one block size: only its ends need checking
         ahead = 0
-        for queued_index, begin, length in self._queue:
+        for queued_index, begin, size in queue:
             if queued_index != index or begin != end + ahead or ahead >= READ_AHEAD_BYTES:
                 break
-            ahead += length
+            ahead += size
         return ahead
 
     def _sleep(self, seconds: float) -> None:

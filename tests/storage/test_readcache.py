@@ -385,8 +385,9 @@ def test_fewer_busy_peers_read_ahead_further_and_still_read_each_byte_about_once
     assert sent == 4 * peers * MiB
     assert disk.bytes_read / sent < 1.2
     share = cache.pool.read_ahead_chunks(CHUNK)
-    assert share == {1: 8, 8: 8, 50: 2}[peers]
-    assert cache.misses == 4 * peers * (MiB // CHUNK) // share, "one disk read per share"
+    assert share == {1: 8, 8: 8, 50: 5}[peers]
+    reads_per_piece = -(-(MiB // CHUNK) // share)
+    assert cache.misses == 4 * peers * reads_per_piece, "one disk read per share"
     assert cache.pool.size <= DEFAULT_CAPACITY
 
 
@@ -471,10 +472,10 @@ def test_read_ahead_stops_at_the_end_of_the_piece_and_at_a_chunk_already_in_memo
 
 def test_read_ahead_is_the_pools_fair_share_per_busy_reader() -> None:
     pool = ReadCachePool(capacity=16 * CHUNK)
-    assert pool.read_ahead_chunks(CHUNK) == 8, "one reader: half the budget, up to 1 MiB"
+    assert pool.read_ahead_chunks(CHUNK) == 8, "one reader: up to 1 MiB"
     for _ in range(4):
         pool.reader_busy(True)
-    assert pool.read_ahead_chunks(CHUNK) == 2
+    assert pool.read_ahead_chunks(CHUNK) == 4, "the budget shared by the busy readers"
     for _ in range(100):
         pool.reader_busy(True)
     assert pool.read_ahead_chunks(CHUNK) == 1, "never less than the miss's own chunk"
@@ -550,3 +551,91 @@ def test_each_chunk_of_a_read_ahead_is_evicted_on_its_own_once_served() -> None:
     assert cache.cached(0, 6 * BLOCK, 2 * BLOCK) is not None
     assert cache.cached(0, 0, 2 * BLOCK) is None and cache.cached(0, 2 * BLOCK, 2 * BLOCK) is None
     assert cache.pool.size == 16 * BLOCK
+
+
+# -- read_now: chunks copied from the page cache at once ----------------------------
+
+
+class PageCache:
+    """``DiskQueue.read_now`` over ChunkDisk's content: pieces in ``present`` are in memory."""
+
+    def __init__(self, disk: ChunkDisk, present: set[int]) -> None:
+        self.disk = disk
+        self.present = present
+        self.calls: list[tuple[int, int, list[int]]] = []
+
+    def read_now(self, index: int, begin: int, sizes: list[int]) -> list[bytearray] | None:
+        self.calls.append((index, begin, list(sizes)))
+        if index not in self.present:
+            return None
+        buffers, at = [], begin
+        for size in sizes:
+            buffers.append(bytearray(content(index, at, size)))
+            at += size
+        return buffers
+
+
+def test_read_now_copies_the_chunks_asked_for_from_the_page_cache_and_caches_them() -> None:
+    disk = ChunkDisk(piece_size=8 * BLOCK)
+    page = PageCache(disk, {0})
+    cache = PieceReadCache(
+        disk.read, disk.piece_size, capacity=MiB, chunk_size=2 * BLOCK, read_now=page.read_now
+    )
+    assert cache.read_now(0, 0, BLOCK, ahead=3 * BLOCK) == content(0, 0, BLOCK)
+    assert page.calls == [(0, 0, [2 * BLOCK, 2 * BLOCK])] and disk.reads == []
+    assert cache.cached(0, 3 * BLOCK, BLOCK) == content(0, 3 * BLOCK, BLOCK)
+    assert (cache.reads_now, cache.read_ahead, cache.bytes_read) == (1, 1, 4 * BLOCK)
+    assert cache.size == 4 * BLOCK and cache.pool.reserved == 0
+    assert cache.read_now(0, BLOCK, BLOCK) == content(0, BLOCK, BLOCK)
+    assert len(page.calls) == 1, "in memory already: no second copy"
+
+
+def test_read_now_says_none_when_the_bytes_are_not_in_memory_and_keeps_no_reservation() -> None:
+    disk = ChunkDisk(piece_size=8 * BLOCK)
+    page = PageCache(disk, set())
+    cache = PieceReadCache(
+        disk.read, disk.piece_size, capacity=MiB, chunk_size=2 * BLOCK, read_now=page.read_now
+    )
+    assert cache.read_now(0, 0, BLOCK, ahead=7 * BLOCK) is None
+    assert cache.not_now == 1 and cache.pool.size == 0 and len(cache.pool) == 0
+    assert cache.read(0, 0, BLOCK).result == content(0, 0, BLOCK), "the disk threads' read"
+
+
+def test_read_now_leaves_a_chunk_being_read_and_odd_blocks_to_read() -> None:
+    disk = ChunkDisk(piece_size=5 * BLOCK)
+    disk.hold = True
+    page = PageCache(disk, {0})
+    cache = PieceReadCache(
+        disk.read, disk.piece_size, capacity=MiB, chunk_size=2 * BLOCK, read_now=page.read_now
+    )
+    cache.read(0, 0, BLOCK)
+    assert cache.read_now(0, BLOCK, BLOCK) is None, "a read in flight answers it"
+    assert cache.read_now(0, BLOCK, 2 * BLOCK) is None, "straddles two chunks"
+    assert cache.read_now(0, 4 * BLOCK, 2 * BLOCK) is None, "past the end of the piece"
+    assert page.calls == []
+    without = PieceReadCache(disk.read, disk.piece_size, capacity=MiB, chunk_size=2 * BLOCK)
+    assert without.read_now(0, 0, BLOCK) is None, "no page cache reader: read() it is"
+
+
+def test_after_failed_tries_of_the_page_cache_misses_go_to_the_disk_for_a_while() -> None:
+    """Cold data: each failed try costs buffers and a syscall, so tries back off."""
+    disk = ChunkDisk(piece_size=2 * BLOCK, pieces=500)
+    page = PageCache(disk, set())
+    cache = PieceReadCache(
+        disk.read, disk.piece_size, capacity=MiB, chunk_size=2 * BLOCK, read_now=page.read_now
+    )
+    tries = []
+    for index in range(200):
+        before = len(page.calls)
+        assert cache.read_now(index, 0, BLOCK) is None
+        tries.append(len(page.calls) > before)
+    assert tries[:4] == [True, True, False, True], "skips 0, 1, 3, 7... misses"
+    assert sum(tries) <= 10, "at most one try in MAX_SKIP_NOW + 1 misses once backed off"
+    page.present.add(300)
+    misses = 0
+    while cache.read_now(300, 0, BLOCK) is None:  # in memory now: found once skips run out
+        misses += 1
+    assert misses <= 63 and cache.reads_now == 1
+    assert cache.cached(300, BLOCK, BLOCK) is not None
+    page.present.add(301)
+    assert cache.read_now(301, 0, BLOCK) is not None, "a success ends the back-off"

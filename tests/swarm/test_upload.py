@@ -264,3 +264,54 @@ def test_the_queue_says_when_it_has_requests_to_serve_and_when_it_has_none() -> 
     assert busy[-1] is True
     disk.waiting[-1].callback(block(4, 0, 16384))
     assert busy[-1] is False
+
+
+def test_a_block_in_the_page_cache_goes_out_with_those_in_memory_without_a_disk_read() -> None:
+    disk, batches, asked = Disk(), [], []
+
+    def read_now(index: int, begin: int, length: int, ahead: int) -> bytes | None:
+        asked.append((index, begin, ahead))
+        return block(index, begin, length) if index == 0 else None
+
+    queue = UploadQueue(
+        disk.read,
+        lambda i, b, d: pytest.fail("one block at a time"),
+        send_blocks=lambda blocks: batches.append([(i, b) for i, b, _ in blocks]),
+        cached=lambda i, b, n: None,
+        read_now=read_now,
+    )
+    queue.add(0, 0, 16384, serve=False)
+    queue.add(0, 16384, 16384, serve=False)
+    queue.add(1, 0, 16384, serve=False)  # not in the page cache: the disk threads read it
+    queue.serve()
+    assert batches == [[(0, 0), (0, 16384)]]
+    assert asked == [(0, 0, 16384), (0, 16384, 0), (1, 0, 0)]
+    assert disk.reads == [(1, 0, 16384)]
+    disk.waiting[0].callback(block(1, 0, 16384))
+    assert batches[-1] == [(1, 0)] and len(queue) == 0
+
+
+def test_blocks_a_read_in_flight_brings_wait_for_it_and_go_out_in_order_in_one_write() -> None:
+    disk, batches = Disk(), []
+    loading: set[tuple[int, int]] = set()
+    memory: set[tuple[int, int]] = set()
+
+    def read(index: int, begin: int, length: int, ahead: int = 0) -> defer.Deferred[bytes]:
+        loading.update((index, b) for b in range(begin, begin + length + ahead, 16384))
+        return disk.read(index, begin, length, ahead)
+
+    queue = UploadQueue(
+        read,
+        lambda i, b, d: pytest.fail("one block at a time"),
+        send_blocks=lambda blocks: batches.append([(i, b) for i, b, _ in blocks]),
+        cached=lambda i, b, n: block(i, b, n) if (i, b) in memory else None,
+        loading=lambda i, b, n: (i, b) in loading,
+    )
+    for begin in range(0, 4 * 16384, 16384):
+        queue.add(0, begin, 16384, serve=False)
+    queue.serve()
+    assert disk.reads == [(0, 0, 16384)] and disk.aheads == [3 * 16384], "one read, not four"
+    memory.update(loading)  # the read-ahead is cached when the read is answered
+    loading.clear()
+    disk.waiting[0].callback(block(0, 0, 16384))
+    assert batches == [[(0, 0), (0, 16384), (0, 32768), (0, 49152)]]
