@@ -567,6 +567,16 @@ def start_profiler(
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def gil_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy on bt's process: who holds the GIL, per thread, 250 samples a second."""
+    return start_profiler(pid, out, threads=True, gil=True, rate=250)
+
+
+def wall_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy on bt's process: every thread, waiting or not (wall-clock shares)."""
+    return start_profiler(pid, out, threads=True, idle=True, rate=250)
+
+
 def stop_profiler(process: subprocess.Popen[bytes]) -> None:
     """py-spy writes its output on interrupt, so SIGINT it rather than kill it."""
     stop_process(process, signal.SIGINT, 30)

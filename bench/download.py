@@ -51,6 +51,7 @@ from common import (
     content_size,
     exit_on_sigterm,
     follow_bt,
+    gil_profiler,
     loadavg,
     lt_download,
     lt_params,
@@ -69,6 +70,7 @@ from common import (
     side_by_side,
     start_profiler,
     stop_profiler,
+    wall_profiler,
     warn_on_bt_errors,
     write_results,
 )
@@ -287,6 +289,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = base_parser(__doc__.split("\n")[0], "download.json")
     parser.add_argument("--profile", action="store_true", help="py-spy bt (perturbs its figures)")
     parser.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="--profile sampling only the GIL holder, every thread, 250 times a second",
+    )
+    parser.add_argument(
+        "--profile-idle",
+        action="store_true",
+        help="--profile sampling every thread, waiting too (wall clock), 250 times a second",
+    )
+    parser.add_argument(
         "--multi-file", action="store_true", help="a folder of --files files instead of one"
     )
     parser.add_argument("--files", type=int, default=200, help="files of --multi-file")
@@ -313,11 +325,24 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         with SeededSwarm(work, content, piece, deadline) as swarm:
             settle()
             load_before_bt = loadavg()
-            profile = OUT_DIR / "download-bt-profile.txt" if args.profile else None
+            profiled = args.profile or args.profile_gil or args.profile_idle
+            profile = OUT_DIR / "download-bt-profile.txt" if profiled else None
             if profile is not None:
                 profile.parent.mkdir(parents=True, exist_ok=True)
+            factory = gil_profiler if args.profile_gil else None
+            factory = wall_profiler if args.profile_idle else factory
             print("bt downloading", flush=True)
-            bt = run_bt(work, swarm.torrent, content, digest, deadline, profile, None, swarm.port)
+            bt = run_bt(
+                work,
+                swarm.torrent,
+                content,
+                digest,
+                deadline,
+                profile,
+                None,
+                swarm.port,
+                profiler_factory=factory,
+            )
             print(f"bt: {bt.rate:.1f} MB/s; libtorrent downloading", flush=True)
             # bt's copy stays until the end. On a VM whose balloon hands freed memory back
             # to the host within seconds, writing into fresh page cache costs about 3 s of
@@ -348,7 +373,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "size_bytes": size,
         "piece_bytes": piece,
         "files": files,
-        "profiled": args.profile,
+        "profiled": "gil" if args.profile_gil else "idle" if args.profile_idle else args.profile,
         "loadavg_before_bt": load_before_bt,
         "loadavg_before_libtorrent": load_before_lt,
         "bt": bt.as_json(),

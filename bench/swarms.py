@@ -52,6 +52,7 @@ from common import (
     ProcSample,
     bt_seeder,
     exit_on_sigterm,
+    gil_profiler,
     libtorrent_settings,
     loadavg,
     lt_params,
@@ -63,11 +64,11 @@ from common import (
     sample_proc,
     scrape_counts,
     settle,
-    start_profiler,
     start_seeding,
     stop_process,
     stop_profiler,
     wait_for,
+    wall_profiler,
     warn_on_bt_errors,
     write_results,
     write_tracked_torrent,
@@ -470,16 +471,6 @@ def seeder_ports(pids: list[int]) -> set[int]:
             if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
                 ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return ports
-
-
-def gil_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy on bt's process: who holds the GIL, per thread, 250 samples a second."""
-    return start_profiler(pid, out, threads=True, gil=True, rate=250)
-
-
-def wall_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy on bt's process: every thread, waiting or not (wall-clock shares)."""
-    return start_profiler(pid, out, threads=True, idle=True, rate=250)
 
 
 # -- command line ------------------------------------------------------------------------
