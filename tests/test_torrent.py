@@ -446,6 +446,22 @@ def test_seed_sends_its_bitfield_and_unchokes_an_interested_peer_at_once(seed: T
     assert Unchoke() in events
 
 
+def test_a_peer_dropped_while_its_queue_is_paused_stops_counting_busy(seed: Torrent) -> None:
+    """Our drop() unregisters the queue before closing, so Twisted never stops it."""
+    pool = seed.swarm.read_cache.pool
+    peer = leecher(seed)
+    peer.heard()
+    link = next(iter(seed.links))
+    link.upload_queue.pauseProducing()  # the peer's socket is full
+    peer.say(Request(0, 0, 16384), Request(1, 0, 16384))
+    assert pool.readers == 1
+    link.drop("snubbed, say")
+    peer.protocol.connectionLost()
+    assert not seed.links and pool.readers == 0
+    link.upload_queue.resumeProducing()
+    assert [e for e in peer.heard() if isinstance(e, Piece)] == [], "nothing for a dead socket"
+
+
 def assert_serves_two_blocks(seed: Torrent) -> None:
     """A leecher asks for the short last piece and a block of piece 0, and gets both."""
     peer = leecher(seed)

@@ -173,6 +173,8 @@ class FileStorage:
         self._skipped: frozenset[int] = frozenset()
         self._parted: frozenset[int] = frozenset()
         self._prepared = False
+        #: Whether to try reading from the page cache on the caller's thread (read_cached).
+        self._page_cache = pagecache.AVAILABLE
 
     @property
     def root(self) -> str:
@@ -210,29 +212,41 @@ class FileStorage:
         if all of it is in memory now (``bt.storage.pagecache``); else None.
 
         Never waits, so the reactor thread may call it: not for the disk, not for a lock
-        a disk thread holds, not to open a file (only files already open are read)."""
-        if not pagecache.AVAILABLE or not self._route.try_shared():
+        a disk thread holds (the handle lock is held across the copies, which cannot
+        block, so there is no release to wait for), not to open or close a file."""
+        if not self._page_cache or not self._route.try_shared():
             return None
         try:
-            buffers = [bytearray(size) for size in sizes]
-            views = [memoryview(buffer) for buffer in buffers]
-            for span in self._layout.piece_spans(index, begin, sum(sizes)):
-                head, views = take(views, span.length)
-                if self._padding[span.file_index]:
-                    continue  # zeros, as the buffers already are
-                if span.file_index in self._parted:
-                    return None
-                handle = self._open_handle(span.file_index)
-                if handle is None:
-                    return None
-                try:
-                    if not pagecache.pread_cached(handle.fd, head, span.file_offset):
-                        return None
-                finally:
-                    self._release(handle)
-            return buffers
+            if not self._lock.acquire(blocking=False):
+                return None
+            try:
+                return self._read_cached(index, begin, sizes)
+            finally:
+                self._lock.release()
         finally:
             self._route.release_shared()
+
+    def _read_cached(self, index: int, begin: int, sizes: Sequence[int]) -> list[bytearray] | None:
+        """``read_cached`` with the handle lock held: only files open now are read."""
+        if self._closed:
+            return None
+        buffers = [bytearray(size) for size in sizes]
+        views = [memoryview(buffer) for buffer in buffers]
+        for span in self._layout.piece_spans(index, begin, sum(sizes)):
+            head, views = take(views, span.length)
+            if self._padding[span.file_index]:
+                continue  # zeros, as the buffers already are
+            handle = self._handles.get(span.file_index)
+            if span.file_index in self._parted or handle is None:
+                return None
+            self._handles.move_to_end(span.file_index)  # in use: not the next to close
+            try:
+                if not pagecache.pread_cached(handle.fd, head, span.file_offset):
+                    return None
+            except pagecache.NotSupported:
+                self._page_cache = False  # its file system cannot tell: read in threads
+                return None
+        return buffers
 
     def write(self, index: int, begin: int, data: object) -> None:
         views = as_views(data)
@@ -443,18 +457,6 @@ class FileStorage:
             while len(self._handles) > self._max_open:
                 self._evict(next(iter(self._handles)))
             return handle
-
-    def _open_handle(self, file_index: int) -> _Handle | None:
-        """The file's descriptor, held, if it is open now and the lock is free; else None."""
-        if not self._lock.acquire(blocking=False):
-            return None
-        try:
-            handle = None if self._closed else self._handles.get(file_index)
-            if handle is not None:
-                handle.users += 1
-            return handle
-        finally:
-            self._lock.release()
 
     def _release(self, handle: _Handle, *, wrote: bool = False) -> None:
         with self._lock:

@@ -12,22 +12,32 @@ threads as before. Elsewhere (no ``RWF_NOWAIT``) every call says no.
 
 from __future__ import annotations
 
+import errno
 import os
 
-__all__ = ["AVAILABLE", "pread_cached"]
+__all__ = ["AVAILABLE", "NotSupported", "pread_cached"]
 
 _RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 #: This platform can ask for cached bytes only.
 AVAILABLE = _RWF_NOWAIT is not None and hasattr(os, "preadv")
 
 
+class NotSupported(Exception):
+    """This file's file system cannot read without waiting: don't ask it again."""
+
+
 def pread_cached(fd: int, views: list[memoryview], offset: int) -> bool:
     """Fill ``views`` from ``fd`` at ``offset`` if every byte is in memory now; False
-    (the views' contents then undefined) if not, or if the file system cannot say."""
-    if _RWF_NOWAIT is None or not views:
-        return not views
+    (the views' contents then undefined) if not. NotSupported if the file system
+    cannot tell (NFS, FUSE and the like answer EOPNOTSUPP), which does not change."""
+    if not views:
+        return True
+    if _RWF_NOWAIT is None:
+        raise NotSupported("no RWF_NOWAIT on this platform")
     try:
         got = os.preadv(fd, views, offset, _RWF_NOWAIT)
-    except OSError:  # EAGAIN: not all cached; EOPNOTSUPP: the file system cannot tell
-        return False
+    except OSError as error:
+        if error.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise NotSupported(os.strerror(error.errno)) from error
+        return False  # EAGAIN: not all of it is in memory
     return got == sum(view.nbytes for view in views)

@@ -309,7 +309,9 @@ class PieceReadCache:
             for number in range(first, first + count)
         ]
         total = sum(sizes)
-        if not self.pool.reserve(total):
+        if count > 1 and not self.pool.reserve(total):
+            count, sizes, total = 1, sizes[:1], sizes[0]  # as read() does: just its chunk
+        if count == 1 and not self.pool.reserve(total):
             return None
         chunks = self._read_now(index, first * chunk_size, sizes)
         if chunks is None:

@@ -410,6 +410,9 @@ class PeerLink:
 
     def on_connection_lost(self, reason: str) -> None:
         self.closed = True
+        # Our own drop() unregisters the queue before closing, so Twisted does not stop
+        # it: stop it here, or it keeps reading for a dead socket and counts as busy.
+        self.upload_queue.stopProducing()
         self.swarm.link_lost(self, reason)
 
     # -- serving ----------------------------------------------------------------

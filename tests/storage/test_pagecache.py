@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
@@ -124,3 +125,46 @@ def test_the_disk_queue_reads_now_only_while_running_and_checks_the_range(
         queue.read_now(3, 8, [PIECE])
     queue.stop()
     assert queue.read_now(3, 4, [8, 4]) is None, "stopped"
+
+
+def test_a_file_system_that_cannot_tell_is_not_asked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = written(tmp_path)
+    calls = []
+
+    def unsupported(fd: int, views: list[memoryview], offset: int) -> bool:
+        calls.append(offset)
+        raise pagecache.NotSupported("EOPNOTSUPP")
+
+    monkeypatch.setattr(pagecache, "pread_cached", unsupported)
+    assert storage.read_cached(2, 0, [PIECE]) is None
+    assert storage.read_cached(3, 0, [PIECE]) is None
+    assert len(calls) == 1, "NFS or FUSE: every later read goes to the disk threads at once"
+    assert storage.read(3, 0, PIECE) == DATA[48:64]
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"), [(errno.EAGAIN, False), (errno.EOPNOTSUPP, "unsupported")]
+)
+def test_pread_cached_tells_not_in_memory_from_cannot_tell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, outcome: object
+) -> None:
+    def failing(*args: object) -> int:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "preadv", failing)
+    views = [memoryview(bytearray(4))]
+    if outcome == "unsupported":
+        with pytest.raises(pagecache.NotSupported):
+            pagecache.pread_cached(0, views, 0)
+    else:
+        assert pagecache.pread_cached(0, views, 0) is outcome
+
+
+def test_a_file_served_from_the_page_cache_stays_open(tmp_path: Path) -> None:
+    storage = written(tmp_path)
+    assert storage.read_cached(2, 0, [PIECE]) is not None
+    assert list(storage._handles) == [0, 2], "b.bin is the most recently used"
+    assert storage.read_cached(0, 0, [PIECE]) is not None
+    assert list(storage._handles) == [2, 0], "now a.bin is: a disk thread closes b.bin first"

@@ -639,3 +639,17 @@ def test_after_failed_tries_of_the_page_cache_misses_go_to_the_disk_for_a_while(
     assert cache.cached(300, BLOCK, BLOCK) is not None
     page.present.add(301)
     assert cache.read_now(301, 0, BLOCK) is not None, "a success ends the back-off"
+
+
+def test_read_now_without_room_for_its_read_ahead_copies_just_its_chunk() -> None:
+    disk = ChunkDisk(piece_size=8 * BLOCK)
+    disk.hold = True
+    page = PageCache(disk, {0})
+    cache = PieceReadCache(
+        disk.read, disk.piece_size, capacity=8 * BLOCK, chunk_size=2 * BLOCK, read_now=page.read_now
+    )
+    cache.read(1, 0, BLOCK)
+    cache.read(2, 0, BLOCK)  # 4 of 8 blocks' worth reserved by reads in flight
+    assert cache.read_now(0, 0, BLOCK, ahead=7 * BLOCK) == content(0, 0, BLOCK)
+    assert page.calls == [(0, 0, [2 * BLOCK])] and cache.read_ahead == 0
+    assert cache.pool.size <= 8 * BLOCK
