@@ -13,7 +13,11 @@ Order of a pick, for one peer:
    piece soon beats a rare piece that only one slow peer can give us;
 3. rarest-first: the rarest piece the peer has, ties broken at random;
 4. endgame: once every missing block is requested, blocks already requested
-   from other peers, at most ``endgame_requests_per_block`` peers per block.
+   from other peers, at most ``endgame_requests_per_block`` peers per block, and
+   (``strict_endgame``, as libtorrent's ``strict_end_game_mode``) only for a peer
+   with no request of its own outstanding: with many fast seeders the endgame
+   starts with each peer's deep pipeline still owed, and duplicating into those
+   had peers send 16% of a torrent twice (docs/performance.rst).
    ``block_received`` then names the peers to CANCEL.
 
 Cost. Availability is kept like libtorrent's sorted piece list
@@ -28,12 +32,12 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
 from typing import Final
 
 from bt.bitfield import Bitfield
 from bt.geometry import Block, PieceGeometry
 from bt.policy.availability import Availability
+from bt.policy.blockstates import UNWANTED, BlockResult, PieceDownload
 from bt.policy.priority import Priority
 
 __all__ = [
@@ -54,44 +58,6 @@ _RANDOM_PROBES: Final = 16
 _MIN_SCAN_BUDGET: Final = 64
 
 
-@dataclass(frozen=True, slots=True)
-class BlockResult:
-    """What a received block means.
-
-    ``wanted`` is False for a block this peer had no outstanding request for
-    (never requested, cancelled, given up, already received, wrong length): the
-    caller drops the data. ``piece_complete`` says every block of the piece is
-    now in; the caller verifies it and calls ``have`` or ``piece_failed``.
-    ``cancel`` names the other peers the same block was requested from (endgame):
-    send each of them a CANCEL for ``block``.
-    """
-
-    wanted: bool
-    block: Block | None = None
-    piece_complete: bool = False
-    cancel: tuple[Hashable, ...] = ()
-
-
-_UNWANTED: Final = BlockResult(wanted=False)
-
-
-class _PieceDownload:
-    """Block states of one started piece: free, requested from some peers, or received."""
-
-    __slots__ = ("free", "received_from", "requested_by")
-
-    def __init__(self, blocks: int) -> None:
-        #: Peers each block is requested from; () when none (free or received).
-        self.requested_by: list[tuple[Hashable, ...]] = [()] * blocks
-        #: Block number -> the peer that sent it, for blame on a hash failure.
-        self.received_from: dict[int, Hashable] = {}
-        #: Blocks neither requested nor received.
-        self.free = blocks
-
-    def is_pristine(self) -> bool:
-        return not self.received_from and self.free == len(self.requested_by)
-
-
 class PiecePicker:
     """Block states and piece availability of one torrent; decides what to request.
 
@@ -107,6 +73,7 @@ class PiecePicker:
         *,
         random_first: int = 4,
         endgame_requests_per_block: int = 2,
+        strict_endgame: bool = True,
     ) -> None:
         if random_first < 0 or endgame_requests_per_block < 1:
             raise ValueError(
@@ -118,6 +85,7 @@ class PiecePicker:
         self.block_size = geometry.block_size
         self.random_first = random_first
         self.endgame_requests_per_block = endgame_requests_per_block
+        self.strict_endgame = strict_endgame
         #: Pieces ``pick`` has looked at, ever: a diagnostic of pick cost that
         #: does not depend on the machine (tests and docs/performance.rst).
         self.pieces_examined = 0
@@ -129,7 +97,7 @@ class PiecePicker:
         self._available = Availability(num_pieces, rng)
         #: Pieces with a priority above skip that we do not have.
         self._wanted_missing = num_pieces
-        self._downloads: dict[int, _PieceDownload] = {}
+        self._downloads: dict[int, PieceDownload] = {}
         #: Started pieces with free blocks (an ordered set).
         self._with_free: dict[int, None] = {}
         #: Peer -> its outstanding (index, block number) requests, in request order.
@@ -316,7 +284,8 @@ class PiecePicker:
         if len(picked) < count:
             self._pick_rarest(peer, peer_bitfield, count, picked)
         if len(picked) < count and self.in_endgame:
-            self._pick_endgame(peer, peer_bitfield, count, picked)
+            if not (self.strict_endgame and self._requests.get(peer)):
+                self._pick_endgame(peer, peer_bitfield, count, picked)
         return picked
 
     @property
@@ -331,14 +300,14 @@ class PiecePicker:
         """A PIECE message arrived; see ``BlockResult`` for what to do with it."""
         download = self._downloads.get(index)
         if download is None or begin % self.block_size:
-            return _UNWANTED
+            return UNWANTED
         block = begin // self.block_size
         if block >= len(download.requested_by):
-            return _UNWANTED
+            return UNWANTED
         request = self.geometry.block(index, block)
         requesters = download.requested_by[block]
         if peer not in requesters or length != request.length:
-            return _UNWANTED
+            return UNWANTED
         download.requested_by[block] = ()
         self._duplicable.pop((index, block), None)
         download.received_from[block] = peer
@@ -491,7 +460,7 @@ class PiecePicker:
             picked.append(self.geometry.block(index, block))
 
     def _take_free(
-        self, peer: Hashable, index: int, download: _PieceDownload, count: int, picked: list[Block]
+        self, peer: Hashable, index: int, download: PieceDownload, count: int, picked: list[Block]
     ) -> bool:
         """Request free blocks of one piece from ``peer``; True when ``picked`` is full."""
         duplicable = self._duplicable if self.endgame_requests_per_block > 1 else None
@@ -514,10 +483,10 @@ class PiecePicker:
             self._with_free.pop(index, None)
         return len(picked) >= count
 
-    def _start(self, index: int) -> _PieceDownload:
+    def _start(self, index: int) -> PieceDownload:
         """First pick of a listed piece: it leaves the order and gets block state."""
         self._available.remove(index)
-        download = self._downloads[index] = _PieceDownload(self.block_count(index))
+        download = self._downloads[index] = PieceDownload(self.block_count(index))
         self._with_free[index] = None
         return download
 
@@ -546,7 +515,7 @@ class PiecePicker:
         else:
             self._with_free[index] = None
 
-    def _discard_download(self, index: int) -> _PieceDownload | None:
+    def _discard_download(self, index: int) -> PieceDownload | None:
         download = self._downloads.pop(index, None)
         if download is None:
             return None

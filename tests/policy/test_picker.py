@@ -847,10 +847,14 @@ def test_endgame_cost_follows_other_peers_requests_not_pieces_waiting_for_the_di
     assert picker.pieces_examined - before <= 16, "only a's 16 outstanding blocks are looked at"
 
 
-def endgame_crowd(peers: int, depth: int) -> tuple[PiecePicker, Bitfield]:
-    """``peers`` seeds, each owed ``depth`` one-block pieces: every block requested once."""
+def endgame_crowd(peers: int, depth: int, *, strict: bool = False) -> tuple[PiecePicker, Bitfield]:
+    """``peers`` seeds, each owed ``depth`` one-block pieces: every block requested once.
+
+    Not ``strict`` by default: the walks below are those of a peer with requests of its
+    own outstanding, which a strict endgame does not make."""
     count = peers * depth
-    picker = PiecePicker(PieceGeometry(count, BLOCK, count * BLOCK), random.Random(1))
+    geometry = PieceGeometry(count, BLOCK, count * BLOCK)
+    picker = PiecePicker(geometry, random.Random(1), strict_endgame=strict)
     full = Bitfield.full(count)
     for peer in range(peers):
         picker.add_peer_bitfield(peer, full)
@@ -928,3 +932,21 @@ def test_bytes_missing_counts_wanted_pieces_with_a_short_last_one() -> None:
     assert picker.bytes_missing == 100
     picker.lose(2)
     assert picker.bytes_missing == 150
+
+
+def test_a_strict_endgame_duplicates_only_for_a_peer_with_nothing_outstanding() -> None:
+    """libtorrent's strict_end_game_mode: 50 fast seeders each still owed a deep
+    pipeline when the endgame starts must not be asked for those blocks again."""
+    picker, full = endgame_crowd(3, 4, strict=True)
+    assert picker.pick(0, full, 4) == [], "peer 0 is still owed 4 blocks"
+    for block in picker.outstanding_requests(0):
+        assert picker.block_received(0, block.index, block.begin, BLOCK).cancel == ()
+    duplicates = picker.pick(0, full, 4)
+    assert len(duplicates) == 4, "idle now: it may help with the others' blocks"
+    assert {d.index for d in duplicates} <= {
+        b.index for p in (1, 2) for b in (picker.outstanding_requests(p))
+    }
+    assert picker.pick(0, full, 4) == [], "owed blocks again: no more duplicates"
+    result = picker.block_received(0, duplicates[0].index, duplicates[0].begin, BLOCK)
+    assert len(result.cancel) == 1, "the other requester hears a CANCEL"
+    picker.check_invariants()
