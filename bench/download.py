@@ -92,6 +92,9 @@ class Result:
     rss_file_kib: int
     identical: bool = False
     exit_status: int | None = None
+    #: Bytes the process read from sockets and files by completion (``rchar``): above
+    #: ``size``, the peers sent blocks twice (endgame duplicates) or data was re-read.
+    read_chars: int = 0
 
     @property
     def rate_from_start(self) -> float:
@@ -132,6 +135,7 @@ class Result:
             rss_file_kib=done.rss_file_kib,
             identical=identical,
             exit_status=exit_status,
+            read_chars=done.read_chars,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -263,6 +267,10 @@ def leech(torrent: Path, save: Path, report: Path, budget: float) -> None:
     )
 
 
+def read_ratio(result: Result) -> str:
+    return f"{result.read_chars / result.size:.3f}" if result.read_chars else "-"
+
+
 def table(bt: Result, lt_result: Result) -> str:
     rows = [
         ("rate from first peer (MB/s)", f"{bt.rate:.1f}", f"{lt_result.rate:.1f}"),
@@ -280,6 +288,7 @@ def table(bt: Result, lt_result: Result) -> str:
         ("peak RSS (VmHWM)", mib(bt.vm_hwm_kib), mib(lt_result.vm_hwm_kib)),
         ("RssAnon at completion", mib(bt.rss_anon_kib), mib(lt_result.rss_anon_kib)),
         ("RssFile at completion", mib(bt.rss_file_kib), mib(lt_result.rss_file_kib)),
+        ("bytes read (rchar) / size", read_ratio(bt), read_ratio(lt_result)),
         ("byte-identical", str(bt.identical), str(lt_result.identical)),
     ]
     return side_by_side("", rows, bt.rate, lt_result.rate)

@@ -157,7 +157,12 @@ def seeders_main(spec_path: Path) -> None:
         sessions.append(session)
     Path(spec["ready"]).write_text("ready")
     limit = time.monotonic() + spec["budget"]
+    report = Path(spec["report"])
     while time.monotonic() < limit and os.getppid() == spec["parent"]:
+        # Payload sent so far, for the bytes the seeders sent per byte downloaded.
+        uploaded = sum(handle.status().total_payload_upload for handle in handles)
+        report.with_suffix(".tmp").write_text(json.dumps({"uploaded": uploaded}))
+        report.with_suffix(".tmp").rename(report)
         time.sleep(0.2)
     for session, handle in zip(sessions, handles, strict=True):
         session.remove_torrent(handle)
@@ -417,9 +422,13 @@ def case_seeders(args: argparse.Namespace, deadline: Deadline) -> dict[str, Any]
         settle()
         load_bt = loadavg()
         extra = ("--max-peers", str(args.peers + 10), "--max-connections", str(args.peers + 60))
+        seeders_before, sent_before = crowd_cpu(pids), crowd_uploaded(specs)
         bt = download.run_bt(
             work, torrent, content, digest, deadline, args.profile, None, ports, extra, gil_profiler
         )
+        seeders_bt = crowd_cpu(pids) - seeders_before
+        time.sleep(0.5)  # the crowd's next report of what it sent
+        sent_bt = crowd_uploaded(specs) - sent_before
         print(f"bt: {bt.rate:.1f} MB/s; libtorrent downloading", flush=True)
         time.sleep(deadline.left(5))
         wait_for(
@@ -429,7 +438,11 @@ def case_seeders(args: argparse.Namespace, deadline: Deadline) -> dict[str, Any]
         )
         settle()
         load_lt = loadavg()
+        seeders_before, sent_before = crowd_cpu(pids), crowd_uploaded(specs)
         lt_result = download.run_libtorrent(work, torrent, content, digest, deadline)
+        seeders_lt = crowd_cpu(pids) - seeders_before
+        time.sleep(0.5)
+        sent_lt = crowd_uploaded(specs) - sent_before
     finally:
         for process in processes:
             stop_process(process, signal.SIGTERM, 10)
@@ -443,13 +456,42 @@ def case_seeders(args: argparse.Namespace, deadline: Deadline) -> dict[str, Any]
         "libtorrent": lt_result.as_json(),
         "ratio_bt_libtorrent": round(bt.rate / lt_result.rate, 4),
         "ratio_cpu_bt_libtorrent": round(bt.cpu_per_gib / lt_result.cpu_per_gib, 4),
+        # Seeders' CPU over each download, idle time between the two included (settle()).
+        "seeders_cpu_s_per_gib_bt": round(seeders_bt / (size / GIB), 3),
+        "seeders_cpu_s_per_gib_libtorrent": round(seeders_lt / (size / GIB), 3),
+        # Payload the seeders sent per byte of the torrent: above 1, blocks sent twice.
+        "seeders_sent_per_byte_bt": round(sent_bt / size, 3),
+        "seeders_sent_per_byte_libtorrent": round(sent_lt / size, 3),
     }
     print(f"\n{args.size_mib} MiB from {args.peers} libtorrent seeders")
     print(f"load average before bt: {load_bt}; before libtorrent: {load_lt}")
+    print(
+        f"seeders' CPU s/GiB while bt / libtorrent downloads: "
+        f"{results['seeders_cpu_s_per_gib_bt']} / {results['seeders_cpu_s_per_gib_libtorrent']}"
+    )
+    print(
+        f"seeders' payload sent per byte, to bt / libtorrent: "
+        f"{results['seeders_sent_per_byte_bt']} / {results['seeders_sent_per_byte_libtorrent']}"
+    )
     print(download.table(bt, lt_result))
     if not (bt.identical and lt_result.identical):
         print("\nERROR: a download differs from the original", file=sys.stderr)
     return results
+
+
+def crowd_uploaded(specs: list[dict[str, Any]]) -> int:
+    """Payload bytes the crowd's seeders have sent so far (their last reports)."""
+    total = 0
+    for spec in specs:
+        report = Path(spec["report"])
+        if report.exists():
+            total += json.loads(report.read_text())["uploaded"]
+    return total
+
+
+def crowd_cpu(pids: list[int]) -> float:
+    """CPU seconds the crowd's processes have used so far (user and system)."""
+    return sum(sample_proc(pid).cpu for pid in pids)
 
 
 def seeder_ports(pids: list[int]) -> set[int]:
