@@ -295,16 +295,13 @@ class DiskQueue:
         """Buffers of ``sizes`` bytes from ``begin`` if they are in memory now, else None.
 
         Runs on the calling (reactor) thread but never waits (``FileStorage.read_cached``);
-        None also when the storage cannot tell, and for any error, which the disk
-        threads' read then reports."""
-        reader = getattr(self._storage, "read_cached", None)
+        None also when the storage cannot tell (then the disk threads' read, which
+        reports any error)."""
+        reader = getattr(self._storage, "read_cached", None)  # storages that can tell
         if reader is None or self._state != "running":
             return None
         self._check_range(index, begin, sum(sizes))
-        try:
-            return reader(index, begin, sizes)  # type: ignore[no-any-return]
-        except (OSError, StorageError):
-            return None
+        return reader(index, begin, sizes)  # type: ignore[no-any-return]
 
     def hash_piece(self, index: int) -> Deferred[bool]:
         """Whether piece ``index`` on disk matches its hash (missing data: False)."""

@@ -303,16 +303,13 @@ class PieceReadCache:
         piece_size = self._piece_size(index)
         if begin + length > min(piece_size, (first + 1) * chunk_size):
             return None  # past the end of the piece: read() lets the disk refuse it
-        count = self._chunks_to_read(index, first, begin + length + ahead, piece_size)
+        count, total = self._reserve_run(index, first, begin + length + ahead, piece_size)
+        if not count:
+            return None
         sizes = [
             min(chunk_size, piece_size - number * chunk_size)
             for number in range(first, first + count)
         ]
-        total = sum(sizes)
-        if count > 1 and not self.pool.reserve(total):
-            count, sizes, total = 1, sizes[:1], sizes[0]  # as read() does: just its chunk
-        if count == 1 and not self.pool.reserve(total):
-            return None
         chunks = self._read_now(index, first * chunk_size, sizes)
         if chunks is None:
             self.pool.release(total)
@@ -360,11 +357,8 @@ class PieceReadCache:
         size = min(chunk_size, piece_size - first * chunk_size)
         if size < start + length:
             return self._direct(index, begin, length)  # past the end of the piece: refused
-        count = self._chunks_to_read(index, first, begin + length + ahead, piece_size)
-        total = min(piece_size, (first + count) * chunk_size) - first * chunk_size
-        if count > 1 and not self.pool.reserve(total):
-            count, total = 1, size
-        if count == 1 and not self.pool.reserve(size):
+        count, total = self._reserve_run(index, first, begin + length + ahead, piece_size)
+        if not count:
             return self._direct(index, begin, length)  # no room in the pool
         self.misses += 1
         self.read_ahead += count - 1
@@ -376,6 +370,21 @@ class PieceReadCache:
         reading = self._read(index, first * chunk_size, total)
         reading.addCallbacks(self._loaded, self._failed, (index, load), None, (index, load))
         return waiter
+
+    def _reserve_run(
+        self, index: int, first: int, through: int, piece_size: int
+    ) -> tuple[int, int]:
+        """Reserve the chunks to read from ``first`` on (``_chunks_to_read``), or just the
+        first if they do not all fit: (chunks, bytes) reserved; (0, 0) if none fits."""
+        chunk_size = self.chunk_size
+        count = self._chunks_to_read(index, first, through, piece_size)
+        while True:
+            total = min(piece_size, (first + count) * chunk_size) - first * chunk_size
+            if self.pool.reserve(total):
+                return count, total
+            if count == 1:
+                return 0, 0
+            count = 1
 
     def _chunks_to_read(self, index: int, first: int, through: int, piece_size: int) -> int:
         """Chunks from ``first`` on to read now: up to the one holding byte ``through - 1``

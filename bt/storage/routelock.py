@@ -34,10 +34,7 @@ class RouteLock:
         try:
             yield
         finally:
-            with self._condition:
-                self._users -= 1
-                if not self._users:
-                    self._condition.notify_all()
+            self.release_shared()
 
     def try_shared(self) -> bool:
         """Take it shared only if that needs no waiting (for the reactor thread, which
