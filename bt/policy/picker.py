@@ -11,7 +11,8 @@ Order of a pick, for one peer:
    and gives us something to upload);
 2. while we have fewer than ``random_first`` pieces, random pieces: a complete
    piece soon beats a rare piece that only one slow peer can give us;
-3. rarest-first: the rarest piece the peer has, ties broken at random;
+3. rarest-first: the rarest piece the peer has, ties broken at random by runs of
+   adjacent pieces (``run_length``: about 4 MiB), so small pieces arrive in runs;
 4. endgame: once every missing block is requested, blocks already requested
    from other peers, at most ``endgame_requests_per_block`` peers per block, and
    (``strict_endgame``, as libtorrent's ``strict_end_game_mode``) only for a peer
@@ -43,6 +44,7 @@ from bt.policy.priority import Priority
 __all__ = [
     "BlockResult",
     "PiecePicker",
+    "run_length",
 ]
 
 #: Piece priorities are bt.policy.priority levels (libtorrent's 0..7). 0 means "never
@@ -56,6 +58,12 @@ _RANDOM_PROBES: Final = 16
 #: A rarest-first scan of the availability order looks at no more than this many pieces, or 1/16
 #: of the list, before switching to the peer's own bitfield.
 _MIN_SCAN_BUDGET: Final = 64
+#: Equally rare pieces are picked in runs of adjacent pieces of about this many bytes
+#: (libtorrent's piece extent): 256 pieces of 16 KiB, 4 of 1 MiB ...
+_RUN_BYTES: Final = 4 << 20
+#: ... but the torrent keeps at least this many runs, so peers that start together
+#: still pick different parts of a small torrent.
+_MIN_RUNS: Final = 64
 
 
 class PiecePicker:
@@ -94,7 +102,7 @@ class PiecePicker:
         self._priority = bytearray([Priority.NORMAL]) * num_pieces
         #: Peers' pieces counted; wanted pieces we lack and have not started, listed
         #: rarest first.
-        self._available = Availability(num_pieces, rng)
+        self._available = Availability(num_pieces, rng, run_length(geometry))
         #: Pieces with a priority above skip that we do not have.
         self._wanted_missing = num_pieces
         self._downloads: dict[int, PieceDownload] = {}
@@ -567,3 +575,9 @@ class PiecePicker:
             (i, b, r) for i, d in self._downloads.items() for b, r in enumerate(d.requested_by)
         )
         assert set(self._duplicable) == {(i, b) for i, b, r in blocks if 0 < len(r) < limit}
+
+
+def run_length(geometry: PieceGeometry) -> int:
+    """How many adjacent pieces the picker keeps together when it breaks ties."""
+    by_bytes = _RUN_BYTES // geometry.piece_length
+    return max(1, min(by_bytes, geometry.num_pieces // _MIN_RUNS))

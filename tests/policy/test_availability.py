@@ -51,3 +51,33 @@ def test_a_late_bitfield_moves_only_the_difference_and_a_peer_counts_once() -> N
     with pytest.raises(ValueError, match="already counted"):
         available.add_peer("a", bits(3))
     available.check_invariants({0, 1, 2})
+
+
+def test_ties_are_shuffled_by_runs_of_adjacent_pieces() -> None:
+    """Runs of 4 stay together, in index order, while the runs come in random order."""
+    orders = set()
+    for seed in range(20):
+        available = Availability(32, random.Random(seed), run_length=4)
+        order = list(available.order)
+        runs = [order[i : i + 4] for i in range(0, 32, 4)]
+        for run in runs:
+            assert run == list(range(run[0], run[0] + 4)) and run[0] % 4 == 0
+        orders.add(tuple(run[0] for run in runs))
+        available.check_invariants(set(range(32)))
+    assert len(orders) > 10, "the runs' order is random"
+
+
+def test_a_peers_pieces_enter_their_bucket_as_runs_too() -> None:
+    available = Availability(32, random.Random(5), run_length=8)
+    available.add_peer("a", bits(32, *range(8, 24)))
+    upper = list(available.order[available.starts[1] :])
+    assert sorted(upper) == list(range(8, 24))
+    halves = [sorted(upper[:8]), sorted(upper[8:])]
+    assert sorted(halves) == [list(range(8, 16)), list(range(16, 24))], "each run in one place"
+    available.remove_peer("a", bits(32, *range(8, 24)))
+    available.check_invariants(set(range(32)))
+
+
+def test_a_run_length_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="run length 0"):
+        Availability(4, random.Random(0), run_length=0)

@@ -19,7 +19,7 @@ from hypothesis.stateful import (
 
 from bt.bitfield import Bitfield
 from bt.geometry import Block, PieceGeometry
-from bt.policy.picker import PiecePicker
+from bt.policy.picker import PiecePicker, run_length
 from bt.policy.priority import Priority
 
 BLOCK = 16384
@@ -949,4 +949,48 @@ def test_a_strict_endgame_duplicates_only_for_a_peer_with_nothing_outstanding() 
     assert picker.pick(0, full, 4) == [], "owed blocks again: no more duplicates"
     result = picker.block_received(0, duplicates[0].index, duplicates[0].begin, BLOCK)
     assert len(result.cancel) == 1, "the other requester hears a CANCEL"
+    picker.check_invariants()
+
+
+# -- runs of small pieces ----------------------------------------------------------
+
+
+def test_run_length_is_4_mib_of_pieces_but_leaves_a_small_torrent_64_runs() -> None:
+    def geometry(num_pieces: int, piece_length: int) -> PieceGeometry:
+        return PieceGeometry(num_pieces, piece_length, num_pieces * piece_length)
+
+    assert run_length(geometry(32768, BLOCK)) == 256  # 512 MiB of 16 KiB pieces
+    assert run_length(geometry(1024, 1 << 20)) == 4
+    assert run_length(geometry(1024, 8 << 20)) == 1  # pieces above 4 MiB
+    assert run_length(geometry(640, BLOCK)) == 10  # 10 MiB: 64 runs of 10
+    assert run_length(geometry(50, BLOCK)) == 1
+
+
+def test_equally_rare_small_pieces_are_picked_as_runs_of_adjacent_pieces() -> None:
+    """A seed's pieces all tie: each pick is adjacent pieces (both ways of the order)."""
+    num_pieces = 64 * 64
+    picker = PiecePicker(
+        PieceGeometry(num_pieces, BLOCK, num_pieces * BLOCK), random.Random(2), random_first=0
+    )
+    seed = Bitfield.full(num_pieces)
+    picker.add_peer_bitfield("seed", seed)
+    starts = set()
+    for _ in range(20):
+        pieces = sorted(pieces_of(picker.pick("seed", seed, 32)))
+        assert pieces == list(range(pieces[0], pieces[0] + 32)), "one run per pick"
+        starts.add(pieces[0] // 64)
+        receive(picker, "seed", picker.outstanding_requests("seed"))
+    assert len(starts) > 1
+    picker.check_invariants()
+
+
+def test_runs_do_not_override_rarity() -> None:
+    num_pieces = 64 * 64
+    picker = PiecePicker(
+        PieceGeometry(num_pieces, BLOCK, num_pieces * BLOCK), random.Random(3), random_first=0
+    )
+    seed = Bitfield.full(num_pieces)
+    picker.add_peer_bitfield("seed", seed)
+    picker.add_peer_bitfield("other", bits(num_pieces, set(range(num_pieces)) - {7, 3000}))
+    assert sorted(pieces_of(picker.pick("seed", seed, 2))) == [7, 3000]
     picker.check_invariants()
