@@ -47,6 +47,10 @@ class IStorage(Interface):
         (e.g. the blocks of a piece, in order) taken as their concatenation.
         Passing the blocks rather than joining them lets the storage issue one
         vectored write per file span with no copy. Padding files are skipped.
+
+        A storage may also offer ``write_pieces(first, data)``: whole pieces from
+        ``first`` on, one after another, in one call (``FileStorage`` and
+        ``MemoryStorage`` do); the disk queue then writes adjacent small pieces so.
         """
 
     def prepare() -> None:

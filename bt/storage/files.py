@@ -264,6 +264,27 @@ class FileStorage:
                 if not self._padding[span.file_index] and span.file_index not in parted:
                     self._write_span(span, chunk)
 
+    def write_pieces(self, first: int, data: object) -> None:
+        """Write a run of whole pieces from ``first`` (``data`` as for ``write``, the
+        pieces one after another): one vectored call per file span of the whole run,
+        so 64 adjacent 16 KiB pieces cost one system call rather than 64."""
+        views = as_views(data)
+        spans = self._layout.run_spans(first, sum(view.nbytes for view in views))
+        with self._route.shared():
+            parted = self._parted
+            if not any(span.file_index in parted for span in spans):
+                for span in spans:
+                    chunk, views = take(views, span.length)
+                    if not self._padding[span.file_index]:
+                        self._write_span(span, chunk)
+                return
+        # A part file keeps a slot per piece: write the run piece by piece.
+        index = first
+        while views:
+            piece, views = take(views, self._layout.piece_size(index))
+            self.write(index, 0, piece)
+            index += 1
+
     def prepare(self) -> None:
         self._prepared = True
         for file_index, length in enumerate(self._lengths):

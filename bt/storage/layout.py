@@ -146,6 +146,16 @@ class Layout:
             raise ValueError(f"range {begin}+{length} outside piece {index} of {size} bytes")
         return self.spans(index * self.piece_length + begin, length)
 
+    def run_spans(self, first: int, length: int) -> list[FileSpan]:
+        """Spans of a run of whole pieces: ``length`` bytes from the start of ``first``,
+        which must end where a piece ends (ValueError otherwise)."""
+        self._check_piece(first)
+        offset = first * self.piece_length
+        end = offset + length
+        if length <= 0 or not (end % self.piece_length == 0 or end == self.total_length):
+            raise ValueError(f"run {length} bytes from piece {first} does not end a piece")
+        return self.spans(offset, length)
+
     def files_of_piece(self, index: int) -> list[int]:
         """Indexes of the files holding bytes of piece ``index`` (zero-length files excluded)."""
         return [span.file_index for span in self.piece_spans(index)]

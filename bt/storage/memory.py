@@ -16,7 +16,7 @@ from bt.errors import StorageError
 from bt.interfaces import IStorage
 from bt.metainfo import Metainfo
 from bt.storage.files import as_views, take
-from bt.storage.layout import Layout
+from bt.storage.layout import FileSpan, Layout
 
 __all__ = ["MemoryStorage"]
 
@@ -68,9 +68,18 @@ class MemoryStorage:
     def write(self, index: int, begin: int, data: object) -> None:
         views = as_views(data)
         total = sum(view.nbytes for view in views)
+        self._write_spans(self._layout.piece_spans(index, begin, total), views)
+
+    def write_pieces(self, first: int, data: object) -> None:
+        """A run of whole pieces from ``first``, as ``FileStorage.write_pieces``."""
+        views = as_views(data)
+        total = sum(view.nbytes for view in views)
+        self._write_spans(self._layout.run_spans(first, total), views)
+
+    def _write_spans(self, spans: list[FileSpan], views: list[memoryview]) -> None:
         with self._lock:
             self._check_open()
-            for span in self._layout.piece_spans(index, begin, total):
+            for span in spans:
                 chunk, views = take(views, span.length)
                 if span.file_index in self._padding:
                     continue

@@ -341,3 +341,70 @@ def test_write_piece_on_a_stopped_queue_reports_a_storage_error(small: Torrent) 
     queue.write_piece(1, small.blocks(1), calls.append, "t")
     [[(token, failure)]] = calls
     assert token == "t" and failure.check(StorageError)
+
+
+class RunStorage(GatedStorage):
+    """GatedStorage that also takes runs of pieces (``write_pieces``), recorded as
+    (first, count); a run holding a piece of ``fail`` raises that piece's error."""
+
+    def __init__(self, layout: Layout, fail: dict[int, Exception] | None = None) -> None:
+        super().__init__(layout, fail)
+        self.runs: list[tuple[int, int]] = []
+
+    def write_pieces(self, first: int, data: list[bytes]) -> None:
+        pieces = range(first, first + len(data))
+        for index in pieces:
+            if index in self.fail:
+                raise self.fail[index]
+        self.runs.append((first, len(data)))
+        self.written.extend(pieces)
+        self.inner.write_pieces(first, data)
+
+
+@pytest_twisted.ensureDeferred
+async def test_adjacent_pieces_of_a_batch_are_written_as_runs(small: Torrent) -> None:
+    """Submitted out of order, a corrupt piece and a missing one in between: one
+    ``write_pieces`` per run of adjacent good pieces, outcomes in submission order."""
+    storage = RunStorage(small.layout)
+    queue = gated_queue(small, storage, threads=1)
+    try:
+        jobs = [await hold_the_thread(queue, storage, small)]
+        order = [*range(40, 30, -1), *range(1, 20), 20, *range(21, 30)]  # 30 never comes
+        for i in order:
+            blocks = [b"\xff" * SMALL] if i == 20 else small.blocks(i)
+            jobs.append(queue.verify_and_write(i, blocks))
+        fired = in_order(jobs)
+        storage.gate.set()
+        await within(DeferredList(jobs))
+        assert queue.batches == 2
+        assert [i for i, _ in fired] == list(range(len(jobs)))  # submission order
+        outcomes = {index: outcome for index, (_, outcome) in zip([0, *order], fired, strict=True)}
+        assert isinstance(outcomes[20], PieceHashError)
+        assert all(outcomes[i] is None for i in order if i != 20)
+        assert storage.runs == [(1, 19), (21, 9), (31, 10)]
+        for i in [0, *order]:
+            if i != 20:
+                assert storage.inner.read(i, 0, SMALL) == small.blocks(i)[0]
+    finally:
+        await finish(queue, storage)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_run_fails_its_own_pieces_only(small: Torrent) -> None:
+    storage = RunStorage(small.layout, fail={12: StorageError("disk full")})
+    queue = gated_queue(small, storage, threads=1)
+    try:
+        jobs = [await hold_the_thread(queue, storage, small)]
+        order = [*range(10, 15), *range(20, 23), 30]
+        jobs += [queue.verify_and_write(i, small.blocks(i)) for i in order]
+        fired = in_order(jobs)
+        storage.gate.set()
+        await within(DeferredList(jobs))
+        outcomes = {index: outcome for index, (_, outcome) in zip([0, *order], fired, strict=True)}
+        for i in range(10, 15):
+            assert isinstance(outcomes[i], StorageError) and str(outcomes[i]) == "disk full"
+        assert all(outcomes[i] is None for i in (20, 21, 22, 30))
+        assert storage.runs == [(20, 3)] and storage.written == [0, 20, 21, 22, 30]
+        assert queue.pending == 0
+    finally:
+        await finish(queue, storage)

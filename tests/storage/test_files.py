@@ -158,6 +158,37 @@ def test_blocks_are_coalesced_into_one_write_per_file_span() -> None:
     assert storage.writes == 2
 
 
+def test_a_run_of_whole_pieces_is_written_at_once(make_storage: Factory) -> None:
+    """``write_pieces``: adjacent pieces across file bounds and padding, as blocks."""
+    files = entries(("t/a", 20), ("t/.pad/12", 12, True), ("t/b", 30), ("t/c", 7))
+    storage = make_storage(files, 16)
+    layout = Layout.from_files(files, 16)
+    data = bytearray(stream(layout.total_length))
+    data[20:32] = bytes(12)  # the padding file's zeros
+    storage.write_pieces(0, [data[0:16], data[16:30], data[30:32]])  # pieces 0 and 1
+    storage.write_pieces(2, memoryview(data)[32:])  # 2..4, the last one short
+    assert storage.read(0, 0, 16) + storage.read(1, 0, 16) == data[:32]
+    assert b"".join(storage.read(i, 0, layout.piece_size(i)) for i in range(2, 5)) == data[32:]
+    assert storage.existing_lengths() == [20, 12, 30, 7]
+
+
+def test_a_run_must_start_and_end_with_a_whole_piece(make_storage: Factory) -> None:
+    storage = make_storage(MULTI, 16)  # 42 bytes: pieces of 16, 16 and 10
+    with pytest.raises(ValueError, match="does not end a piece"):
+        storage.write_pieces(0, b"x" * 20)
+    with pytest.raises(ValueError, match="outside"):
+        storage.write_pieces(3, b"x" * 16)
+    with pytest.raises(ValueError):
+        storage.write_pieces(1, b"x" * 42)  # past the end of the torrent
+    assert storage.read(0, 0, 16) == b"", "nothing was written"
+
+
+def test_a_run_is_one_write_per_file_span() -> None:
+    storage = MemoryStorage(Layout.from_files(MULTI, 16))
+    storage.write_pieces(0, [b"a" * 16, b"b" * 16, b"c" * 10])  # a.bin, sub/b.bin, c.bin
+    assert storage.writes == 3
+
+
 # -- real files --------------------------------------------------------------
 
 

@@ -118,6 +118,19 @@ def test_skipped_file_is_never_created_and_straddling_pieces_read_back(tmp_path:
     storage.close()
 
 
+def test_a_run_of_pieces_touching_a_skipped_file_goes_piece_by_piece(tmp_path: Path) -> None:
+    """``write_pieces`` over parted pieces keeps their slots, as ``write`` does."""
+    disk = Disk(tmp_path)
+    storage = disk.open()
+    storage.write_pieces(0, [piece(i) for i in range(7)])  # all of 0..6
+    assert storage.parted_pieces() == [1, 2, 3, 4]  # skip.bin's own pieces too
+    assert not disk.path(SKIPPED).exists()
+    for index in range(7):
+        assert storage.read(index, 0, len(piece(index))) == piece(index)
+    assert disk.path(0).read_bytes() == DATA[:30] and disk.path(2).read_bytes() == DATA[70:]
+    storage.close()
+
+
 def test_wanting_a_skipped_file_moves_its_bytes_into_place(tmp_path: Path) -> None:
     disk = Disk(tmp_path)
     storage = disk.open()
