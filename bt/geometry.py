@@ -50,6 +50,10 @@ class PieceGeometry:
     block_size: int = BLOCK_SIZE
     #: Bytes of the last piece: ``piece_length`` unless the total is not a multiple of it.
     last_piece_size: int = field(init=False, repr=False, compare=False)
+    #: Blocks of every piece but the last, and whether they are all ``block_size``:
+    #: the picker asks per block, so the common case must not redo the arithmetic.
+    _blocks_per_piece: int = field(init=False, repr=False, compare=False)
+    _whole_blocks: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.piece_length <= 0 or self.total_length <= 0:
@@ -67,6 +71,8 @@ class PieceGeometry:
             raise ValueError(f"block size {self.block_size} must be positive")
         last = self.total_length - self.piece_length * (self.num_pieces - 1)
         object.__setattr__(self, "last_piece_size", last)
+        object.__setattr__(self, "_blocks_per_piece", -(-self.piece_length // self.block_size))
+        object.__setattr__(self, "_whole_blocks", self.piece_length % self.block_size == 0)
 
     @classmethod
     def of(
@@ -118,10 +124,18 @@ class PieceGeometry:
 
     def block_count(self, index: int) -> int:
         """Blocks of piece ``index``; the last one may be shorter."""
+        if 0 <= index < self.num_pieces - 1:
+            return self._blocks_per_piece
         return -(-self.piece_size(index) // self.block_size)
 
     def block_length(self, index: int, block: int) -> int:
         """Bytes of block number ``block`` of piece ``index``."""
+        if (
+            self._whole_blocks
+            and 0 <= index < self.num_pieces - 1
+            and 0 <= block < self._blocks_per_piece
+        ):
+            return self.block_size
         begin = block * self.block_size
         size = self.piece_size(index)
         if not 0 <= begin < size:
@@ -130,8 +144,7 @@ class PieceGeometry:
 
     def block(self, index: int, block: int) -> Block:
         """The address of block number ``block`` of piece ``index``."""
-        begin = block * self.block_size
-        return Block(index, begin, self.block_length(index, block))
+        return Block(index, block * self.block_size, self.block_length(index, block))
 
     def blocks(self, index: int) -> list[Block]:
         """Every block of piece ``index``, in order."""

@@ -13,9 +13,11 @@ from bt.geometry import BLOCK_SIZE, Block, PieceGeometry, piece_count
 def geometries(draw: st.DrawFn) -> PieceGeometry:
     """Up to 64 pieces of up to 5 blocks, a last piece of any size, small or real blocks."""
     num_pieces = draw(st.integers(1, 64))
-    piece_length = draw(st.integers(1, 5 * BLOCK_SIZE))
-    last = draw(st.integers(1, piece_length))
     block_size = draw(st.sampled_from([7, 1000, BLOCK_SIZE]))
+    # Whole blocks (every real torrent) take the fast paths; any length, the general one.
+    whole = st.integers(1, 5).map(lambda blocks: blocks * block_size)
+    piece_length = draw(st.one_of(whole, st.integers(1, 5 * BLOCK_SIZE)))
+    last = draw(st.integers(1, piece_length))
     total = piece_length * (num_pieces - 1) + last
     return PieceGeometry(num_pieces, piece_length, total, block_size)
 

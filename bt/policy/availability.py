@@ -25,7 +25,19 @@ from collections.abc import Hashable, Iterable
 
 from bt.bitfield import Bitfield
 
-__all__ = ["Availability"]
+__all__ = ["Availability", "run_length"]
+
+#: Equally rare pieces tie in runs of adjacent pieces of about this many bytes
+#: (libtorrent's piece extent): 256 pieces of 16 KiB, 4 of 1 MiB ...
+_RUN_BYTES = 4 << 20
+#: ... but a torrent keeps at least this many runs, so that peers starting together
+#: still pick different parts of a small torrent.
+_MIN_RUNS = 64
+
+
+def run_length(piece_length: int, num_pieces: int) -> int:
+    """How many adjacent pieces to keep together in the tie order."""
+    return max(1, min(_RUN_BYTES // piece_length, num_pieces // _MIN_RUNS))
 
 
 class Availability:

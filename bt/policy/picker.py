@@ -37,14 +37,13 @@ from typing import Final
 
 from bt.bitfield import Bitfield
 from bt.geometry import Block, PieceGeometry
-from bt.policy.availability import Availability
+from bt.policy.availability import Availability, run_length
 from bt.policy.blockstates import UNWANTED, BlockResult, PieceDownload
 from bt.policy.priority import Priority
 
 __all__ = [
     "BlockResult",
     "PiecePicker",
-    "run_length",
 ]
 
 #: Piece priorities are bt.policy.priority levels (libtorrent's 0..7). 0 means "never
@@ -58,12 +57,6 @@ _RANDOM_PROBES: Final = 16
 #: A rarest-first scan of the availability order looks at no more than this many pieces, or 1/16
 #: of the list, before switching to the peer's own bitfield.
 _MIN_SCAN_BUDGET: Final = 64
-#: Equally rare pieces are picked in runs of adjacent pieces of about this many bytes
-#: (libtorrent's piece extent): 256 pieces of 16 KiB, 4 of 1 MiB ...
-_RUN_BYTES: Final = 4 << 20
-#: ... but the torrent keeps at least this many runs, so peers that start together
-#: still pick different parts of a small torrent.
-_MIN_RUNS: Final = 64
 
 
 class PiecePicker:
@@ -102,7 +95,9 @@ class PiecePicker:
         self._priority = bytearray([Priority.NORMAL]) * num_pieces
         #: Peers' pieces counted; wanted pieces we lack and have not started, listed
         #: rarest first.
-        self._available = Availability(num_pieces, rng, run_length(geometry))
+        self._available = Availability(
+            num_pieces, rng, run_length(geometry.piece_length, num_pieces)
+        )
         #: Pieces with a priority above skip that we do not have.
         self._wanted_missing = num_pieces
         self._downloads: dict[int, PieceDownload] = {}
@@ -322,7 +317,8 @@ class PiecePicker:
         for requester in requesters:
             self._forget_request(requester, (index, block))
         complete = len(download.received_from) == len(download.requested_by)
-        return BlockResult(True, request, complete, tuple(p for p in requesters if p != peer))
+        others = () if len(requesters) == 1 else tuple(p for p in requesters if p != peer)
+        return BlockResult(True, request, complete, others)
 
     def request_abandoned(self, peer: Hashable, index: int, begin: int) -> bool:
         """One request will not be answered (timeout, REJECT): its block goes back to
@@ -575,9 +571,3 @@ class PiecePicker:
             (i, b, r) for i, d in self._downloads.items() for b, r in enumerate(d.requested_by)
         )
         assert set(self._duplicable) == {(i, b) for i, b, r in blocks if 0 < len(r) < limit}
-
-
-def run_length(geometry: PieceGeometry) -> int:
-    """How many adjacent pieces the picker keeps together when it breaks ties."""
-    by_bytes = _RUN_BYTES // geometry.piece_length
-    return max(1, min(by_bytes, geometry.num_pieces // _MIN_RUNS))

@@ -19,7 +19,8 @@ from hypothesis.stateful import (
 
 from bt.bitfield import Bitfield
 from bt.geometry import Block, PieceGeometry
-from bt.policy.picker import PiecePicker, run_length
+from bt.policy.availability import run_length
+from bt.policy.picker import PiecePicker
 from bt.policy.priority import Priority
 
 BLOCK = 16384
@@ -956,14 +957,11 @@ def test_a_strict_endgame_duplicates_only_for_a_peer_with_nothing_outstanding() 
 
 
 def test_run_length_is_4_mib_of_pieces_but_leaves_a_small_torrent_64_runs() -> None:
-    def geometry(num_pieces: int, piece_length: int) -> PieceGeometry:
-        return PieceGeometry(num_pieces, piece_length, num_pieces * piece_length)
-
-    assert run_length(geometry(32768, BLOCK)) == 256  # 512 MiB of 16 KiB pieces
-    assert run_length(geometry(1024, 1 << 20)) == 4
-    assert run_length(geometry(1024, 8 << 20)) == 1  # pieces above 4 MiB
-    assert run_length(geometry(640, BLOCK)) == 10  # 10 MiB: 64 runs of 10
-    assert run_length(geometry(50, BLOCK)) == 1
+    assert run_length(BLOCK, 32768) == 256  # 512 MiB of 16 KiB pieces
+    assert run_length(1 << 20, 1024) == 4
+    assert run_length(8 << 20, 1024) == 1  # pieces above 4 MiB
+    assert run_length(BLOCK, 640) == 10  # 10 MiB: 64 runs of 10
+    assert run_length(BLOCK, 50) == 1
 
 
 def test_equally_rare_small_pieces_are_picked_as_runs_of_adjacent_pieces() -> None:
