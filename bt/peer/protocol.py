@@ -68,7 +68,9 @@ SELF_CONNECTION = "connected to ourselves"
 #: Bytes a TCP transport asks for per read (Twisted's default is 64 KiB). Each read
 #: gives up the GIL, and a disk thread waiting for it takes it: at 300 MB/s of 16 KiB
 #: pieces, 256 KiB reads made a quarter of the hand-offs and cut bt's CPU per GiB by
-#: about a tenth (docs/performance.rst). The buffer is the read's own, freed after it.
+#: about a tenth (docs/performance.rst). The read's buffer is shrunk to what came.
+#: Twisted also pauses a streaming producer once this much waits to be sent; the
+#: upload queue's DirectWriter pauses itself on the first byte the kernel refuses.
 READ_SIZE = 256 << 10
 
 

@@ -492,10 +492,9 @@ class DiskQueue:
         failures: dict[int, Failure] = {}  # job position -> why that piece failed
         verified: list[tuple[int, int, bytes]] = []  # (index, job position, data)
         for position, job in enumerate(jobs):
-            blocks = job.blocks
-            data = blocks[0] if len(blocks) == 1 else b"".join(blocks)
-            job.blocks = []  # do not keep the data alive until the reactor runs
+            blocks, job.blocks = job.blocks, []  # do not keep them alive until the reactor runs
             try:
+                data = blocks[0] if len(blocks) == 1 else b"".join(blocks)
                 self.verifier.verify(job.index, data)  # PieceHashError: nothing written
             except Exception:
                 # Not swallowed: it fails this piece's Deferred, as a job of its own would.
@@ -514,7 +513,7 @@ class DiskQueue:
                 else:
                     write_pieces(run[0][0], [data for _, _, data in run])  # type: ignore[misc]
             except Exception:
-                failure = Failure()
+                failure = Failure()  # the run's pieces are not all on disk: fail each
                 for _, position, _ in run:
                     failures[position] = failure
         return [(job, failures.get(position)) for position, job in enumerate(jobs)]

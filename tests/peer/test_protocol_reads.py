@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest_twisted
 from twisted.internet import defer, reactor
+from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from zope.interface import implementer
 
 from bt.geometry import PieceGeometry
 from bt.peer.protocol import READ_SIZE, PeerProtocol, TorrentPeerFactory
@@ -62,8 +64,21 @@ def test_a_tcp_peer_connection_reads_up_to_read_size_bytes_at_a_time() -> Any:
         yield port.stopListening()
 
 
-def test_an_in_memory_transport_is_left_as_it_is() -> None:
-    protocol = peer_factory(Clock()).buildProtocol(None)
-    transport = StringTransport()
-    protocol.makeConnection(transport)
-    assert not hasattr(transport, "bufferSize")
+@implementer(ITCPTransport)
+class TCPLike(StringTransport):
+    """Says it is TCP but is not Twisted's: no read size to set."""
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.no_delay = enabled
+
+
+class TCPLikeWithOddSize(TCPLike):
+    bufferSize = "unknown"
+
+
+def test_a_tcp_transport_without_an_integer_read_size_is_left_as_it_is() -> None:
+    for transport in (TCPLike(), TCPLikeWithOddSize()):
+        protocol = peer_factory(Clock()).buildProtocol(None)
+        protocol.makeConnection(transport)
+        assert transport.no_delay, "it was taken for TCP"
+        assert getattr(transport, "bufferSize", None) in (None, "unknown")

@@ -408,3 +408,23 @@ async def test_a_failed_run_fails_its_own_pieces_only(small: Torrent) -> None:
         assert queue.pending == 0
     finally:
         await finish(queue, storage)
+
+
+@pytest_twisted.ensureDeferred
+async def test_blocks_that_cannot_be_joined_fail_their_piece_not_the_batch(small: Torrent) -> None:
+    storage = RunStorage(small.layout)
+    queue = gated_queue(small, storage, threads=1)
+    try:
+        jobs = [await hold_the_thread(queue, storage, small)]
+        strided = memoryview(bytes(SMALL))[::2]  # the right size, but no contiguous buffer
+        jobs += [queue.verify_and_write(1, small.blocks(1))]
+        jobs += [queue.verify_and_write(2, [strided, b"\0" * (SMALL // 2)])]
+        jobs += [queue.verify_and_write(3, small.blocks(3))]
+        fired = in_order(jobs)
+        storage.gate.set()
+        await within(DeferredList(jobs))
+        assert [outcome is None for _, outcome in fired] == [True, True, False, True]
+        assert isinstance(fired[2][1], TypeError)  # bytes.join refuses a strided view
+        assert storage.written == [0, 1, 3] and queue.pending == 0
+    finally:
+        await finish(queue, storage)
