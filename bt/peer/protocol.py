@@ -65,13 +65,6 @@ OUR_RESERVED = Reserved.of(Reserved.EXTENSION_PROTOCOL, Reserved.FAST)
 DHT_RESERVED = Reserved.of(Reserved.EXTENSION_PROTOCOL, Reserved.FAST, Reserved.DHT)
 #: The close reason when a tracker handed us our own address.
 SELF_CONNECTION = "connected to ourselves"
-#: Bytes a TCP transport asks for per read (Twisted's default is 64 KiB). Each read
-#: gives up the GIL, and a disk thread waiting for it takes it: at 300 MB/s of 16 KiB
-#: pieces, 256 KiB reads made a quarter of the hand-offs and cut bt's CPU per GiB by
-#: about a tenth (docs/performance.rst). The read's buffer is shrunk to what came.
-#: Twisted also pauses a streaming producer once this much waits to be sent; the
-#: upload queue's DirectWriter pauses itself on the first byte the kernel refuses.
-READ_SIZE = 256 << 10
 
 
 class PeerDelegate(TypingProtocol):
@@ -179,8 +172,6 @@ class PeerProtocol(Protocol):
         if interfaces.ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
             self.writer = for_transport(self.transport)
-            if isinstance(getattr(self.transport, "bufferSize", None), int):
-                self.transport.bufferSize = READ_SIZE  # twisted.internet.tcp's read size
         self.last_received = self.last_sent = self.clock.seconds()
         self._handshake_call = self.clock.callLater(self.handshake_timeout, self._handshake_late)
         if self.connection.info_hash is not None and self.connection.geometry is not None:
