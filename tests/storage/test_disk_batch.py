@@ -428,3 +428,21 @@ async def test_blocks_that_cannot_be_joined_fail_their_piece_not_the_batch(small
         assert storage.written == [0, 1, 3] and queue.pending == 0
     finally:
         await finish(queue, storage)
+
+
+@pytest_twisted.ensureDeferred
+async def test_tiny_pieces_get_one_batch_job_at_a_time_larger_ones_one_per_thread() -> None:
+    """Two threads: pieces under 64 KiB wait for the running batch; 64 KiB ones do not."""
+    for piece, expected in ((16 << 10, 1), (64 << 10, 2)):
+        torrent = Torrent(8, piece)
+        storage = GatedStorage(torrent.layout)
+        queue = gated_queue(torrent, storage, threads=2)
+        try:
+            jobs = [await hold_the_thread(queue, storage, torrent)]
+            jobs += [queue.verify_and_write(i, torrent.blocks(i)) for i in range(1, 8)]
+            assert queue.batches == expected, f"{piece} bytes a piece"
+            storage.gate.set()
+            await within(DeferredList(jobs, fireOnOneErrback=True))
+            assert storage.inner.file_data(0) == torrent.data
+        finally:
+            await finish(queue, storage)
