@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 from array import array
 from collections.abc import Hashable, Iterable
+from itertools import groupby
 
 from bt.bitfield import Bitfield
 
@@ -147,16 +148,10 @@ class Availability:
 
     def _shuffled(self, indexes: Iterable[int]) -> list[int]:
         """``indexes`` (ascending) in random order, runs of ``run_length`` kept together."""
-        if self.run_length == 1:
-            shuffled = list(indexes)
-            self._rng.shuffle(shuffled)
-            return shuffled
-        runs: dict[int, list[int]] = {}
-        for index in indexes:
-            runs.setdefault(index // self.run_length, []).append(index)
-        order = list(runs.values())
-        self._rng.shuffle(order)
-        return [index for run in order for index in run]
+        length = self.run_length
+        runs = [list(run) for _, run in groupby(indexes, key=lambda index: index // length)]
+        self._rng.shuffle(runs)
+        return [index for run in runs for index in run]
 
     # -- buckets --------------------------------------------------------------
 

@@ -286,9 +286,9 @@ class PiecePicker:
             self._pick_random(peer, peer_bitfield, count, picked)
         if len(picked) < count:
             self._pick_rarest(peer, peer_bitfield, count, picked)
-        if len(picked) < count and self.in_endgame:
-            if not (self.strict_endgame and self._requests.get(peer)):
-                self._pick_endgame(peer, peer_bitfield, count, picked)
+        strict = self.strict_endgame and self._requests.get(peer)  # has its own owed
+        if len(picked) < count and not strict and self.in_endgame:
+            self._pick_endgame(peer, peer_bitfield, count, picked)
         return picked
 
     @property

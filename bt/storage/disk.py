@@ -478,15 +478,20 @@ class DiskQueue:
 
     # -- in the pool thread -----------------------------------------------
 
-    def _verify_and_write(self, index: int, blocks: list[bytes]) -> None:
-        # One buffer, hashed in one call and written in one call: each call
-        # releases the GIL and must win it back from the busy reactor thread,
-        # which costs far more than the copy (64 updates of 16 KiB took 2.5x
-        # as long as a join and one update of 1 MiB with the reactor busy).
-        # (A v2 piece needs one SHA-256 per 16 KiB leaf whatever we do.)
+    def _verified(self, index: int, blocks: list[bytes]) -> bytes:
+        """The piece as one buffer, its hash checked (PieceHashError: write nothing).
+
+        One buffer, hashed in one call and written in one call: each call releases
+        the GIL and must win it back from the busy reactor thread, which costs far
+        more than the copy (64 updates of 16 KiB took 2.5x as long as a join and one
+        update of 1 MiB with the reactor busy). (A v2 piece needs one SHA-256 per
+        16 KiB leaf whatever we do.)"""
         data = blocks[0] if len(blocks) == 1 else b"".join(blocks)
-        self.verifier.verify(index, data)  # PieceHashError: nothing written
-        self._storage.write(index, 0, data)
+        self.verifier.verify(index, data)
+        return data
+
+    def _verify_and_write(self, index: int, blocks: list[bytes]) -> None:
+        self._storage.write(index, 0, self._verified(index, blocks))
 
     def _run_batch(self, bounded: bool) -> list[tuple[_PieceJob, Failure | None]]:
         """Verify and write every queued piece (up to the bound); each outcome is its own."""
@@ -504,8 +509,7 @@ class DiskQueue:
         for position, job in enumerate(jobs):
             blocks, job.blocks = job.blocks, []  # do not keep them alive until the reactor runs
             try:
-                data = blocks[0] if len(blocks) == 1 else b"".join(blocks)
-                self.verifier.verify(job.index, data)  # PieceHashError: nothing written
+                data = self._verified(job.index, blocks)
             except Exception:
                 # Not swallowed: it fails this piece's Deferred, as a job of its own would.
                 failures[position] = Failure()

@@ -259,10 +259,7 @@ class FileStorage:
                 # files can later be filled from.
                 assert self._parts is not None
                 self._parts.write(index, begin, views)
-            for span in spans:
-                chunk, views = take(views, span.length)
-                if not self._padding[span.file_index] and span.file_index not in parted:
-                    self._write_span(span, chunk)
+            self._write_spans(spans, views, parted)
 
     def write_pieces(self, first: int, data: object) -> None:
         """Write a run of whole pieces from ``first`` (``data`` as for ``write``, the
@@ -271,12 +268,8 @@ class FileStorage:
         views = as_views(data)
         spans = self._layout.run_spans(first, sum(view.nbytes for view in views))
         with self._route.shared():
-            parted = self._parted
-            if not any(span.file_index in parted for span in spans):
-                for span in spans:
-                    chunk, views = take(views, span.length)
-                    if not self._padding[span.file_index]:
-                        self._write_span(span, chunk)
+            if not any(span.file_index in self._parted for span in spans):
+                self._write_spans(spans, views, self._parted)
                 return
         # A part file keeps a slot per piece: write the run piece by piece.
         index = first
@@ -284,6 +277,16 @@ class FileStorage:
             piece, views = take(views, self._layout.piece_size(index))
             self.write(index, 0, piece)
             index += 1
+
+    def _write_spans(
+        self, spans: list[FileSpan], views: list[memoryview], parted: frozenset[int]
+    ) -> None:
+        """``views`` into ``spans`` in turn, but for padding and parted files (the part
+        file has their bytes)."""
+        for span in spans:
+            chunk, views = take(views, span.length)
+            if not self._padding[span.file_index] and span.file_index not in parted:
+                self._write_span(span, chunk)
 
     def prepare(self) -> None:
         self._prepared = True

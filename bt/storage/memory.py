@@ -15,8 +15,8 @@ from zope.interface import implementer
 from bt.errors import StorageError
 from bt.interfaces import IStorage
 from bt.metainfo import Metainfo
-from bt.storage.files import as_views, take
 from bt.storage.layout import FileSpan, Layout
+from bt.storage.vectored import as_views, take
 
 __all__ = ["MemoryStorage"]
 

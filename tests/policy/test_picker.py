@@ -967,9 +967,7 @@ def test_run_length_is_4_mib_of_pieces_but_leaves_a_small_torrent_64_runs() -> N
 def test_equally_rare_small_pieces_are_picked_as_runs_of_adjacent_pieces() -> None:
     """A seed's pieces all tie: each pick is adjacent pieces (both ways of the order)."""
     num_pieces = 64 * 64
-    picker = PiecePicker(
-        PieceGeometry(num_pieces, BLOCK, num_pieces * BLOCK), random.Random(2), random_first=0
-    )
+    picker = make_picker(num_pieces, blocks_per_piece=1, seed=2)
     seed = Bitfield.full(num_pieces)
     picker.add_peer_bitfield("seed", seed)
     starts = set()
@@ -984,9 +982,7 @@ def test_equally_rare_small_pieces_are_picked_as_runs_of_adjacent_pieces() -> No
 
 def test_runs_do_not_override_rarity() -> None:
     num_pieces = 64 * 64
-    picker = PiecePicker(
-        PieceGeometry(num_pieces, BLOCK, num_pieces * BLOCK), random.Random(3), random_first=0
-    )
+    picker = make_picker(num_pieces, blocks_per_piece=1, seed=3)
     seed = Bitfield.full(num_pieces)
     picker.add_peer_bitfield("seed", seed)
     picker.add_peer_bitfield("other", bits(num_pieces, set(range(num_pieces)) - {7, 3000}))
