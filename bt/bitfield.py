@@ -12,7 +12,7 @@ from typing import Literal
 
 from bt.errors import BitfieldError
 
-__all__ = ["Bitfield"]
+__all__ = ["Bitfield", "set_indexes"]
 
 #: Bit offsets (0 = most significant) set in each byte value, so iteration skips
 #: empty bytes and never tests bits one by one.
@@ -164,3 +164,13 @@ class Bitfield:
 
     def __repr__(self) -> str:
         return f"Bitfield(length={self.length}, count={self._count})"
+
+
+def set_indexes(value: int, length: int) -> Iterator[int]:
+    """Indexes of the set bits of a big-endian bitfield integer of ``length`` bits
+    (bitfield arithmetic done on ints), highest bit (piece 0) first."""
+    width = (length + 7) // 8 * 8
+    while value:
+        top = value.bit_length() - 1
+        yield width - 1 - top
+        value ^= 1 << top

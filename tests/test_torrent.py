@@ -48,6 +48,7 @@ from bt.torrentconfig import TorrentConfig
 from bt.tracker.scrape import ScrapeResult
 
 PIECE = 32 * 1024
+BLOCK = 16 * 1024
 DATA = pseudo_random_bytes(5 * PIECE + 1000, seed=7)  # six pieces, the last one short
 
 
@@ -313,6 +314,62 @@ def test_choke_returns_outstanding_requests_to_the_pool(torrent: Torrent) -> Non
     assert torrent.picker.outstanding_count(link) > 0
     peer.say(Choke())
     assert torrent.picker.outstanding_count(link) == 0
+
+
+def _answers(requests: list[Request], corrupt: bool = False) -> list[Message]:
+    pieces: list[Message] = []
+    for r in requests:
+        block = DATA[r.index * PIECE + r.begin :][: r.length]
+        pieces.append(Piece(r.index, r.begin, bytes(b ^ 0xFF for b in block) if corrupt else block))
+    return pieces
+
+
+def test_the_pieces_of_one_read_reach_the_swarm_together_in_order(
+    torrent: Torrent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One call, one rate update and one request top-up per read, not per block; a
+    message between two PIECEs is handled between them."""
+    peer = seeder(torrent)
+    requests = peer.requests(peer.heard())
+    batches: list[list[tuple[int, int]]] = []
+    arrived = torrent.swarm.blocks_arrived
+
+    def recording(link: Any, msgs: list[Piece]) -> tuple[int, int]:
+        batches.append([(msg.index, msg.begin) for msg in msgs])
+        return arrived(link, msgs)
+
+    monkeypatch.setattr(torrent.swarm, "blocks_arrived", recording)
+    (link,) = torrent.links
+    top_ups: list[bool] = []
+    fill = link.fill_pipeline
+    monkeypatch.setattr(
+        link, "fill_pipeline", lambda batch=False: (top_ups.append(batch), fill(batch))
+    )
+    before = link.pipeline
+    answers = _answers(requests[:5])
+    peer.say(*answers[:3], Have(0), *answers[3:])
+    assert batches == [
+        [(r.index, r.begin) for r in requests[:3]],
+        [(r.index, r.begin) for r in requests[3:5]],
+    ]
+    assert link.download_meter.total == 5 * BLOCK, "every wanted block counts"
+    assert link.pipeline == before + 5, "slow start: one more request per block received"
+    assert top_ups == [True, True], "one top-up per batch of pieces"
+
+
+def test_a_peer_banned_in_the_middle_of_a_read_has_the_rest_of_it_dropped(
+    torrent: Torrent,
+) -> None:
+    """A disk that verifies at once bans a lone liar on its second bad piece; the
+    blocks after it in the same read are neither stored nor counted."""
+    peer = seeder(torrent)
+    requests = peer.requests(peer.heard())
+    assert len({r.index for r in requests}) >= 4
+    peer.say(*_answers(requests, corrupt=True))
+    assert torrent.hash_failures == 2
+    assert peer.transport.disconnecting
+    (link,) = torrent.links
+    assert link.download_meter.total == 4 * BLOCK  # two pieces of two blocks
 
 
 def test_a_lone_sender_of_bad_pieces_is_banned(torrent: Torrent) -> None:

@@ -77,7 +77,7 @@ class PeerDelegate(TypingProtocol):
     def on_have(self, msg: Have) -> None: ...
     def on_bitfield(self, msg: PeerBitfield) -> None: ...
     def on_request(self, msg: Request) -> None: ...
-    def on_piece(self, msg: Piece) -> None: ...
+    def on_pieces(self, msgs: list[Piece]) -> None: ...  # the PIECEs of one read, in order
     def on_cancel(self, msg: Cancel) -> None: ...
     def on_extended(self, msg: Extended) -> None: ...
     def on_reject_request(self, msg: RejectRequest) -> None: ...
@@ -187,8 +187,20 @@ class PeerProtocol(Protocol):
             events = self.connection.receive_data(data)
             self.dispatching = True
             dispatch = self._dispatch
+            # Consecutive PIECEs go to the delegate together: one call, one pipeline
+            # top-up and one rate update per read rather than per block.
+            pieces: list[Piece] = []
             for event in events:
-                handler = dispatch.get(type(event))
+                cls = type(event)
+                if cls is Piece:
+                    pieces.append(event)
+                    continue
+                if pieces:
+                    self._deliver_pieces(pieces)
+                    if self._closing:
+                        return
+                    pieces = []
+                handler = dispatch.get(cls)
                 if handler is not None:
                     handler(event)
                 elif isinstance(event, HandshakeReceived):
@@ -205,12 +217,24 @@ class PeerProtocol(Protocol):
                     raise RemoteProtocolError(f"unexpected event {event!r}")
                 if self._closing:
                     return
+            if pieces:
+                self._deliver_pieces(pieces)
         except RemoteProtocolError as exc:
             self.drop(f"protocol error: {exc}")
         finally:
             self.dispatching = False
         if self.after_events is not None and not self._closing:
             self.after_events()
+
+    def _deliver_pieces(self, pieces: list[Piece]) -> None:
+        if self.delegate is None:  # a PIECE before a handshake named the torrent
+            raise RemoteProtocolError(f"unexpected event {pieces[0]!r}")
+        self.delegate.on_pieces(pieces)
+
+    @property
+    def closing(self) -> bool:
+        """We are closing (or closed) the connection: send and handle nothing more."""
+        return self._closing
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_handshake_timer()
@@ -256,7 +280,6 @@ class PeerProtocol(Protocol):
             Have: delegate.on_have,
             PeerBitfield: delegate.on_bitfield,
             Request: delegate.on_request,
-            Piece: delegate.on_piece,
             Cancel: delegate.on_cancel,
             Extended: delegate.on_extended,
             RejectRequest: delegate.on_reject_request,

@@ -302,23 +302,25 @@ class PiecePicker:
     def block_received(self, peer: Hashable, index: int, begin: int, length: int) -> BlockResult:
         """A PIECE message arrived; see ``BlockResult`` for what to do with it."""
         download = self._downloads.get(index)
-        if download is None or begin % self.block_size:
+        block, misaligned = divmod(begin, self.block_size)
+        if download is None or misaligned:
             return UNWANTED
-        block = begin // self.block_size
-        if block >= len(download.requested_by):
+        requested_by = download.requested_by
+        if block >= len(requested_by):
             return UNWANTED
-        request = self.geometry.block(index, block)
-        requesters = download.requested_by[block]
-        if peer not in requesters or length != request.length:
+        requesters = requested_by[block]
+        if peer not in requesters or length != self.geometry.block_length(index, block):
             return UNWANTED
-        download.requested_by[block] = ()
-        self._duplicable.pop((index, block), None)
-        download.received_from[block] = peer
+        requested_by[block] = ()
+        key = (index, block)
+        self._duplicable.pop(key, None)
+        received = download.received_from
+        received[block] = peer
         for requester in requesters:
-            self._forget_request(requester, (index, block))
-        complete = len(download.received_from) == len(download.requested_by)
+            self._forget_request(requester, key)
+        complete = len(received) == len(requested_by)
         others = () if len(requesters) == 1 else tuple(p for p in requesters if p != peer)
-        return BlockResult(True, request, complete, others)
+        return BlockResult(True, Block(index, begin, length), complete, others)
 
     def request_abandoned(self, peer: Hashable, index: int, begin: int) -> bool:
         """One request will not be answered (timeout, REJECT): its block goes back to

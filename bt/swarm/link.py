@@ -84,7 +84,7 @@ class Swarm(Protocol):
     def pick(self, link: PeerLink, count: int, among: Bitfield | None = None) -> list[Block]: ...
     def abandon(self, link: PeerLink) -> list[Block]: ...
     def rejected(self, link: PeerLink, block: Block) -> bool: ...
-    def block_arrived(self, link: PeerLink, msg: Piece) -> bool: ...
+    def blocks_arrived(self, link: PeerLink, msgs: list[Piece]) -> tuple[int, int]: ...
     def link_lost(self, link: PeerLink, reason: str) -> None: ...
     def interest_changed(self, link: PeerLink) -> None: ...
     def extended(self, link: PeerLink, message_id: int, payload: bytes) -> None: ...
@@ -333,14 +333,17 @@ class PeerLink:
             return  # else we never announced it; a confused peer, not a harmful one
         self.upload_queue.add(msg.index, msg.begin, msg.length, serve=serve_now)
 
-    def on_piece(self, msg: Piece) -> None:
-        # Only blocks we asked for count: junk must not buy rate, pipeline or a slot.
-        if self.swarm.block_arrived(self, msg):
-            self.download_meter.add(len(msg.block))
+    def on_pieces(self, msgs: list[Piece]) -> None:
+        """The PIECEs of one read: stored, then one rate update and one top-up.
+
+        Only blocks we asked for count: junk must not buy rate, pipeline or a slot."""
+        count, received = self.swarm.blocks_arrived(self, msgs)
+        if count:
+            self.download_meter.add(received)
             self.last_block_at = self.protocol.last_received
             self.snubbed = False
-            if self.slow_start and self.pipeline < MAX_PIPELINE:
-                self.pipeline += 1
+            if self.slow_start:
+                self.pipeline = min(MAX_PIPELINE, self.pipeline + count)
         self.fill_pipeline(batch=True)
 
     def on_cancel(self, msg: Cancel) -> None:

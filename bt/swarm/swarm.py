@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from bt.bitfield import Bitfield
+from bt.bitfield import Bitfield, set_indexes
 from bt.candidates import Address, PeerSource
 from bt.dialer import Dialer
 from bt.errors import RemoteProtocolError, StorageError
@@ -355,7 +355,7 @@ class Swarm:
         if not theirs & missing:
             return False
         # Skipped pieces are rare; check them only when the cheap test passes.
-        return any(picker.piece_priority(i) for i in _bits(theirs & missing, bitfield.length))
+        return any(picker.piece_priority(i) for i in set_indexes(theirs & missing, bitfield.length))
 
     def wanted_changed(self) -> None:
         """Pieces are wanted (or not) anew: every peer's interest is decided again."""
@@ -448,25 +448,31 @@ class Swarm:
 
     # -- blocks in, pieces out -----------------------------------------------------------
 
-    def block_arrived(self, link: PeerLink, msg: Piece) -> bool:
-        """Store a block we asked for; False for unrequested data (dropped, not an error)."""
-        index, begin, block = msg.index, msg.begin, msg.block
-        result = self.picker.block_received(link, index, begin, len(block))
-        if not result.wanted:
-            return False
-        self.download_rate.add(len(block))
-        blocks = self._blocks.get(index)
-        if blocks is None:
-            blocks = self._blocks[index] = [None] * self.picker.block_count(index)
-        blocks[begin // self.picker.block_size] = block
-        for other in result.cancel:
-            if isinstance(other, PeerLink):
-                other.cancel(Block(index, begin, len(block)))
-        if result.piece_complete:
-            done = self._blocks.pop(index)
-            sources = {n: peer.address for n, peer in self.picker.block_sources(index).items()}
-            self.owner.on_piece_complete(index, done, sources)  # type: ignore[arg-type]
-        return True
+    def blocks_arrived(self, link: PeerLink, msgs: list[Piece]) -> tuple[int, int]:
+        """Store the blocks we asked for (other data is dropped, not an error): how
+        many were wanted, and their bytes. Stops once a bad piece got the link dropped."""
+        picker, pieces = self.picker, self._blocks
+        count = total = 0
+        for msg in msgs:
+            index, begin, size = msg.index, msg.begin, len(msg.block)
+            result = picker.block_received(link, index, begin, size)
+            if not result.wanted:
+                continue
+            count, total = count + 1, total + size
+            blocks = pieces.get(index) or pieces.setdefault(
+                index, [None] * picker.block_count(index)
+            )
+            blocks[begin // picker.block_size] = msg.block
+            for other in result.cancel:
+                if isinstance(other, PeerLink):
+                    other.cancel(result.block)  # type: ignore[arg-type]
+            if result.piece_complete:
+                sources = {n: peer.address for n, peer in picker.block_sources(index).items()}
+                self.owner.on_piece_complete(index, pieces.pop(index), sources)  # type: ignore[arg-type]
+                if link.protocol.closing:
+                    break  # a disk that verifies at once found it bad: the peer is banned
+        self.download_rate.add(total)
+        return count, total
 
     def _new_picker(self) -> PiecePicker:
         """A picker that has nothing yet and wants each piece as the user's files say."""
@@ -581,15 +587,6 @@ class Swarm:
 def _peer_address(protocol: PeerProtocol) -> Address:
     peer = protocol.transport.getPeer()
     return (str(getattr(peer, "host", "?")), int(getattr(peer, "port", 0)))
-
-
-def _bits(value: int, length: int) -> Iterator[int]:
-    """Indexes of set bits of a big-endian bitfield integer of ``length`` bits."""
-    width = (length + 7) // 8 * 8
-    while value:
-        top = value.bit_length() - 1
-        yield width - 1 - top
-        value ^= 1 << top
 
 
 def _ip(address: Address) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -363,6 +365,45 @@ def test_piece_checks() -> None:
         frames(m.Piece(9, 999, b"xy")),
         "piece message for bytes 999..1001 of piece 9, which has 1000 bytes",
     )
+
+
+def test_pieces_are_parsed_in_order_whatever_the_reads_and_each_block_is_its_own_bytes() -> None:
+    """PIECE has a parse path of its own (the download's hot path): cut anywhere, mixed
+    with other messages, it gives the same events as one read, each block a bytes copy
+    that later reads cannot change."""
+    msgs = [
+        m.Piece(0, 0, bytes(range(200)) * 80),
+        m.Piece(0, 16384, b"\x01" * 16384),
+        m.Have(3),
+        m.Piece(9, 0, b"last" * 250),
+        m.KeepAlive(),
+        m.Piece(1, 32767, b"!"),
+    ]
+    data = frames(*msgs)
+    whole = connected().receive_data(data)
+    assert whole == msgs
+    for cut in (1, 7, 13, 100, 16397, 20000):
+        conn = connected()
+        events = []
+        for start in range(0, len(data), cut):
+            events += conn.receive_data(data[start : start + cut])
+        assert events == msgs, cut
+        pieces = [e for e in events if isinstance(e, m.Piece)]
+        assert all(type(p.block) is bytes for p in pieces)
+
+
+def test_a_piece_too_short_for_its_header_is_named() -> None:
+    rejected(
+        connected(),
+        struct.pack(">IBI", 5, 7, 0),
+        "piece message with a 4-byte payload, expected at least 8 bytes",
+    )
+
+
+def test_pieces_are_dropped_in_metadata_mode_even_on_their_own_parse_path() -> None:
+    conn = connected()
+    conn.ignore_pieces()
+    assert conn.receive_data(frames(m.Piece(0, 0, b"x" * 10), m.Have(1))) == [m.KeepAlive()] * 2
 
 
 # -- sending ------------------------------------------------------------------------
