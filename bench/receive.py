@@ -7,11 +7,12 @@ The loopback benchmarks (download.py) measure bt against libtorrent, but their r
 move by 15% from run to run with the machine, the seeder and the page cache, which
 hides any change worth a few percent. This one feeds a real Torrent (its protocol,
 swarm, picker and completion chain) from a scripted seeder in memory, cut into reads
-of ``--read-kib`` as Twisted's TCP transport delivers them. Its disk accepts every
-piece and reports a batch written every ``--flush-reads`` reads, as the disk queue's
-batch jobs do; hashing and writing are the disk threads' work, which download.py
-measures. Only bt's ``dataReceived`` (and the batch reports) are timed, so the
-seeder's own cost is left out. It prints the time per block and the rate the reactor
+of ``--read-kib`` as Twisted's TCP transport delivers them. Its disk queue is the
+real one over memory, but its thread pool is held: every ``--flush-reads`` reads the
+jobs queued meanwhile (hashing and writing, the disk threads' work, which download.py
+measures) run untimed, and then their results are delivered, timed, as the reactor
+gets them. Only bt's ``dataReceived`` and those deliveries are timed, so the seeder's
+own cost is left out. It prints the time per block and the rate the reactor
 thread could reach at that cost alone: no system calls, no Twisted reactor, no disk
 threads taking the GIL, so a real download is several times slower. The work is
 deterministic: the fastest of ``--runs`` runs (each in a fresh process) moves by a
@@ -24,6 +25,7 @@ import argparse
 import cProfile
 import gc
 import json
+import os
 import pstats
 import random
 import struct
@@ -31,71 +33,109 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-from test_torrent import FakeDisk, ScriptedPeer  # noqa: E402
+from test_torrent import ScriptedPeer  # noqa: E402
 from torrents import handmade_info, handmade_torrent  # noqa: E402
 from twisted.internet.testing import MemoryReactorClock, StringTransport  # noqa: E402
+from twisted.python.failure import Failure  # noqa: E402
 
 from bt.bitfield import Bitfield  # noqa: E402
 from bt.metainfo import Metainfo, parse_metainfo  # noqa: E402
 from bt.peer.messages import BitfieldMessage, Request, Unchoke  # noqa: E402
+from bt.storage.disk import DiskQueue  # noqa: E402
+from bt.storage.memory import MemoryStorage  # noqa: E402
+from bt.storage.verifier import piece_verifier  # noqa: E402
 from bt.torrent import Torrent  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "receive.json"
 _PIECE_HEADER = struct.Struct(">IBII")
 
 
-class AcceptingDisk(FakeDisk):
-    """Takes every piece, neither hashed nor kept, and reports them written in batches
-    when ``flush`` is called, as the disk queue's batch jobs do: the reactor's work only."""
+class HeldPool:
+    """The disk threads, held: a job waits until ``flush`` runs it in this thread,
+    outside the timed region; its result is then delivered (timed, like the
+    reactor's ``callFromThread``). Jobs run at once while not ``holding`` (start-up)."""
 
-    def __init__(self, metainfo: Metainfo) -> None:
-        super().__init__(metainfo)
-        self.queued: list[tuple[Any, Any]] = []
+    def __init__(self) -> None:
+        self.holding = False
+        self.held: list[
+            tuple[Callable[[bool, Any], None], Callable[..., Any], tuple[Any, ...]]
+        ] = []
 
-    def write_piece(self, index: int, blocks: list[bytes], sink: Any, token: Any) -> None:
-        self.queued.append((sink, token))
+    def callInThreadWithCallback(
+        self, on_result: Callable[[bool, Any], None], job: Callable[..., Any], *args: Any
+    ) -> None:
+        if self.holding:
+            self.held.append((on_result, job, args))
+        else:
+            on_result(*self._run(job, args))
 
-    def flush(self) -> None:
-        queued, self.queued = self.queued, []
-        by_sink: dict[Any, list[tuple[Any, None]]] = {}
-        for sink, token in queued:
-            by_sink.setdefault(sink, []).append((token, None))
-        for sink, outcomes in by_sink.items():
-            sink(outcomes)
+    def flush(self, profiler: cProfile.Profile | None = None) -> float:
+        """Run the held jobs, then deliver their results; returns the delivery time
+        (the only part ``profiler`` sees)."""
+        held, self.held = self.held, []
+        results = [(on_result, self._run(job, args)) for on_result, job, args in held]
+        if profiler is not None:
+            profiler.enable()
+        start = time.perf_counter()
+        for on_result, (success, result) in results:
+            on_result(success, result)
+        spent = time.perf_counter() - start
+        if profiler is not None:
+            profiler.disable()
+        return spent
+
+    @staticmethod
+    def _run(job: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
+        try:
+            return True, job(*args)
+        except Exception:
+            return False, Failure()
 
 
-def build(size: int, piece_length: int) -> tuple[Torrent, ScriptedPeer, bytes]:
-    block = bytes(range(256)) * 64  # 16 KiB, the same for every block: hashes are not checked
+class ThreadlessReactor(MemoryReactorClock):
+    def callFromThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        f(*args, **kw)
+
+
+def build(size: int, piece_length: int) -> tuple[Torrent, ScriptedPeer, bytes, HeldPool]:
+    block = bytes(range(256)) * 64  # 16 KiB, the same for every block
     data = block * (size // len(block))
     info = handmade_info([(["data.bin"], len(data))], piece_length=piece_length, data=data)
     metainfo: Metainfo = parse_metainfo(handmade_torrent(info))
+    reactor, pool = ThreadlessReactor(), HeldPool()
+    storage = MemoryStorage.for_torrent(metainfo)
+    disk = DiskQueue(
+        storage, piece_verifier(metainfo), metainfo.piece_size, reactor=reactor, pool=pool
+    )  # type: ignore[arg-type]
     torrent = Torrent(
         metainfo,
-        AcceptingDisk(metainfo),  # type: ignore[arg-type]
+        disk,
+        storage=storage,
         peer_id=b"-BT0100-receivebench",
         port=6881,
-        reactor=MemoryReactorClock(),
+        reactor=reactor,
         rng=random.Random(1),
     )
     torrent.startService()
+    pool.holding = True
     protocol = torrent.swarm.factory.for_candidate(("10.0.0.1", 1)).buildProtocol(None)
     peer = ScriptedPeer(protocol, metainfo, b"-LT2000-seeder000001", StringTransport())
     full = Bitfield.full(metainfo.num_pieces)
     peer.say(BitfieldMessage(full.to_bytes()), Unchoke(), handshake=True)
-    return torrent, peer, block
+    return torrent, peer, block, pool
 
 
 def run(
     size_mib: int, piece_kib: int, read_kib: int, flush_reads: int, profile: bool
 ) -> dict[str, Any]:
-    torrent, peer, block = build(size_mib << 20, piece_kib << 10)
-    disk: AcceptingDisk = torrent.disk  # type: ignore[assignment]
+    torrent, peer, block, pool = build(size_mib << 20, piece_kib << 10)
     read_size = read_kib << 10
     finished = torrent.when_finished()
     stream = bytearray()
@@ -105,10 +145,8 @@ def run(
     gc.collect()
     while not finished.called:
         requests = [e for e in peer.heard() if isinstance(e, Request)]
-        if not requests and disk.queued:
-            start = time.perf_counter()
-            disk.flush()
-            spent += time.perf_counter() - start
+        if not requests and pool.held:
+            spent += pool.flush(profiler)
             continue
         if not requests:
             raise SystemExit("bt stopped asking before the torrent finished")
@@ -125,12 +163,12 @@ def run(
                 profiler.enable()
             start = time.perf_counter()
             peer.protocol.dataReceived(chunk)
-            reads += 1
-            if reads % flush_reads == 0 or not _asks(peer):
-                disk.flush()
             spent += time.perf_counter() - start
             if profiler is not None:
                 profiler.disable()
+            reads += 1
+            if reads % flush_reads == 0 or not _asks(peer):
+                spent += pool.flush(profiler)
     result = {
         "size_mib": size_mib,
         "piece_kib": piece_kib,
@@ -145,7 +183,7 @@ def run(
     }
     torrent.stopService()
     if profiler is not None:
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profiler).sort_stats(os.environ.get("RECEIVE_SORT", "tottime")).print_stats(30)
     return result
 
 
