@@ -1,0 +1,29 @@
+"""bench/receive.py drives a real Torrent and disk queue to the end (no timing checked)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "receive.py"
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("receive_bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("piece_kib", "read_kib"), [(16, 64), (64, 7)])
+def test_the_receive_bench_downloads_every_block_through_the_real_disk_queue(
+    piece_kib: int, read_kib: int
+) -> None:
+    result = _bench().run(2, piece_kib, read_kib, 3, False)
+    assert result["blocks"] == 2 * 1024 // 16
+    assert result["reads"] >= result["blocks"] * 16 // read_kib
+    assert result["us_per_block"] > 0
