@@ -1,7 +1,7 @@
 """The floor of a pure-Python Twisted downloader, beside bt and libtorrent in the same run.
 
 Run: python bench/floor.py --size-mib 512 --piece-kib 16 [--levels wire,verify,write]
-     [--with-bt] [--pipeline 500]
+     [--threads 1,2] [--with-bt] [--pipeline 500]
 (needs libtorrent and opentracker, as the integration tests do).
 
 What would bt reach if its own per-block work (picker, swarm, links, rate meters,
@@ -11,7 +11,9 @@ seeder: one connection, a handshake, INTERESTED, then a fixed pipeline of block
 requests in piece order, topped up once per read. Each ``--levels`` entry is one run:
 
 - ``wire``: frames parsed and each block copied out of the read, then dropped.
-- ``verify``: and each piece SHA-1-checked in a thread, a batch of pieces per job.
+- ``verify``: and each piece SHA-1-checked in a thread, a batch of pieces per job
+  (``--threads 1,2``: each level once per count; with two, two batches run at once,
+  as in bt's disk pool of two threads).
 - ``write``: and each run of adjacent good pieces written with one ``os.pwritev``
   in the same job, as bt's disk queue does; the output is checked against the
   original.
@@ -82,14 +84,14 @@ def floor_main(spec: dict[str, Any]) -> None:
 
     hashes = [bytes.fromhex(h) for h in spec["hashes"]]
     piece_length, total, level = spec["piece_length"], spec["total"], spec["level"]
-    pipeline, pid = spec["pipeline"], os.getpid()
+    pipeline, threads, pid = spec["pipeline"], spec["threads"], os.getpid()
     blocks_per_piece = (piece_length + BLOCK - 1) // BLOCK
     num_pieces = len(hashes)
     fd = -1
     if level == "write":
         fd = os.open(spec["out"], os.O_RDWR | os.O_CREAT, 0o644)
         os.ftruncate(fd, total)
-    pool = ThreadPool(1, 1, "floor-disk")
+    pool = ThreadPool(threads, threads, "floor-disk")
     pool.start()
     report: dict[str, Any] = {"bad_pieces": 0}
 
@@ -135,7 +137,7 @@ def floor_main(spec: dict[str, Any]) -> None:
             self.settled = 0  # pieces checked (and written)
             self.queued: list[tuple[int, list[bytes]]] = []
             self.queued_bytes = 0  # received, not yet checked (and written)
-            self.busy = False
+            self.busy = 0  # jobs in the threads
 
         def connectionMade(self) -> None:
             report["first_peer"] = asdict(sample_proc(pid))
@@ -198,9 +200,10 @@ def floor_main(spec: dict[str, Any]) -> None:
             return blocks_per_piece == 1 or all(blocks)
 
         def start_job(self) -> None:
-            if self.busy or not self.queued:
+            if self.busy == threads or not self.queued:
                 return
-            batch, self.queued, self.busy = self.queued, [], True
+            batch, self.queued = self.queued, []
+            self.busy += 1
             job = deferToThreadPool(reactor, pool, check_and_write, batch)
             size = sum(piece_size(index) for index, _ in batch)
             job.addCallback(self.job_done, len(batch), size)
@@ -211,7 +214,7 @@ def floor_main(spec: dict[str, Any]) -> None:
             reactor.stop()
 
         def job_done(self, bad: int, count: int, size: int) -> None:
-            self.busy = False
+            self.busy -= 1
             self.queued_bytes -= size
             report["bad_pieces"] += bad
             self.settled += count
@@ -250,7 +253,13 @@ def floor_main(spec: dict[str, Any]) -> None:
 
 
 def client_spec(
-    torrent: bytes, port: int, level: str, pipeline: int, out: Path, budget: float
+    torrent: bytes,
+    port: int,
+    level: str,
+    pipeline: int,
+    out: Path,
+    budget: float,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """What the client process needs: the piece hashes and the seeder, nothing of bt's."""
     from bt.metainfo import parse_metainfo
@@ -264,6 +273,7 @@ def client_spec(
         "port": port,
         "level": level,
         "pipeline": pipeline,
+        "threads": threads,
         "out": str(out),
         "report": str(out.with_name(out.name + ".json")),
         "budget": budget,
@@ -282,12 +292,15 @@ def run_floor(
     digest: str,
     level: str,
     pipeline: int,
+    threads: int,
     deadline: Deadline,
 ) -> Result:
     """One floor client in its own process, measured like download.py's clients."""
-    out = work / f"floor-{level}"
-    spec = client_spec(swarm.torrent_bytes, swarm.port, level, pipeline, out, deadline.left() - 5)
-    spec_path = work / f"floor-{level}-spec.json"
+    name = f"floor-{level}" if threads == 1 else f"floor-{level}-{threads}t"
+    out = work / name
+    budget = deadline.left() - 5
+    spec = client_spec(swarm.torrent_bytes, swarm.port, level, pipeline, out, budget, threads)
+    spec_path = work / f"{name}-spec.json"
     spec_path.write_text(json.dumps(spec))
     command = client_command(spec_path)
     started = time.monotonic()
@@ -300,9 +313,7 @@ def run_floor(
     first = ProcSample(**figures["first_peer"])
     identical = not level == "write" or content_digest(out) == digest
     out.unlink(missing_ok=True)
-    return Result.measured(
-        f"floor-{level}", content_size(content), started, first, done, identical, 0
-    )
+    return Result.measured(name, content_size(content), started, first, done, identical, 0)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -312,6 +323,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--levels", default=",".join(LEVELS), help=f"comma-separated, of {', '.join(LEVELS)}"
     )
     parser.add_argument("--pipeline", type=int, default=500, help="blocks requested ahead")
+    parser.add_argument(
+        "--threads",
+        default="1",
+        help="comma-separated thread counts for verify and write (bt's disk pool has 2)",
+    )
     parser.add_argument("--with-bt", action="store_true", help="bt downloads first, too")
     parser.add_argument("--client", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -319,7 +335,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.levels) - set(LEVELS)
     if unknown:
         parser.error(f"--levels: unknown {', '.join(sorted(unknown))}")
+    try:
+        args.threads = [int(count) for count in args.threads.split(",") if count]
+    except ValueError:
+        parser.error(f"--threads: not a list of whole numbers: {args.threads!r}")
+    if not args.threads or min(args.threads) < 1:
+        parser.error("--threads: each count must be at least 1")
     return args
+
+
+def runs(levels: list[str], threads: list[int]) -> list[tuple[str, int]]:
+    """Each level at each thread count; ``wire`` uses no thread, so it runs once."""
+    return [
+        (level, count)
+        for level in levels
+        for count in (threads[:1] if level == "wire" else threads)
+    ]
 
 
 def bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -331,6 +362,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "size_bytes": args.size_mib * MIB,
         "piece_bytes": args.piece_kib * 1024,
         "pipeline": args.pipeline,
+        "threads": args.threads,
     }
     measured: list[Result] = []
     try:
@@ -344,12 +376,12 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 measured.append(bt)
                 time.sleep(deadline.left(5))
                 swarm.wait_seeder_alone()
-            for level in args.levels:
+            for level, threads in runs(args.levels, args.threads):
                 settle()
-                results[f"loadavg_before_{level}"] = loadavg()
-                print(f"floor ({level}) downloading", flush=True)
+                results[f"loadavg_before_{level}_{threads}"] = loadavg()
+                print(f"floor ({level}, {threads} threads) downloading", flush=True)
                 measured.append(
-                    run_floor(work, swarm, content, digest, level, args.pipeline, deadline)
+                    run_floor(work, swarm, content, digest, level, args.pipeline, threads, deadline)
                 )
                 time.sleep(deadline.left(5))
             settle()

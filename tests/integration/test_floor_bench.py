@@ -36,9 +36,11 @@ def _floor() -> ModuleType:
 
 
 @pytest.mark.parametrize("piece_kib", [16, 64])
-@pytest.mark.parametrize("level", ["wire", "verify", "write"])
+@pytest.mark.parametrize(
+    ("level", "threads"), [("wire", 1), ("verify", 1), ("write", 1), ("write", 2)]
+)
 def test_the_floor_client_receives_every_piece_of_a_real_seeder(
-    tmp_path: Path, level: str, piece_kib: int
+    tmp_path: Path, level: str, threads: int, piece_kib: int
 ) -> None:
     floor = _floor()
     seed = tmp_path / "seed"
@@ -50,7 +52,7 @@ def test_the_floor_client_receives_every_piece_of_a_real_seeder(
     try:
         seeder.wait_checked()
         out = tmp_path / f"floor-{level}"
-        spec = floor.client_spec(torrent, seeder.port, level, 64, out, budget=60)
+        spec = floor.client_spec(torrent, seeder.port, level, 64, out, 60, threads)
         spec_path = tmp_path / "spec.json"
         spec_path.write_text(json.dumps(spec))
         subprocess.run(floor.client_command(spec_path), check=True, timeout=90)
