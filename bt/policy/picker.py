@@ -84,6 +84,10 @@ class PiecePicker:
         self.geometry = geometry
         num_pieces = self.num_pieces = geometry.num_pieces
         self.block_size = geometry.block_size
+        # Bound once: the per-block paths call these for every block picked or received.
+        self._block_count = geometry.block_count
+        self._block = geometry.block
+        self._block_length = geometry.block_length
         self.random_first = random_first
         self.endgame_requests_per_block = endgame_requests_per_block
         self.strict_endgame = strict_endgame
@@ -156,15 +160,17 @@ class PiecePicker:
 
     def have(self, index: int) -> None:
         """``index`` is verified and written: never pick it again; forget its blocks."""
-        self._check(index)
+        if not 0 <= index < self.num_pieces:
+            self._check(index)  # raises; inline: this runs once per piece downloaded
         if index in self._have:
             return
         self._have.add(index)
         if self._priority[index] != _SKIP:
             self._wanted_missing -= 1
-        if self._available.listed(index):
+        if self._available.position[index] >= 0:  # listed
             self._available.remove(index)
-        self._discard_download(index)
+        if index in self._downloads:
+            self._discard_download(index)
 
     def lose(self, index: int) -> None:
         """``index`` is no longer on disk (its file was shortened or changed): wanted
@@ -309,7 +315,7 @@ class PiecePicker:
         if block >= len(requested_by):
             return UNWANTED
         requesters = requested_by[block]
-        if peer not in requesters or length != self.geometry.block_length(index, block):
+        if peer not in requesters or length != self._block_length(index, block):
             return UNWANTED
         requested_by[block] = ()
         key = (index, block)
@@ -391,16 +397,17 @@ class PiecePicker:
         needed = count - len(picked)
         chosen = []
         # A non-seed peer's pieces are all counted, so they are never in bucket 0.
-        is_seed = self._available.is_seed(peer) or peer_bitfield.is_complete()
+        complete = peer_bitfield.is_complete()  # then every index is in it
+        is_seed = complete or self._available.is_seed(peer)
         first = 0 if is_seed else self._available.starts[1]
         stop = min(len(order), first + max(_MIN_SCAN_BUDGET, len(order) >> 4))
         position = first
         while needed > 0 and position < stop:
             index = order[position]
             position += 1
-            if index in peer_bitfield:
+            if complete or index in peer_bitfield:
                 chosen.append(index)
-                needed -= self.block_count(index)
+                needed -= self._block_count(index)
         self.pieces_examined += position - first
         if needed > 0 and position < len(order):
             chosen += self._rarest_of_peer_pieces(peer_bitfield, needed, position)
@@ -419,7 +426,7 @@ class PiecePicker:
         # Every piece gives at least one block, so this many pieces are enough.
         for index in heapq.nsmallest(needed, candidates, key=position.__getitem__):
             chosen.append(index)
-            needed -= self.block_count(index)
+            needed -= self._block_count(index)
             if needed <= 0:
                 break
         return chosen
@@ -463,7 +470,7 @@ class PiecePicker:
             requests[(index, block)] = None
             if len(requested_by[block]) >= limit:
                 del self._duplicable[(index, block)]
-            picked.append(self.geometry.block(index, block))
+            picked.append(self._block(index, block))
 
     def _take_free(
         self, peer: Hashable, index: int, download: PieceDownload, count: int, picked: list[Block]
@@ -482,7 +489,7 @@ class PiecePicker:
             requests[(index, block)] = None
             if duplicable is not None:
                 duplicable[(index, block)] = None
-            picked.append(self.geometry.block(index, block))
+            picked.append(self._block(index, block))
             if len(picked) >= count or not download.free:
                 break
         if not download.free:
@@ -492,7 +499,7 @@ class PiecePicker:
     def _start(self, index: int) -> PieceDownload:
         """First pick of a listed piece: it leaves the order and gets block state."""
         self._available.remove(index)
-        download = self._downloads[index] = PieceDownload(self.block_count(index))
+        download = self._downloads[index] = PieceDownload(self._block_count(index))
         self._with_free[index] = None
         return download
 

@@ -452,6 +452,7 @@ class Swarm:
         """Store the blocks we asked for (other data is dropped, not an error): how
         many were wanted, and their bytes. Stops once a bad piece got the link dropped."""
         picker, pieces = self.picker, self._blocks
+        block_count, block_size = picker.geometry.block_count, picker.block_size
         count = total = 0
         for msg in msgs:
             index, begin, size = msg.index, msg.begin, len(msg.block)
@@ -459,10 +460,8 @@ class Swarm:
             if not result.wanted:
                 continue
             count, total = count + 1, total + size
-            blocks = pieces.get(index) or pieces.setdefault(
-                index, [None] * picker.block_count(index)
-            )
-            blocks[begin // picker.block_size] = msg.block
+            blocks = pieces.get(index) or pieces.setdefault(index, [None] * block_count(index))
+            blocks[begin // block_size] = msg.block
             for other in result.cancel:
                 if isinstance(other, PeerLink):
                     other.cancel(result.block)  # type: ignore[arg-type]
