@@ -57,6 +57,9 @@ _RANDOM_PROBES: Final = 16
 #: A rarest-first scan of the availability order looks at no more than this many pieces, or 1/16
 #: of the list, before switching to the peer's own bitfield.
 _MIN_SCAN_BUDGET: Final = 64
+#: Builds a NamedTuple (Block, BlockResult) from a tuple of its fields without the
+#: Python-level ``__new__`` of each: the per-block paths make two per block.
+_new_tuple: Final = tuple.__new__
 
 
 class PiecePicker:
@@ -88,6 +91,9 @@ class PiecePicker:
         self._block_count = geometry.block_count
         self._block = geometry.block
         self._block_length = geometry.block_length
+        #: Pieces below this index have blocks of exactly ``block_size``: every piece
+        #: but the last when the piece length is a multiple of it, else none.
+        self._whole_below = num_pieces - 1 if geometry.piece_length % self.block_size == 0 else 0
         self.random_first = random_first
         self.endgame_requests_per_block = endgame_requests_per_block
         self.strict_endgame = strict_endgame
@@ -307,26 +313,37 @@ class PiecePicker:
 
     def block_received(self, peer: Hashable, index: int, begin: int, length: int) -> BlockResult:
         """A PIECE message arrived; see ``BlockResult`` for what to do with it."""
+        # Once per block received: the helpers and NamedTuple constructors are inlined.
         download = self._downloads.get(index)
-        block, misaligned = divmod(begin, self.block_size)
-        if download is None or misaligned:
+        block_size = self.block_size
+        block = begin // block_size
+        if download is None or begin - block * block_size:
             return UNWANTED
         requested_by = download.requested_by
         if block >= len(requested_by):
             return UNWANTED
         requesters = requested_by[block]
-        if peer not in requesters or length != self._block_length(index, block):
+        if peer not in requesters:
+            return UNWANTED
+        expected = block_size if index < self._whole_below else self._block_length(index, block)
+        if length != expected:
             return UNWANTED
         requested_by[block] = ()
         key = (index, block)
         self._duplicable.pop(key, None)
         received = download.received_from
         received[block] = peer
-        for requester in requesters:
-            self._forget_request(requester, key)
+        requests = self._requests
+        for requester in requesters:  # _forget_request
+            pending = requests[requester]
+            del pending[key]
+            if not pending:
+                del requests[requester]
         complete = len(received) == len(requested_by)
         others = () if len(requesters) == 1 else tuple(p for p in requesters if p != peer)
-        return BlockResult(True, Block(index, begin, length), complete, others)
+        return _new_tuple(
+            BlockResult, (True, _new_tuple(Block, (index, begin, length)), complete, others)
+        )
 
     def request_abandoned(self, peer: Hashable, index: int, begin: int) -> bool:
         """One request will not be answered (timeout, REJECT): its block goes back to
@@ -481,26 +498,34 @@ class PiecePicker:
         requests = self._requests.setdefault(peer, {})
         requested_by = download.requested_by
         received = download.received_from
+        block_size = self.block_size
+        whole = index < self._whole_below
         for block, requesters in enumerate(requested_by):
             if requesters or block in received:
                 continue
             requested_by[block] = (peer,)
             download.free -= 1
-            requests[(index, block)] = None
+            key = (index, block)
+            requests[key] = None
             if duplicable is not None:
-                duplicable[(index, block)] = None
-            picked.append(self._block(index, block))
+                duplicable[key] = None
+            length = block_size if whole else self._block_length(index, block)
+            picked.append(_new_tuple(Block, (index, block * block_size, length)))
             if len(picked) >= count or not download.free:
                 break
-        if not download.free:
+        # A piece just started joins _with_free here, if it still has free blocks: a
+        # one-block piece (16 KiB pieces) never does, rather than joining and leaving.
+        if download.free:
+            self._with_free[index] = None
+        else:
             self._with_free.pop(index, None)
         return len(picked) >= count
 
     def _start(self, index: int) -> PieceDownload:
-        """First pick of a listed piece: it leaves the order and gets block state."""
+        """First pick of a listed piece: it leaves the order and gets block state
+        (``_take_free``, always called next, puts it in ``_with_free``)."""
         self._available.remove(index)
         download = self._downloads[index] = PieceDownload(self._block_count(index))
-        self._with_free[index] = None
         return download
 
     def _forget_request(self, peer: Hashable, key: tuple[int, int]) -> None:
