@@ -422,7 +422,7 @@ class Torrent(Service):
             self._finished()
 
     def _piece_failed(
-        self, failure: Failure, index: int, blocks: list[bytes], sources: dict[int, tuple[str, int]]
+        self, failure: Failure, index: int, blocks: list[bytes], sources: dict[int, Any]
     ) -> None:
         if failure.check(PieceHashError) is None:
             self.swarm.piece_failed(index)

@@ -57,8 +57,7 @@ _RANDOM_PROBES: Final = 16
 #: A rarest-first scan of the availability order looks at no more than this many pieces, or 1/16
 #: of the list, before switching to the peer's own bitfield.
 _MIN_SCAN_BUDGET: Final = 64
-#: Builds a NamedTuple (Block, BlockResult) from a tuple of its fields without the
-#: Python-level ``__new__`` of each: the per-block paths make two per block.
+#: A NamedTuple from a tuple of its fields, skipping its Python ``__new__`` (hot paths).
 _new_tuple: Final = tuple.__new__
 
 
@@ -87,12 +86,8 @@ class PiecePicker:
         self.geometry = geometry
         num_pieces = self.num_pieces = geometry.num_pieces
         self.block_size = geometry.block_size
-        # Bound once: the per-block paths call these for every block picked or received.
-        self._block_count = geometry.block_count
-        self._block = geometry.block
-        self._block_length = geometry.block_length
-        #: Pieces below this index have blocks of exactly ``block_size``: every piece
-        #: but the last when the piece length is a multiple of it, else none.
+        self._block_count, self._block_length = geometry.block_count, geometry.block_length
+        #: Pieces below this index have only blocks of ``block_size`` (per-block paths).
         self._whole_below = num_pieces - 1 if geometry.piece_length % self.block_size == 0 else 0
         self.random_first = random_first
         self.endgame_requests_per_block = endgame_requests_per_block
@@ -175,8 +170,7 @@ class PiecePicker:
             self._wanted_missing -= 1
         if self._available.position[index] >= 0:  # listed
             self._available.remove(index)
-        if index in self._downloads:
-            self._discard_download(index)
+        self._discard_download(index)
 
     def lose(self, index: int) -> None:
         """``index`` is no longer on disk (its file was shortened or changed): wanted
@@ -313,8 +307,7 @@ class PiecePicker:
 
     def block_received(self, peer: Hashable, index: int, begin: int, length: int) -> BlockResult:
         """A PIECE message arrived; see ``BlockResult`` for what to do with it."""
-        # Once per block received: the helpers and NamedTuple constructors are inlined.
-        download = self._downloads.get(index)
+        download = self._downloads.get(index)  # per block: helpers inlined
         block_size = self.block_size
         block = begin // block_size
         if download is None or begin - block * block_size:
@@ -323,10 +316,10 @@ class PiecePicker:
         if block >= len(requested_by):
             return UNWANTED
         requesters = requested_by[block]
-        if peer not in requesters:
-            return UNWANTED
-        expected = block_size if index < self._whole_below else self._block_length(index, block)
-        if length != expected:
+        whole = index < self._whole_below
+        if peer not in requesters or length != (
+            block_size if whole else self._block_length(index, block)
+        ):
             return UNWANTED
         requested_by[block] = ()
         key = (index, block)
@@ -487,7 +480,7 @@ class PiecePicker:
             requests[(index, block)] = None
             if len(requested_by[block]) >= limit:
                 del self._duplicable[(index, block)]
-            picked.append(self._block(index, block))
+            picked.append(self.geometry.block(index, block))
 
     def _take_free(
         self, peer: Hashable, index: int, download: PieceDownload, count: int, picked: list[Block]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from bt.bitfield import Bitfield, set_indexes
@@ -451,23 +451,25 @@ class Swarm:
     def blocks_arrived(self, link: PeerLink, msgs: list[Piece]) -> tuple[int, int]:
         """Store the blocks we asked for (other data is dropped, not an error): how
         many were wanted, and their bytes. Stops once a bad piece got the link dropped."""
-        picker, pieces = self.picker, self._blocks
+        picker, pieces, count, total = self.picker, self._blocks, 0, 0
         block_count, block_size = picker.geometry.block_count, picker.block_size
-        count = total = 0
         for msg in msgs:
             index, begin, size = msg.index, msg.begin, len(msg.block)
-            result = picker.block_received(link, index, begin, size)
-            if not result.wanted:
+            wanted, block, complete, cancel = picker.block_received(link, index, begin, size)
+            if not wanted:
                 continue
             count, total = count + 1, total + size
-            blocks = pieces.get(index) or pieces.setdefault(index, [None] * block_count(index))
+            blocks = pieces.pop(index, None) if complete else pieces.get(index)
+            if blocks is None:  # the piece's first block (a 16 KiB piece's only one)
+                blocks = [None] * block_count(index)
+                if not complete:
+                    pieces[index] = blocks
             blocks[begin // block_size] = msg.block
-            for other in result.cancel:
+            for other in cancel:
                 if isinstance(other, PeerLink):
-                    other.cancel(result.block)  # type: ignore[arg-type]
-            if result.piece_complete:
-                sources = {n: peer.address for n, peer in picker.block_sources(index).items()}
-                self.owner.on_piece_complete(index, pieces.pop(index), sources)  # type: ignore[arg-type]
+                    other.cancel(block)  # type: ignore[arg-type]
+            if complete:  # the senders as links: addresses only if the piece fails
+                self.owner.on_piece_complete(index, blocks, picker.block_sources(index))  # type: ignore[arg-type]
                 if link.protocol.closing:
                     break  # a disk that verifies at once found it bad: the peer is banned
         self.download_rate.add(total)
@@ -511,13 +513,15 @@ class Swarm:
     def bad_data(
         self,
         index: int,
-        sources: dict[int, Address],
+        sources: Mapping[int, PeerLink | Address],
         blocks: list[bytes],
         leaves: Sequence[bytes] | None = None,
     ) -> None:
         """The piece failed its hash (it is not written). With its received ``leaves``
         (v2) only the blocks proven bad are fetched again and their senders blamed;
-        otherwise the whole piece is wanted again and its senders blamed."""
+        otherwise the whole piece is wanted again and its senders blamed. ``sources``:
+        block -> sender's link (from ``blocks_arrived``) or address."""
+        sources = {n: getattr(peer, "address", peer) for n, peer in sources.items()}
         self.hash_failures += 1
         self.log.warn(
             "{name}: piece {index} failed its hash check (sent by {senders})",
