@@ -393,6 +393,31 @@ def test_bad_piece_is_fetched_again_from_an_honest_peer(torrent: Torrent) -> Non
     assert b"".join(written[i] for i in range(torrent.metainfo.num_pieces)) == DATA
 
 
+def test_the_sender_of_one_bad_block_in_a_shared_piece_is_banned_once_it_verifies(
+    torrent: Torrent,
+) -> None:
+    """Two senders of a piece that failed: neither is blamed until it verifies; then
+    the one whose block differs from the good data is banned, the other is not."""
+    liar = seeder(torrent, b"-XX0000-liar00000001", 1)
+    owed = liar.requests(liar.heard())  # the whole torrent, in a first pipeline
+    honest = seeder(torrent, b"-LT2000-honest000001", 2)
+    duplicates = honest.requests(honest.heard())  # the endgame: the same blocks again
+    first, second = Request(0, 0, BLOCK), Request(0, BLOCK, BLOCK)
+    assert first in owed and second in duplicates
+    liar.say(*_answers([first], corrupt=True))
+    honest.say(*_answers([second]))
+    assert torrent.hash_failures == 1 and not liar.transport.disconnecting
+    honest.say(*_answers([r for r in duplicates if r.index != 0]))  # the rest
+    for _ in range(3):  # piece 0 again, from either: the liar sends good data now
+        liar.serve()
+        honest.serve()
+    assert torrent.is_finished
+    assert "sent a bad block of piece 0" in (liar.protocol.close_reason or "")
+    assert "bad" not in (honest.protocol.close_reason or "")  # closed as a seed, if at all
+    assert torrent.candidates.is_banned(("10.0.0.1", 1))
+    assert not torrent.candidates.is_banned(("10.0.0.1", 2))
+
+
 def test_unrequested_blocks_are_ignored(torrent: Torrent) -> None:
     peer = seeder(torrent)
     peer.heard()

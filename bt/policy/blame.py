@@ -11,7 +11,7 @@ needs no waiting: its blocks' leaf hashes, compared with the real ones
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Container, Hashable, Iterable, Mapping, Sequence
 
 _ZERO_LEAF = bytes(32)
 
@@ -54,6 +54,12 @@ class Blame:
     def _strike(self, sender: Hashable) -> bool:
         strikes = self._strikes[sender] = self._strikes.get(sender, 0) + 1
         return strikes >= self.strikes_to_ban
+
+    @property
+    def suspected(self) -> Container[int]:
+        """Pieces with senders under suspicion: only these need ``piece_verified``
+        (live; one test per piece downloaded rather than a call)."""
+        return self._suspects.keys()
 
     def piece_verified(self, index: int, blocks: Sequence[bytes]) -> list[Hashable]:
         """The piece passed: senders of blocks that differed from the good data are liars."""

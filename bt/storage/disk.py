@@ -172,7 +172,7 @@ class DiskQueue:
     @classmethod
     def for_metainfo(cls, storage: IStorage, metainfo: Metainfo, **options: Any) -> DiskQueue:
         """The queue of one torrent: its pieces checked as its format says (v1, v2, hybrid)."""
-        return cls(storage, piece_verifier(metainfo), metainfo.piece_size, **options)
+        return cls(storage, piece_verifier(metainfo), metainfo.geometry.piece_size, **options)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -275,7 +275,8 @@ class DiskQueue:
             self._queue_job(_PieceJob(index, list(blocks), size, sink, token))
 
     def _piece_checked(self, index: int, blocks: Sequence[bytes]) -> int:
-        self._check_index(index)
+        if not 0 <= index < self.verifier.num_pieces:
+            self._check_index(index)  # raises
         first = blocks[0] if len(blocks) == 1 else None
         if type(first) is bytes:  # a one-block piece, as received: skip the generator
             size = len(first)
@@ -290,7 +291,8 @@ class DiskQueue:
     def _queue_job(self, job: _PieceJob) -> None:
         self._pending += 1
         self._writing += 1
-        self._update_pressure()
+        if not self._paused and self._writing > self._high_water:
+            self._update_pressure()  # only a pause: pieces are added here
         with self._lock:
             self._queued.append(job)
             start = not self._batch_waiting and self._batches_running < self._batch_limit(job)

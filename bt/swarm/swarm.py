@@ -496,10 +496,10 @@ class Swarm:
     def have_many(self, pieces: Sequence[tuple[int, list[bytes]]], *, announce: bool) -> None:
         """Pieces verified and written from their blocks (whose senders are cleared of
         blame); ``announce``: tell the peers, in one write each."""
-        picker, verified = self.picker, self.blame.piece_verified
+        picker, verified, suspected = self.picker, self.blame.piece_verified, self.blame.suspected
         for index, blocks in pieces:
             picker.have(index)
-            for liar in verified(index, blocks):
+            for liar in verified(index, blocks) if index in suspected else ():
                 self.ban(liar, f"sent a bad block of piece {index}")  # type: ignore[arg-type]
         if announce:
             indexes = [index for index, _ in pieces]
