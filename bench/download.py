@@ -44,6 +44,7 @@ from common import (
     LogWatcher,
     ProcSample,
     SeededSwarm,
+    add_fresh_pages_option,
     base_parser,
     bt_daemon,
     connected_to,
@@ -62,6 +63,7 @@ from common import (
     mib,
     print_hot_spots,
     profile_summary,
+    recycle_pages,
     require_free,
     run_reporter,
     sample_proc,
@@ -296,6 +298,7 @@ def table(bt: Result, lt_result: Result) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = base_parser(__doc__.split("\n")[0], "download.json")
+    add_fresh_pages_option(parser)
     parser.add_argument("--profile", action="store_true", help="py-spy bt (perturbs its figures)")
     parser.add_argument(
         "--profile-gil",
@@ -334,6 +337,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         with SeededSwarm(work, content, piece, deadline) as swarm:
             settle()
             load_before_bt = loadavg()
+            if not args.fresh_pages:
+                recycle_pages(work, size)
             profiled = args.profile or args.profile_gil or args.profile_idle
             profile = OUT_DIR / "download-bt-profile.txt" if profiled else None
             if profile is not None:
@@ -354,17 +359,19 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             )
             print(f"bt: {bt.rate:.1f} MB/s; libtorrent downloading", flush=True)
             # bt's copy stays until the end. On a VM whose balloon hands freed memory back
-            # to the host within seconds, writing into fresh page cache costs about 3 s of
-            # sys CPU per GiB, but into memory freed a moment ago only 0.3 s: deleting
-            # bt's copy now would hand libtorrent cheap pages that bt never had. The pause
-            # lets what bt's exit freed go back too, so both clients write into the same
-            # kind of memory.
+            # to the host within seconds, writing into fresh page cache costs several
+            # times what writing into memory freed a moment ago does: deleting bt's copy
+            # now would hand libtorrent cheap pages that bt never had. So each client gets
+            # the same: recycled pages (common.recycle_pages), or with --fresh-pages fresh
+            # ones, after a pause that lets what bt's exit freed go back too.
             time.sleep(deadline.left(5))
             # bt announced "stopped": once only the seeder is left, libtorrent meets the
             # same swarm.
             swarm.wait_seeder_alone()
             settle()
             load_before_lt = loadavg()
+            if not args.fresh_pages:
+                recycle_pages(work, size)
             lt_result = run_libtorrent(work, swarm.torrent, content, digest, deadline)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -383,6 +390,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "piece_bytes": piece,
         "files": files,
         "profiled": "gil" if args.profile_gil else "idle" if args.profile_idle else args.profile,
+        "pages": "fresh" if args.fresh_pages else "recycled",
         "loadavg_before_bt": load_before_bt,
         "loadavg_before_libtorrent": load_before_lt,
         "bt": bt.as_json(),

@@ -51,6 +51,7 @@ from common import (
     Deadline,
     ProcSample,
     SeededSwarm,
+    add_fresh_pages_option,
     base_parser,
     content_digest,
     content_size,
@@ -58,6 +59,8 @@ from common import (
     loadavg,
     machine_facts,
     make_content,
+    recycle_pages,
+    require_free,
     run_reporter,
     sample_proc,
     settle,
@@ -312,12 +315,12 @@ def run_floor(
     done = ProcSample(**figures["complete"])
     first = ProcSample(**figures["first_peer"])
     identical = not level == "write" or content_digest(out) == digest
-    out.unlink(missing_ok=True)
     return Result.measured(name, content_size(content), started, first, done, identical, 0)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = base_parser(__doc__.split("\n")[0], "floor.json")
+    add_fresh_pages_option(parser)
     parser.set_defaults(size_mib=512, piece_kib=16)
     parser.add_argument(
         "--levels", default=",".join(LEVELS), help=f"comma-separated, of {', '.join(LEVELS)}"
@@ -363,28 +366,45 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "piece_bytes": args.piece_kib * 1024,
         "pipeline": args.pipeline,
         "threads": args.threads,
+        "pages": "fresh" if args.fresh_pages else "recycled",
     }
     measured: list[Result] = []
+    # Every copy stays until the end, and each client gets the same kind of memory, as in
+    # download.py (common.recycle_pages): before session 31 each copy was deleted after
+    # its run, so the clients after it wrote into pages the VM still held and the first
+    # (bt) into pages fresh from the host, several times as costly.
+    size = args.size_mib * MIB
+    copies = (
+        2
+        + int(args.with_bt)
+        + sum(level == "write" for level, _ in runs(args.levels, args.threads))
+    )
+    require_free(args.tmp, copies * size + GIB)
+
+    def before_client() -> None:
+        settle()
+        if not args.fresh_pages:
+            recycle_pages(work, size)
+
     try:
         content, digest = make_content(work, "seed", args.size_mib)
         with SeededSwarm(work, content, args.piece_kib * 1024, deadline) as swarm:
             if args.with_bt:
-                settle()
+                before_client()
                 print("bt downloading", flush=True)
                 bt = run_bt(work, swarm.torrent, content, digest, deadline, None, None, swarm.port)
-                shutil.rmtree(work / "bt", ignore_errors=True)
                 measured.append(bt)
                 time.sleep(deadline.left(5))
                 swarm.wait_seeder_alone()
             for level, threads in runs(args.levels, args.threads):
-                settle()
                 results[f"loadavg_before_{level}_{threads}"] = loadavg()
+                before_client()
                 print(f"floor ({level}, {threads} threads) downloading", flush=True)
                 measured.append(
                     run_floor(work, swarm, content, digest, level, args.pipeline, threads, deadline)
                 )
                 time.sleep(deadline.left(5))
-            settle()
+            before_client()
             print("libtorrent downloading", flush=True)
             lt_result = run_libtorrent(work, swarm.torrent, content, digest, deadline)
     finally:
