@@ -9,30 +9,22 @@ No timing is checked.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from benches import load_bench
 from swarm import LibtorrentPeer
 from torrents import libtorrent_torrent
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "floor.py"
-
 
 def _floor() -> ModuleType:
-    sys.path.insert(0, str(BENCH.parent))
-    spec = importlib.util.spec_from_file_location("floor_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("floor")
 
 
 @pytest.mark.parametrize("piece_kib", [16, 64])
