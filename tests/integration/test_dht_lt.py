@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from dhtswarm import LibtorrentNode, node_ip, small_dht
 from swarm import BtDaemon, wait_for
-from test_download import assert_same_tree
+from test_download import assert_same_tree, wait_for_same_tree
 from test_seeding import stop_cleanly
 from torrents import libtorrent_torrent, write_files
 
@@ -112,7 +112,7 @@ def test_libtorrent_finds_a_bt_seeder_through_the_dht(tmp_path: Path, libtorrent
         for router in routers:
             leecher.add_node(router.address)
         wait_for(lambda: leecher.handle.status().is_seeding, TIMEOUT, "libtorrent to finish")
-        assert_same_tree(tmp_path / "seed" / "dht", tmp_path / "lt" / "dht")
+        wait_for_same_tree(tmp_path / "seed" / "dht", tmp_path / "lt" / "dht")
     finally:
         if leecher is not None:
             leecher.close()

@@ -34,6 +34,25 @@ def assert_same_tree(expected: Path, actual: Path) -> None:
         assert filecmp.cmp(expected / relative, actual / relative, shallow=False), relative
 
 
+def wait_for_same_tree(expected: Path, actual: Path, timeout: float = 10.0) -> None:
+    """``assert_same_tree`` once libtorrent's files are all there: it reports seeding
+    when every piece passed its hash, which can be before its disk thread has written
+    the last of them (a 77-byte file was missing once in CI under load)."""
+
+    def same() -> bool:
+        try:
+            assert_same_tree(expected, actual)
+        except (AssertionError, FileNotFoundError):
+            return False
+        return True
+
+    try:
+        wait_for(same, timeout, f"{actual} to match {expected}")
+    except TimeoutError:
+        assert_same_tree(expected, actual)  # fails, saying what differs
+        raise
+
+
 def run_download(tmp_path: Path, torrent: Path, expected: Path, name: str) -> BtDaemon:
     daemon = BtDaemon(tmp_path / "bt", torrent, tmp_path / "bt" / "downloads")
     (tmp_path / "bt").mkdir(exist_ok=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from swarm import BtDaemon, LibtorrentPeer, OpenTracker, wait_for
-from test_download import DOWNLOAD_TIMEOUT, assert_same_tree
+from test_download import DOWNLOAD_TIMEOUT, assert_same_tree, wait_for_same_tree
 from test_magnets_lt import peer_port
 from test_seeding import bt_seeder, stop_cleanly
 from torrents import write_files
@@ -79,7 +79,7 @@ def test_libtorrent_downloads_a_hybrid_from_bt(
         client.handle.connect_peer(("127.0.0.1", peer_port(seeder)))
         done = lambda: client.handle.status().is_seeding  # noqa: E731
         wait_for(done, DOWNLOAD_TIMEOUT, "libtorrent to finish")
-        assert_same_tree(tmp_path / "seed" / "album", tmp_path / "lt" / "album")
+        wait_for_same_tree(tmp_path / "seed" / "album", tmp_path / "lt" / "album")
     finally:
         if client is not None:
             client.close()

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 from swarm import BtDaemon, LibtorrentPeer, OpenTracker, libtorrent_settings, wait_for
-from test_download import DOWNLOAD_TIMEOUT, assert_same_tree, nested_files, tracked_torrent
+from test_download import (
+    DOWNLOAD_TIMEOUT,
+    assert_same_tree,
+    nested_files,
+    tracked_torrent,
+    wait_for_same_tree,
+)
 from test_seeding import bt_seeder, stop_cleanly
 
 from bt.metainfo import Metainfo, parse_metainfo
@@ -65,7 +71,7 @@ def test_libtorrent_with_only_the_magnet_downloads_from_a_bt_seeder(
         client = LibtorrentMagnet(uri, tmp_path / "lt")
         wait_for(lambda: client.handle.status().has_metadata, TIMEOUT, "libtorrent's metadata")
         wait_for(lambda: client.handle.status().is_seeding, TIMEOUT, "libtorrent to finish")
-        assert_same_tree(tmp_path / "seed" / name, tmp_path / "lt" / name)
+        wait_for_same_tree(tmp_path / "seed" / name, tmp_path / "lt" / name)
     finally:
         if client is not None:
             client.close()
@@ -147,7 +153,7 @@ def test_a_restarted_bt_serves_a_magnet_from_its_state_dir_alone(
         uri = f"magnet:?xt=urn:btih:{meta.info_hash.hex()}&x.pe=127.0.0.1:{peer_port(again)}"
         client = LibtorrentMagnet(uri, tmp_path / "lt")
         wait_for(lambda: client.handle.status().is_seeding, TIMEOUT, "libtorrent to finish")
-        assert_same_tree(tmp_path / "seed" / name, tmp_path / "lt" / name)
+        wait_for_same_tree(tmp_path / "seed" / name, tmp_path / "lt" / name)
     finally:
         if client is not None:
             client.close()
