@@ -619,21 +619,39 @@ def print_hot_spots(who: str, summary: dict[str, list[tuple[str, float]]]) -> No
 
 
 def recycle_pages(work: Path, size: int) -> None:
-    """Write ``size`` scratch bytes and delete them, just before a client starts, so the
-    page cache it fills comes from memory this VM already holds.
+    """Write scratch bytes and delete them just before a client starts, so the page
+    cache it fills comes from memory this VM already holds.
 
-    On a VM whose balloon reports freed memory back to the host a few seconds after it
-    is freed, writing into pages fresh from the host costs about 1.2 s of sys CPU per
-    GiB, into pages freed a moment ago 0.2 s (session 31: 512 MiB written in 0.65 s
-    fresh, 0.09 s recycled, 0.62 s again after 5 s). Which of the two a client gets
-    moved libtorrent's 16 KiB download from 476 to 270 MB/s in one hour; giving every
-    client recycled pages measures each at its best, as issue 18 asks."""
+    On a VM whose balloon reports freed memory back to the host within seconds,
+    writing into pages fresh from the host costs several times as much as into pages
+    freed a moment ago (session 31, ``bench/pages.py``: 512 MiB in 0.65 s of sys CPU
+    fresh, 0.09 s recycled, 0.62 s again 5 s later). The host takes freed memory back
+    progressively, so a client that starts and finishes later would get fewer cheap
+    pages: ``RECYCLE_FACTOR`` times the torrent's size is freed (capped at a quarter
+    of the memory available), which kept a 1 GiB write cheap 3 s after (0.49 s of sys
+    CPU, against 1.37 s when only 1 GiB was freed)."""
     scratch = work / "recycled-pages.tmp"
     block = bytes(MIB)
+    room = _mem_available() // 4
     with scratch.open("wb") as file:
-        for _ in range(-(-size // MIB)):
+        for _ in range(max(1, min(RECYCLE_FACTOR * size, room) // MIB)):
             file.write(block)
     scratch.unlink()  # dirty pages of a deleted file are dropped, never written back
+
+
+#: How many times the torrent's size ``recycle_pages`` frees.
+RECYCLE_FACTOR = 3
+
+
+def _mem_available() -> int:
+    """MemAvailable from /proc/meminfo, in bytes (a generous guess where there is none)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * GIB
 
 
 def settle() -> None:

@@ -40,6 +40,7 @@ from common import (
     GIB,
     MIB,
     OUT_DIR,
+    RECYCLE_FACTOR,
     Deadline,
     LogWatcher,
     ProcSample,
@@ -326,7 +327,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     size = args.size_mib * MIB
     piece = args.piece_kib * 1024
     # The original, bt's copy and libtorrent's copy, plus room for everything else.
-    require_free(args.tmp, 3 * size + GIB)
+    require_free(args.tmp, (3 + (0 if args.fresh_pages else RECYCLE_FACTOR)) * size + GIB)
     facts = machine_facts()
     work = Path(tempfile.mkdtemp(prefix="bt-bench-download-", dir=args.tmp))
     try:

@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     GIB,
     MIB,
+    RECYCLE_FACTOR,
     Deadline,
     ProcSample,
     SeededSwarm,
@@ -379,7 +380,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         + int(args.with_bt)
         + sum(level == "write" for level, _ in runs(args.levels, args.threads))
     )
-    require_free(args.tmp, copies * size + GIB)
+    scratch = 0 if args.fresh_pages else RECYCLE_FACTOR
+    require_free(args.tmp, (copies + scratch) * size + GIB)
 
     def before_client() -> None:
         settle()
