@@ -51,8 +51,10 @@ from common import (
     MIB,
     OUT_DIR,
     QUIET_ENV,
+    RECYCLE_FACTOR,
     Deadline,
     ProcSample,
+    add_fresh_pages_option,
     base_parser,
     bt_daemon,
     content_digest,
@@ -70,6 +72,7 @@ from common import (
     mib,
     print_hot_spots,
     profile_summary,
+    recycle_pages,
     require_free,
     run_reporter,
     sample_proc,
@@ -151,11 +154,15 @@ class Transfer:
 
 
 def download_from(
-    work: Path, label: str, torrent: Path, seeder_pid: int, deadline: Deadline
+    work: Path, label: str, torrent: Path, seeder_pid: int, deadline: Deadline, recycle: int
 ) -> Transfer:
-    """Run the libtorrent downloader in its own process, watching ``seeder_pid``."""
+    """Run the libtorrent downloader in its own process, watching ``seeder_pid``; it
+    writes into ``recycle`` bytes' worth of recycled pages (common.recycle_pages), if any,
+    so the same downloader is not slowed by fresh memory in one case and not the other."""
     save = work / f"dl-{label}"
     save.mkdir()
+    if recycle:
+        recycle_pages(work, recycle)
     report = work / f"dl-{label}.json"
     command = [
         sys.executable,
@@ -291,6 +298,7 @@ def case_bt(
     deadline: Deadline,
     profile: Path | None,
     gil: bool = False,
+    recycle: int = 0,
 ) -> tuple[SeedResult, Transfer]:
     """Case A: ``twistd -n bittorrent`` seeds the folder holding the complete data."""
     name = content.name
@@ -330,7 +338,7 @@ def case_bt(
         if profile is not None:
             profiler = start_profiler(pid, profile, threads=True, gil=gil, rate=250)
             time.sleep(1)  # let py-spy attach before the transfer starts
-        transfer = download_from(work, "from-bt", torrent, pid, deadline)
+        transfer = download_from(work, "from-bt", torrent, pid, deadline, recycle)
         if profiler is not None:
             stop_profiler(profiler)
             profiler = None
@@ -365,6 +373,7 @@ def case_libtorrent(
     info_hash: bytes,
     tracker: OpenTracker,
     deadline: Deadline,
+    recycle: int = 0,
 ) -> tuple[SeedResult, Transfer]:
     """Case B: a libtorrent session in its own process seeds the same folder."""
     ready_file = work / "lt-seed-ready.json"
@@ -401,7 +410,7 @@ def case_libtorrent(
             flush=True,
         )
         load = pause_and_settle(deadline)
-        transfer = download_from(work, "from-lt", torrent, process.pid, deadline)
+        transfer = download_from(work, "from-lt", torrent, process.pid, deadline, recycle)
     finally:
         stop_process(process, signal.SIGTERM, 20)
     result = SeedResult(
@@ -491,6 +500,7 @@ def table(bt: SeedResult, lt_result: SeedResult) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = base_parser(__doc__.split("\n")[0], "seed.json")
+    add_fresh_pages_option(parser)
     parser.add_argument("--libtorrent-first", action="store_true", help="run case B before case A")
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the bt seeder (perturbs its figures)"
@@ -515,7 +525,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     size = args.size_mib * MIB
     piece = args.piece_kib * 1024
     # The original and the two downloaded copies, plus room for everything else.
-    require_free(args.tmp, 3 * size + GIB)
+    require_free(args.tmp, (3 + (0 if args.fresh_pages else RECYCLE_FACTOR)) * size + GIB)
     facts = machine_facts()
     work = Path(tempfile.mkdtemp(prefix="bt-bench-seed-", dir=args.tmp))
     tracker = OpenTracker()
@@ -534,15 +544,26 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         torrent, _, info_hash = write_tracked_torrent(work, content, piece, tracker, deadline)
         settle()
         order = ["libtorrent", "bt"] if args.libtorrent_first else ["bt", "libtorrent"]
+        recycle = 0 if args.fresh_pages else content_size(content)
         for number, seeder in enumerate(order):
             if number:
                 wait_tracker_empty(tracker, info_hash, deadline)
             if seeder == "bt":
                 result, _ = case_bt(
-                    work, torrent, content, info_hash, tracker, deadline, profile, args.profile_gil
+                    work,
+                    torrent,
+                    content,
+                    info_hash,
+                    tracker,
+                    deadline,
+                    profile,
+                    args.profile_gil,
+                    recycle,
                 )
             else:
-                result, _ = case_libtorrent(work, torrent, content, info_hash, tracker, deadline)
+                result, _ = case_libtorrent(
+                    work, torrent, content, info_hash, tracker, deadline, recycle
+                )
             results[seeder] = result
             print(f"{seeder} seeder: downloader got {result.rate:.1f} MB/s", flush=True)
         # Only now, with every process gone, read the copies back (they stayed until the end).
@@ -577,6 +598,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "files": args.files if args.multi_file else 1,
         "order": order,
         "profiled": "gil" if args.profile_gil else args.profile,
+        "pages": "fresh" if args.fresh_pages else "recycled",
         "bt": bt.as_json(),
         "libtorrent": lt_result.as_json(),
         "ratio_bt_libtorrent": round(bt.rate / lt_result.rate, 4),
