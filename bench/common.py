@@ -769,12 +769,38 @@ def base_parser(description: str, out_name: str) -> argparse.ArgumentParser:
 
 
 def add_fresh_pages_option(parser: argparse.ArgumentParser) -> None:
-    """For benchmarks that call ``recycle_pages`` before each downloading client."""
+    """For benchmarks that give each downloading client its memory through ``Pages``."""
     parser.add_argument(
         "--fresh-pages",
         action="store_true",
         help="skip recycle_pages: every client writes into memory fresh from the host",
     )
+
+
+@dataclass(frozen=True)
+class Pages:
+    """The memory every downloading client of a run writes into, the same for each:
+    recycled (``recycle_pages`` just before it starts) or, with ``--fresh-pages``,
+    fresh from the host."""
+
+    fresh: bool
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Pages:
+        return cls(args.fresh_pages)
+
+    @property
+    def label(self) -> str:
+        """What the results record."""
+        return "fresh" if self.fresh else "recycled"
+
+    def scratch_bytes(self, size: int) -> int:
+        """Disk room ``before_client`` may take for a torrent of ``size`` bytes."""
+        return 0 if self.fresh else RECYCLE_FACTOR * size
+
+    def before_client(self, work: Path, size: int) -> None:
+        if not self.fresh:
+            recycle_pages(work, size)
 
 
 def exit_on_sigterm() -> None:

@@ -40,9 +40,9 @@ from common import (
     GIB,
     MIB,
     OUT_DIR,
-    RECYCLE_FACTOR,
     Deadline,
     LogWatcher,
+    Pages,
     ProcSample,
     SeededSwarm,
     add_fresh_pages_option,
@@ -64,7 +64,6 @@ from common import (
     mib,
     print_hot_spots,
     profile_summary,
-    recycle_pages,
     require_free,
     run_reporter,
     sample_proc,
@@ -327,7 +326,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     size = args.size_mib * MIB
     piece = args.piece_kib * 1024
     # The original, bt's copy and libtorrent's copy, plus room for everything else.
-    require_free(args.tmp, (3 + (0 if args.fresh_pages else RECYCLE_FACTOR)) * size + GIB)
+    pages = Pages.of(args)
+    require_free(args.tmp, 3 * size + pages.scratch_bytes(size) + GIB)
     facts = machine_facts()
     work = Path(tempfile.mkdtemp(prefix="bt-bench-download-", dir=args.tmp))
     try:
@@ -338,8 +338,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         with SeededSwarm(work, content, piece, deadline) as swarm:
             settle()
             load_before_bt = loadavg()
-            if not args.fresh_pages:
-                recycle_pages(work, size)
+            pages.before_client(work, size)
             profiled = args.profile or args.profile_gil or args.profile_idle
             profile = OUT_DIR / "download-bt-profile.txt" if profiled else None
             if profile is not None:
@@ -371,8 +370,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             swarm.wait_seeder_alone()
             settle()
             load_before_lt = loadavg()
-            if not args.fresh_pages:
-                recycle_pages(work, size)
+            pages.before_client(work, size)
             lt_result = run_libtorrent(work, swarm.torrent, content, digest, deadline)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -391,7 +389,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "piece_bytes": piece,
         "files": files,
         "profiled": "gil" if args.profile_gil else "idle" if args.profile_idle else args.profile,
-        "pages": "fresh" if args.fresh_pages else "recycled",
+        "pages": pages.label,
         "loadavg_before_bt": load_before_bt,
         "loadavg_before_libtorrent": load_before_lt,
         "bt": bt.as_json(),

@@ -48,8 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     GIB,
     MIB,
-    RECYCLE_FACTOR,
     Deadline,
+    Pages,
     ProcSample,
     SeededSwarm,
     add_fresh_pages_option,
@@ -60,7 +60,6 @@ from common import (
     loadavg,
     machine_facts,
     make_content,
-    recycle_pages,
     require_free,
     run_reporter,
     sample_proc,
@@ -367,7 +366,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "piece_bytes": args.piece_kib * 1024,
         "pipeline": args.pipeline,
         "threads": args.threads,
-        "pages": "fresh" if args.fresh_pages else "recycled",
+        "pages": Pages.of(args).label,
     }
     measured: list[Result] = []
     # Every copy stays until the end, and each client gets the same kind of memory, as in
@@ -380,13 +379,12 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         + int(args.with_bt)
         + sum(level == "write" for level, _ in runs(args.levels, args.threads))
     )
-    scratch = 0 if args.fresh_pages else RECYCLE_FACTOR
-    require_free(args.tmp, (copies + scratch) * size + GIB)
+    pages = Pages.of(args)
+    require_free(args.tmp, copies * size + pages.scratch_bytes(size) + GIB)
 
     def before_client() -> None:
         settle()
-        if not args.fresh_pages:
-            recycle_pages(work, size)
+        pages.before_client(work, size)
 
     try:
         content, digest = make_content(work, "seed", args.size_mib)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -60,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     finally:
-        for leftover in work.iterdir():
-            leftover.unlink()
-        work.rmdir()
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -51,8 +51,8 @@ from common import (
     MIB,
     OUT_DIR,
     QUIET_ENV,
-    RECYCLE_FACTOR,
     Deadline,
+    Pages,
     ProcSample,
     add_fresh_pages_option,
     base_parser,
@@ -72,7 +72,6 @@ from common import (
     mib,
     print_hot_spots,
     profile_summary,
-    recycle_pages,
     require_free,
     run_reporter,
     sample_proc,
@@ -154,15 +153,20 @@ class Transfer:
 
 
 def download_from(
-    work: Path, label: str, torrent: Path, seeder_pid: int, deadline: Deadline, recycle: int
+    work: Path,
+    label: str,
+    torrent: Path,
+    seeder_pid: int,
+    deadline: Deadline,
+    pages: Pages,
+    size: int,
 ) -> Transfer:
     """Run the libtorrent downloader in its own process, watching ``seeder_pid``; it
-    writes into ``recycle`` bytes' worth of recycled pages (common.recycle_pages), if any,
-    so the same downloader is not slowed by fresh memory in one case and not the other."""
+    writes into the run's kind of memory (``pages``), so the same downloader is not
+    slowed by fresh memory in one case and not in the other."""
     save = work / f"dl-{label}"
     save.mkdir()
-    if recycle:
-        recycle_pages(work, recycle)
+    pages.before_client(work, size)
     report = work / f"dl-{label}.json"
     command = [
         sys.executable,
@@ -298,7 +302,8 @@ def case_bt(
     deadline: Deadline,
     profile: Path | None,
     gil: bool = False,
-    recycle: int = 0,
+    *,
+    pages: Pages,
 ) -> tuple[SeedResult, Transfer]:
     """Case A: ``twistd -n bittorrent`` seeds the folder holding the complete data."""
     name = content.name
@@ -338,7 +343,8 @@ def case_bt(
         if profile is not None:
             profiler = start_profiler(pid, profile, threads=True, gil=gil, rate=250)
             time.sleep(1)  # let py-spy attach before the transfer starts
-        transfer = download_from(work, "from-bt", torrent, pid, deadline, recycle)
+        size = content_size(content)
+        transfer = download_from(work, "from-bt", torrent, pid, deadline, pages, size)
         if profiler is not None:
             stop_profiler(profiler)
             profiler = None
@@ -373,7 +379,8 @@ def case_libtorrent(
     info_hash: bytes,
     tracker: OpenTracker,
     deadline: Deadline,
-    recycle: int = 0,
+    *,
+    pages: Pages,
 ) -> tuple[SeedResult, Transfer]:
     """Case B: a libtorrent session in its own process seeds the same folder."""
     ready_file = work / "lt-seed-ready.json"
@@ -410,7 +417,8 @@ def case_libtorrent(
             flush=True,
         )
         load = pause_and_settle(deadline)
-        transfer = download_from(work, "from-lt", torrent, process.pid, deadline, recycle)
+        size = content_size(content)
+        transfer = download_from(work, "from-lt", torrent, process.pid, deadline, pages, size)
     finally:
         stop_process(process, signal.SIGTERM, 20)
     result = SeedResult(
@@ -525,7 +533,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     size = args.size_mib * MIB
     piece = args.piece_kib * 1024
     # The original and the two downloaded copies, plus room for everything else.
-    require_free(args.tmp, (3 + (0 if args.fresh_pages else RECYCLE_FACTOR)) * size + GIB)
+    pages = Pages.of(args)
+    require_free(args.tmp, 3 * size + pages.scratch_bytes(size) + GIB)
     facts = machine_facts()
     work = Path(tempfile.mkdtemp(prefix="bt-bench-seed-", dir=args.tmp))
     tracker = OpenTracker()
@@ -544,7 +553,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         torrent, _, info_hash = write_tracked_torrent(work, content, piece, tracker, deadline)
         settle()
         order = ["libtorrent", "bt"] if args.libtorrent_first else ["bt", "libtorrent"]
-        recycle = 0 if args.fresh_pages else content_size(content)
+
         for number, seeder in enumerate(order):
             if number:
                 wait_tracker_empty(tracker, info_hash, deadline)
@@ -558,11 +567,11 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                     deadline,
                     profile,
                     args.profile_gil,
-                    recycle,
+                    pages=pages,
                 )
             else:
                 result, _ = case_libtorrent(
-                    work, torrent, content, info_hash, tracker, deadline, recycle
+                    work, torrent, content, info_hash, tracker, deadline, pages=pages
                 )
             results[seeder] = result
             print(f"{seeder} seeder: downloader got {result.rate:.1f} MB/s", flush=True)
@@ -598,7 +607,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "files": args.files if args.multi_file else 1,
         "order": order,
         "profiled": "gil" if args.profile_gil else args.profile,
-        "pages": "fresh" if args.fresh_pages else "recycled",
+        "pages": pages.label,
         "bt": bt.as_json(),
         "libtorrent": lt_result.as_json(),
         "ratio_bt_libtorrent": round(bt.rate / lt_result.rate, 4),

@@ -50,10 +50,12 @@ class PieceGeometry:
     block_size: int = BLOCK_SIZE
     #: Bytes of the last piece: ``piece_length`` unless the total is not a multiple of it.
     last_piece_size: int = field(init=False, repr=False, compare=False)
-    #: Blocks of every piece but the last, and whether they are all ``block_size``:
-    #: the picker asks per block, so the common case must not redo the arithmetic.
+    #: Pieces below this index have only blocks of exactly ``block_size`` (every piece
+    #: but the last when the piece length is a multiple of it, else none): the picker
+    #: asks per block, so the common case must not redo the arithmetic.
+    whole_blocks_below: int = field(init=False, repr=False, compare=False)
+    #: Blocks of every piece but the last.
     _blocks_per_piece: int = field(init=False, repr=False, compare=False)
-    _whole_blocks: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.piece_length <= 0 or self.total_length <= 0:
@@ -72,7 +74,8 @@ class PieceGeometry:
         last = self.total_length - self.piece_length * (self.num_pieces - 1)
         object.__setattr__(self, "last_piece_size", last)
         object.__setattr__(self, "_blocks_per_piece", -(-self.piece_length // self.block_size))
-        object.__setattr__(self, "_whole_blocks", self.piece_length % self.block_size == 0)
+        whole = self.piece_length % self.block_size == 0
+        object.__setattr__(self, "whole_blocks_below", self.num_pieces - 1 if whole else 0)
 
     @classmethod
     def of(
@@ -130,11 +133,7 @@ class PieceGeometry:
 
     def block_length(self, index: int, block: int) -> int:
         """Bytes of block number ``block`` of piece ``index``."""
-        if (
-            self._whole_blocks
-            and 0 <= index < self.num_pieces - 1
-            and 0 <= block < self._blocks_per_piece
-        ):
+        if 0 <= index < self.whole_blocks_below and 0 <= block < self._blocks_per_piece:
             return self.block_size
         begin = block * self.block_size
         size = self.piece_size(index)

@@ -122,3 +122,23 @@ def test_geometry_that_does_not_add_up_is_refused() -> None:
     with pytest.raises(ValueError, match="piece length 0 must be positive"):
         PieceGeometry.of(0, 10)
     assert piece_count(10, 3) == 4
+
+
+@given(
+    piece_length=st.integers(1, 5 * BLOCK_SIZE),
+    pieces=st.integers(1, 6),
+    short=st.integers(0, BLOCK_SIZE),
+)
+def test_pieces_below_whole_blocks_below_have_only_full_blocks(
+    piece_length: int, pieces: int, short: int
+) -> None:
+    total = max(1, piece_length * pieces - min(short, piece_length - 1))
+    geometry = PieceGeometry.of(piece_length, total)
+    for index in range(geometry.num_pieces):
+        full = all(block.length == BLOCK_SIZE for block in geometry.blocks(index))
+        if index < geometry.whole_blocks_below:
+            assert full, index
+    if piece_length % BLOCK_SIZE == 0:
+        assert geometry.whole_blocks_below == geometry.num_pieces - 1
+    else:
+        assert geometry.whole_blocks_below == 0

@@ -65,6 +65,7 @@ __all__ = [
     "parse",
     "parse_from",
     "parse_handshake",
+    "received_piece",
 ]
 
 PROTOCOL: Final = b"BitTorrent protocol"
@@ -364,9 +365,25 @@ def _copy(buffer: ReadableBuffer, start: int, stop: int) -> bytes:
         return part.tobytes()
 
 
+# Piece is frozen: its generated __init__ sets each field through object.__setattr__
+# (about 400 ns against 150). A received block makes one per block, so its slots are
+# set directly; it is the same frozen Piece.
+_new_object = object.__new__
+_set_index, _set_begin, _set_block = Piece.index.__set__, Piece.begin.__set__, Piece.block.__set__
+
+
+def received_piece(index: int, begin: int, block: bytes) -> Piece:
+    """``Piece(index, begin, block)`` for the receive path, without the frozen ``__init__``."""
+    piece = _new_object(Piece)
+    _set_index(piece, index)
+    _set_begin(piece, begin)
+    _set_block(piece, block)
+    return piece
+
+
 def _parse_piece(buffer: ReadableBuffer, offset: int, size: int) -> Piece:
     index, begin = _U32X2.unpack_from(buffer, offset)
-    return Piece(index, begin, _copy(buffer, offset + 8, offset + size))
+    return received_piece(index, begin, _copy(buffer, offset + 8, offset + size))
 
 
 def _parse_extended(buffer: ReadableBuffer, offset: int, size: int) -> Extended:

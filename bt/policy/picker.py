@@ -87,8 +87,6 @@ class PiecePicker:
         num_pieces = self.num_pieces = geometry.num_pieces
         self.block_size = geometry.block_size
         self._block_count, self._block_length = geometry.block_count, geometry.block_length
-        #: Pieces below this index have only blocks of ``block_size`` (per-block paths).
-        self._whole_below = num_pieces - 1 if geometry.piece_length % self.block_size == 0 else 0
         self.random_first = random_first
         self.endgame_requests_per_block = endgame_requests_per_block
         self.strict_endgame = strict_endgame
@@ -161,14 +159,13 @@ class PiecePicker:
 
     def have(self, index: int) -> None:
         """``index`` is verified and written: never pick it again; forget its blocks."""
-        if not 0 <= index < self.num_pieces:
-            self._check(index)  # raises; inline: this runs once per piece downloaded
+        self._check(index)
         if index in self._have:
             return
         self._have.add(index)
         if self._priority[index] != _SKIP:
             self._wanted_missing -= 1
-        if self._available.position[index] >= 0:  # listed
+        if self._available.listed(index):
             self._available.remove(index)
         self._discard_download(index)
 
@@ -316,7 +313,7 @@ class PiecePicker:
         if block >= len(requested_by):
             return UNWANTED
         requesters = requested_by[block]
-        whole = index < self._whole_below
+        whole = index < self.geometry.whole_blocks_below
         if peer not in requesters or length != (
             block_size if whole else self._block_length(index, block)
         ):
@@ -326,12 +323,8 @@ class PiecePicker:
         self._duplicable.pop(key, None)
         received = download.received_from
         received[block] = peer
-        requests = self._requests
-        for requester in requesters:  # _forget_request
-            pending = requests[requester]
-            del pending[key]
-            if not pending:
-                del requests[requester]
+        for requester in requesters:
+            self._forget_request(requester, key)
         complete = len(received) == len(requested_by)
         others = () if len(requesters) == 1 else tuple(p for p in requesters if p != peer)
         return _new_tuple(
@@ -492,7 +485,7 @@ class PiecePicker:
         requested_by = download.requested_by
         received = download.received_from
         block_size = self.block_size
-        whole = index < self._whole_below
+        whole = index < self.geometry.whole_blocks_below
         for block, requesters in enumerate(requested_by):
             if requesters or block in received:
                 continue

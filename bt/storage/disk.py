@@ -275,8 +275,7 @@ class DiskQueue:
             self._queue_job(_PieceJob(index, list(blocks), size, sink, token))
 
     def _piece_checked(self, index: int, blocks: Sequence[bytes]) -> int:
-        if not 0 <= index < self.verifier.num_pieces:
-            self._check_index(index)  # raises
+        self._check_index(index)
         first = blocks[0] if len(blocks) == 1 else None
         if type(first) is bytes:  # a one-block piece, as received: skip the generator
             size = len(first)
@@ -291,8 +290,7 @@ class DiskQueue:
     def _queue_job(self, job: _PieceJob) -> None:
         self._pending += 1
         self._writing += 1
-        if not self._paused and self._writing > self._high_water:
-            self._update_pressure()  # only a pause: pieces are added here
+        self._update_pressure()
         with self._lock:
             self._queued.append(job)
             start = not self._batch_waiting and self._batches_running < self._batch_limit(job)

@@ -499,8 +499,9 @@ class Swarm:
         picker, verified, suspected = self.picker, self.blame.piece_verified, self.blame.suspected
         for index, blocks in pieces:
             picker.have(index)
-            for liar in verified(index, blocks) if index in suspected else ():
-                self.ban(liar, f"sent a bad block of piece {index}")  # type: ignore[arg-type]
+            if index in suspected:
+                for liar in verified(index, blocks):
+                    self.ban(liar, f"sent a bad block of piece {index}")  # type: ignore[arg-type]
         if announce:
             indexes = [index for index, _ in pieces]
             for link in list(self.links):
@@ -513,15 +514,14 @@ class Swarm:
     def bad_data(
         self,
         index: int,
-        sources: Mapping[int, PeerLink | Address],
+        links: Mapping[int, PeerLink],
         blocks: list[bytes],
         leaves: Sequence[bytes] | None = None,
     ) -> None:
         """The piece failed its hash (it is not written). With its received ``leaves``
         (v2) only the blocks proven bad are fetched again and their senders blamed;
-        otherwise the whole piece is wanted again and its senders blamed. ``sources``:
-        block -> sender's link (from ``blocks_arrived``) or address."""
-        sources = {n: getattr(peer, "address", peer) for n, peer in sources.items()}
+        otherwise the whole piece is wanted again and its senders (``links``) blamed."""
+        sources = {n: link.address for n, link in links.items()}
         self.hash_failures += 1
         self.log.warn(
             "{name}: piece {index} failed its hash check (sent by {senders})",
